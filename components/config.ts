@@ -1,0 +1,333 @@
+/**
+ * Stack configuration: the one place that parses and validates `zero-trust-ollama:*` keys into
+ * plain typed data. Everything downstream (components, renderers, sandbox, plan) takes the
+ * `StackConfig` this module returns and never reads raw config itself.
+ */
+import { z } from "zod";
+
+export const PROJECT = "zero-trust-ollama";
+
+/** Device and node names: DNS-label-like, used verbatim in resource names and cert CNs. */
+export const NAME_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
+const TAG_PATTERN = /^tag:[a-z0-9][a-z0-9-]*$/;
+const DIGEST_PATTERN = /@sha256:[a-f0-9]{64}$/;
+/** Ollama model references such as `llama3.2:3b`, `library/qwen2.5:7b-instruct`, `hf.co/org/m:q4`. */
+export const MODEL_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]*(\/[A-Za-z0-9][A-Za-z0-9._-]*){0,2}(:[A-Za-z0-9][A-Za-z0-9._-]{0,127})?$/;
+const GROUP_PATTERN = /^[^\s,"\\]{1,128}$/;
+const HOSTNAME_PATTERN = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
+
+/** Image defaults are version-pinned; stacks with `requirePinnedImages` must add a digest. */
+export const DEFAULT_IMAGES = {
+    ollama: "ollama/ollama:0.12.3",
+    nginx: "nginx:1.28.0-alpine",
+    haproxy: "haproxy:2.8.15-alpine",
+    oauth2Proxy: "quay.io/oauth2-proxy/oauth2-proxy:v7.12.0",
+} as const;
+
+const email = z.string().regex(/^[^\s@]+@[^\s@]+\.[^\s@]+$/, "must be an email address like alice@example.com");
+const group = z.string().regex(GROUP_PATTERN, "must be a group name or id without spaces, commas or quotes");
+const port = z.number().int("must be a whole number").min(1, "must be a TCP port 1-65535").max(65535, "must be a TCP port 1-65535");
+const imageRef = z.string().regex(/^[a-z0-9][a-z0-9._\/:-]*(@sha256:[a-f0-9]{64})?$/, "must be an image reference like repo/name:tag[@sha256:<64 hex>]");
+const httpsOrigin = z
+    .string()
+    .refine((s) => s !== "*", "\"*\" is never allowed; list exact https origins such as https://chat.example.com")
+    .refine((s) => s === "*" || /^https:\/\/[a-z0-9.-]+(:\d{1,5})?$/.test(s), "must be an exact https origin like https://chat.example.com (no path, no wildcard, lowercase)");
+const tag = z.string().regex(TAG_PATTERN, "must be a Tailscale tag like tag:ai-server (lowercase letters, digits, dashes)");
+
+const deviceSchema = z.strictObject({
+    name: z.string().regex(NAME_PATTERN, `must match ${NAME_PATTERN.source}`),
+    owner: email,
+    groups: z.array(group).default([]),
+    tailscaleDeviceId: z.string().regex(/^[A-Za-z0-9]{6,64}$/, "must be a Tailscale node id such as nXXXXXXXXCNTRL").optional(),
+    apiKey: z.boolean().default(false),
+});
+
+const gatewaySchema = z.strictObject({
+    kind: z.enum(["nginx", "haproxy"]).default("nginx"),
+    listen: z.enum(["loopback", "tailscale"]).default("loopback"),
+    port: port.default(8443),
+    rateLimitPerMinute: z.number().int().min(1).max(100000).default(120),
+    burst: z.number().int().min(0).max(10000).default(20),
+    authRateLimitPerMinute: z.number().int().min(1).max(10000).default(10),
+    maxConnectionsPerClient: z.number().int().min(1).max(10000).default(20),
+    maxBodyKiB: z.number().int().min(1).max(1024 * 1024).default(1024),
+    corsOrigins: z.array(httpsOrigin).default([]),
+    upstreamTimeoutSeconds: z.number().int().min(5).max(86400).default(600),
+    clientTimeoutSeconds: z.number().int().min(1).max(300).default(10),
+    tlsMinVersion: z.enum(["1.3", "1.2"]).default("1.3"),
+    image: imageRef.optional(),
+});
+
+const identitySchema = z.strictObject({
+    provider: z.enum(["none", "entra", "oidc"]).default("none"),
+    tenantId: z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, "must be the Entra tenant GUID").optional(),
+    issuerUrl: z.string().url("must be an https URL").refine((u) => u.startsWith("https://"), "must be an https URL (the IdP's OIDC issuer)").optional(),
+    clientId: z.string().min(1).max(256).optional(),
+    allowedGroups: z.array(group).default([]),
+    allowedEmailDomains: z.array(z.string().regex(HOSTNAME_PATTERN, "must be a domain like example.com")).default([]),
+    allowedEmails: z.array(email).default([]),
+    requireMfa: z.boolean().default(false),
+    cookieExpireHours: z.number().int().min(1).max(168).default(8),
+    cookieRefreshMinutes: z.number().int().min(1).max(1440).default(60),
+    secretRotationDays: z.number().int().min(1).max(730).default(180),
+    image: imageRef.optional(),
+});
+
+const tailscaleSchema = z.strictObject({
+    enabled: z.boolean().default(false),
+    serverTag: tag.default("tag:ai-server"),
+    clientTag: tag.default("tag:ai-client"),
+    allowedUsers: z.array(email).default([]),
+    manageAcl: z.boolean().default(false),
+    overwriteExistingAcl: z.boolean().default(false),
+    serverHostname: z.string().regex(HOSTNAME_PATTERN, "must be the server's tailnet host name").optional(),
+    serverAddress: z.string().optional(),
+    authKeyExpiryHours: z.number().int().min(1).max(2160).default(24),
+    logstream: z.enum(["off", "splunk", "elastic", "cribl", "datadog", "axiom", "panther"]).default("off"),
+    logstreamUrl: z.string().url().refine((u) => u.startsWith("https://"), "must be an https URL").optional(),
+});
+
+const gpusSchema = z.union([z.literal("all"), z.literal("none"), z.number().int().min(1).max(64)], {
+    error: "must be \"all\", \"none\" or a GPU count 1-64",
+});
+
+const ollamaSchema = z.strictObject({
+    image: imageRef.default(DEFAULT_IMAGES.ollama),
+    gpus: gpusSchema.default("all"),
+    modelsPath: z.string().regex(/^\/[^\0]*$/, "must be an absolute host path").refine((p) => !p.split("/").includes(".."), "must not contain '..'").default("/srv/encrypted/ollama"),
+    memoryLimitMiB: z.number().int().min(512).max(4 * 1024 * 1024).default(32768),
+    keepAlive: z.string().regex(/^-?\d+[smh]?$/, "must be a duration like 5m").default("5m"),
+});
+
+const piiAction = z.enum(["block", "redact", "off"]);
+const filterSchema = z.strictObject({
+    enabled: z.boolean().default(true),
+    pii: piiAction.default("block"),
+    jailbreak: z.enum(["block", "off"]).default("block"),
+    maxPromptChars: z.number().int().min(1).max(10_000_000).default(32000),
+    maxMessages: z.number().int().min(1).max(10000).default(200),
+    maxNumCtx: z.number().int().min(256).max(1_048_576).default(32768),
+    maxOutputTokens: z.number().int().min(1).max(1_048_576).default(8192),
+    modelsByGroup: z
+        .record(z.string().regex(/^(\*|[^\s,"\\]{1,128})$/, "must be a group name or \"*\""), z.array(z.string().regex(MODEL_PATTERN, "must be a model name like llama3.2:3b")))
+        .default({ "*": ["llama3.2:3b"] }),
+});
+
+const siemSchema = z.strictObject({
+    syslogAddress: z
+        .string()
+        .regex(/^(udp|tcp):\/\/[A-Za-z0-9.-]+:\d{1,5}$/, "must be udp://host:port or tcp://host:port")
+        .optional(),
+});
+
+const dockerSchema = z.strictObject({
+    host: z
+        .string()
+        .regex(/^(unix:\/\/\/\S+|ssh:\/\/[A-Za-z0-9._-]+@[A-Za-z0-9.-]+(:\d{1,5})?)$/, "must be unix:///path/to/docker.sock or ssh://user@host[:port]")
+        .default("unix:///var/run/docker.sock"),
+});
+
+const pkiSchema = z.strictObject({
+    keyAlgorithm: z.enum(["ECDSA-P256", "ECDSA-P384", "RSA-3072", "RSA-4096"]).default("ECDSA-P384"),
+    caValidityDays: z.number().int().min(30).max(3650).default(1825),
+    serverCertValidityDays: z.number().int().min(1).max(397).default(365),
+    clientCertValidityDays: z.number().int().min(1).max(825).default(90),
+});
+
+/** Root schema. Keys are the stack config keys without the `zero-trust-ollama:` namespace. */
+export const configSchema = z.strictObject({
+    domain: z.string().regex(HOSTNAME_PATTERN, "must be a lowercase DNS name like ollama.example.internal"),
+    requirePinnedImages: z.boolean().default(false),
+    devices: z.array(deviceSchema).default([]),
+    gateway: gatewaySchema.default(gatewaySchema.parse({})),
+    identity: identitySchema.default(identitySchema.parse({})),
+    tailscale: tailscaleSchema.default(tailscaleSchema.parse({})),
+    ollama: ollamaSchema.default(ollamaSchema.parse({})),
+    filter: filterSchema.default(filterSchema.parse({})),
+    siem: siemSchema.default({}),
+    docker: dockerSchema.default(dockerSchema.parse({})),
+    pki: pkiSchema.default(pkiSchema.parse({})),
+    /** Presence marker for the `secure:` OIDC client secret; its value never enters StackConfig. */
+    oidcClientSecret: z.string().optional(),
+});
+
+export type StackConfig = Omit<z.output<typeof configSchema>, "oidcClientSecret"> & {
+    /** True when a (secret) `oidcClientSecret` is configured; the value stays a Pulumi secret. */
+    readonly hasOidcClientSecret: boolean;
+};
+export type DeviceConfig = StackConfig["devices"][number];
+export type GatewayConfig = StackConfig["gateway"];
+export type IdentityConfig = StackConfig["identity"];
+export type TailscaleConfig = StackConfig["tailscale"];
+export type OllamaConfig = StackConfig["ollama"];
+export type FilterConfig = StackConfig["filter"];
+
+/** One validation problem: the full config key path and what is allowed there. */
+export interface ConfigProblem {
+    readonly path: string;
+    readonly message: string;
+}
+
+export class ConfigError extends Error {
+    constructor(public readonly problems: readonly ConfigProblem[]) {
+        super(formatProblems(problems));
+        this.name = "ConfigError";
+    }
+}
+
+export function formatProblems(problems: readonly ConfigProblem[]): string {
+    const lines = problems.map((p) => `  - ${p.path}: ${p.message}`);
+    return `invalid stack config (${problems.length} problem${problems.length === 1 ? "" : "s"}):\n${lines.join("\n")}`;
+}
+
+/** `["devices", 2, "name"]` -> `zero-trust-ollama:devices[2].name` */
+export function keyPath(path: readonly PropertyKey[]): string {
+    let out = PROJECT + ":";
+    path.forEach((seg, i) => {
+        if (typeof seg === "number") out += `[${seg}]`;
+        else out += (i === 0 ? "" : ".") + String(seg);
+    });
+    return out;
+}
+
+function describe(value: unknown): string {
+    const s = JSON.stringify(value);
+    return s === undefined ? String(value) : s.length > 60 ? s.slice(0, 57) + "..." : s;
+}
+
+function valueAt(raw: unknown, path: readonly PropertyKey[]): unknown {
+    let cur: unknown = raw;
+    for (const seg of path) {
+        if (cur === null || typeof cur !== "object") return undefined;
+        cur = (cur as Record<PropertyKey, unknown>)[seg as string];
+    }
+    return cur;
+}
+
+function schemaProblems(raw: unknown, error: z.ZodError): ConfigProblem[] {
+    const out: ConfigProblem[] = [];
+    for (const issue of error.issues) {
+        if (issue.code === "unrecognized_keys") {
+            for (const k of issue.keys) {
+                out.push({ path: keyPath([...issue.path, k]), message: "unknown key (check the spelling; every key is documented in Pulumi.yaml)" });
+            }
+            continue;
+        }
+        const got = valueAt(raw, issue.path);
+        const message = got === undefined ? (issue.code === "invalid_type" ? "is required" : issue.message) : `${issue.message} (got ${describe(got)})`;
+        out.push({ path: keyPath(issue.path), message });
+    }
+    return out;
+}
+
+const TAILSCALE_V4 = { base: (100 << 24) | (64 << 16), maskBits: 10 };
+/** True for addresses in Tailscale's ranges: 100.64.0.0/10 and fd7a:115c:a1e0::/48. */
+export function isTailscaleAddress(addr: string): boolean {
+    const v4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(addr);
+    if (v4) {
+        const octets = v4.slice(1).map(Number);
+        if (octets.some((o) => o > 255)) return false;
+        const n = ((octets[0] << 24) | (octets[1] << 16) | (octets[2] << 8) | octets[3]) >>> 0;
+        const mask = (~0 << (32 - TAILSCALE_V4.maskBits)) >>> 0;
+        return (n & mask) >>> 0 === TAILSCALE_V4.base >>> 0;
+    }
+    return /^fd7a:115c:a1e0:/i.test(addr);
+}
+
+/** Rules that span several keys; they run only on input that passed the schema. */
+function crossFieldProblems(c: z.output<typeof configSchema>): ConfigProblem[] {
+    const out: ConfigProblem[] = [];
+    const add = (path: PropertyKey[], message: string) => out.push({ path: keyPath(path), message });
+
+    const seen = new Map<string, number>();
+    c.devices.forEach((d, i) => {
+        const first = seen.get(d.name);
+        if (first !== undefined) add(["devices", i, "name"], `duplicate device name "${d.name}" (also devices[${first}]); names must be unique`);
+        else seen.set(d.name, i);
+        if (c.tailscale.enabled && !d.tailscaleDeviceId) add(["devices", i, "tailscaleDeviceId"], "is required when tailscale.enabled is true (the node id from the Tailscale admin console)");
+    });
+
+    const id = c.identity;
+    if (id.provider === "entra" && !id.tenantId) add(["identity", "tenantId"], "is required when identity.provider is \"entra\"");
+    if (id.provider === "oidc") {
+        if (!id.issuerUrl) add(["identity", "issuerUrl"], "is required when identity.provider is \"oidc\" (e.g. https://login.example.com/realms/main)");
+        if (!id.clientId) add(["identity", "clientId"], "is required when identity.provider is \"oidc\"");
+        if (c.oidcClientSecret === undefined) add(["oidcClientSecret"], "is required when identity.provider is \"oidc\"; set it with `pulumi config set --secret oidcClientSecret <value>`");
+    }
+    if (c.gateway.kind === "haproxy" && id.provider !== "none") {
+        add(["identity", "provider"], `"${id.provider}" needs the nginx gateway (HAProxy has no auth_request); use gateway.kind: nginx, or identity.provider: none with device certificates and Tailscale`);
+    }
+
+    const ts = c.tailscale;
+    if (c.gateway.listen === "tailscale" && !ts.enabled) add(["gateway", "listen"], "\"tailscale\" needs tailscale.enabled: true; use \"loopback\" otherwise");
+    if (c.gateway.listen === "tailscale" && ts.enabled && !ts.serverAddress && !ts.serverHostname) {
+        add(["tailscale", "serverAddress"], "gateway.listen is \"tailscale\": give serverAddress (the server's 100.x address) or serverHostname to look it up");
+    }
+    if (ts.serverAddress !== undefined && !isTailscaleAddress(ts.serverAddress)) {
+        add(["tailscale", "serverAddress"], `must be a Tailscale address in 100.64.0.0/10 or fd7a:115c:a1e0::/48 (got "${ts.serverAddress}")`);
+    }
+    if (ts.serverTag === ts.clientTag) add(["tailscale", "clientTag"], "must differ from tailscale.serverTag");
+    if (ts.overwriteExistingAcl && !ts.manageAcl) add(["tailscale", "overwriteExistingAcl"], "only applies with tailscale.manageAcl: true");
+    if (ts.logstream !== "off" && !ts.logstreamUrl) add(["tailscale", "logstreamUrl"], `is required when tailscale.logstream is "${ts.logstream}"`);
+
+    if (c.requirePinnedImages) {
+        const images: [PropertyKey[], string][] = [
+            [["ollama", "image"], c.ollama.image],
+            [["gateway", "image"], c.gateway.image ?? DEFAULT_IMAGES[c.gateway.kind]],
+        ];
+        if (id.provider !== "none") images.push([["identity", "image"], id.image ?? DEFAULT_IMAGES.oauth2Proxy]);
+        for (const [path, ref] of images) {
+            if (!DIGEST_PATTERN.test(ref)) add(path, `must be pinned by digest (repo:tag@sha256:<64 hex>) because requirePinnedImages is true (got "${ref}")`);
+        }
+    }
+    if (c.filter.enabled && !Object.keys(c.filter.modelsByGroup).length) add(["filter", "modelsByGroup"], "must list at least one group (use \"*\" for everyone)");
+    return out;
+}
+
+export type ParseResult = { ok: true; config: StackConfig } | { ok: false; problems: ConfigProblem[] };
+
+/**
+ * Validate raw config (key -> already-decoded value, namespace stripped). Never throws; returns
+ * every problem found. Cross-key rules run once the per-key shape is valid.
+ */
+export function parseStackConfig(raw: Record<string, unknown>): ParseResult {
+    const result = configSchema.safeParse(raw);
+    if (!result.success) return { ok: false, problems: schemaProblems(raw, result.error) };
+    const problems = crossFieldProblems(result.data);
+    if (problems.length) return { ok: false, problems };
+    const { oidcClientSecret, ...rest } = result.data;
+    return { ok: true, config: { ...rest, hasOidcClientSecret: oidcClientSecret !== undefined } };
+}
+
+/** Like `parseStackConfig` but throws a `ConfigError` listing every problem. */
+export function loadStackConfig(raw: Record<string, unknown>): StackConfig {
+    const r = parseStackConfig(raw);
+    if (!r.ok) throw new ConfigError(r.problems);
+    return r.config;
+}
+
+/** Keys in the config namespace whose value is a Pulumi secret (`secure:` in the stack file). */
+export const SECRET_KEYS = ["oidcClientSecret"] as const;
+
+/**
+ * Pulumi hands config over as `project:key` -> string (objects JSON-encoded). Strip the
+ * namespace, decode JSON values and ignore other namespaces (provider config such as `tailscale:`).
+ */
+export function fromPulumiConfigMap(all: Record<string, string>): Record<string, unknown> {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(all)) {
+        if (!k.startsWith(PROJECT + ":")) continue;
+        const key = k.slice(PROJECT.length + 1);
+        out[key] = decodeConfigValue(key, v);
+    }
+    return out;
+}
+
+function decodeConfigValue(key: string, v: string): unknown {
+    if ((SECRET_KEYS as readonly string[]).includes(key)) return v;
+    try {
+        return JSON.parse(v);
+    } catch {
+        return v;
+    }
+}

@@ -1,0 +1,143 @@
+/**
+ * GatewaySpec: everything a gateway renderer needs, as plain data derived once from validated
+ * config, the PKI and where things run (containers or the local sandbox). nginx.conf and
+ * haproxy.cfg are both rendered from this, so the two gateways cannot drift apart.
+ */
+import type { StackConfig } from "../config";
+import { ENDPOINTS, type Endpoint } from "./endpoints";
+
+export interface Upstream {
+    readonly host: string;
+    readonly port: number;
+}
+
+/** One enrolled device as the gateway sees it. */
+export interface GatewayDevice {
+    readonly name: string;
+    readonly owner: string;
+    readonly groups: readonly string[];
+    /** SHA-1 of the certificate DER, lowercase hex (nginx $ssl_client_fingerprint). */
+    readonly fingerprintSha1: string;
+    readonly serial: string;
+}
+
+/** Where the gateway and its neighbours live in one deployment (containers or the sandbox). */
+export interface GatewayPlacement {
+    /** Address and port the gateway process itself listens on. */
+    readonly listen: Upstream;
+    /** Paths, as the gateway process sees them, of its TLS material. */
+    readonly tlsFiles: { readonly cert: string; readonly key: string; readonly ca: string };
+    /** Ollama's address on the internal network. */
+    readonly ollama: Upstream;
+    /** The prompt filter, when enabled. */
+    readonly filter?: Upstream;
+    /** oauth2-proxy, when identity.provider is not none. */
+    readonly oauth2Proxy?: Upstream;
+    /** Writable directory for pid file, temp files and sockets. */
+    readonly runtimeDir: string;
+    /** Where the JSON access log goes: "stdout" in containers, a file path in the sandbox. */
+    readonly accessLog: string;
+    /** Where the error log goes: "stderr" in containers, a file path in the sandbox. */
+    readonly errorLog: string;
+}
+
+export interface GatewayLimits {
+    readonly ratePerMinute: number;
+    readonly burst: number;
+    /** Rate for /oauth2/ (sign-in brute force), per client address. */
+    readonly authRatePerMinute: number;
+    readonly connectionsPerClient: number;
+    readonly maxBodyKiB: number;
+    readonly clientTimeoutSeconds: number;
+    readonly upstreamTimeoutSeconds: number;
+}
+
+export interface GatewaySpec {
+    readonly kind: "nginx" | "haproxy";
+    /** The DNS name clients use (server cert SAN). */
+    readonly serverName: string;
+    readonly listen: Upstream;
+    readonly tls: { readonly minVersion: "1.2" | "1.3"; readonly cert: string; readonly key: string; readonly ca: string };
+    /** Allowlisted devices; a CA-signed cert whose fingerprint is not here is refused. */
+    readonly devices: readonly GatewayDevice[];
+    readonly identity: {
+        readonly provider: "none" | "entra" | "oidc";
+        /** oauth2-proxy address when provider is not none. */
+        readonly oauth2Proxy?: Upstream;
+    };
+    /** The allowlisted endpoints (DESIGN.md §6). */
+    readonly endpoints: readonly Endpoint[];
+    /** Where allowed requests go: the filter when enabled, else Ollama. */
+    readonly upstream: Upstream & { readonly via: "filter" | "ollama" };
+    /** Host header sent upstream; Ollama checks it. */
+    readonly upstreamHost: string;
+    readonly limits: GatewayLimits;
+    /** Exact origins allowed for CORS; empty means no CORS headers at all. */
+    readonly corsOrigins: readonly string[];
+    /** Security headers added to every response, errors included. */
+    readonly securityHeaders: readonly (readonly [string, string])[];
+    readonly logging: {
+        readonly accessLog: string;
+        readonly errorLog: string;
+        /** Syslog target for the access log, when configured. */
+        readonly syslog?: { readonly protocol: "udp" | "tcp"; readonly host: string; readonly port: number };
+    };
+    readonly runtimeDir: string;
+}
+
+export const SECURITY_HEADERS: readonly (readonly [string, string])[] = [
+    ["Strict-Transport-Security", "max-age=63072000; includeSubDomains"],
+    ["X-Content-Type-Options", "nosniff"],
+    ["X-Frame-Options", "DENY"],
+    ["Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"],
+    ["Referrer-Policy", "no-referrer"],
+    ["Cache-Control", "no-store"],
+    ["Cross-Origin-Resource-Policy", "same-origin"],
+];
+
+function parseSyslog(address: string | undefined): GatewaySpec["logging"]["syslog"] {
+    if (!address) return undefined;
+    const m = /^(udp|tcp):\/\/([^:]+):(\d+)$/.exec(address);
+    if (!m) throw new Error(`siem.syslogAddress "${address}" is not udp://host:port or tcp://host:port`);
+    return { protocol: m[1] as "udp" | "tcp", host: m[2], port: Number(m[3]) };
+}
+
+/**
+ * Derive the spec. `devices` carries the certificate facts from the PKI (or the sandbox's
+ * state dir) keyed by device name; every configured device must have one.
+ */
+export function deriveGatewaySpec(cfg: StackConfig, devices: Readonly<Record<string, { fingerprintSha1: string; serial: string }>>, placement: GatewayPlacement): GatewaySpec {
+    const gatewayDevices = cfg.devices.map((d) => {
+        const cert = devices[d.name];
+        if (!cert) throw new Error(`no certificate for device "${d.name}"`);
+        return { name: d.name, owner: d.owner, groups: [...d.groups], fingerprintSha1: cert.fingerprintSha1.toLowerCase(), serial: cert.serial };
+    });
+    const useFilter = cfg.filter.enabled;
+    if (useFilter && !placement.filter) throw new Error("filter.enabled is true but the placement has no filter address");
+    if (cfg.identity.provider !== "none" && !placement.oauth2Proxy) throw new Error(`identity.provider is ${cfg.identity.provider} but the placement has no oauth2-proxy address`);
+    const upstream = useFilter ? { ...placement.filter!, via: "filter" as const } : { ...placement.ollama, via: "ollama" as const };
+    return {
+        kind: cfg.gateway.kind,
+        serverName: cfg.domain,
+        listen: placement.listen,
+        tls: { minVersion: cfg.gateway.tlsMinVersion, ...placement.tlsFiles },
+        devices: gatewayDevices,
+        identity: { provider: cfg.identity.provider, oauth2Proxy: cfg.identity.provider === "none" ? undefined : placement.oauth2Proxy },
+        endpoints: ENDPOINTS,
+        upstream,
+        upstreamHost: `${upstream.host}:${upstream.port}`,
+        limits: {
+            ratePerMinute: cfg.gateway.rateLimitPerMinute,
+            burst: cfg.gateway.burst,
+            authRatePerMinute: cfg.gateway.authRateLimitPerMinute,
+            connectionsPerClient: cfg.gateway.maxConnectionsPerClient,
+            maxBodyKiB: cfg.gateway.maxBodyKiB,
+            clientTimeoutSeconds: cfg.gateway.clientTimeoutSeconds,
+            upstreamTimeoutSeconds: cfg.gateway.upstreamTimeoutSeconds,
+        },
+        corsOrigins: [...cfg.gateway.corsOrigins],
+        securityHeaders: SECURITY_HEADERS,
+        logging: { accessLog: placement.accessLog, errorLog: placement.errorLog, syslog: parseSyslog(cfg.siem.syslogAddress) },
+        runtimeDir: placement.runtimeDir,
+    };
+}

@@ -1,0 +1,79 @@
+import * as docker from "@pulumi/docker";
+import * as pulumi from "@pulumi/pulumi";
+import { ENCRYPTED_STORE_LABEL, hardenedContainerArgs, type LoggingTarget } from "./hardening";
+
+/** Port Ollama listens on inside the internal network. */
+export const OLLAMA_PORT = 11434;
+/** Where the image keeps models; the operator's encrypted host path is bind-mounted here. */
+export const OLLAMA_MODELS_DIR = "/root/.ollama";
+
+export type GpuRequest = "all" | "none" | number;
+
+export interface OllamaRuntimeArgs {
+    /** Docker provider of the GPU host. */
+    readonly provider: docker.Provider;
+    /** Pinned Ollama image reference. */
+    readonly image: pulumi.Input<string>;
+    /** GPUs to reserve: all, none (CPU, dev only) or a count. */
+    readonly gpus: GpuRequest;
+    /** Host path of the encrypted (LUKS/FileVault) model store. */
+    readonly modelsPath: pulumi.Input<string>;
+    /** Name of the internal (no egress) network; Ollama's only network. */
+    readonly internalNetwork: pulumi.Input<string>;
+    /** Container name; also the DNS name the gateway and filter use. */
+    readonly containerName: pulumi.Input<string>;
+    /** Memory limit in MiB. */
+    readonly memoryLimitMiB: pulumi.Input<number>;
+    /** How long Ollama keeps a model loaded after use, e.g. 5m. */
+    readonly keepAlive: pulumi.Input<string>;
+    /** Where container logs go. */
+    readonly logging: LoggingTarget;
+}
+
+/** The `gpus` argument Docker understands, or undefined for CPU-only. */
+export function dockerGpus(gpus: GpuRequest): string | undefined {
+    return gpus === "none" ? undefined : String(gpus);
+}
+
+/**
+ * Ollama on the internal network only: no `ports`, no published ports, no host network, so the
+ * gateway is the only way in. Cloud model forwarding is off; models live on the encrypted mount.
+ */
+export class OllamaRuntime extends pulumi.ComponentResource {
+    public readonly containerName: pulumi.Output<string>;
+    /** host:port other containers on the internal network use to reach Ollama. */
+    public readonly internalAddress: pulumi.Output<string>;
+
+    constructor(name: string, args: OllamaRuntimeArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("zero-trust-ollama:ollama:OllamaRuntime", name, args, opts);
+        const child = { parent: this, provider: args.provider };
+
+        const image = new docker.RemoteImage(`${name}-image`, { name: args.image, keepLocally: true }, child);
+        const container = new docker.Container(
+            `${name}-container`,
+            {
+                name: args.containerName,
+                image: image.imageId,
+                ...hardenedContainerArgs("ollama", args.logging, { [ENCRYPTED_STORE_LABEL]: OLLAMA_MODELS_DIR }),
+                gpus: dockerGpus(args.gpus),
+                envs: [
+                    `OLLAMA_HOST=0.0.0.0:${OLLAMA_PORT}`,
+                    "OLLAMA_NO_CLOUD=1",
+                    pulumi.interpolate`OLLAMA_KEEP_ALIVE=${args.keepAlive}`,
+                ],
+                networksAdvanced: [{ name: args.internalNetwork, aliases: ["ollama"] }],
+                mounts: [{ type: "bind", source: args.modelsPath, target: OLLAMA_MODELS_DIR, readOnly: false }],
+                readOnly: true,
+                tmpfs: { "/tmp": "rw,nosuid,nodev,size=1g" },
+                memory: args.memoryLimitMiB,
+                ulimits: [{ name: "nofile", soft: 65536, hard: 65536 }],
+                healthcheck: { tests: ["CMD", "ollama", "list"], interval: "30s", timeout: "10s", retries: 3, startPeriod: "30s" },
+            },
+            child,
+        );
+
+        this.containerName = container.name;
+        this.internalAddress = pulumi.interpolate`${container.name}:${OLLAMA_PORT}`;
+        this.registerOutputs({ containerName: this.containerName, internalAddress: this.internalAddress });
+    }
+}

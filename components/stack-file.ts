@@ -1,0 +1,85 @@
+/**
+ * Reads a `Pulumi.<stack>.yaml` file the way the Pulumi CLI hands config to the program, for the
+ * tools that run without the CLI (plan, sandbox, device tooling, tests). `secure:` values cannot
+ * be decrypted offline: each becomes a present secret with a placeholder value.
+ */
+import { readFileSync } from "node:fs";
+import { parse } from "yaml";
+import { PROJECT, SECRET_KEYS } from "./config";
+
+/** Placeholder that stands in for a `secure:` value that cannot be decrypted offline. */
+export const SECRET_PLACEHOLDER = "[secret]";
+
+export interface StackFile {
+    /** Config of this project, namespace stripped, values decoded. */
+    readonly raw: Record<string, unknown>;
+    /** Keys (namespace stripped) whose values were `secure:` in the file. */
+    readonly secretKeys: readonly string[];
+    /** Config of other namespaces (provider settings such as `tailscale:tailnet`), keys kept whole. */
+    readonly otherConfig: Record<string, unknown>;
+}
+
+export class StackFileError extends Error {
+    constructor(message: string) {
+        super(message);
+        this.name = "StackFileError";
+    }
+}
+
+function isSecure(v: unknown): v is { secure: string } {
+    return typeof v === "object" && v !== null && !Array.isArray(v) && Object.keys(v).length === 1 && typeof (v as { secure?: unknown }).secure === "string";
+}
+
+/** Parse stack-file text; `source` names the file in errors. */
+export function parseStackFile(text: string, source: string): StackFile {
+    let doc: unknown;
+    try {
+        doc = parse(text);
+    } catch (e) {
+        throw new StackFileError(`${source}: not valid YAML: ${(e as Error).message.split("\n")[0]}`);
+    }
+    if (doc === null || doc === undefined) doc = {};
+    if (typeof doc !== "object" || Array.isArray(doc)) throw new StackFileError(`${source}: expected a YAML mapping with a "config:" key`);
+    const config = (doc as { config?: unknown }).config ?? {};
+    if (typeof config !== "object" || config === null || Array.isArray(config)) throw new StackFileError(`${source}: "config" must be a mapping of key: value`);
+
+    const raw: Record<string, unknown> = {};
+    const secretKeys: string[] = [];
+    const otherConfig: Record<string, unknown> = {};
+    for (const [fullKey, value] of Object.entries(config as Record<string, unknown>)) {
+        const sep = fullKey.indexOf(":");
+        // Pulumi treats a key without a namespace as belonging to the project.
+        const ns = sep < 0 ? PROJECT : fullKey.slice(0, sep);
+        const key = sep < 0 ? fullKey : fullKey.slice(sep + 1);
+        if (ns !== PROJECT) {
+            otherConfig[fullKey] = isSecure(value) ? SECRET_PLACEHOLDER : value;
+            continue;
+        }
+        if (isSecure(value)) {
+            secretKeys.push(key);
+            raw[key] = SECRET_PLACEHOLDER;
+        } else {
+            raw[key] = value;
+        }
+    }
+    return { raw, secretKeys, otherConfig };
+}
+
+export function readStackFile(path: string): StackFile {
+    let text: string;
+    try {
+        text = readFileSync(path, "utf8");
+    } catch (e) {
+        throw new StackFileError(`${path}: cannot read stack file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    }
+    return parseStackFile(text, path);
+}
+
+/** The `project:key -> string` map Pulumi's runtime would see for this file (for mocks). */
+export function toPulumiConfigMap(file: StackFile): { config: Record<string, string>; secretKeys: string[] } {
+    const config: Record<string, string> = {};
+    for (const [k, v] of Object.entries(file.raw)) config[`${PROJECT}:${k}`] = typeof v === "string" ? v : JSON.stringify(v);
+    for (const [k, v] of Object.entries(file.otherConfig)) config[k] = typeof v === "string" ? v : JSON.stringify(v);
+    const secretKeys = file.secretKeys.filter((k) => (SECRET_KEYS as readonly string[]).includes(k)).map((k) => `${PROJECT}:${k}`);
+    return { config, secretKeys };
+}

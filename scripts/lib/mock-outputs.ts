@@ -1,0 +1,51 @@
+/**
+ * Outputs the mocked providers return, shaped like the real ones: PEMs that parse, image ids,
+ * network names. Certificates are minimal DER structures with a serial derived from the
+ * resource name, so every device gets a distinct, stable fingerprint without running openssl.
+ */
+import { createHash } from "node:crypto";
+
+function derLength(n: number): Buffer {
+    if (n < 0x80) return Buffer.from([n]);
+    const bytes: number[] = [];
+    for (let x = n; x > 0; x = Math.floor(x / 256)) bytes.unshift(x % 256);
+    return Buffer.from([0x80 | bytes.length, ...bytes]);
+}
+const tlv = (tag: number, body: Buffer) => Buffer.concat([Buffer.from([tag]), derLength(body.length), body]);
+
+/** A certificate-shaped DER: SEQ { SEQ { [0] { INTEGER 2 }, INTEGER serial, ... } }. */
+export function fakeCertPem(seed: string): string {
+    const digest = createHash("sha256").update(seed).digest();
+    const serial = Buffer.concat([Buffer.from([0x01]), digest.subarray(0, 15)]);
+    const tbs = tlv(0x30, Buffer.concat([tlv(0xa0, tlv(0x02, Buffer.from([2]))), tlv(0x02, serial), tlv(0x04, digest)]));
+    const der = tlv(0x30, tbs);
+    const b64 = der.toString("base64").replace(/(.{64})/g, "$1\n");
+    return `-----BEGIN CERTIFICATE-----\n${b64}\n-----END CERTIFICATE-----\n`;
+}
+
+const fakePem = (label: string, seed: string) =>
+    `-----BEGIN ${label}-----\n${createHash("sha256").update(seed).digest("base64")}\n-----END ${label}-----\n`;
+
+export function mockOutputs(type: string, name: string, inputs: Record<string, any>): Record<string, unknown> {
+    switch (type) {
+        case "tls:index/privateKey:PrivateKey":
+            return { privateKeyPem: fakePem("PRIVATE KEY", name), publicKeyPem: fakePem("PUBLIC KEY", name), publicKeyFingerprintSha256: createHash("sha256").update(name).digest("hex") };
+        case "tls:index/certRequest:CertRequest":
+            return { certRequestPem: fakePem("CERTIFICATE REQUEST", name) };
+        case "tls:index/selfSignedCert:SelfSignedCert":
+        case "tls:index/locallySignedCert:LocallySignedCert":
+            return { certPem: fakeCertPem(name), validityStartTime: "2026-01-01T00:00:00Z", validityEndTime: "2027-01-01T00:00:00Z" };
+        case "docker:index/remoteImage:RemoteImage":
+            return { imageId: `sha256:${createHash("sha256").update(String(inputs.name)).digest("hex")}`, repoDigest: String(inputs.name) };
+        case "docker:index/network:Network":
+            return { name: inputs.name ?? name };
+        case "docker:index/container:Container":
+            return { name: inputs.name ?? name };
+        case "random:index/randomBytes:RandomBytes":
+            return { base64: createHash("sha256").update(name).digest().subarray(0, inputs.length ?? 32).toString("base64"), hex: createHash("sha256").update(name).digest("hex") };
+        case "random:index/randomPassword:RandomPassword":
+            return { result: createHash("sha256").update(name).digest("base64url").slice(0, inputs.length ?? 32) };
+        default:
+            return {};
+    }
+}
