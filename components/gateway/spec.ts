@@ -141,3 +141,16 @@ export function deriveGatewaySpec(cfg: StackConfig, devices: Readonly<Record<str
         runtimeDir: placement.runtimeDir,
     };
 }
+
+/**
+ * Headers the gateway sets on every request it forwards (to the filter or Ollama). They are the
+ * ONLY identity headers upstream: any client-sent header of the same name is removed first.
+ */
+export const FORWARDED_IDENTITY_HEADERS = {
+    user: "X-Auth-Request-User",
+    email: "X-Auth-Request-Email",
+    groups: "X-Auth-Request-Groups",
+    /** Name of the enrolled device whose certificate the client presented. */
+    device: "X-Device-Name",
+    requestId: "X-Request-Id",
+} as const;
