@@ -133,15 +133,16 @@ export async function runProgramUnderMocks(file: StackFile, opts: MockRunOptions
     const { config, secretKeys } = toPulumiConfigMap(file);
     pulumi.runtime.setAllConfig(config, secretKeys);
 
-    const parsed = parseStackConfig(file.raw);
-    if (!parsed.ok) return { ok: false, problems: parsed.problems, resources };
-
     let outputs: StackOutputs;
+    const parsed = parseStackConfig(file.raw);
     if (opts.viaIndex) {
+        // The real entry point: it validates config itself and throws a RunError when invalid.
         const indexPath = require.resolve("../../index");
         delete require.cache[indexPath];
         outputs = require(indexPath) as StackOutputs;
+        if (!parsed.ok) throw new Error("index.ts accepted config that parseStackConfig rejects");
     } else {
+        if (!parsed.ok) return { ok: false, problems: parsed.problems, resources };
         const cfg = new pulumi.Config(PROJECT);
         outputs = deployStack(parsed.config, { oidcClientSecret: parsed.config.hasOidcClientSecret ? cfg.requireSecret("oidcClientSecret") : undefined });
     }
@@ -152,6 +153,7 @@ export async function runProgramUnderMocks(file: StackFile, opts: MockRunOptions
         await tick();
         quietTicks = inFlight === 0 ? quietTicks + 1 : 0;
     }
+    if (!parsed.ok) throw new Error("unreachable: invalid config produced a graph");
     return { ok: true, config: parsed.config, resources, outputs };
 }
 
