@@ -39,6 +39,13 @@ export interface GatewayPlacement {
     readonly accessLog: string;
     /** Where the error log goes: "stderr" in containers, a file path in the sandbox. */
     readonly errorLog: string;
+    /**
+     * OS user for the worker processes when the master runs as root. Only the sandbox sets it
+     * (its state dir, which holds the temp paths, is private to the user running it); containers
+     * leave it unset and keep the image default. Renderers: nginx `user <name>;`, haproxy
+     * `user <name>` in `global`, each only when this is set.
+     */
+    readonly workerUser?: string;
 }
 
 export interface GatewayLimits {
@@ -83,6 +90,8 @@ export interface GatewaySpec {
         readonly syslog?: { readonly protocol: "udp" | "tcp"; readonly host: string; readonly port: number };
     };
     readonly runtimeDir: string;
+    /** See GatewayPlacement.workerUser: render the worker user directive only when set. */
+    readonly workerUser?: string;
 }
 
 export const SECURITY_HEADERS: readonly (readonly [string, string])[] = [
@@ -139,6 +148,7 @@ export function deriveGatewaySpec(cfg: StackConfig, devices: Readonly<Record<str
         securityHeaders: SECURITY_HEADERS,
         logging: { accessLog: placement.accessLog, errorLog: placement.errorLog, syslog: parseSyslog(cfg.siem.syslogAddress) },
         runtimeDir: placement.runtimeDir,
+        workerUser: placement.workerUser,
     };
 }
 
