@@ -3,18 +3,29 @@
  * outputs. Invalid config stops the program before any resource is registered.
  */
 import * as pulumi from "@pulumi/pulumi";
-import { fromPulumiConfigMap, parseStackConfig, formatProblems } from "./components/config";
+import * as runtimeConfig from "@pulumi/pulumi/runtime/config";
+import { PROJECT, fromPulumiConfigMap, parseStackConfig, formatProblems } from "./components/config";
 import { deployStack } from "./components/stack";
 
-const parsed = parseStackConfig(fromPulumiConfigMap(pulumi.runtime.allConfig()));
+// The SDK knows which config keys hold secrets (`secure:` values) but does not type this accessor.
+const { isConfigSecret } = runtimeConfig as unknown as { isConfigSecret(fullKey: string): boolean };
+const allConfig = pulumi.runtime.allConfig();
+const providerConfig = { keys: Object.keys(allConfig).filter((k) => !k.startsWith(PROJECT + ":")), isSecret: isConfigSecret };
+const parsed = parseStackConfig(fromPulumiConfigMap(allConfig), providerConfig);
 if (!parsed.ok) {
     // RunError ends the program with this message only: no stack trace, non-zero exit.
     throw new pulumi.RunError(formatProblems(parsed.problems));
 }
 const config = new pulumi.Config();
-const outputs = deployStack(parsed.config, { oidcClientSecret: parsed.config.hasOidcClientSecret ? config.requireSecret("oidcClientSecret") : undefined });
+const outputs = deployStack(parsed.config, {
+    oidcClientSecret: parsed.config.hasOidcClientSecret ? config.requireSecret("oidcClientSecret") : undefined,
+    tailscaleLogstreamToken: parsed.config.hasTailscaleLogstreamToken ? config.requireSecret("tailscaleLogstreamToken") : undefined,
+});
 
 export const gatewayUrl = outputs.gatewayUrl;
 export const caCertPem = outputs.caCertPem;
 export const devices = outputs.devices;
 export const deviceBundles = pulumi.secret(outputs.deviceBundles);
+export const gatewayListenAddress = outputs.gatewayListenAddress;
+export const tailnetPolicy = outputs.tailnetPolicy;
+export const tailnetServerAuthKey = outputs.tailnetServerAuthKey && pulumi.secret(outputs.tailnetServerAuthKey);

@@ -9,7 +9,7 @@ export const PROJECT = "zero-trust-ollama";
 
 /** Device and node names: DNS-label-like, used verbatim in resource names and cert CNs. */
 export const NAME_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
-const TAG_PATTERN = /^tag:[a-z0-9][a-z0-9-]*$/;
+const TAG_PATTERN = /^tag:[a-z][a-z0-9-]{0,62}$/;
 const DIGEST_PATTERN = /@sha256:[a-f0-9]{64}$/;
 /** Ollama model references such as `llama3.2:3b`, `library/qwen2.5:7b-instruct`, `hf.co/org/m:q4`. */
 export const MODEL_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]*(\/[A-Za-z0-9][A-Za-z0-9._-]*){0,2}(:[A-Za-z0-9][A-Za-z0-9._-]{0,127})?$/;
@@ -32,7 +32,11 @@ const httpsOrigin = z
     .string()
     .refine((s) => s !== "*", "\"*\" is never allowed; list exact https origins such as https://chat.example.com")
     .refine((s) => s === "*" || /^https:\/\/[a-z0-9.-]+(:\d{1,5})?$/.test(s), "must be an exact https origin like https://chat.example.com (no path, no wildcard, lowercase)");
-const tag = z.string().regex(TAG_PATTERN, "must be a Tailscale tag like tag:ai-server (lowercase letters, digits, dashes)");
+const tag = z.string().regex(TAG_PATTERN, "must be a Tailscale tag like tag:ai-server (tag: then a lowercase letter, then lowercase letters, digits, dashes)");
+/** Who may apply a tag: an admin role, a policy group or a user; never "*" or every member. */
+const tagOwner = z
+    .string()
+    .regex(/^(autogroup:(admin|owner|it-admin|network-admin)|group:[a-z0-9][a-z0-9._-]{0,62}|[^\s@*]+@[^\s@*]+\.[^\s@*]+)$/, "must be autogroup:admin, autogroup:owner, autogroup:it-admin, autogroup:network-admin, group:<name> or a user email");
 
 const deviceSchema = z.strictObject({
     name: z.string().regex(NAME_PATTERN, `must match ${NAME_PATTERN.source}`),
@@ -78,6 +82,7 @@ const tailscaleSchema = z.strictObject({
     serverTag: tag.default("tag:ai-server"),
     clientTag: tag.default("tag:ai-client"),
     allowedUsers: z.array(email).default([]),
+    tagOwners: z.array(tagOwner).min(1, "must list at least one owner, e.g. [autogroup:admin]").default(["autogroup:admin"]),
     manageAcl: z.boolean().default(false),
     overwriteExistingAcl: z.boolean().default(false),
     serverHostname: z.string().regex(HOSTNAME_PATTERN, "must be the server's tailnet host name").optional(),
@@ -149,11 +154,15 @@ export const configSchema = z.strictObject({
     pki: pkiSchema.default(pkiSchema.parse({})),
     /** Presence marker for the `secure:` OIDC client secret; its value never enters StackConfig. */
     oidcClientSecret: z.string().optional(),
+    /** Presence marker for the `secure:` token of the SIEM that tailnet logs stream to. */
+    tailscaleLogstreamToken: z.string().optional(),
 });
 
-export type StackConfig = Omit<z.output<typeof configSchema>, "oidcClientSecret"> & {
+export type StackConfig = Omit<z.output<typeof configSchema>, "oidcClientSecret" | "tailscaleLogstreamToken"> & {
     /** True when a (secret) `oidcClientSecret` is configured; the value stays a Pulumi secret. */
     readonly hasOidcClientSecret: boolean;
+    /** True when a (secret) `tailscaleLogstreamToken` is configured; the value stays a Pulumi secret. */
+    readonly hasTailscaleLogstreamToken: boolean;
 };
 export type DeviceConfig = StackConfig["devices"][number];
 export type GatewayConfig = StackConfig["gateway"];
@@ -240,10 +249,17 @@ function crossFieldProblems(c: z.output<typeof configSchema>): ConfigProblem[] {
     const add = (path: PropertyKey[], message: string) => out.push({ path: keyPath(path), message });
 
     const seen = new Map<string, number>();
+    const seenNodeIds = new Map<string, number>();
     c.devices.forEach((d, i) => {
         const first = seen.get(d.name);
         if (first !== undefined) add(["devices", i, "name"], `duplicate device name "${d.name}" (also devices[${first}]); names must be unique`);
         else seen.set(d.name, i);
+        if (d.tailscaleDeviceId !== undefined) {
+            // Two entries tagging the same node would fight over its tags; one would survive a revocation.
+            const firstNode = seenNodeIds.get(d.tailscaleDeviceId);
+            if (firstNode !== undefined) add(["devices", i, "tailscaleDeviceId"], `duplicate Tailscale node id "${d.tailscaleDeviceId}" (also devices[${firstNode}]); each device is one node`);
+            else seenNodeIds.set(d.tailscaleDeviceId, i);
+        }
         if (c.tailscale.enabled && !d.tailscaleDeviceId) add(["devices", i, "tailscaleDeviceId"], "is required when tailscale.enabled is true (the node id from the Tailscale admin console)");
     });
 
@@ -269,6 +285,9 @@ function crossFieldProblems(c: z.output<typeof configSchema>): ConfigProblem[] {
     if (ts.serverTag === ts.clientTag) add(["tailscale", "clientTag"], "must differ from tailscale.serverTag");
     if (ts.overwriteExistingAcl && !ts.manageAcl) add(["tailscale", "overwriteExistingAcl"], "only applies with tailscale.manageAcl: true");
     if (ts.logstream !== "off" && !ts.logstreamUrl) add(["tailscale", "logstreamUrl"], `is required when tailscale.logstream is "${ts.logstream}"`);
+    if (ts.logstream !== "off" && c.tailscaleLogstreamToken === undefined) {
+        add(["tailscaleLogstreamToken"], `is required when tailscale.logstream is "${ts.logstream}"; set it with \`pulumi config set --secret tailscaleLogstreamToken <value>\``);
+    }
 
     if (c.requirePinnedImages) {
         const images: [PropertyKey[], string][] = [
@@ -284,30 +303,55 @@ function crossFieldProblems(c: z.output<typeof configSchema>): ConfigProblem[] {
     return out;
 }
 
+/**
+ * Provider config keys that hold credentials. Pulumi passes `tailscale:*` keys to the Tailscale
+ * provider directly; a stack file may carry these only encrypted (`secure:`), never in plain text.
+ */
+export const PROVIDER_CREDENTIAL_KEYS = ["tailscale:apiKey", "tailscale:oauthClientSecret"] as const;
+
+/** Other-namespace config as the program sees it: which keys are set and which are secrets. */
+export interface ProviderConfigView {
+    /** Full keys (`namespace:key`) set outside this project's namespace. */
+    readonly keys: readonly string[];
+    /** True when Pulumi holds the key's value as a secret (`secure:` in the stack file). */
+    readonly isSecret: (fullKey: string) => boolean;
+}
+
+/** One problem per provider credential that is set in plain text. */
+export function plaintextCredentialProblems(view: ProviderConfigView): ConfigProblem[] {
+    const env: Record<(typeof PROVIDER_CREDENTIAL_KEYS)[number], string> = { "tailscale:apiKey": "TAILSCALE_API_KEY", "tailscale:oauthClientSecret": "TAILSCALE_OAUTH_CLIENT_SECRET" };
+    return PROVIDER_CREDENTIAL_KEYS.filter((k) => view.keys.includes(k) && !view.isSecret(k)).map((k) => ({
+        path: k,
+        message: `is a credential and must not be plain text in the stack file; set it with \`pulumi config set --secret ${k} <value>\` or the ${env[k]} environment variable (and rotate the exposed value)`,
+    }));
+}
+
 export type ParseResult = { ok: true; config: StackConfig } | { ok: false; problems: ConfigProblem[] };
 
 /**
- * Validate raw config (key -> already-decoded value, namespace stripped). Never throws; returns
- * every problem found. Cross-key rules run once the per-key shape is valid.
+ * Validate raw config (key -> already-decoded value, namespace stripped) and, when given, the
+ * other-namespace provider config. Never throws; returns every problem found. Cross-key rules run
+ * once the per-key shape is valid.
  */
-export function parseStackConfig(raw: Record<string, unknown>): ParseResult {
+export function parseStackConfig(raw: Record<string, unknown>, providerConfig?: ProviderConfigView): ParseResult {
+    const credentialProblems = providerConfig ? plaintextCredentialProblems(providerConfig) : [];
     const result = configSchema.safeParse(raw);
-    if (!result.success) return { ok: false, problems: schemaProblems(raw, result.error) };
-    const problems = crossFieldProblems(result.data);
+    if (!result.success) return { ok: false, problems: [...schemaProblems(raw, result.error), ...credentialProblems] };
+    const problems = [...crossFieldProblems(result.data), ...credentialProblems];
     if (problems.length) return { ok: false, problems };
-    const { oidcClientSecret, ...rest } = result.data;
-    return { ok: true, config: { ...rest, hasOidcClientSecret: oidcClientSecret !== undefined } };
+    const { oidcClientSecret, tailscaleLogstreamToken, ...rest } = result.data;
+    return { ok: true, config: { ...rest, hasOidcClientSecret: oidcClientSecret !== undefined, hasTailscaleLogstreamToken: tailscaleLogstreamToken !== undefined } };
 }
 
 /** Like `parseStackConfig` but throws a `ConfigError` listing every problem. */
-export function loadStackConfig(raw: Record<string, unknown>): StackConfig {
-    const r = parseStackConfig(raw);
+export function loadStackConfig(raw: Record<string, unknown>, providerConfig?: ProviderConfigView): StackConfig {
+    const r = parseStackConfig(raw, providerConfig);
     if (!r.ok) throw new ConfigError(r.problems);
     return r.config;
 }
 
 /** Keys in the config namespace whose value is a Pulumi secret (`secure:` in the stack file). */
-export const SECRET_KEYS = ["oidcClientSecret"] as const;
+export const SECRET_KEYS = ["oidcClientSecret", "tailscaleLogstreamToken"] as const;
 
 /**
  * Pulumi hands config over as `project:key` -> string (objects JSON-encoded). Strip the

@@ -5,7 +5,7 @@
  */
 import { readFileSync } from "node:fs";
 import { parse } from "yaml";
-import { PROJECT, SECRET_KEYS } from "./config";
+import { PROJECT, SECRET_KEYS, type ProviderConfigView } from "./config";
 
 /** Placeholder that stands in for a `secure:` value that cannot be decrypted offline. */
 export const SECRET_PLACEHOLDER = "[secret]";
@@ -17,6 +17,8 @@ export interface StackFile {
     readonly secretKeys: readonly string[];
     /** Config of other namespaces (provider settings such as `tailscale:tailnet`), keys kept whole. */
     readonly otherConfig: Record<string, unknown>;
+    /** Keys of `otherConfig` (kept whole) whose values were `secure:` in the file. */
+    readonly secureOtherKeys: readonly string[];
 }
 
 export class StackFileError extends Error {
@@ -46,6 +48,7 @@ export function parseStackFile(text: string, source: string): StackFile {
     const raw: Record<string, unknown> = {};
     const secretKeys: string[] = [];
     const otherConfig: Record<string, unknown> = {};
+    const secureOtherKeys: string[] = [];
     for (const [fullKey, value] of Object.entries(config as Record<string, unknown>)) {
         const sep = fullKey.indexOf(":");
         // Pulumi treats a key without a namespace as belonging to the project.
@@ -53,6 +56,7 @@ export function parseStackFile(text: string, source: string): StackFile {
         const key = sep < 0 ? fullKey : fullKey.slice(sep + 1);
         if (ns !== PROJECT) {
             otherConfig[fullKey] = isSecure(value) ? SECRET_PLACEHOLDER : value;
+            if (isSecure(value)) secureOtherKeys.push(fullKey);
             continue;
         }
         if (isSecure(value)) {
@@ -62,7 +66,7 @@ export function parseStackFile(text: string, source: string): StackFile {
             raw[key] = value;
         }
     }
-    return { raw, secretKeys, otherConfig };
+    return { raw, secretKeys, otherConfig, secureOtherKeys };
 }
 
 export function readStackFile(path: string): StackFile {
@@ -80,6 +84,11 @@ export function toPulumiConfigMap(file: StackFile): { config: Record<string, str
     const config: Record<string, string> = {};
     for (const [k, v] of Object.entries(file.raw)) config[`${PROJECT}:${k}`] = typeof v === "string" ? v : JSON.stringify(v);
     for (const [k, v] of Object.entries(file.otherConfig)) config[k] = typeof v === "string" ? v : JSON.stringify(v);
-    const secretKeys = file.secretKeys.filter((k) => (SECRET_KEYS as readonly string[]).includes(k)).map((k) => `${PROJECT}:${k}`);
+    const secretKeys = [...file.secretKeys.filter((k) => (SECRET_KEYS as readonly string[]).includes(k)).map((k) => `${PROJECT}:${k}`), ...file.secureOtherKeys];
     return { config, secretKeys };
+}
+
+/** The file's provider config as `parseStackConfig` checks it (plain-text credentials are errors). */
+export function providerConfigView(file: StackFile): ProviderConfigView {
+    return { keys: Object.keys(file.otherConfig), isSecret: (k) => file.secureOtherKeys.includes(k) };
 }

@@ -8,10 +8,13 @@ import type { StackConfig } from "./config";
 import { Network } from "./network";
 import { OllamaRuntime } from "./ollama";
 import { Pki } from "./pki";
+import { Tailnet } from "./tailnet";
 
 export interface StackSecrets {
     /** OIDC client secret (identity.provider oidc), a Pulumi secret. */
     readonly oidcClientSecret?: pulumi.Output<string>;
+    /** Token of the SIEM tailnet logs stream to (tailscale.logstream), a Pulumi secret. */
+    readonly tailscaleLogstreamToken?: pulumi.Output<string>;
 }
 
 export interface StackOutputs {
@@ -23,9 +26,21 @@ export interface StackOutputs {
     readonly devices: pulumi.Output<Record<string, { owner: string; groups: string[]; fingerprintSha256: string; serial: string }>>;
     /** Per-device key + certificate (secret). */
     readonly deviceBundles: pulumi.Output<Record<string, { certPem: string; keyPem: string }>>;
+    /** The only host address the gateway publishes on: 127.0.0.1 or the server's Tailscale address. */
+    readonly gatewayListenAddress: pulumi.Output<string>;
+    /** Tailnet policy JSON (tailscale.enabled): applied when manageAcl, else for an administrator to merge. */
+    readonly tailnetPolicy?: pulumi.Output<string>;
+    /** Single-use key that enrols the gateway host into the tailnet (secret; tailscale.enabled). */
+    readonly tailnetServerAuthKey?: pulumi.Output<string>;
 }
 
-export function deployStack(cfg: StackConfig, _secrets: StackSecrets = {}): StackOutputs {
+/** A secret the validated config says is present; its absence means the caller forgot to pass it. */
+function requiredSecret(value: pulumi.Output<string> | undefined, key: string): pulumi.Output<string> {
+    if (value === undefined) throw new Error(`deployStack: the config has ${key} but the caller passed no value for it`);
+    return value;
+}
+
+export function deployStack(cfg: StackConfig, secrets: StackSecrets = {}): StackOutputs {
     const stack = pulumi.getStack();
     const namePrefix = `zto-${stack}`;
     const provider = new docker.Provider("docker", { host: cfg.docker.host });
@@ -56,6 +71,29 @@ export function deployStack(cfg: StackConfig, _secrets: StackSecrets = {}): Stac
         logging,
     });
 
+    const ts = cfg.tailscale;
+    const tailnet = ts.enabled
+        ? new Tailnet("tailnet", {
+              serverTag: ts.serverTag,
+              clientTag: ts.clientTag,
+              tagOwners: ts.tagOwners,
+              allowedUsers: ts.allowedUsers,
+              gatewayPort: cfg.gateway.port,
+              // Config validation requires a node id for every device when tailscale is enabled.
+              devices: cfg.devices.map((d) => ({ name: d.name, tailscaleDeviceId: d.tailscaleDeviceId! })),
+              manageAcl: ts.manageAcl,
+              overwriteExistingAcl: ts.overwriteExistingAcl,
+              authKeyExpiryHours: ts.authKeyExpiryHours,
+              serverAddress: ts.serverAddress,
+              // Look the address up only when the gateway needs it.
+              serverHostname: cfg.gateway.listen === "tailscale" ? ts.serverHostname : undefined,
+              // Config validation requires logstreamUrl and the token whenever logstream is on.
+              logstream: ts.logstream === "off" ? undefined : { destination: ts.logstream, url: ts.logstreamUrl!, token: requiredSecret(secrets.tailscaleLogstreamToken, "tailscaleLogstreamToken") },
+          })
+        : undefined;
+    // Config validation guarantees a Tailnet with an address (given or looked up) for listen: tailscale.
+    const gatewayListenAddress = cfg.gateway.listen === "tailscale" ? tailnet!.serverAddress! : pulumi.output("127.0.0.1");
+
     const devicesByName = new Map(cfg.devices.map((d) => [d.name, d]));
     return {
         gatewayUrl: pulumi.output(`https://${cfg.domain}:${cfg.gateway.port}`),
@@ -69,5 +107,8 @@ export function deployStack(cfg: StackConfig, _secrets: StackSecrets = {}): Stac
             ),
         ),
         deviceBundles: pki.bundles,
+        gatewayListenAddress,
+        tailnetPolicy: tailnet?.policyJson,
+        tailnetServerAuthKey: tailnet?.serverAuthKey,
     };
 }

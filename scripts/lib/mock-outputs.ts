@@ -45,6 +45,8 @@ export function mockOutputs(type: string, name: string, inputs: Record<string, a
             return { base64: createHash("sha256").update(name).digest().subarray(0, inputs.length ?? 32).toString("base64"), hex: createHash("sha256").update(name).digest("hex") };
         case "random:index/randomPassword:RandomPassword":
             return { result: createHash("sha256").update(name).digest("base64url").slice(0, inputs.length ?? 32) };
+        case "tailscale:index/tailnetKey:TailnetKey":
+            return { key: `tskey-auth-${createHash("sha256").update(name).digest("hex").slice(0, 40)}`, expiresAt: "2026-01-02T00:00:00Z", invalid: false };
         default:
             return {};
     }

@@ -7,7 +7,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as settings from "@pulumi/pulumi/runtime/settings";
 import { PROJECT, parseStackConfig, type ConfigProblem, type StackConfig } from "../../components/config";
 import { deployStack, type StackOutputs } from "../../components/stack";
-import { toPulumiConfigMap, type StackFile } from "../../components/stack-file";
+import { providerConfigView, toPulumiConfigMap, type StackFile } from "../../components/stack-file";
 import { mockOutputs } from "./mock-outputs";
 
 /** Pulumi's wire marker for a secret value. */
@@ -134,7 +134,7 @@ export async function runProgramUnderMocks(file: StackFile, opts: MockRunOptions
     pulumi.runtime.setAllConfig(config, secretKeys);
 
     let outputs: StackOutputs;
-    const parsed = parseStackConfig(file.raw);
+    const parsed = parseStackConfig(file.raw, providerConfigView(file));
     if (opts.viaIndex) {
         // The real entry point: it validates config itself and throws a RunError when invalid.
         const indexPath = require.resolve("../../index");
@@ -144,7 +144,10 @@ export async function runProgramUnderMocks(file: StackFile, opts: MockRunOptions
     } else {
         if (!parsed.ok) return { ok: false, problems: parsed.problems, resources };
         const cfg = new pulumi.Config(PROJECT);
-        outputs = deployStack(parsed.config, { oidcClientSecret: parsed.config.hasOidcClientSecret ? cfg.requireSecret("oidcClientSecret") : undefined });
+        outputs = deployStack(parsed.config, {
+            oidcClientSecret: parsed.config.hasOidcClientSecret ? cfg.requireSecret("oidcClientSecret") : undefined,
+            tailscaleLogstreamToken: parsed.config.hasTailscaleLogstreamToken ? cfg.requireSecret("tailscaleLogstreamToken") : undefined,
+        });
     }
     await settle(outputs);
     // Registrations issued from applies may still be in flight; wait until the graph is quiet.

@@ -1,0 +1,95 @@
+/**
+ * The tailnet policy (Tailscale ACL) for the gateway, rendered as plain data from config.
+ *
+ * Shape (a subset of the Tailscale policy file format, https://tailscale.com/kb/1337/policy-syntax):
+ * ```json
+ * {
+ *   "tagOwners": { "<serverTag>": ["autogroup:admin"], "<clientTag>": ["autogroup:admin"] },
+ *   "grants": [
+ *     { "src": ["<clientTag>", "<allowed user email>", ...], "dst": ["<serverTag>"], "ip": ["tcp:<gateway port>"] }
+ *   ],
+ *   "tests": [
+ *     { "src": "<clientTag>", "accept": ["<serverTag>:<gateway port>"], "deny": ["<serverTag>:22", "<serverTag>:11434", ...] },
+ *     { "src": "<allowed user email>", "accept": [...], "deny": [...] }
+ *   ]
+ * }
+ * ```
+ * - `tagOwners`: who may apply the server and client tags (never `*`).
+ * - `grants`: exactly one, from the client tag and the listed users to the server tag, TCP on the
+ *   gateway port only. No other grant names the server tag; no `*` source, no `*` destination and
+ *   no port range, so anything not granted here (Ollama's port, SSH, ...) is denied by Tailscale's
+ *   default deny.
+ * - `tests`: Tailscale runs these whenever the policy is saved and rejects the policy if one
+ *   fails, so an enrolled client provably reaches the gateway port and provably cannot reach
+ *   Ollama's port or SSH on the server.
+ *
+ * The same document is applied whole (`tailscale.manageAcl: true`) or handed to an administrator
+ * to merge into the tailnet's existing policy (`manageAcl: false`). The policy pack checks this
+ * shape.
+ */
+import { OLLAMA_PORT } from "../ollama";
+
+/** One grant: `src` may open `ip` (proto:port) connections to `dst`. */
+export interface TailnetGrant {
+    readonly src: readonly string[];
+    readonly dst: readonly string[];
+    readonly ip: readonly string[];
+}
+
+/** One policy test: from `src`, every `accept` destination is reachable and every `deny` one is not. */
+export interface TailnetPolicyTest {
+    readonly src: string;
+    readonly accept: readonly string[];
+    readonly deny: readonly string[];
+}
+
+/** The rendered tailnet policy document (JSON-serialisable). */
+export interface TailnetPolicy {
+    readonly tagOwners: Readonly<Record<string, readonly string[]>>;
+    readonly grants: readonly TailnetGrant[];
+    readonly tests: readonly TailnetPolicyTest[];
+}
+
+export interface TailnetPolicyInput {
+    /** Tag the gateway host carries, e.g. tag:ai-server. */
+    readonly serverTag: string;
+    /** Tag every enrolled client device carries, e.g. tag:ai-client. */
+    readonly clientTag: string;
+    /** The gateway's published TCP port: the only port granted on the server. */
+    readonly gatewayPort: number;
+    /** Users (emails) whose own untagged devices may also reach the gateway port. */
+    readonly allowedUsers: readonly string[];
+    /** Who may apply both tags, e.g. ["autogroup:admin"]. */
+    readonly tagOwners: readonly string[];
+}
+
+/** SSH: the port an attacker on the tailnet would try first. */
+const SSH_PORT = 22;
+
+/**
+ * Ports the policy tests prove closed on the server: SSH, Ollama's own port, and the port next to
+ * the gateway's (so a grant that grew into a range would fail the tests). The gateway port itself
+ * is never listed (a gateway published on 11434 is the gateway, not Ollama).
+ */
+export function deniedTestPorts(gatewayPort: number): number[] {
+    const neighbour = gatewayPort === 65535 ? gatewayPort - 1 : gatewayPort + 1;
+    return [...new Set([SSH_PORT, OLLAMA_PORT, neighbour])].filter((p) => p !== gatewayPort).sort((a, b) => a - b);
+}
+
+/** Render the tailnet policy. Pure; input is assumed validated by the config module. */
+export function renderTailnetPolicy(input: TailnetPolicyInput): TailnetPolicy {
+    const sources = [input.clientTag, ...new Set(input.allowedUsers)];
+    const accept = [`${input.serverTag}:${input.gatewayPort}`];
+    const deny = deniedTestPorts(input.gatewayPort).map((p) => `${input.serverTag}:${p}`);
+    const owners = [...new Set(input.tagOwners)];
+    return {
+        tagOwners: { [input.serverTag]: owners, [input.clientTag]: owners },
+        grants: [{ src: sources, dst: [input.serverTag], ip: [`tcp:${input.gatewayPort}`] }],
+        tests: sources.map((src) => ({ src, accept, deny })),
+    };
+}
+
+/** The policy as the JSON text the Tailscale API (and an administrator) takes. */
+export function tailnetPolicyJson(policy: TailnetPolicy): string {
+    return JSON.stringify(policy, null, 2) + "\n";
+}
