@@ -1,0 +1,86 @@
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { copyFileSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { after, describe, test } from "node:test";
+
+const ROOT = resolve(__dirname, "../..");
+const work = mkdtempSync(join(tmpdir(), "device-cli-"));
+after(() => rmSync(work, { recursive: true, force: true }));
+
+function run(script: "device-add" | "device-revoke", args: string[]) {
+    const r = spawnSync(process.execPath, ["--import", "tsx", join(ROOT, "scripts", `${script}.ts`), ...args], { cwd: ROOT, encoding: "utf8" });
+    return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** A fresh copy of an example stack file, and a check that it is still byte-for-byte the original. */
+function copyOf(example: "dev" | "prod") {
+    const dir = mkdtempSync(join(work, "stack-"));
+    const path = join(dir, `Pulumi.${example}.yaml`);
+    copyFileSync(join(ROOT, `Pulumi.${example}.yaml`), path);
+    const original = readFileSync(path);
+    const mtime = statSync(path).mtimeMs;
+    return {
+        path,
+        assertUntouched() {
+            assert.ok(readFileSync(path).equals(original), "file content unchanged");
+            assert.equal(statSync(path).mtimeMs, mtime, "file not rewritten");
+            assert.deepEqual(readdirSync(dir), [`Pulumi.${example}.yaml`], "no temporary file left behind");
+        },
+    };
+}
+
+const noStackTrace = (s: string) => assert.doesNotMatch(s, /^\s+at .+:\d+:\d+\)?$/m, `stack trace printed:\n${s}`);
+
+describe("device:add / device:revoke command line", () => {
+    test("add, then revoke: exit 0, next steps printed, file back to the original bytes", () => {
+        const f = copyOf("dev");
+        const add = run("device-add", ["--stack", f.path, "--name", "carol-phone", "--owner", "carol@example.com", "--groups", "ml-eng,analysts"]);
+        assert.equal(add.code, 0, add.stderr);
+        assert.match(add.stdout, /enrolled "carol-phone" \(owner carol@example\.com\)/);
+        assert.match(add.stdout, /pulumi up --stack dev/);
+        assert.match(add.stdout, /npm run device:bundle -- --stack dev --name carol-phone/);
+        assert.match(readFileSync(f.path, "utf8"), /    - name: carol-phone\n      owner: carol@example.com\n      groups: \[ml-eng, analysts\]\n/);
+        const revoke = run("device-revoke", ["--stack", f.path, "--name", "carol-phone"]);
+        assert.equal(revoke.code, 0, revoke.stderr);
+        assert.match(revoke.stdout, /removed "carol-phone"/);
+        assert.equal(readFileSync(f.path, "utf8"), readFileSync(join(ROOT, "Pulumi.dev.yaml"), "utf8"));
+    });
+
+    test("refusals exit 1 with the reason, no stack trace, and leave the file untouched", () => {
+        const cases: [string, "dev" | "prod", "device-add" | "device-revoke", string[], RegExp][] = [
+            ["duplicate", "dev", "device-add", ["--name", "alice-laptop", "--owner", "a2@example.com"], /device "alice-laptop" is already enrolled/],
+            ["invalid email", "dev", "device-add", ["--name", "dave-pc", "--owner", "dave"], /zero-trust-ollama:devices\[2\]\.owner: must be an email address .*\(got "dave"\) \(set with --owner\)/],
+            ["tailscale id missing", "prod", "device-add", ["--name", "dave-pc", "--owner", "dave@corp.example.com"], /devices\[3\]\.tailscaleDeviceId: is required when tailscale\.enabled is true/],
+            ["unknown name", "dev", "device-revoke", ["--name", "mallory"], /no device named "mallory" \(enrolled: alice-laptop, bob-workstation\)/],
+        ];
+        for (const [label, example, script, args, expected] of cases) {
+            const f = copyOf(example);
+            const r = run(script, ["--stack", f.path, ...args]);
+            assert.equal(r.code, 1, `${label}: ${r.stderr}`);
+            assert.match(r.stderr, expected, label);
+            assert.equal(r.stdout, "", label);
+            noStackTrace(r.stderr);
+            f.assertUntouched();
+        }
+    });
+
+    test("usage errors exit 2 and print the usage", () => {
+        const f = copyOf("dev");
+        for (const args of [["--stack", f.path, "--name", "x"], ["--stack", f.path, "--name", "x", "--owner", "x@example.com", "--colour", "red"], ["--stack", f.path, "stray"]]) {
+            const r = run("device-add", args);
+            assert.equal(r.code, 2, r.stderr);
+            assert.match(r.stderr, /^error: .+\n\nusage: npm run device:add/);
+            noStackTrace(r.stderr);
+        }
+        f.assertUntouched();
+    });
+
+    test("a missing stack file is a clear error", () => {
+        const r = run("device-revoke", ["--stack", join(work, "Pulumi.nope.yaml"), "--name", "x"]);
+        assert.equal(r.code, 1);
+        assert.match(r.stderr, /Pulumi\.nope\.yaml: cannot read stack file \(ENOENT\)/);
+        noStackTrace(r.stderr);
+    });
+});
