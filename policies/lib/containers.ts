@@ -1,0 +1,142 @@
+/**
+ * How the rules recognise containers and read their Docker settings. The pack is published and
+ * run on its own (`pulumi policy publish` uploads only this directory), so the label names are
+ * repeated here rather than imported from the program; test/policy/containers.test.ts asserts
+ * they equal components/hardening.ts.
+ */
+import type { PolicyResource } from "@pulumi/policy";
+import { TYPES, listOf, str, type Props } from "./policy-kit";
+
+/** Label naming a container's role (ollama, gateway, filter, oauth2-proxy). */
+export const ROLE_LABEL = "zero-trust-ollama.role";
+/** Label whose value is the container path of the operator's encrypted model store. */
+export const ENCRYPTED_STORE_LABEL = "zero-trust-ollama.encrypted-store";
+/** Where the Ollama image keeps models unless OLLAMA_MODELS says otherwise. */
+export const OLLAMA_DEFAULT_MODELS_DIR = "/root/.ollama";
+
+/** Container labels as a map. The provider takes `[{label, value}]`; a plain map is accepted too. */
+export function labelsOf(props: Props): Map<string, string> {
+    const out = new Map<string, string>();
+    const labels = props.labels;
+    if (Array.isArray(labels)) {
+        for (const l of labels) if (l && typeof l.label === "string") out.set(l.label, String(l.value ?? ""));
+    } else if (labels && typeof labels === "object") {
+        for (const [k, v] of Object.entries(labels)) out.set(k, String(v));
+    }
+    return out;
+}
+
+export function roleOf(props: Props): string | undefined {
+    return labelsOf(props).get(ROLE_LABEL);
+}
+
+/** True for references to the Ollama image: ollama/ollama[:tag][@digest], any registry prefix. */
+export function isOllamaImageRef(ref: string): boolean {
+    return /(^|\/)ollama\/ollama([:@]|$)/.test(ref);
+}
+
+/** Resource-level check: by role label, or by an image reference naming Ollama. */
+export function isOllamaContainer(props: Props): boolean {
+    return roleOf(props) === "ollama" || isOllamaImageRef(str(props.image));
+}
+
+const DIGEST = /@sha256:[a-f0-9]{64}$/;
+const IMAGE_ID = /^sha256:[a-f0-9]{64}$/;
+
+export function isDigestPinned(ref: string): boolean {
+    return DIGEST.test(ref);
+}
+
+/** True for a content-addressed image id (what `RemoteImage.imageId` hands a container). */
+export function isImageId(ref: string): boolean {
+    return IMAGE_ID.test(ref);
+}
+
+/** One container as the stack rules see it: its role and the image reference behind an image id. */
+export interface ContainerView {
+    readonly resource: PolicyResource;
+    readonly props: Props;
+    readonly role?: string;
+    /** The image reference (repo:tag[@digest]); for an image id, the RemoteImage's `name`. */
+    readonly imageRef: string;
+    readonly isOllama: boolean;
+    readonly isGateway: boolean;
+}
+
+/** Every container in the stack, with image ids traced back to the RemoteImage that pulled them. */
+export function containersOf(resources: readonly PolicyResource[]): ContainerView[] {
+    const refByImageId = new Map<string, string>();
+    for (const r of resources) {
+        if (r.type !== TYPES.remoteImage) continue;
+        const id = str(r.props.imageId);
+        if (id) refByImageId.set(id, str(r.props.name));
+    }
+    return resources
+        .filter((r) => r.type === TYPES.container)
+        .map((resource) => {
+            const props = resource.props;
+            const image = str(props.image);
+            const imageRef = refByImageId.get(image) ?? image;
+            const role = roleOf(props);
+            return { resource, props, role, imageRef, isOllama: role === "ollama" || isOllamaImageRef(imageRef), isGateway: role === "gateway" };
+        });
+}
+
+export interface PublishedPort {
+    readonly internal: number;
+    readonly external?: number;
+    /** Host address the port binds; "" when unset (Docker then binds every address). */
+    readonly ip: string;
+    readonly protocol: string;
+}
+
+export function portsOf(props: Props): PublishedPort[] {
+    return listOf(props.ports).map((p) => ({
+        internal: Number(p?.internal),
+        external: p?.external === undefined || p?.external === null ? undefined : Number(p.external),
+        ip: str(p?.ip),
+        protocol: str(p?.protocol) || "tcp",
+    }));
+}
+
+/** True when the container puts a socket on the host: ports, publish-all or host networking. */
+export function publishesToHost(props: Props): boolean {
+    return portsOf(props).length > 0 || props.publishAllPorts === true || str(props.networkMode) === "host";
+}
+
+/** True for addresses in Tailscale's ranges: 100.64.0.0/10 and fd7a:115c:a1e0::/48. */
+export function isTailscaleAddress(addr: string): boolean {
+    const v4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(addr);
+    if (v4) {
+        const [a, b, c, d] = v4.slice(1).map(Number);
+        return a === 100 && b >= 64 && b <= 127 && c <= 255 && d <= 255;
+    }
+    return /^fd7a:115c:a1e0:/i.test(addr);
+}
+
+/** Loopback or a Tailscale address; never a wildcard (0.0.0.0, ::, or unset). */
+export function isAllowedBindAddress(ip: string): boolean {
+    const bare = ip.replace(/^\[(.*)\]$/, "$1");
+    return bare === "127.0.0.1" || bare === "::1" || isTailscaleAddress(bare);
+}
+
+/** Host paths a container mounts: bind mounts and host-path volumes. */
+export function hostMountsOf(props: Props): { source: string; target: string; readOnly: boolean }[] {
+    const binds = listOf(props.mounts)
+        .filter((m) => str(m?.type) === "bind")
+        .map((m) => ({ source: str(m.source), target: str(m.target), readOnly: m.readOnly === true }));
+    const volumes = listOf(props.volumes)
+        .filter((v) => str(v?.hostPath))
+        .map((v) => ({ source: str(v.hostPath), target: str(v.containerPath), readOnly: v.readOnly === true }));
+    return [...binds, ...volumes];
+}
+
+/** Names of the Docker networks a container joins (networks_advanced), plus its network mode. */
+export function networksOf(props: Props): { names: string[]; mode: string } {
+    return { names: listOf(props.networksAdvanced).map((n) => str(n?.name)).filter(Boolean), mode: str(props.networkMode) };
+}
+
+/** `cap_sys_admin` and `SYS_ADMIN` are the same capability. */
+export function normaliseCapability(cap: string): string {
+    return cap.trim().toUpperCase().replace(/^CAP_/, "");
+}

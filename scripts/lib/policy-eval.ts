@@ -1,0 +1,412 @@
+/**
+ * Offline CrossGuard evaluator: runs the pack's own policy objects against a resource graph the
+ * way the Pulumi CLI's analyzer does (resource policies see inputs, stack policies see every
+ * resource's outputs with parent and dependency links), without the CLI, a server or
+ * credentials. The graph comes from the mocked program (`npm run plan`) or from a
+ * `pulumi stack export` document (`npm run policy:check`).
+ */
+import { readFileSync } from "node:fs";
+import type {
+    EnforcementLevel,
+    Policies,
+    PolicyConfigSchema,
+    PolicyResource,
+    ReportViolation,
+    ResourceValidation,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    StackValidationArgs,
+    StackValidationPolicy,
+} from "@pulumi/policy";
+import type { PolicyConfigJSONSchema } from "@pulumi/policy/schema";
+import type { RecordedResource } from "./mock-program";
+import { mockOutputs } from "./mock-outputs";
+
+/** One resource as the evaluator sees it. */
+export interface GraphResource {
+    readonly urn: string;
+    readonly type: string;
+    readonly name: string;
+    readonly parent?: string;
+    /** What resource policies validate (the resource's inputs). */
+    readonly inputs: Record<string, any>;
+    /** What stack policies validate (the resource's state after the operation). */
+    readonly outputs: Record<string, any>;
+    readonly dependencies: readonly string[];
+    readonly propertyDependencies: Readonly<Record<string, readonly string[]>>;
+}
+
+export interface Violation {
+    readonly policy: string;
+    readonly enforcementLevel: EnforcementLevel;
+    /** The offending resource, or undefined when a stack policy blames the whole stack. */
+    readonly urn?: string;
+    readonly message: string;
+}
+
+/** Input the tools cannot use (bad JSON, wrong shape, bad policy config); exit code 2. */
+export class PolicyInputError extends Error {
+    constructor(message: string) {
+        super(message);
+        this.name = "PolicyInputError";
+    }
+}
+
+/** A policy threw while validating; the real analyzer fails the preview the same way. */
+export class PolicyEvaluationError extends Error {
+    constructor(policy: string, urn: string | undefined, cause: unknown) {
+        super(`policy ${policy} failed${urn ? ` on ${urn}` : ""}: ${cause instanceof Error ? cause.message : String(cause)}`);
+        this.name = "PolicyEvaluationError";
+    }
+}
+
+const LEVELS: readonly EnforcementLevel[] = ["advisory", "mandatory", "remediate", "disabled"];
+
+/** Per-policy effective settings after policy config is applied. */
+export interface ResolvedPolicy {
+    readonly policy: ResourceValidationPolicy | StackValidationPolicy;
+    readonly enforcementLevel: EnforcementLevel;
+    /** Config the policy's getConfig() returns: schema defaults overlaid with the given values. */
+    readonly config: Record<string, unknown>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Policy config (same shape as `pulumi preview --policy-pack-config`)
+
+function describeValue(v: unknown): string {
+    const s = JSON.stringify(v);
+    return s === undefined ? String(v) : s.length > 60 ? s.slice(0, 57) + "..." : s;
+}
+
+function typeMatches(v: unknown, t: string): boolean {
+    switch (t) {
+        case "integer":
+            return Number.isInteger(v);
+        case "number":
+            return typeof v === "number" && Number.isFinite(v);
+        case "array":
+            return Array.isArray(v);
+        case "object":
+            return typeof v === "object" && v !== null && !Array.isArray(v);
+        case "null":
+            return v === null;
+        default:
+            return typeof v === t;
+    }
+}
+
+/** The subset of JSON Schema the pack's configSchemas use; returns one message per problem. */
+export function schemaProblems(v: unknown, schema: PolicyConfigJSONSchema, path: string): string[] {
+    const out: string[] = [];
+    const types = schema.type === undefined ? [] : Array.isArray(schema.type) ? schema.type : [schema.type];
+    if (types.length && !types.some((t) => typeMatches(v, t))) return [`${path}: must be ${types.join(" or ")} (got ${describeValue(v)})`];
+    if (schema.enum && !schema.enum.some((e) => JSON.stringify(e) === JSON.stringify(v))) out.push(`${path}: must be one of ${schema.enum.map((e) => JSON.stringify(e)).join(", ")} (got ${describeValue(v)})`);
+    if (typeof v === "number") {
+        if (schema.minimum !== undefined && v < schema.minimum) out.push(`${path}: must be >= ${schema.minimum} (got ${v})`);
+        if (schema.maximum !== undefined && v > schema.maximum) out.push(`${path}: must be <= ${schema.maximum} (got ${v})`);
+    }
+    if (typeof v === "string") {
+        if (schema.minLength !== undefined && v.length < schema.minLength) out.push(`${path}: must have at least ${schema.minLength} characters`);
+        if (schema.pattern !== undefined && !new RegExp(schema.pattern).test(v)) out.push(`${path}: must match ${schema.pattern} (got ${describeValue(v)})`);
+    }
+    if (Array.isArray(v)) {
+        if (schema.minItems !== undefined && v.length < schema.minItems) out.push(`${path}: must have at least ${schema.minItems} items`);
+        if (schema.items && typeof schema.items === "object" && !Array.isArray(schema.items)) {
+            const items = schema.items;
+            v.forEach((x, i) => out.push(...schemaProblems(x, items, `${path}[${i}]`)));
+        }
+    }
+    return out;
+}
+
+function defaultsOf(schema: PolicyConfigSchema | undefined): Record<string, unknown> {
+    const out: Record<string, unknown> = {};
+    for (const [k, s] of Object.entries(schema?.properties ?? {})) if (typeof s === "object" && s.default !== undefined) out[k] = structuredClone(s.default);
+    return out;
+}
+
+/**
+ * Apply a policy-pack config document to the pack: enforcement overrides (per policy or `all`)
+ * and configSchema values with defaults filled in. Every problem is reported at once, each naming
+ * the policy and key.
+ */
+export function resolvePolicyConfig(policies: Policies, raw: unknown = {}, source = "policy config"): ResolvedPolicy[] {
+    const problems: string[] = [];
+    if (typeof raw !== "object" || raw === null || Array.isArray(raw)) throw new PolicyInputError(`${source}: must be a JSON object mapping policy names to an enforcement level or {"enforcementLevel": ..., <config keys>}`);
+    const byName = new Map(policies.map((p) => [p.name, p]));
+    const entries = raw as Record<string, unknown>;
+    const levelOf = (name: string, v: unknown): EnforcementLevel | undefined => {
+        if (v === undefined) return undefined;
+        if (typeof v === "string" && (LEVELS as string[]).includes(v)) return v as EnforcementLevel;
+        problems.push(`${name}: enforcement level must be one of ${LEVELS.join(", ")} (got ${describeValue(v)})`);
+        return undefined;
+    };
+    const split = (name: string, v: unknown): { level?: EnforcementLevel; props: Record<string, unknown> } => {
+        if (typeof v === "string") return { level: levelOf(name, v), props: {} };
+        if (typeof v !== "object" || v === null || Array.isArray(v)) {
+            problems.push(`${name}: must be an enforcement level or an object (got ${describeValue(v)})`);
+            return { props: {} };
+        }
+        const { enforcementLevel, ...props } = v as Record<string, unknown>;
+        return { level: levelOf(`${name}.enforcementLevel`, enforcementLevel), props };
+    };
+
+    const all = "all" in entries ? split("all", entries.all) : { props: {} };
+    if (Object.keys(all.props).length) problems.push(`all: only "enforcementLevel" may be set for every policy at once (got ${Object.keys(all.props).join(", ")})`);
+    for (const name of Object.keys(entries)) {
+        if (name !== "all" && !byName.has(name)) problems.push(`${name}: no such policy in the pack (policies: ${[...byName.keys()].join(", ")})`);
+    }
+
+    const resolved = policies.map((policy) => {
+        const given = policy.name in entries ? split(policy.name, entries[policy.name]) : { props: {} as Record<string, unknown> };
+        const schema = policy.configSchema;
+        for (const [k, v] of Object.entries(given.props)) {
+            const s = schema?.properties[k];
+            if (!s) problems.push(`${policy.name}.${k}: unknown config key (${schema ? `allowed: ${Object.keys(schema.properties).join(", ")}` : "this policy takes no config"})`);
+            else if (typeof s === "object") problems.push(...schemaProblems(v, s, `${policy.name}.${k}`));
+        }
+        const config = { ...defaultsOf(schema), ...given.props };
+        for (const req of schema?.required ?? []) if (config[req] === undefined) problems.push(`${policy.name}.${req}: is required`);
+        const enforcementLevel = given.level ?? all.level ?? policy.enforcementLevel ?? "advisory";
+        return { policy: policy as ResourceValidationPolicy | StackValidationPolicy, enforcementLevel, config };
+    });
+    if (problems.length) throw new PolicyInputError(`${source}: invalid policy config (${problems.length} problem${problems.length === 1 ? "" : "s"}):\n${problems.map((p) => `  - ${p}`).join("\n")}`);
+    return resolved;
+}
+
+/** Read and apply a policy config file (`--policy-config`); undefined path means the pack's defaults. */
+export function loadPolicyConfig(policies: Policies, path?: string): ResolvedPolicy[] {
+    if (path === undefined) return resolvePolicyConfig(policies);
+    return resolvePolicyConfig(policies, readJsonFile(path, "policy config"), path);
+}
+
+export function readJsonFile(path: string, what: string): unknown {
+    let text: string;
+    try {
+        text = readFileSync(path, "utf8");
+    } catch (e) {
+        throw new PolicyInputError(`${path}: cannot read ${what} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    }
+    try {
+        return JSON.parse(text);
+    } catch (e) {
+        throw new PolicyInputError(`${path}: ${what} is not valid JSON (${(e as Error).message})`);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Graph sources
+
+/**
+ * The mocked program's resources. Custom resources' outputs are their inputs plus what the mocked
+ * provider returned (the same function the mock harness calls), so stack policies can follow
+ * e.g. a container's image id back to its RemoteImage as they would after `pulumi up`.
+ */
+export function graphFromMockRun(resources: readonly RecordedResource[]): GraphResource[] {
+    return resources.map((r) => ({
+        urn: r.urn,
+        type: r.type,
+        name: r.name,
+        parent: r.parent,
+        inputs: r.inputs,
+        outputs: r.custom ? { ...r.inputs, ...mockOutputs(r.type, r.name, r.inputs) } : r.inputs,
+        dependencies: [],
+        propertyDependencies: {},
+    }));
+}
+
+const SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d";
+const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
+/** Stand-in for an encrypted secret in a stack export (it cannot be decrypted offline). */
+export const EXPORT_SECRET_PLACEHOLDER = "[secret]";
+
+/** Decode a stack-export property value: plaintext secrets are unwrapped, encrypted ones masked. */
+function decodeExportValue(v: unknown): unknown {
+    if (Array.isArray(v)) return v.map(decodeExportValue);
+    if (v && typeof v === "object") {
+        const o = v as Record<string, unknown>;
+        if (o[SECRET_SIG_KEY] === SECRET_SIG) {
+            if (typeof o.plaintext === "string") {
+                try {
+                    return decodeExportValue(JSON.parse(o.plaintext));
+                } catch {
+                    return o.plaintext;
+                }
+            }
+            return EXPORT_SECRET_PLACEHOLDER;
+        }
+        return Object.fromEntries(Object.entries(o).map(([k, x]) => [k, decodeExportValue(x)]));
+    }
+    return v;
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+
+/** Resource name from a URN (`urn:pulumi:stack::project::type::name`). */
+function nameFromUrn(urn: string): string {
+    const i = urn.lastIndexOf("::");
+    return i < 0 ? urn : urn.slice(i + 2);
+}
+
+/**
+ * Validate a `pulumi stack export` document and turn `deployment.resources[]` into the graph.
+ * Every shape problem is reported at once, each naming its JSON path.
+ */
+export function graphFromStackExport(doc: unknown, source: string): GraphResource[] {
+    const fail = (problems: string[]) => new PolicyInputError(`${source}: not a usable \`pulumi stack export\` document:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
+    if (!isObject(doc)) throw fail(["the top level must be a JSON object with \"version\" and \"deployment\""]);
+    if (doc.version !== undefined && !(typeof doc.version === "number" && doc.version >= 1 && doc.version <= 3)) throw fail([`version: unsupported deployment version ${describeValue(doc.version)} (1-3 are understood)`]);
+    if (!isObject(doc.deployment)) throw fail(["deployment: missing or not an object (export with `pulumi stack export --file <f>`)"]);
+    const resources = doc.deployment.resources ?? [];
+    if (!Array.isArray(resources)) throw fail(["deployment.resources: must be an array"]);
+    const problems: string[] = [];
+    const strings = (v: unknown) => Array.isArray(v) && v.every((x) => typeof x === "string");
+    const graph = resources.flatMap((r, i): GraphResource[] => {
+        const at = `deployment.resources[${i}]`;
+        if (!isObject(r)) {
+            problems.push(`${at}: must be an object`);
+            return [];
+        }
+        const before = problems.length;
+        if (typeof r.urn !== "string" || !r.urn.startsWith("urn:pulumi:")) problems.push(`${at}.urn: must be a URN string (urn:pulumi:...)`);
+        if (typeof r.type !== "string" || !r.type) problems.push(`${at}.type: must be a resource type token`);
+        for (const k of ["inputs", "outputs", "propertyDependencies"]) if (r[k] !== undefined && !isObject(r[k])) problems.push(`${at}.${k}: must be an object`);
+        if (r.parent !== undefined && typeof r.parent !== "string") problems.push(`${at}.parent: must be a URN string`);
+        if (r.dependencies !== undefined && !strings(r.dependencies)) problems.push(`${at}.dependencies: must be an array of URNs`);
+        if (isObject(r.propertyDependencies)) {
+            for (const [k, v] of Object.entries(r.propertyDependencies)) if (!strings(v)) problems.push(`${at}.propertyDependencies.${k}: must be an array of URNs`);
+        }
+        if (problems.length > before) return [];
+        const inputs = decodeExportValue(r.inputs ?? {}) as Record<string, any>;
+        const outputs = decodeExportValue(r.outputs ?? {}) as Record<string, any>;
+        return [
+            {
+                urn: r.urn as string,
+                type: r.type as string,
+                name: nameFromUrn(r.urn as string),
+                parent: (r.parent as string | undefined) || undefined,
+                inputs,
+                // A resource still being created has no outputs yet; its inputs are the best view.
+                outputs: Object.keys(outputs).length ? outputs : inputs,
+                dependencies: (r.dependencies as string[] | undefined) ?? [],
+                propertyDependencies: (r.propertyDependencies as Record<string, string[]> | undefined) ?? {},
+            },
+        ];
+    });
+    if (problems.length) throw fail(problems);
+    return graph;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Evaluation
+
+class NotApplicable extends Error {}
+const notApplicable = (reason?: string): never => {
+    throw new NotApplicable(reason);
+};
+
+/** Same test as the CrossGuard server: the class's `__pulumiType`, else its `isInstance`. */
+function isTypeOf(type: string, resourceClass: unknown): boolean {
+    const token = (resourceClass as { __pulumiType?: unknown })?.__pulumiType;
+    if (typeof token === "string" && token) return type === token;
+    const isInstance = (resourceClass as { isInstance?: unknown })?.isInstance;
+    return typeof isInstance === "function" && isInstance({ __pulumiType: type }) === true;
+}
+
+const NO_TAGS: ReadonlyMap<string, string> = new Map();
+
+function optionsOf(r: GraphResource) {
+    return { protect: false, ignoreChanges: [], aliases: [], customTimeouts: { createSeconds: 0, updateSeconds: 0, deleteSeconds: 0 }, additionalSecretOutputs: [], parent: r.parent };
+}
+
+async function runResourcePolicy(rp: ResolvedPolicy, graph: readonly GraphResource[], out: Violation[]): Promise<void> {
+    const policy = rp.policy as ResourceValidationPolicy;
+    const validations = ([] as ResourceValidation[]).concat(policy.validateResource ?? []);
+    for (const validate of validations) {
+        const onlyType = (validate as { __pulumiType?: string }).__pulumiType;
+        for (const r of graph) {
+            if (onlyType && r.type !== onlyType) continue;
+            const report: ReportViolation = (message) => out.push({ policy: policy.name, enforcementLevel: rp.enforcementLevel, urn: r.urn, message });
+            const args: ResourceValidationArgs = {
+                type: r.type,
+                props: r.inputs,
+                urn: r.urn,
+                name: r.name,
+                opts: optionsOf(r),
+                stackTags: NO_TAGS,
+                isType: (cls) => isTypeOf(r.type, cls),
+                asType: ((cls: unknown) => (isTypeOf(r.type, cls) ? r.inputs : undefined)) as ResourceValidationArgs["asType"],
+                getConfig: <T extends object>() => structuredClone(rp.config) as T,
+                notApplicable,
+            };
+            try {
+                await validate(args, report);
+            } catch (e) {
+                if (!(e instanceof NotApplicable)) throw new PolicyEvaluationError(policy.name, r.urn, e);
+            }
+        }
+    }
+}
+
+/** PolicyResource objects linked to their parents and dependencies, as the analyzer builds them. */
+function stackResources(graph: readonly GraphResource[]): PolicyResource[] {
+    const byUrn = new Map<string, PolicyResource>();
+    const built = graph.map((r) => {
+        const pr: PolicyResource = {
+            type: r.type,
+            props: r.outputs,
+            urn: r.urn,
+            name: r.name,
+            opts: optionsOf(r),
+            dependencies: [],
+            propertyDependencies: {},
+            isType: (cls) => isTypeOf(r.type, cls),
+            asType: ((cls: unknown) => (isTypeOf(r.type, cls) ? r.outputs : undefined)) as PolicyResource["asType"],
+        };
+        byUrn.set(r.urn, pr);
+        return pr;
+    });
+    const resolve = (urns: readonly string[]) => urns.map((u) => byUrn.get(u)).filter((x): x is PolicyResource => x !== undefined);
+    graph.forEach((r, i) => {
+        const pr = built[i];
+        if (r.parent) pr.parent = byUrn.get(r.parent);
+        pr.dependencies = resolve(r.dependencies);
+        pr.propertyDependencies = Object.fromEntries(Object.entries(r.propertyDependencies).map(([k, urns]) => [k, resolve(urns)]));
+    });
+    return built;
+}
+
+async function runStackPolicy(rp: ResolvedPolicy, graph: readonly GraphResource[], out: Violation[]): Promise<void> {
+    const policy = rp.policy as StackValidationPolicy;
+    const args: StackValidationArgs = {
+        resources: stackResources(graph),
+        stackTags: NO_TAGS,
+        getConfig: <T extends object>() => structuredClone(rp.config) as T,
+        notApplicable,
+    };
+    const report: ReportViolation = (message, urn) => out.push({ policy: policy.name, enforcementLevel: rp.enforcementLevel, urn, message });
+    try {
+        await policy.validateStack(args, report);
+    } catch (e) {
+        if (!(e instanceof NotApplicable)) throw new PolicyEvaluationError(policy.name, undefined, e);
+    }
+}
+
+/**
+ * Run every enabled policy over the graph; violations come back in pack order, then graph order.
+ * A "remediate" level is reported as mandatory, as the analyzer does when a violation remains.
+ */
+export async function evaluatePolicies(resolved: readonly ResolvedPolicy[], graph: readonly GraphResource[]): Promise<Violation[]> {
+    const out: Violation[] = [];
+    for (const rp of resolved) {
+        if (rp.enforcementLevel === "disabled") continue;
+        const effective = rp.enforcementLevel === "remediate" ? { ...rp, enforcementLevel: "mandatory" as const } : rp;
+        if ("validateStack" in rp.policy && typeof rp.policy.validateStack === "function") await runStackPolicy(effective, graph, out);
+        else await runResourcePolicy(effective, graph, out);
+    }
+    return out;
+}
+
+export function hasMandatory(violations: readonly Violation[]): boolean {
+    return violations.some((v) => v.enforcementLevel === "mandatory");
+}
