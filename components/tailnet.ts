@@ -81,6 +81,12 @@ export function pickServerAddress(hostname: string, addresses: readonly string[]
     );
 }
 
+/** Look the server's Tailscale address up by host name (`getDevice`); rejects with the error of `pickServerAddress`. */
+export async function lookupServerAddress(hostname: string, opts?: pulumi.InvokeOptions): Promise<string> {
+    const device = await tailscale.getDevice({ hostname }, opts);
+    return pickServerAddress(hostname, device.addresses ?? []);
+}
+
 export class Tailnet extends pulumi.ComponentResource {
     /** The rendered tailnet policy (plain data). */
     public readonly policy: TailnetPolicy;
@@ -139,8 +145,7 @@ export class Tailnet extends pulumi.ComponentResource {
         if (args.serverAddress !== undefined) {
             this.serverAddress = pulumi.output(args.serverAddress);
         } else if (args.serverHostname !== undefined) {
-            const hostname = args.serverHostname;
-            this.serverAddress = tailscale.getDeviceOutput({ hostname }, child).apply((device) => pickServerAddress(hostname, device.addresses ?? []));
+            this.serverAddress = pulumi.output(lookupServerAddress(args.serverHostname, child));
         }
 
         if (args.logstream) {
@@ -153,6 +158,7 @@ export class Tailnet extends pulumi.ComponentResource {
             }
         }
 
-        this.registerOutputs({ policyJson: this.policyJson, serverAuthKey: this.serverAuthKey, serverAddress: this.serverAddress });
+        // serverAddress is left out: a failed lookup should surface once, where the gateway uses it.
+        this.registerOutputs({ policyJson: this.policyJson, serverAuthKey: this.serverAuthKey });
     }
 }
