@@ -14,6 +14,7 @@ const DIGEST_PATTERN = /@sha256:[a-f0-9]{64}$/;
 /** Ollama model references such as `llama3.2:3b`, `library/qwen2.5:7b-instruct`, `hf.co/org/m:q4`. */
 export const MODEL_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]*(\/[A-Za-z0-9][A-Za-z0-9._-]*){0,2}(:[A-Za-z0-9][A-Za-z0-9._-]{0,127})?$/;
 const GROUP_PATTERN = /^[^\s,"\\]{1,128}$/;
+const GUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const HOSTNAME_PATTERN = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
 
 /** Image defaults are version-pinned; stacks with `requirePinnedImages` must add a digest. */
@@ -64,7 +65,7 @@ const gatewaySchema = z.strictObject({
 
 const identitySchema = z.strictObject({
     provider: z.enum(["none", "entra", "oidc"]).default("none"),
-    tenantId: z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, "must be the Entra tenant GUID").optional(),
+    tenantId: z.string().regex(GUID_PATTERN, "must be the Entra tenant GUID").optional(),
     issuerUrl: z.string().url("must be an https URL").refine((u) => u.startsWith("https://"), "must be an https URL (the IdP's OIDC issuer)").optional(),
     clientId: z.string().min(1).max(256).optional(),
     allowedGroups: z.array(group).default([]),
@@ -74,6 +75,8 @@ const identitySchema = z.strictObject({
     cookieExpireHours: z.number().int().min(1).max(168).default(8),
     cookieRefreshMinutes: z.number().int().min(1).max(1440).default(60),
     secretRotationDays: z.number().int().min(1).max(730).default(180),
+    /** Extra `aud` values accepted on bearer tokens besides the client id (IdPs whose API tokens carry another audience). */
+    extraAudiences: z.array(z.string().regex(/^[^\s,"\\]{1,256}$/, "must be an audience value without spaces, commas or quotes, e.g. api://default")).default([]),
     image: imageRef.optional(),
 });
 
@@ -269,6 +272,23 @@ function crossFieldProblems(c: z.output<typeof configSchema>): ConfigProblem[] {
         if (!id.issuerUrl) add(["identity", "issuerUrl"], "is required when identity.provider is \"oidc\" (e.g. https://login.example.com/realms/main)");
         if (!id.clientId) add(["identity", "clientId"], "is required when identity.provider is \"oidc\"");
         if (c.oidcClientSecret === undefined) add(["oidcClientSecret"], "is required when identity.provider is \"oidc\"; set it with `pulumi config set --secret oidcClientSecret <value>`");
+    }
+    if (id.provider === "entra") {
+        // The program creates the app registration: its issuer, client id and secret are outputs, not inputs.
+        if (id.issuerUrl) add(["identity", "issuerUrl"], "only applies to identity.provider \"oidc\"; with \"entra\" the issuer is derived from identity.tenantId");
+        if (id.clientId) add(["identity", "clientId"], "only applies to identity.provider \"oidc\"; with \"entra\" the program creates the app registration and uses its client id");
+        if (c.oidcClientSecret !== undefined) add(["oidcClientSecret"], "only applies to identity.provider \"oidc\"; with \"entra\" the program creates and rotates the client secret");
+        id.allowedGroups.forEach((g, i) => {
+            if (!GUID_PATTERN.test(g)) add(["identity", "allowedGroups", i], `must be an Entra group object id (a GUID such as 6f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b), not a display name (got "${g}")`);
+        });
+    }
+    if (id.provider !== "none") {
+        if (!id.allowedGroups.length && !id.allowedEmailDomains.length && !id.allowedEmails.length) {
+            add(["identity", "allowedGroups"], `identity.provider is "${id.provider}": list at least one of identity.allowedGroups, identity.allowedEmailDomains or identity.allowedEmails (an empty allowlist would admit every account the IdP can sign in)`);
+        }
+        if (id.cookieRefreshMinutes >= id.cookieExpireHours * 60) {
+            add(["identity", "cookieRefreshMinutes"], `must be less than identity.cookieExpireHours (${id.cookieExpireHours} h = ${id.cookieExpireHours * 60} min), or sessions expire before they are refreshed`);
+        }
     }
     if (c.gateway.kind === "haproxy" && id.provider !== "none") {
         add(["identity", "provider"], `"${id.provider}" needs the nginx gateway (HAProxy has no auth_request); use gateway.kind: nginx, or identity.provider: none with device certificates and Tailscale`);

@@ -5,6 +5,7 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import type { StackConfig } from "./config";
+import { deployIdentity } from "./identity";
 import { Network } from "./network";
 import { OllamaRuntime } from "./ollama";
 import { Pki } from "./pki";
@@ -32,6 +33,10 @@ export interface StackOutputs {
     readonly tailnetPolicy?: pulumi.Output<string>;
     /** Single-use key that enrols the gateway host into the tailnet (secret; tailscale.enabled). */
     readonly tailnetServerAuthKey?: pulumi.Output<string>;
+    /** Issuer, client id and (entra) token resource a CLI needs to obtain a bearer token (identity.provider not none). */
+    readonly identity?: pulumi.Output<{ provider: string; issuerUrl: string; clientId: string; tokenResource?: string }>;
+    /** Device name -> static API key, for devices with apiKey: true (secret). */
+    readonly apiKeys?: pulumi.Output<Record<string, string>>;
 }
 
 /** A secret the validated config says is present; its absence means the caller forgot to pass it. */
@@ -69,6 +74,16 @@ export function deployStack(cfg: StackConfig, secrets: StackSecrets = {}): Stack
         memoryLimitMiB: cfg.ollama.memoryLimitMiB,
         keepAlive: cfg.ollama.keepAlive,
         logging,
+    });
+
+    const identity = deployIdentity(cfg, {
+        provider,
+        namePrefix,
+        internalNetwork: network.internal.name,
+        egressNetwork: network.egress?.name,
+        logging,
+        oidcClientSecret: secrets.oidcClientSecret,
+        now: new Date(),
     });
 
     const ts = cfg.tailscale;
@@ -110,5 +125,7 @@ export function deployStack(cfg: StackConfig, secrets: StackSecrets = {}): Stack
         gatewayListenAddress,
         tailnetPolicy: tailnet?.policyJson,
         tailnetServerAuthKey: tailnet?.serverAuthKey,
+        identity: identity.publicInfo,
+        apiKeys: identity.apiKeys?.keys,
     };
 }

@@ -26,6 +26,22 @@ export function fakeCertPem(seed: string): string {
 const fakePem = (label: string, seed: string) =>
     `-----BEGIN ${label}-----\n${createHash("sha256").update(seed).digest("base64")}\n-----END ${label}-----\n`;
 
+/** A GUID-shaped value derived from a seed, so ids are stable across runs. */
+function fakeGuid(seed: string): string {
+    const h = createHash("sha256").update(seed).digest("hex");
+    return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-8${h.slice(17, 20)}-${h.slice(20, 32)}`;
+}
+
+/** A password of the requested length; alphanumeric only when special characters are off. */
+function fakePassword(seed: string, length: number, special: boolean): string {
+    let out = "";
+    for (let i = 0; out.length < length; i++) {
+        const chunk = createHash("sha256").update(`${seed}#${i}`).digest("base64");
+        out += special ? chunk : chunk.replace(/[^A-Za-z0-9]/g, "");
+    }
+    return out.slice(0, length);
+}
+
 export function mockOutputs(type: string, name: string, inputs: Record<string, any>): Record<string, unknown> {
     switch (type) {
         case "tls:index/privateKey:PrivateKey":
@@ -44,7 +60,17 @@ export function mockOutputs(type: string, name: string, inputs: Record<string, a
         case "random:index/randomBytes:RandomBytes":
             return { base64: createHash("sha256").update(name).digest().subarray(0, inputs.length ?? 32).toString("base64"), hex: createHash("sha256").update(name).digest("hex") };
         case "random:index/randomPassword:RandomPassword":
-            return { result: createHash("sha256").update(name).digest("base64url").slice(0, inputs.length ?? 32) };
+            return { result: fakePassword(name, inputs.length ?? 32, inputs.special !== false) };
+        case "azuread:index/application:Application": {
+            const objectId = fakeGuid(`${name}/object`);
+            return { clientId: fakeGuid(`${name}/client`), objectId, id: `/applications/${objectId}` };
+        }
+        case "azuread:index/servicePrincipal:ServicePrincipal":
+            return { objectId: fakeGuid(`${name}/object`) };
+        case "azuread:index/applicationPassword:ApplicationPassword":
+            return { keyId: fakeGuid(`${name}/key`), value: fakePassword(`${name}/value`, 40, true), startDate: "2026-01-01T00:00:00Z", endDate: inputs.endDate };
+        case "azuread:index/appRoleAssignment:AppRoleAssignment":
+            return { principalType: "Group" };
         case "tailscale:index/tailnetKey:TailnetKey":
             return { key: `tskey-auth-${createHash("sha256").update(name).digest("hex").slice(0, 40)}`, expiresAt: "2026-01-02T00:00:00Z", invalid: false };
         default:

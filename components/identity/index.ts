@@ -1,0 +1,83 @@
+/**
+ * Identity for one stack: the Entra app registration (provider entra), the oauth2-proxy container
+ * (entra or oidc) and the per-device API keys. `deployStack` calls this once; the gateway takes
+ * the oauth2-proxy address and the key digests from the result.
+ */
+import type * as docker from "@pulumi/docker";
+import * as pulumi from "@pulumi/pulumi";
+import { DEFAULT_IMAGES, type StackConfig } from "../config";
+import type { LoggingTarget } from "../hardening";
+import { DeviceApiKeys } from "./api-keys";
+import { EntraIdentity, rotationWindow } from "./entra";
+import { OAuth2Proxy } from "./oauth2-proxy";
+import { callbackUrl, issuerUrlOf } from "./oauth2-proxy-settings";
+
+export interface IdentityDeployment {
+    /** oauth2-proxy, when identity.provider is not none. */
+    readonly oauth2Proxy?: OAuth2Proxy;
+    /** The Entra app registration, when identity.provider is entra. */
+    readonly entra?: EntraIdentity;
+    /** API keys of the devices with apiKey: true, when there are any. */
+    readonly apiKeys?: DeviceApiKeys;
+    /** What a CLI needs to obtain a token: issuer, client id, and (entra) the resource to ask for. */
+    readonly publicInfo?: pulumi.Output<{ provider: string; issuerUrl: string; clientId: string; tokenResource?: string }>;
+}
+
+export interface IdentityPlacement {
+    readonly provider: docker.Provider;
+    /** Prefix of container names on the host. */
+    readonly namePrefix: string;
+    readonly internalNetwork: pulumi.Input<string>;
+    /** Egress network; must exist when identity.provider is not none. */
+    readonly egressNetwork?: pulumi.Input<string>;
+    readonly logging: LoggingTarget;
+    /** identity.provider oidc: the client secret (a Pulumi secret). */
+    readonly oidcClientSecret?: pulumi.Output<string>;
+    /** Clock for the Entra secret rotation window. */
+    readonly now: Date;
+}
+
+export function deployIdentity(cfg: StackConfig, placement: IdentityPlacement): IdentityDeployment {
+    const id = cfg.identity;
+    const keyed = cfg.devices.filter((d) => d.apiKey).map((d) => d.name);
+    const apiKeys = keyed.length ? new DeviceApiKeys("api-keys", { devices: keyed }) : undefined;
+    if (id.provider === "none") return { apiKeys };
+
+    if (!placement.egressNetwork) throw new Error(`identity.provider is ${id.provider} but no egress network was created for oauth2-proxy`);
+    const entra =
+        id.provider === "entra"
+            ? new EntraIdentity("entra", {
+                  // Config validation requires tenantId for entra.
+                  tenantId: id.tenantId!,
+                  displayName: `zero-trust-ollama ${pulumi.getStack()} (${cfg.domain})`,
+                  redirectUri: callbackUrl(cfg.domain, cfg.gateway.port),
+                  allowedGroups: id.allowedGroups,
+                  requireMfa: id.requireMfa,
+                  secretRotation: rotationWindow(placement.now, id.secretRotationDays),
+              })
+            : undefined;
+    let clientSecret: pulumi.Output<string>;
+    if (entra) clientSecret = entra.clientSecret;
+    else if (placement.oidcClientSecret) clientSecret = placement.oidcClientSecret;
+    else throw new Error("identity.provider is oidc but no oidcClientSecret value was passed");
+    // Config validation requires clientId for oidc.
+    const clientId = entra ? entra.clientId : pulumi.output(id.clientId!);
+
+    const oauth2Proxy = new OAuth2Proxy("oauth2-proxy", {
+        provider: placement.provider,
+        image: id.image ?? DEFAULT_IMAGES.oauth2Proxy,
+        containerName: `${placement.namePrefix}-oauth2-proxy`,
+        internalNetwork: placement.internalNetwork,
+        egressNetwork: placement.egressNetwork,
+        identity: id,
+        domain: cfg.domain,
+        port: cfg.gateway.port,
+        clientId,
+        clientSecret,
+        logging: placement.logging,
+    });
+    const publicInfo = pulumi
+        .all([clientId, entra ? entra.identifierUri : pulumi.output<string | undefined>(undefined)])
+        .apply(([cid, resource]) => ({ provider: id.provider, issuerUrl: issuerUrlOf(id), clientId: cid, ...(resource ? { tokenResource: resource } : {}) }));
+    return { oauth2Proxy, entra, apiKeys, publicInfo };
+}

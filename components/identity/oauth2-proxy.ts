@@ -1,0 +1,102 @@
+/**
+ * The oauth2-proxy container: nginx's `auth_request` target. Pinned image, settings from the pure
+ * renderer, secrets only in its environment, on the internal network (for nginx) and the egress
+ * network (for the IdP) and nothing else, with no published port.
+ */
+import * as docker from "@pulumi/docker";
+import * as pulumi from "@pulumi/pulumi";
+import * as random from "@pulumi/random";
+import type { IdentityConfig } from "../config";
+import { hardenedContainerArgs, type LoggingTarget } from "../hardening";
+import {
+    AUTHENTICATED_EMAILS_FILE,
+    COOKIE_SECRET_BYTES,
+    OAUTH2_PROXY_CONFIG_DIR,
+    OAUTH2_PROXY_PORT,
+    OAUTH2_PROXY_SECRET_ENV,
+    cookieSecretFromBase64,
+    renderOAuth2ProxySettings,
+} from "./oauth2-proxy-settings";
+
+/** The distroless oauth2-proxy image's unprivileged user. */
+export const OAUTH2_PROXY_USER = "65532:65532";
+
+export interface OAuth2ProxyArgs {
+    /** Docker provider of the host. */
+    readonly provider: docker.Provider;
+    /** Pinned oauth2-proxy image reference. */
+    readonly image: pulumi.Input<string>;
+    /** Container name; the DNS name nginx uses on the internal network. */
+    readonly containerName: pulumi.Input<string>;
+    /** Internal network shared with the gateway. */
+    readonly internalNetwork: pulumi.Input<string>;
+    /** Egress network through which the container reaches the IdP. */
+    readonly egressNetwork: pulumi.Input<string>;
+    /** Validated identity config (provider entra or oidc). */
+    readonly identity: IdentityConfig;
+    /** Public DNS name of the gateway (redirect URI). */
+    readonly domain: string;
+    /** Public port of the gateway (redirect URI). */
+    readonly port: number;
+    /** OAuth client id. */
+    readonly clientId: pulumi.Input<string>;
+    /** OAuth client secret; must be a Pulumi secret. */
+    readonly clientSecret: pulumi.Input<string>;
+    /** Where container logs go. */
+    readonly logging: LoggingTarget;
+}
+
+export class OAuth2Proxy extends pulumi.ComponentResource {
+    /** Container name: the host nginx proxies `/oauth2/` and `auth_request` to. */
+    public readonly containerName: pulumi.Output<string>;
+    /** Port on the internal network. */
+    public readonly port: number = OAUTH2_PROXY_PORT;
+    /** host:port on the internal network. */
+    public readonly internalAddress: pulumi.Output<string>;
+    /** The rendered command line (no secrets in it). */
+    public readonly args: pulumi.Output<string[]>;
+
+    constructor(name: string, args: OAuth2ProxyArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("zero-trust-ollama:identity:OAuth2Proxy", name, args, opts);
+        const child = { parent: this, provider: args.provider };
+
+        const cookieSecret = new random.RandomBytes(`${name}-cookie-secret`, { length: COOKIE_SECRET_BYTES }, { parent: this });
+        const settings = pulumi.output(args.clientId).apply((clientId) => renderOAuth2ProxySettings({ identity: args.identity, domain: args.domain, port: args.port, clientId }));
+        const env = pulumi.secret(
+            pulumi.all([args.clientSecret, cookieSecret.base64]).apply(([clientSecret, cookie]) => [
+                `${OAUTH2_PROXY_SECRET_ENV.clientSecret}=${clientSecret}`,
+                `${OAUTH2_PROXY_SECRET_ENV.cookieSecret}=${cookieSecretFromBase64(cookie)}`,
+            ]),
+        );
+
+        // The root filesystem is read-only and Docker refuses to copy files into one, so the
+        // authenticated-emails file goes into a dedicated volume.
+        const emailsVolume = args.identity.allowedEmails.length
+            ? new docker.Volume(`${name}-config`, { name: pulumi.interpolate`${args.containerName}-config`, labels: [{ label: "zero-trust-ollama.volume", value: "oauth2-proxy-config" }] }, child)
+            : undefined;
+
+        const image = new docker.RemoteImage(`${name}-image`, { name: args.image, keepLocally: true }, child);
+        const container = new docker.Container(
+            `${name}-container`,
+            {
+                name: args.containerName,
+                image: image.imageId,
+                ...hardenedContainerArgs("oauth2-proxy", args.logging),
+                user: OAUTH2_PROXY_USER,
+                command: settings.apply((s) => [...s.args]),
+                envs: env,
+                networksAdvanced: [{ name: args.internalNetwork, aliases: ["oauth2-proxy"] }, { name: args.egressNetwork }],
+                readOnly: true,
+                memory: 256,
+                mounts: emailsVolume ? [{ type: "volume", source: emailsVolume.name, target: OAUTH2_PROXY_CONFIG_DIR }] : undefined,
+                uploads: emailsVolume ? settings.apply((s) => [{ file: AUTHENTICATED_EMAILS_FILE, content: s.authenticatedEmails! }]) : undefined,
+            },
+            child,
+        );
+
+        this.containerName = container.name;
+        this.internalAddress = pulumi.interpolate`${container.name}:${OAUTH2_PROXY_PORT}`;
+        this.args = settings.apply((s) => [...s.args]);
+        this.registerOutputs({ containerName: this.containerName, internalAddress: this.internalAddress, args: this.args });
+    }
+}
