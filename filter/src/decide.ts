@@ -1,0 +1,178 @@
+/**
+ * The per-request decision: a pure function of the rules, the caller's identity and the raw
+ * request. Nothing here does I/O, so unit, property and benchmark code call it directly and the
+ * HTTP server only moves bytes according to its answer.
+ */
+import type { FilterRules, PiiDetector } from "../../components/filter/rules";
+import { ENDPOINTS, matchEndpoint, type Endpoint } from "../../components/gateway/endpoints";
+import { findJailbreak } from "./jailbreak";
+import { findPii, redact } from "./pii";
+import { hasBodySpec, inspectBody, Refusal, setSlotText, slotText } from "./shape";
+
+/** Who is asking, as the gateway asserted it (see server.ts for why the filter may trust it). */
+export interface Identity {
+    readonly user?: string;
+    readonly email?: string;
+    readonly groups: readonly string[];
+    readonly device?: string;
+}
+
+export interface FilterRequest {
+    readonly method: string;
+    /** Path without query string, exactly as received. */
+    readonly path: string;
+    readonly identity: Identity;
+    readonly body?: Buffer;
+}
+
+/** Listings whose response the server filters down to the caller's models. */
+export type ListingKind = "tags" | "ps" | "v1-models";
+
+interface Common {
+    readonly endpoint?: Endpoint;
+    readonly model?: string;
+    readonly promptChars: number;
+    readonly items: number;
+}
+
+export interface Forward extends Common {
+    readonly action: "forward";
+    readonly endpoint: Endpoint;
+    /** Body to send upstream: the original bytes, or the re-serialised redacted body. */
+    readonly body?: Buffer;
+    /** Count of redacted values per detector (values themselves are never kept). */
+    readonly redactions: Partial<Record<PiiDetector, number>>;
+    readonly stream: boolean;
+    readonly listing?: ListingKind;
+}
+
+export interface Refuse extends Common {
+    readonly action: "refuse";
+    readonly status: number;
+    readonly code: string;
+    readonly rule: string;
+}
+
+export type Decision = Forward | Refuse;
+
+/** Rules prepared once per process: the allowlist resolved to canonical model names. */
+export interface Policy {
+    readonly rules: FilterRules;
+    /** Canonical models per group key ("*" included). */
+    readonly modelsByGroup: ReadonlyMap<string, ReadonlySet<string>>;
+}
+
+/** `llama3.2` and `library/llama3.2:latest` name the same model as `llama3.2:latest`. */
+export function canonicalModel(name: string): string {
+    let n = name.toLowerCase();
+    if (n.startsWith("registry.ollama.ai/")) n = n.slice("registry.ollama.ai/".length);
+    if (n.startsWith("library/")) n = n.slice("library/".length);
+    const lastSlash = n.lastIndexOf("/");
+    return n.indexOf(":", lastSlash + 1) === -1 ? `${n}:latest` : n;
+}
+
+export function compilePolicy(rules: FilterRules): Policy {
+    const modelsByGroup = new Map<string, ReadonlySet<string>>();
+    for (const [group, models] of Object.entries(rules.modelsByGroup)) modelsByGroup.set(group, new Set(models.map(canonicalModel)));
+    return { rules, modelsByGroup };
+}
+
+/** True when any of the caller's groups (or "*") lists the model. */
+export function modelAllowed(policy: Policy, groups: readonly string[], model: string): boolean {
+    const canonical = canonicalModel(model);
+    if (policy.modelsByGroup.get("*")?.has(canonical)) return true;
+    return groups.some((g) => policy.modelsByGroup.get(g)?.has(canonical) === true);
+}
+
+const LISTINGS: Partial<Record<string, ListingKind>> = { tags: "tags", ps: "ps", "v1-models": "v1-models" };
+
+function refuse(status: number, code: string, rule: string, extra: Partial<Common> = {}): Refuse {
+    return { action: "refuse", status, code, rule, promptChars: 0, items: 0, ...extra };
+}
+
+/** Decide one request. Never throws: malformed input of any kind becomes a Refuse. */
+export function decide(policy: Policy, req: FilterRequest): Decision {
+    const endpoint = matchEndpoint(req.method, req.path);
+    if (!endpoint) {
+        const pathKnown = ENDPOINTS.some((e) => matchEndpoint(e.methods[0]!, req.path) === e);
+        return pathKnown ? refuse(405, "method_not_allowed", "endpoints.method") : refuse(404, "endpoint_not_allowed", "endpoints.allowlist");
+    }
+    const { rules } = policy;
+    if (endpoint.modelParam) {
+        const model = req.path.slice(endpoint.path.length); // MODEL_PATH_SEGMENT admits no percent-encoding
+        if (!modelAllowed(policy, req.identity.groups, model)) return refuse(403, "model_not_allowed", "models.allowlist", { endpoint, model });
+        return { action: "forward", endpoint, model, redactions: {}, stream: false, promptChars: 0, items: 0 };
+    }
+    if (!hasBodySpec(endpoint.id)) return { action: "forward", endpoint, redactions: {}, stream: false, listing: LISTINGS[endpoint.id], promptChars: 0, items: 0 };
+
+    const raw = req.body ?? Buffer.alloc(0);
+    if (raw.length > rules.limits.maxBodyBytes) return refuse(413, "body_too_large", "limits.body-size", { endpoint });
+    let parsed: unknown;
+    try {
+        parsed = JSON.parse(raw.toString("utf8"));
+    } catch {
+        return refuse(400, "invalid_json", "shape.json", { endpoint });
+    }
+    let inspection;
+    try {
+        inspection = inspectBody(endpoint.id, parsed, rules.limits);
+    } catch (e) {
+        if (e instanceof Refusal) return refuse(e.status, e.code, e.rule, { endpoint });
+        // Only a stack overflow on pathologically nested JSON gets here.
+        return refuse(400, "invalid_request", "shape.depth", { endpoint });
+    }
+    const facts = { endpoint, model: inspection.model, promptChars: inspection.promptChars, items: inspection.items };
+    if (inspection.items > rules.limits.maxMessages) return refuse(413, "too_many_messages", "limits.max-messages", facts);
+    if (inspection.promptChars > rules.limits.maxPromptChars) return refuse(413, "prompt_too_large", "limits.max-prompt-chars", facts);
+    if (!modelAllowed(policy, req.identity.groups, inspection.model)) return refuse(403, "model_not_allowed", "models.allowlist", facts);
+
+    if (rules.jailbreak.action === "block") {
+        for (const slot of inspection.texts) {
+            const rule = findJailbreak(slotText(slot));
+            if (rule) return refuse(422, "jailbreak_detected", rule, facts);
+        }
+    }
+    const redactions: Partial<Record<PiiDetector, number>> = {};
+    let rewritten = false;
+    if (rules.pii.action !== "off") {
+        for (const slot of inspection.texts) {
+            const value = slotText(slot);
+            const matches = findPii(value, rules.pii.detectors);
+            if (!matches.length) continue;
+            if (rules.pii.action === "block") return refuse(422, "pii_detected", `pii.${matches[0]!.type}`, facts);
+            for (const m of matches) redactions[m.type] = (redactions[m.type] ?? 0) + 1;
+            setSlotText(slot, redact(value, matches));
+            rewritten = true;
+        }
+    }
+    return { action: "forward", ...facts, body: rewritten ? Buffer.from(JSON.stringify(parsed), "utf8") : raw, redactions, stream: inspection.stream };
+}
+
+/**
+ * A listing response reduced to the models the caller may use. Returns undefined when the body
+ * is not the expected shape (the server then refuses rather than leak an unfiltered list).
+ */
+export function filterListing(policy: Policy, groups: readonly string[], kind: ListingKind, body: string): string | undefined {
+    let doc: unknown;
+    try {
+        doc = JSON.parse(body);
+    } catch {
+        return undefined;
+    }
+    if (typeof doc !== "object" || doc === null) return undefined;
+    const d = doc as Record<string, unknown>;
+    const key = kind === "v1-models" ? "data" : "models";
+    const list = d[key];
+    if (!Array.isArray(list)) return undefined;
+    const nameOf = (m: unknown): string | undefined => {
+        if (typeof m !== "object" || m === null) return undefined;
+        const r = m as Record<string, unknown>;
+        const n = kind === "v1-models" ? r.id : (r.model ?? r.name);
+        return typeof n === "string" ? n : undefined;
+    };
+    d[key] = list.filter((m) => {
+        const n = nameOf(m);
+        return n !== undefined && modelAllowed(policy, groups, n);
+    });
+    return JSON.stringify(d);
+}

@@ -1,0 +1,129 @@
+/**
+ * Jailbreak / prompt-injection heuristics. Text is normalised (NFKC folds full-width letters,
+ * invisible characters are dropped, case is folded) and split into words once; each rule is a
+ * short sequence of word classes where every next word must follow within a small window. The
+ * matcher looks at each word a bounded number of times, so the cost is linear in the input no
+ * matter how it is crafted (no regex backtracking on user text).
+ */
+
+export interface JailbreakRule {
+    /** Stable id reported as `rule` in refusals and audit events. */
+    readonly id: string;
+    /** Word classes in order; the first element of each step must follow the previous within `within` words. */
+    readonly steps: readonly { readonly words: readonly string[]; readonly within: number }[];
+}
+
+const seq = (...words: string[][]) => words.map((w, i) => ({ words: w, within: i === 0 ? 0 : 1 }));
+const near = (within: number, ...classes: string[][]) => classes.map((w, i) => ({ words: w, within: i === 0 ? 0 : within }));
+
+const INSTRUCTION_NOUNS = ["instruction", "instructions", "rules", "guidelines", "directives", "prompt", "prompts", "guardrails", "restrictions", "policy", "policies", "programming", "constraints"];
+const PERSONA_VERBS = ["pretend", "act", "behave", "roleplay", "imagine", "become", "respond", "answer", "reply", "operate"];
+
+export const JAILBREAK_RULES: readonly JailbreakRule[] = [
+    {
+        id: "jailbreak.ignore-instructions",
+        steps: [
+            { words: ["ignore", "disregard", "forget", "override", "bypass", "skip", "abandon"], within: 0 },
+            { words: ["previous", "prior", "above", "earlier", "preceding", "all", "any", "your", "system", "initial", "original", "safety"], within: 4 },
+            { words: INSTRUCTION_NOUNS, within: 3 },
+        ],
+    },
+    { id: "jailbreak.dan", steps: seq(["do"], ["anything"], ["now"]) },
+    { id: "jailbreak.dan", steps: near(2, ["dan", "stan", "dude", "aim"], ["mode", "jailbreak", "persona"]) },
+    { id: "jailbreak.dan", steps: near(1, ["you", "act"], ["are", "as"], ["dan"]) },
+    { id: "jailbreak.developer-mode", steps: near(3, ["enable", "enabled", "activate", "activated", "enter", "entering", "unlock", "unlocked", "switch"], ["developer", "god", "jailbreak", "unrestricted", "sudo"], ["mode"]) },
+    { id: "jailbreak.developer-mode", steps: near(3, ["developer", "god", "jailbreak", "sudo"], ["mode"], ["enabled", "activated", "on", "unlocked"]) },
+    { id: "jailbreak.unrestricted-persona", steps: near(5, PERSONA_VERBS, ["unrestricted", "unfiltered", "uncensored", "amoral", "unaligned", "jailbroken", "unethical"]) },
+    { id: "jailbreak.unrestricted-persona", steps: near(5, PERSONA_VERBS, ["without", "no", "free", "ignoring"], ["restrictions", "filters", "censorship", "limitations", "limits", "safeguards", "guidelines", "ethics", "morals", "rules"]) },
+    {
+        id: "jailbreak.system-prompt-leak",
+        steps: [
+            { words: ["reveal", "print", "show", "repeat", "output", "display", "leak", "disclose", "dump", "recite", "tell"], within: 0 },
+            { words: ["system", "initial", "hidden", "secret", "original", "developer"], within: 5 },
+            { words: ["prompt", "prompts", "instructions", "message"], within: 2 },
+        ],
+    },
+    { id: "injection.role-override", steps: near(2, ["new", "updated", "revised", "real"], ["system"], ["prompt", "instructions", "message", "rules"]) },
+    { id: "injection.role-override", steps: seq(["system"], ["override"]) },
+];
+
+/** Chat-template control tokens: in user text they forge turns (a fake system message). */
+export const TEMPLATE_TOKENS: readonly string[] = ["<|im_start|>", "<|im_end|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>", "<|system|>", "<<sys>>", "[inst]", "<start_of_turn>", "<|endoftext|>", "<|begin_of_text|>"];
+export const TEMPLATE_TOKEN_RULE = "injection.chat-template-tokens";
+
+interface CompiledRule {
+    readonly id: string;
+    /** Window per step (index 0 unused: the first step starts anywhere). */
+    readonly within: readonly number[];
+}
+
+/** Word -> bit set of the rule steps it belongs to (one bit per (rule, step)). */
+interface Vocabulary {
+    readonly bits: Map<string, number[]>;
+    readonly rules: readonly CompiledRule[];
+}
+
+function compile(rules: readonly JailbreakRule[]): Vocabulary {
+    const bits = new Map<string, number[]>();
+    const compiled: CompiledRule[] = [];
+    rules.forEach((rule, r) => {
+        compiled.push({ id: rule.id, within: rule.steps.map((s) => s.within) });
+        rule.steps.forEach((step, s) => {
+            for (const w of step.words) {
+                const entry = bits.get(w) ?? new Array<number>(rules.length).fill(0);
+                entry[r]! |= 1 << s;
+                bits.set(w, entry);
+            }
+        });
+    });
+    return { bits, rules: compiled };
+}
+
+const VOCABULARY = compile(JAILBREAK_RULES);
+const MAX_WORD = 16;
+const INVISIBLE = /[\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]/g;
+const NON_ASCII = /[^\x00-\x7f]/;
+
+/** Lower-case, NFKC-folded text without invisible characters. */
+export function normalise(text: string): string {
+    const folded = NON_ASCII.test(text) ? text.normalize("NFKC").replace(INVISIBLE, "") : text;
+    return folded.toLowerCase();
+}
+
+/** Rule id of the first heuristic that fires, or undefined. */
+export function findJailbreak(text: string): string | undefined {
+    const t = normalise(text);
+    for (const token of TEMPLATE_TOKENS) if (t.includes(token)) return TEMPLATE_TOKEN_RULE;
+
+    // Per word, the (rule, step) bits it carries; words outside the vocabulary are kept as gaps.
+    const masks: (number[] | undefined)[] = [];
+    const word = /[a-z0-9]+/g;
+    for (let m = word.exec(t); m; m = word.exec(t)) masks.push(m[0].length > MAX_WORD ? undefined : VOCABULARY.bits.get(m[0]));
+
+    const { rules } = VOCABULARY;
+    for (let r = 0; r < rules.length; r++) {
+        const rule = rules[r]!;
+        const steps = rule.within.length;
+        // Greedy: from each start word, take the nearest word of each next step inside its window.
+        for (let i = 0; i < masks.length; i++) {
+            if (!((masks[i]?.[r] ?? 0) & 1)) continue;
+            let pos = i;
+            let step = 1;
+            while (step < steps) {
+                const limit = Math.min(masks.length - 1, pos + rule.within[step]!);
+                let found = -1;
+                for (let k = pos + 1; k <= limit; k++) {
+                    if ((masks[k]?.[r] ?? 0) & (1 << step)) {
+                        found = k;
+                        break;
+                    }
+                }
+                if (found === -1) break;
+                pos = found;
+                step++;
+            }
+            if (step === steps) return rule.id;
+        }
+    }
+    return undefined;
+}

@@ -1,0 +1,73 @@
+/**
+ * Filter entry point.
+ *   tsx filter/src/main.ts --rules <rules.json> --listen <host:port> --upstream http://<host:port> [--audit-log <file>]
+ * Prints exactly one stdout line `listening <host>:<port>` when ready (port 0 picks a free
+ * port); after that stdout carries only audit events, one JSON object per line.
+ */
+import { readFileSync } from "node:fs";
+import { parseFilterRules } from "../../components/filter/rules";
+import { AuditSink } from "./audit";
+import { createFilterServer } from "./server";
+import { parseSyslogAddress, SyslogClient } from "./syslog";
+
+const USAGE = "usage: main.ts --rules <rules.json> --listen <host:port> --upstream http://<host:port> [--audit-log <file>]";
+
+export interface CliArgs {
+    readonly rules: string;
+    readonly listen: { host: string; port: number };
+    readonly upstream: URL;
+    readonly auditLog?: string;
+}
+
+export function parseArgs(argv: readonly string[]): CliArgs {
+    const values = new Map<string, string>();
+    for (let i = 0; i < argv.length; i += 2) {
+        const flag = argv[i]!;
+        if (!["--rules", "--listen", "--upstream", "--audit-log"].includes(flag)) throw new Error(`unknown argument "${flag}"\n${USAGE}`);
+        const value = argv[i + 1];
+        if (value === undefined) throw new Error(`${flag} needs a value\n${USAGE}`);
+        values.set(flag, value);
+    }
+    for (const required of ["--rules", "--listen", "--upstream"]) if (!values.has(required)) throw new Error(`${required} is required\n${USAGE}`);
+    const listen = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(values.get("--listen")!);
+    if (!listen || Number(listen[2]) > 65535) throw new Error(`--listen must be host:port (got "${values.get("--listen")}")`);
+    let upstream: URL;
+    try {
+        upstream = new URL(values.get("--upstream")!);
+    } catch {
+        throw new Error(`--upstream must be an http:// URL (got "${values.get("--upstream")}")`);
+    }
+    if (upstream.protocol !== "http:" || upstream.pathname !== "/" || upstream.search) throw new Error(`--upstream must be http://host:port with no path (got "${values.get("--upstream")}")`);
+    return { rules: values.get("--rules")!, listen: { host: listen[1]!.replace(/^\[|\]$/g, ""), port: Number(listen[2]) }, upstream, auditLog: values.get("--audit-log") };
+}
+
+async function main(): Promise<void> {
+    const args = parseArgs(process.argv.slice(2));
+    const rules = parseFilterRules(readFileSync(args.rules, "utf8"));
+    const syslog = rules.audit.syslogAddress ? new SyslogClient(parseSyslogAddress(rules.audit.syslogAddress)) : undefined;
+    const audit = new AuditSink({ stdout: true, file: args.auditLog, syslog, appName: rules.audit.appName });
+    const { server, close } = createFilterServer({ rules, upstream: args.upstream, audit });
+    server.on("error", (e) => {
+        process.stderr.write(`zto-filter: cannot listen on ${args.listen.host}:${args.listen.port}: ${e.message}\n`);
+        process.exit(2);
+    });
+    server.listen(args.listen.port, args.listen.host, () => {
+        const addr = server.address();
+        if (addr && typeof addr === "object") {
+            const host = addr.family === "IPv6" ? `[${addr.address}]` : addr.address;
+            process.stdout.write(`listening ${host}:${addr.port}\n`);
+        }
+    });
+    const stop = () => {
+        void close().then(() => syslog?.close()).finally(() => process.exit(0));
+    };
+    process.on("SIGTERM", stop);
+    process.on("SIGINT", stop);
+}
+
+if (require.main === module) {
+    main().catch((e: Error) => {
+        process.stderr.write(`zto-filter: ${e.message}\n`);
+        process.exit(2);
+    });
+}

@@ -1,0 +1,228 @@
+/**
+ * The filter's HTTP server: read the request body (bounded), decide, then either refuse with a
+ * JSON error or relay to Ollama chunk by chunk. A client that goes away aborts the upstream
+ * request at once, so Ollama stops generating. Upstream failures reach the client as masked JSON
+ * errors: no internal host, port or stack.
+ *
+ * Trust: the identity headers (X-Auth-Request-*, X-Device-Name, X-Request-Id) are believed as
+ * sent. That is sound only because the filter listens on the internal network (or loopback in
+ * the sandbox) where the gateway is its only client, and the gateway strips any client-sent copy
+ * of these headers before setting its own (components/gateway/spec.ts FORWARDED_IDENTITY_HEADERS).
+ */
+import { randomUUID } from "node:crypto";
+import * as http from "node:http";
+import { Pool } from "undici";
+import type { FilterRules } from "../../components/filter/rules";
+import { FORWARDED_IDENTITY_HEADERS } from "../../components/gateway/spec";
+import { auditEvent, type AuditSink } from "./audit";
+import { compilePolicy, decide, filterListing, type Decision, type Identity, type Refuse } from "./decide";
+import { UsageTap, type Usage } from "./usage";
+
+export interface FilterServerOptions {
+    readonly rules: FilterRules;
+    /** Ollama's base URL, e.g. http://ollama:11434. */
+    readonly upstream: URL;
+    readonly audit: AuditSink;
+}
+
+/** Fixed, text-free explanations per reason code, so refusals never echo user input. */
+const MESSAGES: Record<string, string> = {
+    endpoint_not_allowed: "This endpoint is not available.",
+    method_not_allowed: "This method is not allowed on this endpoint.",
+    body_too_large: "The request body is too large.",
+    invalid_json: "The request body is not valid JSON.",
+    invalid_request: "The request body does not match the endpoint's schema.",
+    parameter_out_of_range: "A request parameter is outside the allowed range.",
+    too_many_messages: "The request has too many messages.",
+    prompt_too_large: "The prompt is too long.",
+    model_not_allowed: "This model is not available to you.",
+    pii_detected: "The request contains personal data or a secret and was blocked.",
+    jailbreak_detected: "The request was blocked by the prompt-injection policy.",
+    upstream_timeout: "The model server did not answer in time.",
+    upstream_unavailable: "The model server is unavailable.",
+    upstream_error: "The model server failed to answer.",
+};
+
+const MAX_LISTING_BYTES = 16 << 20;
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+function header(req: http.IncomingMessage, name: string): string | undefined {
+    const v = req.headers[name.toLowerCase()];
+    const s = Array.isArray(v) ? v[0] : v;
+    return s === undefined || s === "" ? undefined : s.slice(0, 512);
+}
+
+export function identityFromHeaders(req: http.IncomingMessage): Identity {
+    const groups = (header(req, FORWARDED_IDENTITY_HEADERS.groups) ?? "")
+        .split(",")
+        .map((g) => g.trim())
+        .filter((g) => g.length > 0)
+        .slice(0, 256);
+    return { user: header(req, FORWARDED_IDENTITY_HEADERS.user), email: header(req, FORWARDED_IDENTITY_HEADERS.email), groups, device: header(req, FORWARDED_IDENTITY_HEADERS.device) };
+}
+
+/** Body as JSON error: `{ error: { code, rule, requestId, message } }`. */
+function sendError(res: http.ServerResponse, status: number, code: string, rule: string, requestId: string): number {
+    const body = JSON.stringify({ error: { code, rule, requestId, message: MESSAGES[code] ?? "The request was refused." } });
+    if (res.headersSent) {
+        res.destroy();
+        return 0;
+    }
+    res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(body), "cache-control": "no-store", "x-request-id": requestId });
+    res.end(body);
+    return Buffer.byteLength(body);
+}
+
+/** Read at most `limit` bytes; resolves undefined when the body is larger. */
+function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer | undefined> {
+    return new Promise((resolve, reject) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        let over = false;
+        req.on("data", (c: Buffer) => {
+            size += c.length;
+            if (size > limit) over = true;
+            else chunks.push(c);
+        });
+        req.on("end", () => resolve(over ? undefined : Buffer.concat(chunks)));
+        req.on("error", reject);
+    });
+}
+
+/** Response headers passed back to the client; everything else from Ollama is dropped. */
+const RELAYED_HEADERS = ["content-type", "content-length"];
+
+export function createFilterServer(opts: FilterServerOptions): { server: http.Server; close: () => Promise<void> } {
+    const policy = compilePolicy(opts.rules);
+    const timeoutMs = opts.rules.upstream.timeoutSeconds * 1000;
+    const upstream = new Pool(opts.upstream.origin, { connections: 256, pipelining: 1, keepAliveTimeout: 30_000, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+    const upstreamHost = opts.upstream.host;
+
+    const server = http.createServer({ noDelay: true, requestTimeout: 0 }, (req, res) => {
+        void handle(req, res).catch(() => {
+            // handle() reports its own failures; this only guards against a bug taking the process down.
+            if (!res.headersSent) sendError(res, 500, "upstream_error", "filter.internal", "-");
+            else res.destroy();
+        });
+    });
+
+    async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+        const startedAt = new Date();
+        const t0 = performance.now();
+        const rawId = header(req, FORWARDED_IDENTITY_HEADERS.requestId);
+        const requestId = rawId && REQUEST_ID.test(rawId) ? rawId : randomUUID();
+        const identity = identityFromHeaders(req);
+        const method = req.method ?? "GET";
+        const path = (req.url ?? "/").split("?")[0]!;
+
+        const body = method === "POST" ? await readBody(req, opts.rules.limits.maxBodyBytes) : Buffer.alloc(0);
+        const decision: Decision =
+            body === undefined ? ({ action: "refuse", status: 413, code: "body_too_large", rule: "limits.body-size", promptChars: 0, items: 0 } satisfies Refuse) : decide(policy, { method, path, identity, body });
+
+        const audit = (status: number, extra: { upstreamError?: string; usage?: Usage; clientAborted?: boolean; responseBytes?: number } = {}) =>
+            opts.audit.emit(auditEvent({ requestId, method, path, identity, decision, status, startedAt, durationMs: performance.now() - t0, requestBytes: body?.length ?? 0, ...extra }));
+
+        if (decision.action === "refuse") {
+            const bytes = sendError(res, decision.status, decision.code, decision.rule, requestId);
+            return audit(decision.status, { responseBytes: bytes });
+        }
+
+        const abort = new AbortController();
+        let clientGone = false;
+        res.on("close", () => {
+            if (!res.writableFinished) {
+                clientGone = true;
+                abort.abort();
+            }
+        });
+
+        const forwardBody = method === "POST" ? decision.body : undefined;
+        const headers: Record<string, string> = { host: upstreamHost, accept: header(req, "accept") ?? "*/*", "x-request-id": requestId };
+        if (forwardBody) {
+            headers["content-type"] = "application/json";
+            headers["content-length"] = String(forwardBody.length);
+        }
+
+        let upstreamRes;
+        try {
+            upstreamRes = await upstream.request({ path, method: method as "GET" | "HEAD" | "POST", headers, body: forwardBody, signal: abort.signal });
+        } catch (e) {
+            if (clientGone) return audit(499, { clientAborted: true });
+            const code = (e as { code?: string }).code === "UND_ERR_HEADERS_TIMEOUT" ? "upstream_timeout" : "upstream_unavailable";
+            const status = code === "upstream_timeout" ? 504 : 502;
+            const bytes = sendError(res, status, code, "upstream", requestId);
+            return audit(status, { upstreamError: code, responseBytes: bytes });
+        }
+
+        const status = upstreamRes.statusCode;
+        if (status >= 500 || (decision.listing && status === 200 && method === "GET")) {
+            // Error bodies may name internal hosts; listings must be filtered: both are read whole.
+            const chunks: Buffer[] = [];
+            let size = 0;
+            try {
+                for await (const c of upstreamRes.body) {
+                    size += (c as Buffer).length;
+                    if (size <= MAX_LISTING_BYTES) chunks.push(c as Buffer);
+                }
+            } catch {
+                if (clientGone) return audit(499, { clientAborted: true });
+            }
+            const listing = status === 200 && size <= MAX_LISTING_BYTES ? filterListing(policy, identity.groups, decision.listing!, Buffer.concat(chunks).toString("utf8")) : undefined;
+            if (listing === undefined) {
+                const bytes = sendError(res, 502, "upstream_error", "upstream", requestId);
+                return audit(502, { upstreamError: "upstream_error", responseBytes: bytes });
+            }
+            res.writeHead(200, { "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(listing), "x-request-id": requestId });
+            res.end(listing);
+            return audit(200, { responseBytes: Buffer.byteLength(listing) });
+        }
+
+        const relayed: Record<string, string> = { "x-request-id": requestId };
+        for (const name of RELAYED_HEADERS) {
+            const v = upstreamRes.headers[name];
+            if (typeof v === "string") relayed[name] = v;
+        }
+        res.writeHead(status, relayed);
+        res.flushHeaders();
+        const tap = UsageTap.forContentType(relayed["content-type"]);
+        let bytes = 0;
+        let upstreamError: string | undefined;
+        try {
+            for await (const chunk of upstreamRes.body) {
+                const c = chunk as Buffer;
+                bytes += c.length;
+                tap.push(c);
+                if (!res.write(c)) await new Promise<void>((resolve) => {
+                    const done = () => {
+                        res.off("drain", done);
+                        res.off("close", done);
+                        resolve();
+                    };
+                    res.on("drain", done);
+                    res.on("close", done);
+                });
+                if (clientGone) break;
+            }
+        } catch (e) {
+            if (!clientGone) upstreamError = (e as { code?: string }).code === "UND_ERR_BODY_TIMEOUT" ? "upstream_timeout" : "upstream_error";
+        }
+        if (clientGone) {
+            upstreamRes.body.destroy();
+            return audit(status, { clientAborted: true, usage: tap.finish(), responseBytes: bytes });
+        }
+        // Headers are gone already: a broken upstream can only be signalled by cutting the response.
+        if (upstreamError) res.destroy();
+        else res.end();
+        audit(status, { upstreamError, usage: tap.finish(), responseBytes: bytes });
+    }
+
+    return {
+        server,
+        close: async () => {
+            const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+            server.closeAllConnections();
+            await closed;
+            await upstream.destroy();
+        },
+    };
+}
