@@ -63,6 +63,11 @@ export interface GatewaySpec {
     readonly kind: "nginx" | "haproxy";
     /** The DNS name clients use (server cert SAN). */
     readonly serverName: string;
+    /**
+     * Every name a client may put in Host/SNI (lowercase): the server certificate's names. Any
+     * other Host is refused, so a rebound or spoofed name never reaches the allowlist.
+     */
+    readonly acceptedHosts: readonly string[];
     readonly listen: Upstream;
     readonly tls: { readonly minVersion: "1.2" | "1.3"; readonly cert: string; readonly key: string; readonly ca: string };
     /** Allowlisted devices; a CA-signed cert whose fingerprint is not here is refused. */
@@ -104,6 +109,17 @@ export const SECURITY_HEADERS: readonly (readonly [string, string])[] = [
     ["Cross-Origin-Resource-Policy", "same-origin"],
 ];
 
+/**
+ * Names the gateway answers to: the domain, loopback names, and the Tailscale address when
+ * known. The same list is the server certificate's SANs, so a name outside it would also fail
+ * TLS verification in a browser.
+ */
+export function gatewayHostNames(cfg: StackConfig): string[] {
+    const names = [cfg.domain, "localhost", "127.0.0.1", "::1"];
+    if (cfg.tailscale.serverAddress) names.push(cfg.tailscale.serverAddress.toLowerCase());
+    return [...new Set(names)];
+}
+
 function parseSyslog(address: string | undefined): GatewaySpec["logging"]["syslog"] {
     if (!address) return undefined;
     const m = /^(udp|tcp):\/\/([^:]+):(\d+)$/.exec(address);
@@ -128,6 +144,7 @@ export function deriveGatewaySpec(cfg: StackConfig, devices: Readonly<Record<str
     return {
         kind: cfg.gateway.kind,
         serverName: cfg.domain,
+        acceptedHosts: gatewayHostNames(cfg),
         listen: placement.listen,
         tls: { minVersion: cfg.gateway.tlsMinVersion, ...placement.tlsFiles },
         devices: gatewayDevices,

@@ -1,0 +1,601 @@
+/**
+ * nginx.conf for the gateway, rendered from a GatewaySpec (pure: same spec, same text).
+ *
+ * Runs unchanged on nginx 1.22 (Debian, used by the e2e tests) and the pinned official image:
+ * only directives that exist in 1.22 and are not deprecated later. The request pipeline is:
+ *
+ *   TLS 1.3 + client cert verified against the CA (no session resumption)
+ *   server rewrite:  enrolled device (fingerprint allowlist) -> origin-form only -> known Host
+ *   location /:      Origin allowlist, CORS preflight, [auth_request to oauth2-proxy]
+ *   @zto_route:      endpoint allowlist on the RAW request target, method check, rate and
+ *                    connection limits, then proxy_pass of exactly the allowlisted path
+ *
+ * Every decision is taken on the raw `$request_uri`, never on nginx's normalised `$uri`, so
+ * percent-encoding, dot segments, double slashes, `;` parameters and case tricks simply fail
+ * to match the allowlist. All response headers are added once at server level (nothing below
+ * adds headers, so nginx's add_header inheritance never drops them), with empty-valued
+ * variables for the conditional ones: nginx omits a header whose value is empty.
+ */
+import { FORWARDED_IDENTITY_HEADERS, type GatewaySpec, type Upstream } from "./spec";
+import { endpointPathRegex, type Endpoint } from "./endpoints";
+
+/** oauth2-proxy paths a browser needs for sign-in; every other /oauth2/ path is refused. */
+export const OAUTH2_PUBLIC_PATHS = ["/oauth2/start", "/oauth2/callback", "/oauth2/sign_in", "/oauth2/sign_out"] as const;
+
+/** Client request headers passed upstream; everything else (cookies, tokens, identity claims) is dropped. */
+export const FORWARDED_CLIENT_HEADERS = ["Content-Type", "Accept", "User-Agent"] as const;
+
+/** Upstream response headers never shown to clients (the gateway owns these). */
+const HIDDEN_UPSTREAM_HEADERS = [
+    "X-Request-Id",
+    "Set-Cookie",
+    "X-Powered-By",
+    "Access-Control-Allow-Origin",
+    "Access-Control-Allow-Credentials",
+    "Access-Control-Allow-Methods",
+    "Access-Control-Allow-Headers",
+    "Access-Control-Expose-Headers",
+    "Access-Control-Max-Age",
+];
+
+/**
+ * Upstream control headers nginx would otherwise obey: X-Accel-Redirect would let an upstream
+ * redirect internally (e.g. into the auth location), X-Accel-Buffering could re-enable buffering.
+ */
+const IGNORED_UPSTREAM_HEADERS = ["X-Accel-Redirect", "X-Accel-Expires", "X-Accel-Limit-Rate", "X-Accel-Buffering", "X-Accel-Charset", "Expires", "Cache-Control", "Set-Cookie", "Vary"];
+
+/** A gateway refusal: HTTP status, stable machine code, short message (never internal detail). */
+interface GatewayError {
+    readonly status: number;
+    readonly code: string;
+    readonly message: string;
+}
+
+/** Every status nginx itself can produce, mapped to the JSON error clients see. */
+const NGINX_ERRORS: readonly (GatewayError & { readonly nginxStatus: number })[] = [
+    { nginxStatus: 400, status: 400, code: "bad_request", message: "malformed request" },
+    { nginxStatus: 403, status: 403, code: "forbidden", message: "access denied" },
+    { nginxStatus: 404, status: 404, code: "not_found", message: "no such route" },
+    { nginxStatus: 405, status: 405, code: "method_not_allowed", message: "method not allowed" },
+    { nginxStatus: 408, status: 408, code: "request_timeout", message: "request not received in time" },
+    { nginxStatus: 411, status: 411, code: "length_required", message: "length required" },
+    { nginxStatus: 413, status: 413, code: "request_too_large", message: "request body too large" },
+    { nginxStatus: 414, status: 414, code: "uri_too_long", message: "request target too long" },
+    { nginxStatus: 416, status: 416, code: "range_not_satisfiable", message: "range not satisfiable" },
+    { nginxStatus: 429, status: 429, code: "rate_limited", message: "too many requests" },
+    { nginxStatus: 494, status: 400, code: "request_headers_too_large", message: "request headers too large" },
+    { nginxStatus: 495, status: 400, code: "client_certificate_invalid", message: "client certificate rejected" },
+    { nginxStatus: 496, status: 400, code: "client_certificate_required", message: "client certificate required" },
+    { nginxStatus: 497, status: 400, code: "https_required", message: "plain HTTP sent to the HTTPS port" },
+    { nginxStatus: 500, status: 500, code: "internal_error", message: "internal error" },
+    { nginxStatus: 501, status: 501, code: "not_implemented", message: "not implemented" },
+    { nginxStatus: 502, status: 502, code: "upstream_unavailable", message: "upstream unavailable" },
+    { nginxStatus: 503, status: 503, code: "service_unavailable", message: "service unavailable" },
+    { nginxStatus: 504, status: 504, code: "upstream_timeout", message: "upstream timed out" },
+    { nginxStatus: 505, status: 505, code: "http_version_not_supported", message: "HTTP version not supported" },
+];
+
+/** Statuses re-mapped inside @zto_route (upstream 5xx are masked; limit 429; chunked body 413). */
+const ROUTE_ERROR_STATUSES = [413, 429, 500, 502, 503, 504];
+
+/** Refusals the config itself issues (return with a JSON body). */
+const REFUSALS = {
+    deviceNotEnrolled: { status: 403, code: "device_not_enrolled", message: "client certificate is not enrolled" },
+    absoluteForm: { status: 400, code: "absolute_form_not_allowed", message: "request target must be a path" },
+    unknownHost: { status: 421, code: "unknown_host", message: "unknown host" },
+    originNotAllowed: { status: 403, code: "origin_not_allowed", message: "origin not allowed" },
+    routeNotAllowed: { status: 403, code: "route_not_allowed", message: "route not allowed" },
+    methodNotAllowed: { status: 405, code: "method_not_allowed", message: "method not allowed for this route" },
+    unauthenticated: { status: 401, code: "unauthenticated", message: "sign-in required" },
+} as const satisfies Record<string, GatewayError>;
+
+/** Thrown when a spec value cannot be written into nginx.conf safely. */
+export class NginxRenderError extends Error {
+    constructor(message: string) {
+        super(message);
+        this.name = "NginxRenderError";
+    }
+}
+
+/**
+ * A double-quoted nginx string whose content is taken literally. nginx has no `$` escape in
+ * strings that interpolate variables, so `$` is written as `${zto_dollar}` (a geo constant).
+ */
+export function nginxString(value: string, what: string): string {
+    if (/[\u0000-\u001f\u007f]/.test(value)) throw new NginxRenderError(`${what}: control characters are not allowed (got ${JSON.stringify(value)})`);
+    return `"${value.replace(/[\\"]/g, (c) => "\\" + c).replace(/\$/g, "${zto_dollar}")}"`;
+}
+
+/** A regex for nginx, double-quoted; the regex itself must not contain `"` or `{`-ambiguity. */
+function nginxRegex(source: string, caseInsensitive = false): string {
+    if (/["\u0000-\u001f]/.test(source)) throw new NginxRenderError(`regex ${source} cannot be quoted for nginx`);
+    return `"~${caseInsensitive ? "*" : ""}${source.replace(/\\/g, "\\\\")}"`;
+}
+
+const escapeRegex = (s: string) => s.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
+
+function address(u: Upstream, what: string): string {
+    if (!/^[A-Za-z0-9._:-]+$/.test(u.host)) throw new NginxRenderError(`${what}: host ${JSON.stringify(u.host)} is not a plain host name or IP`);
+    if (!Number.isInteger(u.port) || u.port < 1 || u.port > 65535) throw new NginxRenderError(`${what}: port ${u.port} is not a TCP port`);
+    return u.host.includes(":") ? `[${u.host}]:${u.port}` : `${u.host}:${u.port}`;
+}
+
+/** A filesystem path for nginx (quoted); these come from placements, never from users. */
+function nginxPath(p: string, what: string): string {
+    if (!/^\/[A-Za-z0-9._\/-]*$/.test(p)) throw new NginxRenderError(`${what}: ${JSON.stringify(p)} must be an absolute path of [A-Za-z0-9._/-]`);
+    return `"${p}"`;
+}
+
+/** `{"error":{...}}` as a single-quoted nginx string; codes/messages are fixed identifiers. */
+function errorBody(e: GatewayError): string {
+    return `'{"error":{"code":"${e.code}","message":"${e.message}","requestId":"$request_id"}}'`;
+}
+
+const refuse = (e: GatewayError) => `return ${e.status} ${errorBody(e)};`;
+
+function logTarget(target: string, what: string, format: string): string {
+    if (target === "stdout") return `access_log /dev/stdout ${format};`;
+    if (target === "off") return "access_log off;";
+    return `access_log ${nginxPath(target, what)} ${format};`;
+}
+
+function errorLogTarget(target: string): string {
+    return `error_log ${target === "stderr" ? "stderr" : nginxPath(target, "logging.errorLog")} warn;`;
+}
+
+/** nginx's $host keeps IPv6 literals bracketed. */
+const hostForNginx = (h: string) => (h.includes(":") ? `[${h}]` : h);
+
+function methodsOf(e: Endpoint): string {
+    return e.methods.join(", ");
+}
+
+/** Seconds a client should wait after a 429 before one more request is admitted. */
+export function retryAfterSeconds(ratePerMinute: number): number {
+    return Math.max(1, Math.ceil(60 / ratePerMinute));
+}
+
+function indent(lines: readonly string[], depth: number): string {
+    const pad = "    ".repeat(depth);
+    return lines
+        .flatMap((l) => l.split("\n"))
+        .map((l) => (l === "" ? "" : pad + l))
+        .join("\n");
+}
+
+function mapBlock(source: string, target: string, entries: readonly (readonly [string, string])[], defaultValue = '""'): string[] {
+    return [`map ${source} ${target} {`, `    default ${defaultValue};`, ...entries.map(([k, v]) => `    ${k} ${v};`), "}"];
+}
+
+function validateSpec(spec: GatewaySpec): void {
+    if (spec.kind !== "nginx") throw new NginxRenderError(`gateway.kind is "${spec.kind}"; renderNginxConf renders only the nginx gateway`);
+    const seen = new Set<string>();
+    for (const d of spec.devices) {
+        if (!/^[0-9a-f]{40}$/.test(d.fingerprintSha1)) throw new NginxRenderError(`device "${d.name}": fingerprintSha1 must be 40 lowercase hex characters (SHA-1 of the certificate DER)`);
+        if (seen.has(d.fingerprintSha1)) throw new NginxRenderError(`device "${d.name}": the same certificate is enrolled twice (fingerprint ${d.fingerprintSha1})`);
+        seen.add(d.fingerprintSha1);
+        for (const g of d.groups) if (g.includes(",")) throw new NginxRenderError(`device "${d.name}": group ${JSON.stringify(g)} contains a comma (groups are sent comma-separated)`);
+    }
+    if (spec.identity.provider !== "none" && !spec.identity.oauth2Proxy) throw new NginxRenderError(`identity.provider is ${spec.identity.provider} but the spec has no oauth2-proxy address`);
+    for (const o of spec.corsOrigins) {
+        if (!/^https:\/\/[a-z0-9.-]+(:\d{1,5})?$/.test(o)) throw new NginxRenderError(`gateway.corsOrigins: ${JSON.stringify(o)} is not an exact https origin`);
+    }
+    for (const [name, value] of spec.securityHeaders) {
+        if (!/^[A-Za-z0-9-]+$/.test(name)) throw new NginxRenderError(`security header name ${JSON.stringify(name)} is not a token`);
+        nginxString(value, `security header ${name}`);
+    }
+    const l = spec.limits;
+    for (const [k, v] of Object.entries(l)) if (!Number.isInteger(v) || v < 0) throw new NginxRenderError(`limits.${k} must be a non-negative integer (got ${v})`);
+    for (const k of ["ratePerMinute", "authRatePerMinute", "connectionsPerClient", "maxBodyKiB", "clientTimeoutSeconds", "upstreamTimeoutSeconds"] as const) {
+        if (l[k] < 1) throw new NginxRenderError(`limits.${k} must be at least 1 (got ${l[k]})`);
+    }
+}
+
+/** JSON access log: who, what, outcome, timings. Never bodies, cookies, Authorization or tokens. */
+function logFormat(): string[] {
+    const fields: [string, string, boolean][] = [
+        ["time", "$time_iso8601", true],
+        ["requestId", "$request_id", true],
+        ["remoteAddr", "$remote_addr", true],
+        ["device", "$zto_device", true],
+        ["user", "$zto_id_user", true],
+        ["groups", "$zto_id_groups", true],
+        ["method", "$request_method", true],
+        ["path", "$zto_path", true],
+        ["endpoint", "$zto_endpoint", true],
+        ["status", "$status", false],
+        ["bytesSent", "$bytes_sent", false],
+        ["requestLength", "$request_length", false],
+        ["requestTime", "$request_time", false],
+        ["upstreamStatus", "$upstream_status", true],
+        ["upstreamResponseTime", "$upstream_response_time", true],
+        ["tlsProtocol", "$ssl_protocol", true],
+    ];
+    const json = fields.map(([k, v, quoted]) => `"${k}":${quoted ? `"${v}"` : v}`).join(",");
+    return [`log_format zto_json escape=json '{${json}}';`];
+}
+
+function accessLogs(spec: GatewaySpec): string[] {
+    const lines = [logTarget(spec.logging.accessLog, "logging.accessLog", "zto_json")];
+    const s = spec.logging.syslog;
+    if (s && s.protocol === "udp") {
+        lines.push(`access_log syslog:server=${address({ host: s.host, port: s.port }, "logging.syslog")},facility=local7,tag=zto_gateway,severity=info zto_json;`);
+    } else if (s) {
+        // nginx writes syslog over UDP only. Over TCP the same JSON lines reach the SIEM from the
+        // container's stdout through Docker's syslog log driver (see hardening.ts dockerLogging).
+        lines.push(`# syslog tcp://${s.host}:${s.port}: nginx has no TCP syslog; stdout is shipped by the container log driver`);
+    }
+    return lines;
+}
+
+/** Maps on the raw request: path, endpoint id, method check, Origin, Host, device. */
+function maps(spec: GatewaySpec): string[] {
+    const identity = spec.identity.provider !== "none";
+    const endpointEntries = spec.endpoints.map((e) => [nginxRegex(endpointPathRegex(e)), e.id] as const);
+    const methodEntries = spec.endpoints.flatMap((e) => e.methods.map((m) => [`"${e.id} ${m}"`, "1"] as const));
+    const methodList = spec.endpoints.map((e) => [e.id, `"${methodsOf(e)}"`] as const);
+    const devices = spec.devices.map((d) => [d.fingerprintSha1, nginxString(d.name, `device ${d.name}`)] as const);
+    const hosts = spec.acceptedHosts.map((h) => [nginxString(hostForNginx(h.toLowerCase()), "acceptedHosts"), "1"] as const);
+    const sni = spec.acceptedHosts.filter((h) => !h.includes(":") && !/^\d+\.\d+\.\d+\.\d+$/.test(h)).map((h) => [nginxString(h.toLowerCase(), "acceptedHosts"), "1"] as const);
+    const origins = spec.corsOrigins.map((o) => [nginxRegex(`^${escapeRegex(o)}$`), nginxString(o, "corsOrigins")] as const);
+    const out: string[] = [
+        "# `$` inside literal strings (nginx has no escape for it).",
+        'geo $zto_dollar { default "$"; }',
+        "",
+        "# The raw path without the query string, for logs and the sign-in redirect.",
+        ...mapBlock("$request_uri", "$zto_path", [[nginxRegex("^(?<zto_raw_path>[^?]*)"), "$zto_raw_path"]]),
+        "",
+        "# Endpoint allowlist (DESIGN.md section 6) on the RAW request target: exact path, no query.",
+        ...mapBlock("$request_uri", "$zto_endpoint", endpointEntries),
+        ...mapBlock('"$zto_endpoint $request_method"', "$zto_method_ok", methodEntries),
+        ...mapBlock("$zto_endpoint", "$zto_endpoint_methods", methodList),
+        "",
+        "# Device allowlist: SHA-1 of the client certificate DER. A CA-signed certificate that is",
+        "# not listed here (a device removed from config) is refused.",
+        ...mapBlock("$ssl_client_fingerprint", "$zto_device", devices),
+        "",
+        "# Host (and SNI when sent) must be one of the server certificate's names.",
+        ...mapBlock("$host", "$zto_host_ok", hosts),
+        ...mapBlock("$ssl_server_name", "$zto_sni_ok", [['""', "1"], ...sni]),
+        ...mapBlock('"$zto_host_ok$zto_sni_ok"', "$zto_name_ok", [['"11"', "1"]]),
+        "",
+        "# Absolute-form request targets (`GET https://host/path`) are for proxies, never for us.",
+        ...mapBlock("$request", "$zto_absolute_form", [[nginxRegex("^[A-Za-z]+ +[A-Za-z][A-Za-z0-9+.-]*://"), "1"]]),
+        "",
+        "# CORS: exact, case-sensitive origin matches; any other Origin is refused.",
+        ...mapBlock("$http_origin", "$zto_cors_origin", origins),
+        ...mapBlock("$http_origin", "$zto_origin_refused", [['""', '""'], ...origins.map(([k]) => [k, '""'] as const)], "1"),
+        ...mapBlock('"$request_method:$http_origin:$zto_endpoint"', "$zto_preflight", [[nginxRegex("^OPTIONS:.+:.+$"), "1"]]),
+        ...mapBlock("$zto_cors_origin", "$zto_cors_credentials", [['""', '""']], '"true"'),
+        ...mapBlock("$zto_cors_origin", "$zto_cors_expose", [['""', '""']], '"X-Request-Id, Retry-After"'),
+        ...mapBlock("$zto_preflight", "$zto_preflight_methods", [["1", "$zto_endpoint_methods"]]),
+        ...mapBlock("$zto_preflight", "$zto_preflight_headers", [["1", '"Authorization, Content-Type, Accept"']]),
+        ...mapBlock("$zto_preflight", "$zto_preflight_max_age", [["1", '"600"']]),
+        "",
+        "# Headers that belong to one status only.",
+        ...mapBlock("$status", "$zto_allow_header", [["405", "$zto_endpoint_methods"]]),
+        ...mapBlock("$status", "$zto_retry_after", [["429", `"${retryAfterSeconds(spec.limits.ratePerMinute)}"`]]),
+    ];
+    if (identity) {
+        out.push(
+            "",
+            "# API clients get 401 JSON; anything else is a browser and is sent to sign-in.",
+            ...mapBlock("$request_uri", "$zto_is_api", [[nginxRegex("^/(api|v1)(/|\\?|$)"), "1"]]),
+            ...mapBlock("$zto_path", "$zto_signin_rd", [[nginxRegex("^(/[A-Za-z0-9_.~-]+)+/?$"), "$zto_path"]], '"/"'),
+            ...mapBlock("$request_uri", "$zto_oauth2_allowed", [[nginxRegex(`^(${OAUTH2_PUBLIC_PATHS.map(escapeRegex).join("|")})(\\?[^#]*)?$`), "1"]]),
+            "",
+            "# Rate-limit key: the signed-in user, else the device.",
+            ...mapBlock("$zto_id_user", "$zto_rate_key", [['""', '"device:$ssl_client_fingerprint"']], '"user:$zto_id_user"'),
+        );
+    } else {
+        const owners = spec.devices.map((d) => [d.fingerprintSha1, nginxString(d.owner, `device ${d.name} owner`)] as const);
+        const groups = spec.devices.map((d) => [d.fingerprintSha1, nginxString(d.groups.join(","), `device ${d.name} groups`)] as const);
+        out.push(
+            "",
+            "# identity.provider none: the enrolled device is the identity (its owner and groups).",
+            ...mapBlock("$ssl_client_fingerprint", "$zto_id_user", owners),
+            ...mapBlock("$ssl_client_fingerprint", "$zto_id_groups", groups),
+            ...mapBlock("$ssl_client_fingerprint", "$zto_rate_key", spec.devices.map((d) => [d.fingerprintSha1, `"device:${d.fingerprintSha1}"`] as const)),
+        );
+    }
+    return out;
+}
+
+function upstreamBlock(name: string, u: Upstream, what: string, keepalive: number): string[] {
+    // keepalive_timeout stays below the Node/Go servers' idle timeouts, so nginx never reuses a
+    // connection the upstream is closing (that race surfaces as a 502).
+    return [`upstream ${name} {`, `    server ${address(u, what)} max_fails=0;`, `    keepalive ${keepalive};`, "    keepalive_timeout 4s;", "}"];
+}
+
+/**
+ * Directives shared by every location that proxies (upstream connection, headers in and out).
+ * Only oauth2-proxy's sign-in locations may set cookies on the client.
+ */
+function proxyCommon(hostHeader: string, opts: { passSetCookie: boolean } = { passSetCookie: false }): string[] {
+    const hidden = HIDDEN_UPSTREAM_HEADERS.filter((h) => !(opts.passSetCookie && h === "Set-Cookie"));
+    const ignored = IGNORED_UPSTREAM_HEADERS.filter((h) => !(opts.passSetCookie && h === "Set-Cookie"));
+    return [
+        "proxy_http_version 1.1;",
+        'proxy_set_header Connection "";',
+        `proxy_set_header Host ${hostHeader};`,
+        "proxy_pass_request_headers off;",
+        ...FORWARDED_CLIENT_HEADERS.map((h) => `proxy_set_header ${h} $http_${h.toLowerCase().replace(/-/g, "_")};`),
+        "proxy_set_header X-Forwarded-For $remote_addr;",
+        "proxy_set_header X-Forwarded-Proto https;",
+        `proxy_set_header ${FORWARDED_IDENTITY_HEADERS.requestId} $request_id;`,
+        ...hidden.map((h) => `proxy_hide_header ${h};`),
+        `proxy_ignore_headers ${ignored.join(" ")};`,
+        "proxy_redirect off;",
+    ];
+}
+
+function routeLocation(spec: GatewaySpec): string[] {
+    const l = spec.limits;
+    const h = FORWARDED_IDENTITY_HEADERS;
+    const identity = spec.identity.provider !== "none";
+    return [
+        "location @zto_route {",
+        indent(
+            [
+                `if ($zto_endpoint = "") { ${refuse(REFUSALS.routeNotAllowed)} }`,
+                `if ($zto_method_ok = "") { ${refuse(REFUSALS.methodNotAllowed)} }`,
+                "",
+                `limit_req zone=zto_requests burst=${l.burst} nodelay;`,
+                `limit_conn zto_connections ${l.connectionsPerClient};`,
+                "",
+                ...ROUTE_ERROR_STATUSES.map(errorPage),
+                "# Upstream 5xx bodies may name hosts, paths or versions: replace them.",
+                "proxy_intercept_errors on;",
+                "proxy_next_upstream off;",
+                "",
+                "# Exactly the allowlisted path (the whole raw target matched the allowlist).",
+                "proxy_pass http://zto_upstream$request_uri;",
+                ...proxyCommon(nginxString(spec.upstreamHost, "upstreamHost")),
+                "# Identity headers are set here only: client-sent ones never pass (request headers off).",
+                `proxy_set_header ${h.user} $zto_id_user;`,
+                `proxy_set_header ${h.email} ${identity ? "$zto_id_email" : "$zto_id_user"};`,
+                `proxy_set_header ${h.groups} $zto_id_groups;`,
+                `proxy_set_header ${h.device} $zto_device;`,
+                "",
+                "# Streaming: NDJSON and SSE tokens go out as they arrive. Request bodies are read",
+                "# completely first, so an oversized chunked body is refused before upstream sees it.",
+                "proxy_buffering off;",
+                "proxy_cache off;",
+                "proxy_request_buffering on;",
+                `proxy_connect_timeout 5s;`,
+                `proxy_read_timeout ${l.upstreamTimeoutSeconds}s;`,
+                `proxy_send_timeout ${l.upstreamTimeoutSeconds}s;`,
+            ],
+            1,
+        ),
+        "}",
+    ];
+}
+
+function identityLocations(spec: GatewaySpec): string[] {
+    if (spec.identity.provider === "none") return [];
+    return [
+        "# auth_request target: forwards only the session cookie and bearer token.",
+        "location = /_zto_oauth2_auth {",
+        indent(
+            [
+                "internal;",
+                "proxy_pass http://zto_oauth2/oauth2/auth;",
+                ...proxyCommon("$host"),
+                "proxy_pass_request_body off;",
+                'proxy_set_header Content-Length "";',
+                "proxy_set_header Cookie $http_cookie;",
+                "proxy_set_header Authorization $http_authorization;",
+                "proxy_set_header X-Forwarded-Host $host;",
+                "proxy_set_header X-Forwarded-Uri $request_uri;",
+                "proxy_connect_timeout 5s;",
+                "proxy_read_timeout 10s;",
+            ],
+            1,
+        ),
+        "}",
+        "",
+        "# Sign-in flow (browser): a fixed set of oauth2-proxy paths, tighter rate per address.",
+        "location ^~ /oauth2/ {",
+        indent(
+            [
+                ...requestChecks(),
+                `if ($zto_oauth2_allowed = "") { ${refuse(REFUSALS.routeNotAllowed)} }`,
+                `limit_req zone=zto_signin burst=${Math.max(2, Math.ceil(spec.limits.authRatePerMinute / 2))} nodelay;`,
+                "proxy_pass http://zto_oauth2$request_uri;",
+                ...proxyCommon("$host", { passSetCookie: true }),
+                "proxy_set_header Cookie $http_cookie;",
+                "proxy_set_header X-Forwarded-Host $host;",
+                "proxy_connect_timeout 5s;",
+                "proxy_read_timeout 30s;",
+            ],
+            1,
+        ),
+        "}",
+        "",
+        "location @zto_unauthenticated {",
+        indent([`if ($zto_is_api) { ${refuse(REFUSALS.unauthenticated)} }`, "return 302 /oauth2/start?rd=$zto_signin_rd;"], 1),
+        "}",
+        "",
+    ];
+}
+
+/**
+ * First checks of every client-facing location: enrolled device, origin-form target, our own
+ * name. They live in locations, not at server level, because the error pages are reached by
+ * internal redirect, which would run server-level checks again and replace the real error.
+ */
+function requestChecks(): string[] {
+    return [
+        `if ($zto_device = "") { ${refuse(REFUSALS.deviceNotEnrolled)} }`,
+        `if ($zto_absolute_form) { ${refuse(REFUSALS.absoluteForm)} }`,
+        `if ($zto_name_ok = "") { ${refuse(REFUSALS.unknownHost)} }`,
+    ];
+}
+
+/** Error pages are internal URIs: a named location cannot serve requests whose URI did not parse. */
+const errorUri = (nginxStatus: number) => `/_zto_error/${nginxStatus}`;
+const errorPage = (nginxStatus: number) => `error_page ${nginxStatus} ${errorUri(nginxStatus)};`;
+
+function errorLocations(): string[] {
+    return NGINX_ERRORS.map((e) => `location = ${errorUri(e.nginxStatus)} { internal; ${refuse(e)} }`);
+}
+
+/** Render nginx.conf for the spec. Throws NginxRenderError naming the offending spec field. */
+export function renderNginxConf(spec: GatewaySpec): string {
+    validateSpec(spec);
+    const l = spec.limits;
+    const identity = spec.identity.provider !== "none";
+    const run = spec.runtimeDir;
+    const tls = spec.tls;
+    const headerBufferKiB = identity ? 16 : 8; // oauth2-proxy session cookies can reach ~12 KiB
+    const serverHeaders: string[] = [
+        ...spec.securityHeaders.map(([name, value]) => `add_header ${name} ${nginxString(value, `security header ${name}`)} always;`),
+        `add_header ${FORWARDED_IDENTITY_HEADERS.requestId} $request_id always;`,
+        "add_header Allow $zto_allow_header always;",
+        "add_header Retry-After $zto_retry_after always;",
+        ...(spec.corsOrigins.length
+            ? [
+                  "add_header Access-Control-Allow-Origin $zto_cors_origin always;",
+                  "add_header Access-Control-Allow-Credentials $zto_cors_credentials always;",
+                  "add_header Access-Control-Expose-Headers $zto_cors_expose always;",
+                  "add_header Access-Control-Allow-Methods $zto_preflight_methods always;",
+                  "add_header Access-Control-Allow-Headers $zto_preflight_headers always;",
+                  "add_header Access-Control-Max-Age $zto_preflight_max_age always;",
+                  "add_header Vary Origin always;",
+              ]
+            : []),
+        ...(identity ? ["# Session refresh from the auth subrequest (nginx 1.22 passes the first Set-Cookie).", "add_header Set-Cookie $zto_auth_cookie always;"] : []),
+    ];
+
+    const mainLocation: string[] = [
+        "location / {",
+        indent(
+            [
+                ...requestChecks(),
+                `if ($zto_origin_refused) { ${refuse(REFUSALS.originNotAllowed)} }`,
+                "# CORS preflight for an allowlisted route from an allowed origin, answered here.",
+                "if ($zto_preflight) { return 204; }",
+                ...(identity
+                    ? [
+                          "auth_request /_zto_oauth2_auth;",
+                          `auth_request_set $zto_id_user $upstream_http_${FORWARDED_IDENTITY_HEADERS.user.toLowerCase().replace(/-/g, "_")};`,
+                          `auth_request_set $zto_id_email $upstream_http_${FORWARDED_IDENTITY_HEADERS.email.toLowerCase().replace(/-/g, "_")};`,
+                          `auth_request_set $zto_id_groups $upstream_http_${FORWARDED_IDENTITY_HEADERS.groups.toLowerCase().replace(/-/g, "_")};`,
+                          "auth_request_set $zto_auth_cookie $upstream_http_set_cookie;",
+                      ]
+                    : []),
+                "# try_files runs after the access phase: limits in @zto_route see the signed-in user.",
+                "try_files /.zto-no-static-files @zto_route;",
+            ],
+            1,
+        ),
+        "}",
+    ];
+
+    const conf = [
+        "# Rendered by zero-trust-ollama from the stack config. Do not edit: edit the stack and redeploy.",
+        "worker_processes auto;",
+        "worker_rlimit_nofile 8192;",
+        `pid ${nginxPath(`${run}/nginx.pid`, "runtimeDir")};`,
+        errorLogTarget(spec.logging.errorLog),
+        "",
+        "events {",
+        "    worker_connections 4096;",
+        "}",
+        "",
+        "http {",
+        indent(
+            [
+                "server_tokens off;",
+                "default_type application/json;",
+                "charset off;",
+                "gzip off;",
+                "sendfile off;",
+                "tcp_nodelay on;",
+                `client_body_temp_path ${nginxPath(`${run}/client_body`, "runtimeDir")};`,
+                `proxy_temp_path ${nginxPath(`${run}/proxy`, "runtimeDir")};`,
+                `fastcgi_temp_path ${nginxPath(`${run}/fastcgi`, "runtimeDir")};`,
+                `uwsgi_temp_path ${nginxPath(`${run}/uwsgi`, "runtimeDir")};`,
+                `scgi_temp_path ${nginxPath(`${run}/scgi`, "runtimeDir")};`,
+                "",
+                ...logFormat(),
+                ...accessLogs(spec),
+                "log_not_found off;",
+                "",
+                "# Request size and slow-client limits (slowloris).",
+                `client_max_body_size ${l.maxBodyKiB}k;`,
+                `client_body_buffer_size ${Math.min(l.maxBodyKiB, 1024)}k;`,
+                "client_header_buffer_size 1k;",
+                `large_client_header_buffers 4 ${headerBufferKiB}k;`,
+                `client_header_timeout ${l.clientTimeoutSeconds}s;`,
+                `client_body_timeout ${l.clientTimeoutSeconds}s;`,
+                `send_timeout ${l.clientTimeoutSeconds}s;`,
+                "keepalive_timeout 60s;",
+                "keepalive_requests 1000;",
+                "reset_timedout_connection on;",
+                "ignore_invalid_headers on;",
+                "underscores_in_headers off;",
+                "",
+                "# Rate and connection limits per user (signed in) or device.",
+                `limit_req_zone $zto_rate_key zone=zto_requests:10m rate=${l.ratePerMinute}r/m;`,
+                `limit_req_zone $binary_remote_addr zone=zto_signin:1m rate=${l.authRatePerMinute}r/m;`,
+                "limit_conn_zone $zto_rate_key zone=zto_connections:10m;",
+                "limit_req_status 429;",
+                "limit_conn_status 429;",
+                "limit_req_log_level warn;",
+                "limit_conn_log_level warn;",
+                "",
+                ...maps(spec),
+                "",
+                ...upstreamBlock("zto_upstream", spec.upstream, "upstream", 32),
+                ...(identity ? upstreamBlock("zto_oauth2", spec.identity.oauth2Proxy!, "identity.oauth2Proxy", 8) : []),
+                "",
+                "server {",
+                indent(
+                    [
+                        `listen ${address(spec.listen, "listen")} ssl default_server;`,
+                        `server_name ${nginxString(spec.serverName, "serverName")};`,
+                        `root ${nginxPath(`${run}/no-static-files`, "runtimeDir")};`,
+                        "",
+                        `ssl_certificate ${nginxPath(tls.cert, "tls.cert")};`,
+                        `ssl_certificate_key ${nginxPath(tls.key, "tls.key")};`,
+                        `ssl_protocols ${tls.minVersion === "1.2" ? "TLSv1.2 TLSv1.3" : "TLSv1.3"};`,
+                        ...(tls.minVersion === "1.2"
+                            ? ["ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305;"]
+                            : []),
+                        "ssl_prefer_server_ciphers off;",
+                        "# Mutual TLS: every connection presents a device certificate issued directly by the CA.",
+                        `ssl_client_certificate ${nginxPath(tls.ca, "tls.ca")};`,
+                        "ssl_verify_client on;",
+                        "ssl_verify_depth 1;",
+                        "# No resumption: every connection is a full handshake with certificate verification.",
+                        "ssl_session_cache off;",
+                        "ssl_session_tickets off;",
+                        "ssl_buffer_size 4k;",
+                        "",
+                        ...serverHeaders,
+                        "",
+                        ...NGINX_ERRORS.map((e) => errorPage(e.nginxStatus)),
+                        ...(identity ? ["error_page 401 @zto_unauthenticated;"] : []),
+                        "# Relative redirects: never reveal the container's own port.",
+                        "absolute_redirect off;",
+                        "",
+                        ...mainLocation,
+                        "",
+                        ...routeLocation(spec),
+                        "",
+                        ...identityLocations(spec),
+                        ...errorLocations(),
+                    ],
+                    1,
+                ),
+                "}",
+            ],
+            1,
+        ),
+        "}",
+        "",
+    ];
+    return conf.join("\n");
+}
