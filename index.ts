@@ -29,3 +29,5 @@ export const deviceBundles = pulumi.secret(outputs.deviceBundles);
 export const gatewayListenAddress = outputs.gatewayListenAddress;
 export const tailnetPolicy = outputs.tailnetPolicy;
 export const tailnetServerAuthKey = outputs.tailnetServerAuthKey && pulumi.secret(outputs.tailnetServerAuthKey);
+export const identity = outputs.identity;
+export const apiKeys = outputs.apiKeys && pulumi.secret(outputs.apiKeys);
