@@ -1,0 +1,127 @@
+/**
+ * `npm run sandbox -- --stack <Pulumi.<stack>.yaml> --state <dir>`: run the stack's data plane
+ * locally (DESIGN.md §4) and print `ready <dir>/sandbox.json` once it accepts requests.
+ *
+ * Exit codes: 0 stopped by SIGINT/SIGTERM; 1 failed to start or a child died; 2 invalid
+ * arguments or stack config (nothing started).
+ */
+import { isAbsolute, resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { formatProblems, parseStackConfig } from "../components/config";
+import { readStackFile, StackFileError } from "../components/stack-file";
+import { PkiError } from "./sandbox/pki";
+import { SandboxError } from "./sandbox/processes";
+import { startSandbox, type RunningSandbox } from "./sandbox/run";
+import type { ExtraUser } from "./sandbox/stub-oauth2-proxy";
+
+const USAGE = `usage: npm run sandbox -- --stack <Pulumi.<stack>.yaml> --state <dir> [options]
+  --stack <file>              stack file to run (validated exactly as the program does)
+  --state <dir>               state dir: CA, device certs, logs, sandbox.json (created or reused)
+  --token-interval-ms <n>     stub Ollama: pause before each streamed token (default 25)
+  --tokens <n>                stub Ollama: tokens per answer (default 8)
+  --user <email>:<g1,g2>      add (or redefine) a stub IdP user; repeatable`;
+
+class UsageError extends Error {}
+
+/** Paths are relative to where the user typed the command, not to the package root npm uses. */
+const fromUserCwd = (p: string) => (isAbsolute(p) ? p : resolve(process.env.INIT_CWD ?? process.cwd(), p));
+
+function wholeNumber(flag: string, value: string | undefined, min: number): number | undefined {
+    if (value === undefined) return undefined;
+    if (!/^\d+$/.test(value) || Number(value) < min) throw new UsageError(`${flag} must be a whole number >= ${min} (got "${value}")`);
+    return Number(value);
+}
+
+function extraUser(value: string): ExtraUser {
+    const m = /^([^\s@:]+@[^\s@:]+\.[^\s@:]+):([^\s:]*)$/.exec(value);
+    if (!m) throw new UsageError(`--user must be <email>:<group,group> such as carol@example.com:ml-eng,admins (got "${value}")`);
+    return { email: m[1], groups: m[2].split(",").filter(Boolean) };
+}
+
+const OPTIONS = {
+    stack: { type: "string" },
+    state: { type: "string" },
+    "token-interval-ms": { type: "string" },
+    tokens: { type: "string" },
+    user: { type: "string", multiple: true },
+    help: { type: "boolean" },
+} as const;
+
+function parseCli(argv: string[]) {
+    let values;
+    try {
+        ({ values } = parseArgs({
+            args: argv,
+            options: OPTIONS,
+            strict: true,
+            allowPositionals: false,
+        }));
+    } catch (e) {
+        throw new UsageError((e as Error).message);
+    }
+    if (values.help) {
+        console.log(USAGE);
+        process.exit(0);
+    }
+    if (!values.stack) throw new UsageError("--stack <Pulumi.<stack>.yaml> is required");
+    if (!values.state) throw new UsageError("--state <dir> is required");
+    return {
+        stack: fromUserCwd(values.stack),
+        stateDir: fromUserCwd(values.state),
+        tokenIntervalMs: wholeNumber("--token-interval-ms", values["token-interval-ms"], 0),
+        tokens: wholeNumber("--tokens", values.tokens, 1),
+        extraUsers: (values.user ?? []).map(extraUser),
+    };
+}
+
+async function main(): Promise<number> {
+    let args;
+    let cfg;
+    try {
+        args = parseCli(process.argv.slice(2));
+        const parsed = parseStackConfig(readStackFile(args.stack).raw);
+        if (!parsed.ok) {
+            console.error(`${args.stack}: ${formatProblems(parsed.problems)}`);
+            return 2;
+        }
+        cfg = parsed.config;
+    } catch (e) {
+        if (e instanceof UsageError) console.error(`${e.message}\n${USAGE}`);
+        else if (e instanceof StackFileError) console.error(e.message);
+        else throw e;
+        return 2;
+    }
+    if (cfg.identity.provider === "none" && args.extraUsers.length) console.error("note: --user is ignored because identity.provider is none (devices are the identity)");
+
+    // Handlers go in before anything starts: a signal during start-up must still stop the children.
+    let signalled: () => void = () => {};
+    const stopRequested = new Promise<void>((done) => (signalled = done));
+    process.once("SIGINT", () => signalled());
+    process.once("SIGTERM", () => signalled());
+
+    let sandbox: RunningSandbox;
+    try {
+        sandbox = await startSandbox(cfg, args);
+    } catch (e) {
+        if (e instanceof SandboxError || e instanceof PkiError) {
+            console.error(`sandbox failed to start: ${e.message}`);
+            return 1;
+        }
+        throw e;
+    }
+    console.log(`ready ${sandbox.infoPath}`);
+
+    const outcome = await Promise.race([stopRequested.then(() => ({ code: 0, why: undefined })), sandbox.failed.then((why) => ({ code: 1, why }))]);
+    if (outcome.why) console.error(`sandbox stopping: ${outcome.why}`);
+    await sandbox.stop();
+    return outcome.code;
+}
+
+main().then(
+    (code) => process.exit(code),
+    (e: unknown) => {
+        // Not an expected failure: still one line, never a stack trace.
+        console.error(`sandbox failed: ${e instanceof Error ? e.message : String(e)}`);
+        process.exit(1);
+    },
+);

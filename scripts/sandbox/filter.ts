@@ -1,0 +1,37 @@
+/**
+ * Starting the prompt filter between the gateway and the stub Ollama, per its CLI contract:
+ * `filter/src/main.ts --rules <json> --listen 127.0.0.1:0 --upstream <url> [--audit-log <file>]`,
+ * ready when it prints `listening 127.0.0.1:<port>`. The rules file is rendered by the same
+ * `renderFilterRules(cfg)` the Pulumi component uses.
+ */
+import { existsSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { StackConfig } from "../../components/config";
+import type { Upstream } from "../../components/gateway/spec";
+import { loadDelivered, REPO_ROOT } from "./gateway";
+import { SandboxError, type Supervisor } from "./processes";
+
+const FILTER_MAIN = "filter/src/main.ts";
+const UNAVAILABLE = "filter service not available: filter.enabled is true but the prompt filter (filter/src/main.ts, components/filter/rules.ts) is not in this tree yet; set filter.enabled: false to run the sandbox without it";
+
+export interface RunningFilter extends Upstream {
+    readonly rulesFile: string;
+    readonly auditLog: string;
+    readonly outputLog: string;
+}
+
+export async function startFilter(supervisor: Supervisor, cfg: StackConfig, stateDir: string, ollamaUrl: string): Promise<RunningFilter> {
+    if (!existsSync(join(REPO_ROOT, FILTER_MAIN))) throw new SandboxError(UNAVAILABLE);
+    const renderFilterRules = loadDelivered<(c: StackConfig) => unknown>("components/filter/rules", "renderFilterRules", UNAVAILABLE);
+    const rulesFile = join(stateDir, "filter-rules.json");
+    writeFileSync(rulesFile, JSON.stringify(renderFilterRules(cfg), null, 2) + "\n", { mode: 0o600 });
+    const auditLog = join(stateDir, "logs", "filter-audit.log");
+    const outputLog = join(stateDir, "logs", "filter.out");
+    const { ready } = await supervisor.spawn(
+        "filter",
+        process.execPath,
+        ["--import", "tsx", join(REPO_ROOT, FILTER_MAIN), "--rules", rulesFile, "--listen", "127.0.0.1:0", "--upstream", ollamaUrl, "--audit-log", auditLog],
+        { cwd: REPO_ROOT, logFile: outputLog, readyLine: /^listening (127\.0\.0\.1):(\d+)$/ },
+    );
+    return { host: ready![1], port: Number(ready![2]), rulesFile, auditLog, outputLog };
+}

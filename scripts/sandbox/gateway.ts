@@ -1,0 +1,102 @@
+/**
+ * Running the program's own gateway config under the real binary: render the GatewaySpec with
+ * the renderer for `gateway.kind` (the very function the Pulumi component uses), write it to the
+ * state dir, have the binary validate it, then hand back the command that runs it in the
+ * foreground. Renderers are loaded by path so a gateway kind whose renderer has not landed yet
+ * fails with a clear message instead of breaking the whole sandbox.
+ */
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { connect } from "node:net";
+import { join, resolve } from "node:path";
+import type { GatewaySpec } from "../../components/gateway/spec";
+import { delay, SandboxError } from "./processes";
+
+export const REPO_ROOT = resolve(__dirname, "../..");
+
+/**
+ * One export of a module another part of the project delivers (a renderer, the filter rules),
+ * or a SandboxError saying `unavailable` while that module does not exist.
+ */
+export function loadDelivered<T>(modulePath: string, exportName: string, unavailable: string): T {
+    const file = join(REPO_ROOT, modulePath);
+    if (!existsSync(`${file}.ts`)) throw new SandboxError(unavailable);
+    // A path chosen at run time, so a missing module is a message, not a compile error.
+    const exported = (require(file) as Record<string, unknown>)[exportName];
+    if (typeof exported !== "function") throw new SandboxError(`${modulePath}.ts does not export a function ${exportName}`);
+    return exported as T;
+}
+
+interface Flavor {
+    readonly module: string;
+    readonly exportName: string;
+    readonly configName: string;
+    /** Command that validates the config file (exit 0 = valid). */
+    readonly check: (config: string, spec: GatewaySpec) => string[];
+    /** Command that runs the gateway in the foreground until SIGTERM. */
+    readonly run: (config: string, spec: GatewaySpec) => string[];
+}
+
+// nginx: -p makes relative paths land in the runtime dir, -e keeps even the pre-config error
+// log out of /var/log; `daemon off` comes from -g because the rendered config is also the
+// container's, where the image's command adds it the same way.
+const nginxPrefix = (spec: GatewaySpec) => spec.runtimeDir.replace(/\/?$/, "/");
+const FLAVORS: Record<GatewaySpec["kind"], Flavor> = {
+    nginx: {
+        module: "components/gateway/nginx",
+        exportName: "renderNginxConf",
+        configName: "nginx.conf",
+        check: (config, spec) => ["nginx", "-t", "-q", "-c", config, "-p", nginxPrefix(spec), "-e", spec.logging.errorLog],
+        run: (config, spec) => ["nginx", "-c", config, "-p", nginxPrefix(spec), "-e", spec.logging.errorLog, "-g", "daemon off;"],
+    },
+    haproxy: {
+        module: "components/gateway/haproxy",
+        exportName: "renderHaproxyCfg",
+        configName: "haproxy.cfg",
+        check: (config) => ["haproxy", "-c", "-q", "-f", config],
+        run: (config) => ["haproxy", "-db", "-f", config],
+    },
+};
+
+export interface PreparedGateway {
+    readonly configFile: string;
+    readonly command: string;
+    readonly args: readonly string[];
+}
+
+/** Render, write and validate the gateway config for `spec.kind`; nothing is started. */
+export function prepareGateway(spec: GatewaySpec, stateDir: string): PreparedGateway {
+    const flavor = FLAVORS[spec.kind];
+    const render = loadDelivered<(s: GatewaySpec) => string>(flavor.module, flavor.exportName, `${spec.kind} sandbox not available yet: ${flavor.module}.ts (${flavor.exportName}) does not exist`);
+    mkdirSync(spec.runtimeDir, { recursive: true, mode: 0o700 });
+    const configFile = join(stateDir, flavor.configName);
+    writeFileSync(configFile, render(spec), { mode: 0o600 });
+    const [checkCmd, ...checkArgs] = flavor.check(configFile, spec);
+    try {
+        execFileSync(checkCmd, checkArgs, { stdio: ["ignore", "pipe", "pipe"], encoding: "utf8" });
+    } catch (e) {
+        const err = e as NodeJS.ErrnoException & { stderr?: string; stdout?: string };
+        if (err.code === "ENOENT") throw new SandboxError(`${checkCmd} is not installed (apt-get install ${checkCmd})`);
+        throw new SandboxError(`${checkCmd} rejected the rendered config ${configFile}:\n${`${err.stderr ?? ""}${err.stdout ?? ""}`.trim()}`);
+    }
+    const [command, ...args] = flavor.run(configFile, spec);
+    return { configFile, command, args };
+}
+
+/** Wait until something accepts TCP connections on host:port, while `alive()` stays true. */
+export async function waitForListener(host: string, port: number, alive: () => boolean, timeoutMs = 10_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+        if (!alive()) throw new SandboxError(`the gateway exited while starting (see its error log)`);
+        const ok = await new Promise<boolean>((done) => {
+            const s = connect({ host, port }, () => {
+                s.destroy();
+                done(true);
+            });
+            s.on("error", () => done(false));
+        });
+        if (ok) return;
+        await delay(25);
+    }
+    throw new SandboxError(`the gateway did not listen on ${host}:${port} within ${timeoutMs} ms`);
+}

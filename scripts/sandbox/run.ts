@@ -1,0 +1,174 @@
+/**
+ * One sandbox run (DESIGN.md §4): PKI in the state dir, stub Ollama, stub oauth2-proxy (when the
+ * stack has an identity provider), the filter (when enabled) and the real gateway binary running
+ * the config the program's renderer produced, then `sandbox.json` describing it all.
+ */
+import { mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { join, resolve } from "node:path";
+import type { StackConfig } from "../../components/config";
+import { deriveGatewaySpec, type GatewayPlacement, type Upstream } from "../../components/gateway/spec";
+import { startFilter, type RunningFilter } from "./filter";
+import { prepareGateway, waitForListener } from "./gateway";
+import type { StubServer } from "./listen";
+import { ensureSandboxPki } from "./pki";
+import { Supervisor } from "./processes";
+import { startStubOauth2Proxy, sandboxUsers, SESSION_COOKIE, type ExtraUser, type SandboxUser } from "./stub-oauth2-proxy";
+import { startStubOllama } from "./stub-ollama";
+
+/** Contents of `<state>/sandbox.json`. The first seven fields are the DESIGN.md §4 contract. */
+export interface SandboxInfo {
+    /** `https://127.0.0.1:<port>`: the gateway. */
+    readonly url: string;
+    /** CA certificate (PEM path): trust it for the server, it signed every device cert. */
+    readonly ca: string;
+    /** CA private key (PEM path), for tests that mint extra certificates. */
+    readonly caKey: string;
+    /** Every device in config: its client certificate and key, and the cert's fingerprints. */
+    readonly devices: Readonly<Record<string, { readonly cert: string; readonly key: string; readonly fingerprintSha1: string; readonly fingerprintSha256: string }>>;
+    /** Stub IdP users (empty when identity.provider is none). */
+    readonly users: Readonly<Record<string, { readonly cookie: string; readonly bearer: string; readonly groups: readonly string[] }>>;
+    /** `http://127.0.0.1:<port>`: the stub Ollama, direct (bypassing the gateway). */
+    readonly ollama: string;
+    /** JSON lines, one per request the stub Ollama received (see OllamaLogEntry). */
+    readonly ollamaLog: string;
+    readonly stateDir: string;
+    /** The config domain: the server certificate's DNS SAN (besides localhost, 127.0.0.1, ::1). */
+    readonly domain: string;
+    /** Process id of the sandbox itself. */
+    readonly pid: number;
+    readonly gateway: { readonly kind: "nginx" | "haproxy"; readonly pid: number; readonly config: string; readonly accessLog: string; readonly errorLog: string };
+    /** The stub oauth2-proxy, when identity.provider is not none; `log` lists every request it got. */
+    readonly oauth2Proxy?: { readonly url: string; readonly log: string; readonly cookieName: string };
+    /** The prompt filter, when filter.enabled. */
+    readonly filter?: { readonly url: string; readonly rules: string; readonly auditLog: string };
+}
+
+export interface SandboxRunOptions {
+    readonly stateDir: string;
+    /** Stub Ollama: pause before each streamed token. */
+    readonly tokenIntervalMs?: number;
+    /** Stub Ollama: tokens per generated answer. */
+    readonly tokens?: number;
+    /** Extra stub IdP users; they replace same-email users derived from config. */
+    readonly extraUsers?: readonly ExtraUser[];
+}
+
+export interface RunningSandbox {
+    readonly info: SandboxInfo;
+    readonly infoPath: string;
+    /** Resolves with the reason when a child process dies on its own. */
+    readonly failed: Promise<string>;
+    /** Stop every child and stub; removes sandbox.json (its ports and tokens are dead then). */
+    stop(): Promise<void>;
+}
+
+/** A port nothing listens on right now, for a child that cannot report the port it bound. */
+export function freePort(host = "127.0.0.1"): Promise<number> {
+    return new Promise((done, fail) => {
+        const s = createServer();
+        s.once("error", fail);
+        s.listen(0, host, () => {
+            const { port } = s.address() as { port: number };
+            s.close(() => done(port));
+        });
+    });
+}
+
+/** Every model some group may use: what the stub Ollama claims to have. */
+function configuredModels(cfg: StackConfig): string[] {
+    return [...new Set(Object.values(cfg.filter.modelsByGroup).flat())];
+}
+
+const asUpstream = (s: { host: string; port: number }): Upstream => ({ host: s.host, port: s.port });
+
+function writeJsonAtomically(path: string, value: unknown): void {
+    writeFileSync(`${path}.tmp`, JSON.stringify(value, null, 2) + "\n", { mode: 0o600 });
+    renameSync(`${path}.tmp`, path);
+}
+
+export async function startSandbox(cfg: StackConfig, opts: SandboxRunOptions): Promise<RunningSandbox> {
+    const stateDir = resolve(opts.stateDir);
+    const logs = join(stateDir, "logs");
+    mkdirSync(logs, { recursive: true, mode: 0o700 });
+    const infoPath = join(stateDir, "sandbox.json");
+    rmSync(infoPath, { force: true });
+    const pki = ensureSandboxPki(stateDir, cfg);
+
+    let reportFailure: (reason: string) => void = () => {};
+    const failed = new Promise<string>((done) => (reportFailure = done));
+    const supervisor = new Supervisor((reason) => reportFailure(reason));
+    const stubs: StubServer[] = [];
+    const stop = async () => {
+        await supervisor.stopAll();
+        for (const s of stubs.reverse()) await s.close();
+        rmSync(infoPath, { force: true });
+    };
+
+    try {
+        // Logs describe this run only, so a test reading them sees nothing from an earlier run.
+        const logFile = (name: string) => {
+            const path = join(logs, name);
+            writeFileSync(path, "", { mode: 0o600 });
+            return path;
+        };
+        const ollamaLog = logFile("ollama-requests.jsonl");
+        const accessLog = logFile("gateway-access.log");
+        const errorLog = logFile("gateway-error.log");
+
+        const ollama = await startStubOllama({ logFile: ollamaLog, tokenIntervalMs: opts.tokenIntervalMs, tokens: opts.tokens, models: configuredModels(cfg) });
+        stubs.push(ollama);
+
+        let users: SandboxUser[] = [];
+        let oauth2: { server: StubServer; log: string } | undefined;
+        if (cfg.identity.provider !== "none") {
+            users = sandboxUsers(cfg, opts.extraUsers);
+            const log = logFile("oauth2-proxy.jsonl");
+            oauth2 = { server: await startStubOauth2Proxy({ users, identity: cfg.identity, logFile: log }), log };
+            stubs.push(oauth2.server);
+        }
+
+        let filter: RunningFilter | undefined;
+        if (cfg.filter.enabled) filter = await startFilter(supervisor, cfg, stateDir, ollama.url);
+
+        const listen = { host: "127.0.0.1", port: await freePort() };
+        const placement: GatewayPlacement = {
+            listen,
+            tlsFiles: { cert: pki.server.cert, key: pki.server.key, ca: pki.ca.cert },
+            ollama: asUpstream(ollama),
+            filter: filter && asUpstream(filter),
+            oauth2Proxy: oauth2 && asUpstream(oauth2.server),
+            runtimeDir: join(stateDir, "run", cfg.gateway.kind),
+            accessLog,
+            errorLog,
+            // As root, nginx would drop workers to "nobody", who cannot enter the private state dir.
+            workerUser: process.getuid?.() === 0 ? "root" : undefined,
+        };
+        const fingerprints = Object.fromEntries(Object.entries(pki.devices).map(([name, d]) => [name, { fingerprintSha1: d.identity.sha1, serial: d.identity.serial }]));
+        const spec = deriveGatewaySpec(cfg, fingerprints, placement);
+        const gateway = prepareGateway(spec, stateDir);
+        const { pid: gatewayPid } = await supervisor.spawn("gateway", gateway.command, gateway.args, { logFile: join(logs, "gateway.out") });
+        await waitForListener(listen.host, listen.port, () => supervisor.isRunning("gateway"));
+
+        const info: SandboxInfo = {
+            url: `https://${listen.host}:${listen.port}`,
+            ca: pki.ca.cert,
+            caKey: pki.ca.key,
+            devices: Object.fromEntries(Object.entries(pki.devices).map(([name, d]) => [name, { cert: d.cert, key: d.key, fingerprintSha1: d.identity.sha1, fingerprintSha256: d.identity.sha256 }])),
+            users: Object.fromEntries(users.map((u) => [u.email, { cookie: `${SESSION_COOKIE}=${u.sessionToken}`, bearer: u.bearerToken, groups: u.groups }])),
+            ollama: ollama.url,
+            ollamaLog,
+            stateDir,
+            domain: cfg.domain,
+            pid: process.pid,
+            gateway: { kind: cfg.gateway.kind, pid: gatewayPid, config: gateway.configFile, accessLog, errorLog },
+            oauth2Proxy: oauth2 && { url: oauth2.server.url, log: oauth2.log, cookieName: SESSION_COOKIE },
+            filter: filter && { url: `http://${filter.host}:${filter.port}`, rules: filter.rulesFile, auditLog: filter.auditLog },
+        };
+        writeJsonAtomically(infoPath, info);
+        return { info, infoPath, failed, stop };
+    } catch (e) {
+        await stop();
+        throw e;
+    }
+}
