@@ -103,8 +103,8 @@ export class Tailnet extends pulumi.ComponentResource {
 
     constructor(name: string, args: TailnetArgs, opts?: pulumi.ComponentResourceOptions) {
         const policy = renderTailnetPolicy(args);
-        // The policy is recorded with the component too, so plans and the policy pack see it even
-        // when an administrator applies it (manageAcl: false, no Acl resource).
+        // The policy is recorded with the component too, so a plan shows it even when an
+        // administrator applies it (manageAcl: false, no Acl resource).
         super("zero-trust-ollama:tailnet:Tailnet", name, { ...args, policy: tailnetPolicyJson(policy) }, opts);
         const child = { parent: this };
 
@@ -113,13 +113,15 @@ export class Tailnet extends pulumi.ComponentResource {
         if (args.manageAcl) {
             this.acl = new tailscale.Acl(`${name}-acl`, { acl: this.policyJson, overwriteExistingContent: args.overwriteExistingAcl }, child);
         }
+        // A tag can be applied only once the policy names its owners; with a managed policy, wait for it.
+        const afterPolicy = { ...child, dependsOn: this.acl ? [this.acl] : [] };
 
         // Named by device name, so removing one device from config deletes exactly its two children.
         this.devices = Object.fromEntries(
             args.devices.map((d) => [
                 d.name,
                 {
-                    tags: new tailscale.DeviceTags(`${name}-${d.name}-tags`, { deviceId: d.tailscaleDeviceId, tags: [args.clientTag] }, child),
+                    tags: new tailscale.DeviceTags(`${name}-${d.name}-tags`, { deviceId: d.tailscaleDeviceId, tags: [args.clientTag] }, afterPolicy),
                     authorization: new tailscale.DeviceAuthorization(`${name}-${d.name}-authorization`, { deviceId: d.tailscaleDeviceId, authorized: true }, child),
                 },
             ]),
@@ -128,7 +130,8 @@ export class Tailnet extends pulumi.ComponentResource {
         const key = new tailscale.TailnetKey(
             `${name}-server-key`,
             {
-                description: "zero-trust-ollama gateway host",
+                // Tailscale limits key descriptions to a short run of letters and digits.
+                description: "zeroTrustOllamaGatewayHost",
                 tags: [args.serverTag],
                 preauthorized: true,
                 reusable: false,
@@ -137,8 +140,7 @@ export class Tailnet extends pulumi.ComponentResource {
                 recreateIfInvalid: "never",
                 expiry: args.authKeyExpiryHours * 3600,
             },
-            // With a managed policy, the tag owners the key's tag needs exist only once the policy is applied.
-            { ...child, dependsOn: this.acl ? [this.acl] : [] },
+            afterPolicy,
         );
         this.serverAuthKey = pulumi.secret(key.key);
 
