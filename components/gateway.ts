@@ -1,0 +1,147 @@
+/**
+ * The gateway container: the pinned nginx image running the nginx.conf rendered from the stack's
+ * GatewaySpec, with the server certificate, its key and the device CA. It is the only container
+ * with a published port, and it publishes exactly one: on 127.0.0.1 or on the Tailscale IP.
+ */
+import * as docker from "@pulumi/docker";
+import * as pulumi from "@pulumi/pulumi";
+import type { StackConfig } from "./config";
+import { renderNginxConf } from "./gateway/nginx";
+import { deriveGatewaySpec, type GatewayPlacement } from "./gateway/spec";
+import { hardenedContainerArgs, type LoggingTarget } from "./hardening";
+
+/** Port nginx listens on inside the container: above 1024, so no NET_BIND_SERVICE. */
+export const GATEWAY_CONTAINER_PORT = 8443;
+/** Volume holding config and TLS material: Docker refuses uploads into a read-only root. */
+export const GATEWAY_CONFIG_DIR = "/etc/nginx/zto";
+export const GATEWAY_CONFIG_FILE = `${GATEWAY_CONFIG_DIR}/nginx.conf`;
+/** tmpfs for the pid file and nginx's temp directories (the root filesystem is read-only). */
+export const GATEWAY_RUNTIME_DIR = "/tmp";
+/** The `nginx` user of the official image; the gateway never runs as root. */
+export const GATEWAY_USER = "101:101";
+const TLS_FILES = { cert: `${GATEWAY_CONFIG_DIR}/tls/server.crt`, key: `${GATEWAY_CONFIG_DIR}/tls/server.key`, ca: `${GATEWAY_CONFIG_DIR}/tls/device-ca.crt` };
+
+/** A neighbour on the internal network: its container (DNS) name and port. */
+export interface GatewayNeighbour {
+    readonly host: pulumi.Input<string>;
+    readonly port: number;
+}
+
+export interface GatewayArgs {
+    /** Docker provider of the host the stack runs on. */
+    readonly provider: docker.Provider;
+    /** Pinned nginx image reference. */
+    readonly image: pulumi.Input<string>;
+    /** The validated stack config the spec is derived from (plain data). */
+    readonly config: StackConfig;
+    /** Certificate facts per device name, from the Pki (fingerprints drive the allowlist). */
+    readonly devices: pulumi.Input<Record<string, { fingerprintSha1: string; serial: string }>>;
+    /** CA that device certificates must chain to. */
+    readonly caCertPem: pulumi.Input<string>;
+    /** The gateway's server certificate. */
+    readonly serverCertPem: pulumi.Input<string>;
+    /** The server certificate's private key (a secret). */
+    readonly serverKeyPem: pulumi.Input<string>;
+    /** Edge network: the one the port is published on. */
+    readonly edgeNetwork: pulumi.Input<string>;
+    /** Internal network: Ollama, the filter and oauth2-proxy. */
+    readonly internalNetwork: pulumi.Input<string>;
+    /** Container name on the host. */
+    readonly containerName: string;
+    /** Host address the single port is published on: 127.0.0.1 or the server's Tailscale IP. */
+    readonly publishAddress: pulumi.Input<string>;
+    /** Host port clients connect to (gateway.port). */
+    readonly publishPort: number;
+    /** Ollama on the internal network. */
+    readonly ollama: GatewayNeighbour;
+    /** The prompt filter, required when filter.enabled. */
+    readonly filter?: GatewayNeighbour;
+    /** oauth2-proxy, required when identity.provider is not none. */
+    readonly oauth2Proxy?: GatewayNeighbour;
+    /** Where container logs (the JSON access log on stdout) go. */
+    readonly logging: LoggingTarget;
+}
+
+/** Addresses a host may publish on: loopback, or the Tailscale ranges; never a wildcard. */
+export function checkPublishAddress(address: string): string {
+    if (address === "0.0.0.0" || address === "::" || address === "" || address === "[::]") {
+        throw new Error(`gateway publish address "${address}" would expose the gateway on every interface; use 127.0.0.1 or the Tailscale IP`);
+    }
+    return address;
+}
+
+export class Gateway extends pulumi.ComponentResource {
+    public readonly containerName: pulumi.Output<string>;
+    /** URL clients use: https://<domain>:<port>. */
+    public readonly url: pulumi.Output<string>;
+    /** The rendered nginx.conf (no secrets inside: fingerprints, names and limits only). */
+    public readonly nginxConf: pulumi.Output<string>;
+
+    constructor(name: string, args: GatewayArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("zero-trust-ollama:gateway:Gateway", name, args, opts);
+        const cfg = args.config;
+        if (cfg.gateway.kind !== "nginx") throw new Error(`Gateway renders nginx; gateway.kind is "${cfg.gateway.kind}"`);
+        if (cfg.filter.enabled && !args.filter) throw new Error("filter.enabled is true but the Gateway got no filter address");
+        if (cfg.identity.provider !== "none" && !args.oauth2Proxy) throw new Error(`identity.provider is ${cfg.identity.provider} but the Gateway got no oauth2-proxy address`);
+        const child = { parent: this, provider: args.provider };
+
+        this.nginxConf = pulumi
+            .all([args.devices, args.ollama.host, args.filter?.host, args.oauth2Proxy?.host])
+            .apply(([devices, ollamaHost, filterHost, oauth2Host]) => {
+                const placement: GatewayPlacement = {
+                    listen: { host: "0.0.0.0", port: GATEWAY_CONTAINER_PORT },
+                    tlsFiles: TLS_FILES,
+                    ollama: { host: ollamaHost, port: args.ollama.port },
+                    filter: filterHost === undefined ? undefined : { host: filterHost, port: args.filter!.port },
+                    oauth2Proxy: oauth2Host === undefined ? undefined : { host: oauth2Host, port: args.oauth2Proxy!.port },
+                    runtimeDir: GATEWAY_RUNTIME_DIR,
+                    accessLog: "stdout",
+                    errorLog: "stderr",
+                };
+                return renderNginxConf(deriveGatewaySpec(cfg, devices, placement));
+            });
+
+        const image = new docker.RemoteImage(`${name}-image`, { name: args.image, keepLocally: true }, child);
+        const configVolume = new docker.Volume(`${name}-config`, { name: `${args.containerName}-config`, labels: [{ label: "zero-trust-ollama.volume", value: "gateway-config" }] }, child);
+        const [uid, gid] = GATEWAY_USER.split(":");
+        const readable = { owner: uid, group: gid, permissions: "0444" };
+        const container = new docker.Container(
+            `${name}-container`,
+            {
+                name: args.containerName,
+                image: image.imageId,
+                ...hardenedContainerArgs("gateway", args.logging),
+                user: GATEWAY_USER,
+                // nginx directly: the image's entrypoint scripts would try to rewrite /etc/nginx.
+                entrypoints: ["nginx"],
+                command: ["-c", GATEWAY_CONFIG_FILE, "-e", "stderr", "-g", "daemon off;"],
+                networksAdvanced: [{ name: args.edgeNetwork }, { name: args.internalNetwork, aliases: ["gateway"] }],
+                ports: [{ internal: GATEWAY_CONTAINER_PORT, external: args.publishPort, ip: pulumi.output(args.publishAddress).apply(checkPublishAddress), protocol: "tcp" }],
+                readOnly: true,
+                tmpfs: { [GATEWAY_RUNTIME_DIR]: "rw,noexec,nosuid,nodev,size=64m,mode=1777" },
+                mounts: [{ type: "volume", source: configVolume.name, target: GATEWAY_CONFIG_DIR }],
+                uploads: [
+                    { file: GATEWAY_CONFIG_FILE, content: this.nginxConf, ...readable },
+                    { file: TLS_FILES.cert, content: args.serverCertPem, ...readable },
+                    { file: TLS_FILES.ca, content: args.caCertPem, ...readable },
+                    { file: TLS_FILES.key, content: pulumi.secret(args.serverKeyPem), owner: uid, group: gid, permissions: "0400" },
+                ],
+                memory: 256,
+                ulimits: [{ name: "nofile", soft: 16384, hard: 16384 }],
+                // Without a client certificate nginx answers 400: the TLS listener is up and verifying.
+                healthcheck: {
+                    tests: ["CMD-SHELL", `curl -sk -o /dev/null -w '%{http_code}' https://127.0.0.1:${GATEWAY_CONTAINER_PORT}/ | grep -qx 400`],
+                    interval: "30s",
+                    timeout: "5s",
+                    retries: 3,
+                    startPeriod: "10s",
+                },
+            },
+            child,
+        );
+
+        this.containerName = container.name;
+        this.url = pulumi.output(`https://${cfg.domain}:${args.publishPort}`);
+        this.registerOutputs({ containerName: this.containerName, url: this.url, nginxConf: this.nginxConf });
+    }
+}
