@@ -4,10 +4,13 @@
  */
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import type { StackConfig } from "./config";
+import { DEFAULT_IMAGES, type StackConfig } from "./config";
+import { PromptFilter } from "./filter";
+import { renderFilterRules } from "./filter/rules";
+import { Gateway } from "./gateway";
 import { deployIdentity } from "./identity";
 import { Network } from "./network";
-import { OllamaRuntime } from "./ollama";
+import { OLLAMA_PORT, OllamaRuntime } from "./ollama";
 import { Pki } from "./pki";
 import { Tailnet } from "./tailnet";
 
@@ -35,6 +38,8 @@ export interface StackOutputs {
     readonly tailnetServerAuthKey?: pulumi.Output<string>;
     /** Issuer, client id and (entra) token resource a CLI needs to obtain a bearer token (identity.provider not none). */
     readonly identity?: pulumi.Output<{ provider: string; issuerUrl: string; clientId: string; tokenResource?: string }>;
+    /** host:port of the prompt filter on the internal network (filter.enabled). */
+    readonly filterAddress?: pulumi.Output<string>;
     /** Device name -> static API key, for devices with apiKey: true (secret). */
     readonly apiKeys?: pulumi.Output<Record<string, string>>;
 }
@@ -64,7 +69,7 @@ export function deployStack(cfg: StackConfig, secrets: StackSecrets = {}): Stack
 
     const network = new Network("network", { provider, namePrefix, egress: cfg.identity.provider !== "none" });
 
-    new OllamaRuntime("ollama", {
+    const ollama = new OllamaRuntime("ollama", {
         provider,
         image: cfg.ollama.image,
         gpus: cfg.ollama.gpus,
@@ -75,6 +80,19 @@ export function deployStack(cfg: StackConfig, secrets: StackSecrets = {}): Stack
         keepAlive: cfg.ollama.keepAlive,
         logging,
     });
+
+    // Inline between gateway and Ollama: when enabled, the gateway's upstream is `filter.upstream`.
+    const filter = cfg.filter.enabled
+        ? new PromptFilter("filter", {
+              provider,
+              rules: renderFilterRules(cfg),
+              internalNetwork: network.internal.name,
+              containerName: `${namePrefix}-filter`,
+              ollamaAddress: ollama.internalAddress,
+              imageName: `${namePrefix}-filter:local`,
+              logging,
+          })
+        : undefined;
 
     const identity = deployIdentity(cfg, {
         provider,
@@ -109,9 +127,31 @@ export function deployStack(cfg: StackConfig, secrets: StackSecrets = {}): Stack
     // Config validation guarantees a Tailnet with an address (given or looked up) for listen: tailscale.
     const gatewayListenAddress = cfg.gateway.listen === "tailscale" ? tailnet!.serverAddress! : pulumi.output("127.0.0.1");
 
+    const gateway =
+        cfg.gateway.kind === "nginx"
+            ? new Gateway("gateway", {
+                  provider,
+                  image: cfg.gateway.image ?? DEFAULT_IMAGES.nginx,
+                  config: cfg,
+                  devices: pki.devices,
+                  caCertPem: pki.caCertPem,
+                  serverCertPem: pki.serverCertPem,
+                  serverKeyPem: pki.serverPrivateKeyPem,
+                  edgeNetwork: network.edge.name,
+                  internalNetwork: network.internal.name,
+                  containerName: `${namePrefix}-gateway`,
+                  publishAddress: gatewayListenAddress,
+                  publishPort: cfg.gateway.port,
+                  ollama: { host: ollama.containerName, port: OLLAMA_PORT },
+                  filter: filter && { host: filter.containerName, port: filter.upstream.port },
+                  oauth2Proxy: identity.oauth2Proxy && { host: identity.oauth2Proxy.containerName, port: identity.oauth2Proxy.port },
+                  logging,
+              })
+            : undefined;
+
     const devicesByName = new Map(cfg.devices.map((d) => [d.name, d]));
     return {
-        gatewayUrl: pulumi.output(`https://${cfg.domain}:${cfg.gateway.port}`),
+        gatewayUrl: gateway?.url ?? pulumi.output(`https://${cfg.domain}:${cfg.gateway.port}`),
         caCertPem: pki.caCertPem,
         devices: pki.devices.apply((infos) =>
             Object.fromEntries(
@@ -123,6 +163,7 @@ export function deployStack(cfg: StackConfig, secrets: StackSecrets = {}): Stack
         ),
         deviceBundles: pki.bundles,
         gatewayListenAddress,
+        filterAddress: filter?.internalAddress,
         tailnetPolicy: tailnet?.policyJson,
         tailnetServerAuthKey: tailnet?.serverAuthKey,
         identity: identity.publicInfo,

@@ -44,6 +44,20 @@ const OPERATION: Record<string, string> = {
 };
 
 const RULE_CATEGORY = (rule: string) => rule.split(".")[0]!;
+/** Refusals that are security detections (ECS event.kind "alert"); the rest are policy denials. */
+const isDetection = (rule: string) => ["pii", "jailbreak", "injection"].includes(RULE_CATEGORY(rule));
+
+/** Drop undefined values and objects left empty, so absent facts are absent fields. */
+function compact(v: unknown): unknown {
+    if (Array.isArray(v) || typeof v !== "object" || v === null) return v;
+    const out: Record<string, unknown> = {};
+    for (const [k, x] of Object.entries(v)) {
+        const c = compact(x);
+        if (c === undefined || (typeof c === "object" && c !== null && !Array.isArray(c) && !Object.keys(c).length)) continue;
+        out[k] = c;
+    }
+    return out;
+}
 
 /** What the filter did: refused, forwarded with values redacted, or forwarded unchanged. */
 export function decisionName(d: Decision): "refuse" | "redact" | "forward" {
@@ -51,7 +65,7 @@ export function decisionName(d: Decision): "refuse" | "redact" | "forward" {
     return Object.keys(d.redactions).length ? "redact" : "forward";
 }
 
-/** The ECS document for one request. Undefined values are dropped by JSON.stringify. */
+/** The ECS document for one request; absent facts are left out. */
 export function auditEvent(f: AuditFacts): Record<string, unknown> {
     const d = f.decision;
     const refused = d.action === "refuse";
@@ -59,12 +73,13 @@ export function auditEvent(f: AuditFacts): Record<string, unknown> {
     const rule = refused ? d.rule : f.upstreamError ? "upstream" : undefined;
     const u = f.usage ?? {};
     const redactions = d.action === "forward" && Object.keys(d.redactions).length ? (d.redactions as Record<PiiDetector, number>) : undefined;
-    return {
+    const detection = refused && isDetection(rule!);
+    return compact({
         "@timestamp": f.startedAt.toISOString(),
         ecs: { version: ECS_VERSION },
         event: {
-            kind: refused ? "alert" : "event",
-            category: refused && (rule!.startsWith("pii") || rule!.startsWith("jailbreak") || rule!.startsWith("injection")) ? ["intrusion_detection", "web"] : ["web"],
+            kind: detection ? "alert" : "event",
+            category: detection ? ["intrusion_detection", "web"] : ["web"],
             type: refused ? ["denied"] : ["allowed", "access"],
             action: `filter-${decisionName(d)}`,
             outcome: failed ? "failure" : "success",
@@ -104,7 +119,7 @@ export function auditEvent(f: AuditFacts): Record<string, unknown> {
                     ? { total_duration_ns: u.totalDurationNs, load_duration_ns: u.loadDurationNs, prompt_eval_duration_ns: u.promptEvalDurationNs, eval_duration_ns: u.evalDurationNs }
                     : undefined,
         },
-    };
+    }) as Record<string, unknown>;
 }
 
 export interface AuditSinkOptions {

@@ -29,7 +29,7 @@ export const JAILBREAK_RULES: readonly JailbreakRule[] = [
         ],
     },
     { id: "jailbreak.dan", steps: seq(["do"], ["anything"], ["now"]) },
-    { id: "jailbreak.dan", steps: near(2, ["dan", "stan", "dude", "aim"], ["mode", "jailbreak", "persona"]) },
+    { id: "jailbreak.dan", steps: near(1, ["dan", "stan", "dude"], ["mode", "jailbreak", "persona"]) },
     { id: "jailbreak.dan", steps: near(1, ["you", "act"], ["are", "as"], ["dan"]) },
     { id: "jailbreak.developer-mode", steps: near(3, ["enable", "enabled", "activate", "activated", "enter", "entering", "unlock", "unlocked", "switch"], ["developer", "god", "jailbreak", "unrestricted", "sudo"], ["mode"]) },
     { id: "jailbreak.developer-mode", steps: near(3, ["developer", "god", "jailbreak", "sudo"], ["mode"], ["enabled", "activated", "on", "unlocked"]) },
@@ -47,8 +47,11 @@ export const JAILBREAK_RULES: readonly JailbreakRule[] = [
     { id: "injection.role-override", steps: seq(["system"], ["override"]) },
 ];
 
-/** Chat-template control tokens: in user text they forge turns (a fake system message). */
-export const TEMPLATE_TOKENS: readonly string[] = ["<|im_start|>", "<|im_end|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>", "<|system|>", "<<sys>>", "[inst]", "<start_of_turn>", "<|endoftext|>", "<|begin_of_text|>"];
+/**
+ * Chat-template control tokens: in user text they forge turns (a fake system message). Llama 2's
+ * opening `[INST]` is left out (it collides with code like `a[inst]`); its `[/INST]` and `<<SYS>>` are in.
+ */
+export const TEMPLATE_TOKENS: readonly string[] = ["<|im_start|>", "<|im_end|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>", "<|system|>", "<<sys>>", "[/inst]", "<start_of_turn>", "<|endoftext|>", "<|begin_of_text|>"];
 export const TEMPLATE_TOKEN_RULE = "injection.chat-template-tokens";
 
 interface CompiledRule {

@@ -86,6 +86,9 @@ const arr: Check = (_c, o, k) => {
 const oneOf = (...values: readonly (string | boolean)[]): Check => (_c, o, k) => {
     if (!values.includes(o[k] as string)) throw invalid("shape.type");
 };
+const role = (...values: readonly string[]): Check => (_c, o, k) => {
+    if (!values.includes(o[k] as string)) throw invalid("shape.role");
+};
 const num = (rule: string, min: number, max: number, integer = false): Check => (_c, o, k) => {
     const v = o[k];
     if (typeof v !== "number" || !Number.isFinite(v) || (integer && !Number.isInteger(v))) throw invalid("shape.type");
@@ -193,7 +196,7 @@ const strArray: Check = (_c, o, k) => {
 const nativeCommon = { model, options, stream: bool, keep_alive: keepAlive, format: any, think, truncate: bool, shift: bool, logprobs: bool, top_logprobs: num("params.top_logprobs", 0, 20, true) };
 
 function nativeMessage(c: Ctx, m: Json): void {
-    fields(c, m, { role: oneOf("system", "user", "assistant", "tool"), content: text, images: strArray, thinking: text, tool_calls: tree, tool_name: str, tool_call_id: str }, ["role"]);
+    fields(c, m, { role: role("system", "user", "assistant", "tool"), content: text, images: strArray, thinking: text, tool_calls: tree, tool_name: str, tool_call_id: str }, ["role"]);
 }
 
 const generate = { ...nativeCommon, prompt: text, suffix: text, system: text, template: text, context: intArray, raw: bool, images: strArray };
@@ -217,7 +220,7 @@ const openAiContent: Check = (c, o, k) => {
     for (const p of v) openAiPart(c, p);
 };
 function openAiMessage(c: Ctx, m: Json): void {
-    fields(c, m, { role: oneOf("system", "developer", "user", "assistant", "tool", "function"), content: openAiContent, name: str, tool_calls: tree, tool_call_id: str, reasoning: text, reasoning_content: text, refusal: str }, ["role"]);
+    fields(c, m, { role: role("system", "developer", "user", "assistant", "tool", "function"), content: openAiContent, name: str, tool_calls: tree, tool_call_id: str, reasoning: text, reasoning_content: text, refusal: str }, ["role"]);
 }
 const openAiSampling = {
     model,
@@ -268,7 +271,7 @@ const responsesContent: Check = (c, o, k) => {
 function responsesItem(c: Ctx, item: Json): void {
     if (!isObj(item)) throw invalid("shape.type");
     const type = item.type ?? "message";
-    if (type === "message") fields(c, item, { type: str, id: str, status: str, role: oneOf("system", "developer", "user", "assistant"), content: responsesContent }, ["role", "content"]);
+    if (type === "message") fields(c, item, { type: str, id: str, status: str, role: role("system", "developer", "user", "assistant"), content: responsesContent }, ["role", "content"]);
     else if (type === "function_call") fields(c, item, { type: str, id: str, status: str, call_id: str, name: str, arguments: text }, ["call_id", "name"]);
     else if (type === "function_call_output") fields(c, item, { type: str, id: str, status: str, call_id: str, output: tree }, ["call_id"]);
     else if (type === "reasoning") fields(c, item, { type: str, id: str, status: str, summary: tree, content: tree, encrypted_content: str });
@@ -332,7 +335,7 @@ const anthropicContent: Check = (c, o, k) => {
     for (const b of v) anthropicBlock(c, b);
 };
 function anthropicMessage(c: Ctx, m: Json): void {
-    fields(c, m, { role: oneOf("user", "assistant"), content: anthropicContent }, ["role", "content"]);
+    fields(c, m, { role: role("user", "assistant"), content: anthropicContent }, ["role", "content"]);
 }
 const v1Messages = {
     model,

@@ -53,6 +53,10 @@ export function mockOutputs(type: string, name: string, inputs: Record<string, a
             return { certPem: fakeCertPem(name), validityStartTime: "2026-01-01T00:00:00Z", validityEndTime: "2027-01-01T00:00:00Z" };
         case "docker:index/remoteImage:RemoteImage":
             return { imageId: `sha256:${createHash("sha256").update(String(inputs.name)).digest("hex")}`, repoDigest: String(inputs.name) };
+        case "docker:index/image:Image":
+            // A local (skipPush) build: repoDigest is the image id, as the provider reports it.
+            return { imageName: inputs.imageName, repoDigest: `sha256:${createHash("sha256").update(String(inputs.imageName)).digest("hex")}` };
+        case "docker:index/volume:Volume":
         case "docker:index/network:Network":
             return { name: inputs.name ?? name };
         case "docker:index/container:Container":

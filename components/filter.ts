@@ -1,0 +1,86 @@
+/**
+ * The prompt/policy filter (issue 6): built from filter/Dockerfile and run inline between the
+ * gateway and Ollama, on the internal network only (no published port, no egress). Its rules file
+ * is rendered from stack config by `renderFilterRules` and uploaded into the container.
+ */
+import * as path from "node:path";
+import * as docker from "@pulumi/docker";
+import * as pulumi from "@pulumi/pulumi";
+import type { FilterRules } from "./filter/rules";
+import type { Upstream } from "./gateway/spec";
+import { hardenedContainerArgs, type LoggingTarget } from "./hardening";
+
+/** Port the filter listens on inside the internal network. */
+export const FILTER_PORT = 8080;
+/** Directory (a volume) holding the rules file; the root filesystem stays read-only. */
+export const FILTER_RULES_DIR = "/etc/zto-filter";
+export const FILTER_RULES_FILE = `${FILTER_RULES_DIR}/rules.json`;
+/** The `node` user of the official Node image; the filter never runs as root. */
+export const FILTER_USER = "1000:1000";
+/** Repository root: the Docker build context (the image bundles filter/src and the shared components). */
+const REPO_ROOT = path.resolve(__dirname, "..");
+
+export interface PromptFilterArgs {
+    /** Docker provider of the host the stack runs on. */
+    readonly provider: docker.Provider;
+    /** Rules rendered from stack config by renderFilterRules. */
+    readonly rules: FilterRules;
+    /** Name of the internal (no egress) network; the filter's only network. */
+    readonly internalNetwork: pulumi.Input<string>;
+    /** Container name; also the DNS name the gateway uses to reach the filter. */
+    readonly containerName: string;
+    /** Ollama's host:port on the internal network. */
+    readonly ollamaAddress: pulumi.Input<string>;
+    /** Local image name:tag the build is stored under (never pushed). */
+    readonly imageName: string;
+    /** Where container logs (audit events on stdout) go. */
+    readonly logging: LoggingTarget;
+}
+
+export class PromptFilter extends pulumi.ComponentResource {
+    public readonly containerName: pulumi.Output<string>;
+    /** host:port the gateway forwards to on the internal network. */
+    public readonly internalAddress: pulumi.Output<string>;
+    /** The same address as plain data, for the GatewaySpec placement (`placement.filter`). */
+    public readonly upstream: Upstream;
+
+    constructor(name: string, args: PromptFilterArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("zero-trust-ollama:filter:PromptFilter", name, args, opts);
+        const child = { parent: this, provider: args.provider };
+
+        const image = new docker.Image(
+            `${name}-image`,
+            { imageName: args.imageName, build: { context: REPO_ROOT, dockerfile: path.join(REPO_ROOT, "filter", "Dockerfile") }, skipPush: true },
+            child,
+        );
+        // Docker refuses to copy files into a read-only root filesystem, so the rules go into a volume.
+        const rulesVolume = new docker.Volume(`${name}-rules`, { name: `${args.containerName}-rules`, labels: [{ label: "zero-trust-ollama.volume", value: "filter-rules" }] }, child);
+        const container = new docker.Container(
+            `${name}-container`,
+            {
+                name: args.containerName,
+                image: image.repoDigest,
+                ...hardenedContainerArgs("filter", args.logging),
+                user: FILTER_USER,
+                command: pulumi.interpolate`--rules ${FILTER_RULES_FILE} --listen 0.0.0.0:${FILTER_PORT} --upstream http://${args.ollamaAddress}`.apply((c) => c.split(" ")),
+                networksAdvanced: [{ name: args.internalNetwork, aliases: ["filter"] }],
+                readOnly: true,
+                memory: 512,
+                mounts: [{ type: "volume", source: rulesVolume.name, target: FILTER_RULES_DIR }],
+                uploads: [{ file: FILTER_RULES_FILE, content: JSON.stringify(args.rules, null, 2) + "\n" }],
+                healthcheck: {
+                    tests: ["CMD", "node", "-e", `require("net").connect(${FILTER_PORT},"127.0.0.1").on("connect",()=>process.exit(0)).on("error",()=>process.exit(1))`],
+                    interval: "30s",
+                    timeout: "5s",
+                    retries: 3,
+                },
+            },
+            child,
+        );
+
+        this.containerName = container.name;
+        this.internalAddress = pulumi.interpolate`${container.name}:${FILTER_PORT}`;
+        this.upstream = { host: args.containerName, port: FILTER_PORT };
+        this.registerOutputs({ containerName: this.containerName, internalAddress: this.internalAddress });
+    }
+}
