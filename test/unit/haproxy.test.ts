@@ -1,0 +1,276 @@
+/**
+ * The haproxy renderer: what the rendered config says, that the real haproxy 2.6 accepts every
+ * variant (`haproxy -c`), and that unsafe spec values are refused with the field named.
+ * Behaviour against real requests is proven in test/e2e/haproxy.test.ts.
+ */
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, test } from "node:test";
+import { loadStackConfig, parseStackConfig } from "../../components/config";
+import { ENDPOINTS, endpointPathRegex } from "../../components/gateway/endpoints";
+import { HAPROXY_CONFIG_FILE, HAPROXY_DEVICE_MAPS, HaproxyRenderError, haproxyLiteral, rateWindow, renderHaproxyCfg, renderHaproxyFiles } from "../../components/gateway/haproxy";
+import { deriveGatewaySpec, SECURITY_HEADERS, type GatewayPlacement, type GatewaySpec } from "../../components/gateway/spec";
+import { ensureSandboxPki } from "../../scripts/sandbox/pki";
+
+const dirs: string[] = [];
+const freshDir = () => {
+    const d = mkdtempSync(join(tmpdir(), "zto-haproxy-"));
+    dirs.push(d);
+    return d;
+};
+after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+/** Real TLS files (haproxy -c loads them): the sandbox's PKI, server key beside the cert. */
+const pkiDir = freshDir();
+const pki = ensureSandboxPki(pkiDir, loadStackConfig({ domain: "ollama.test", pki: { keyAlgorithm: "ECDSA-P256" } }));
+const serverPem = join(pkiDir, "server.pem");
+writeFileSync(serverPem, readFileSync(pki.server.cert, "utf8") + readFileSync(pki.server.key, "utf8"), { mode: 0o600 });
+
+const fingerprint = (i: number) => (i + 1).toString(16).padStart(40, "0");
+
+function placement(over: Partial<GatewayPlacement> = {}): GatewayPlacement {
+    return {
+        listen: { host: "127.0.0.1", port: 18443 },
+        tlsFiles: { cert: serverPem, key: serverPem, ca: pki.ca.cert },
+        ollama: { host: "127.0.0.1", port: 11434 },
+        filter: { host: "127.0.0.1", port: 18080 },
+        runtimeDir: join(pkiDir, "run"),
+        accessLog: "stdout",
+        errorLog: "stderr",
+        ...over,
+    };
+}
+
+function specFor(raw: Record<string, unknown>, over: Partial<GatewayPlacement> = {}): GatewaySpec {
+    const cfg = loadStackConfig({ domain: "ollama.test", ...raw, gateway: { kind: "haproxy", ...(raw.gateway as object) } });
+    const certs = Object.fromEntries(cfg.devices.map((d, i) => [d.name, { fingerprintSha1: fingerprint(i), serial: String(i + 1) }]));
+    return deriveGatewaySpec(cfg, certs, placement(over));
+}
+
+const devices = (n: number) => Array.from({ length: n }, (_, i) => ({ name: `device-${i}`, owner: `owner${i}@example.com`, groups: i % 2 ? ["ml-eng", "analysts"] : [] }));
+
+/** Stacks shaped like the dev and prod examples, but with the haproxy gateway. */
+const VARIANTS: Record<string, () => GatewaySpec> = {
+    "dev-like (loopback, filter on)": () => specFor({ devices: [{ name: "alice-laptop", owner: "alice@example.com", groups: ["ml-eng"] }, { name: "bob-workstation", owner: "bob@example.com", groups: ["analysts"] }] }),
+    "prod-like (identity none, tailscale, CORS, TLS 1.2, syslog udp, no filter, container DNS names)": () =>
+        specFor(
+            {
+                devices: devices(3).map((d, i) => ({ ...d, tailscaleDeviceId: `nA1b2C3d4E${i}CNTRL` })),
+                gateway: { listen: "tailscale", port: 443, rateLimitPerMinute: 60, burst: 10, maxBodyKiB: 2048, corsOrigins: ["https://chat.corp.example.com"], upstreamTimeoutSeconds: 900, tlsMinVersion: "1.2" },
+                tailscale: { enabled: true, serverAddress: "100.101.102.103", serverHostname: "gpu-01" },
+                filter: { enabled: false },
+                // haproxy resolves syslog names at start; the test host only knows loopback.
+                siem: { syslogAddress: "udp://127.0.0.1:514" },
+            },
+            { listen: { host: "127.0.0.1", port: 443 }, ollama: { host: "zto-prod-ollama", port: 11434 }, filter: undefined },
+        ),
+    "syslog over tcp": () => specFor({ devices: devices(1), siem: { syslogAddress: "tcp://127.0.0.1:6514" } }),
+    "zero devices": () => specFor({ devices: [] }),
+    "200 devices": () => specFor({ devices: devices(200) }),
+    "IPv6 listen": () => specFor({ devices: devices(1) }, { listen: { host: "::1", port: 18443 } }),
+};
+
+function writeFiles(spec: GatewaySpec): string {
+    const dir = freshDir();
+    for (const [name, text] of Object.entries(renderHaproxyFiles(spec))) writeFileSync(join(dir, name), text);
+    return join(dir, HAPROXY_CONFIG_FILE);
+}
+
+/** `haproxy -c`: exit 0 and no warnings (a warning means haproxy ignored or changed something). */
+function haproxyCheck(cfgFile: string): string {
+    return execFileSync("haproxy", ["-c", "-f", cfgFile], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+}
+
+describe("haproxy -c accepts every rendered config", () => {
+    for (const [name, make] of Object.entries(VARIANTS)) {
+        test(name, () => {
+            const out = haproxyCheck(writeFiles(make()));
+            assert.match(out, /Configuration file is valid/);
+            assert.doesNotMatch(out, /WARNING/);
+        });
+    }
+
+    test("and rejects a config whose device map is missing (the check is real)", () => {
+        const cfgFile = writeFiles(VARIANTS["dev-like (loopback, filter on)"]());
+        rmSync(join(cfgFile, "..", HAPROXY_DEVICE_MAPS.name));
+        assert.throws(() => haproxyCheck(cfgFile), /device-names\.map/);
+    });
+});
+
+describe("renderHaproxyCfg", () => {
+    const dev = VARIANTS["dev-like (loopback, filter on)"]();
+    const cfg = renderHaproxyCfg(dev);
+
+    test("mutual TLS 1.3 against the CA, no resumption, HTTP/1.1 only", () => {
+        assert.match(cfg, new RegExp(`bind 127\\.0\\.0\\.1:18443 ssl crt ${serverPem} ca-file ${pki.ca.cert} verify required ssl-min-ver TLSv1\\.3 no-tls-tickets alpn http/1\\.1\\n`));
+        assert.match(cfg, /tune\.ssl\.cachesize 0/);
+        assert.doesNotMatch(cfg, /crt-ignore-err|ca-ignore-err|verify (none|optional)/);
+    });
+
+    test("TLS 1.2 only when configured, with AEAD ECDHE ciphers", () => {
+        const prod = renderHaproxyCfg(VARIANTS["prod-like (identity none, tailscale, CORS, TLS 1.2, syslog udp, no filter, container DNS names)"]());
+        assert.match(prod, /ssl-min-ver TLSv1\.2 ciphers (ECDHE-(ECDSA|RSA)-(AES(128|256)-GCM-SHA(256|384)|CHACHA20-POLY1305):?){6} /);
+    });
+
+    test("device allowlist: fingerprint map lookup, unenrolled certificate refused first", () => {
+        const files = renderHaproxyFiles(dev);
+        assert.equal(files[HAPROXY_DEVICE_MAPS.name], `${fingerprint(0)} alice-laptop\n${fingerprint(1)} bob-workstation\n`);
+        assert.equal(files[HAPROXY_DEVICE_MAPS.owner], `${fingerprint(0)} alice@example.com\n${fingerprint(1)} bob@example.com\n`);
+        assert.equal(files[HAPROXY_DEVICE_MAPS.groups], `${fingerprint(0)} ml-eng\n${fingerprint(1)} analysts\n`);
+        const rules = cfg.split("\n").filter((l) => /^\s+http-request (return|track|set-header|del-header)/.test(l));
+        assert.match(rules[0], /status 403 .*device_not_enrolled.* if !\{ var\(txn\.device\) -m found \}$/);
+        assert.match(cfg, /set-var\(txn\.fingerprint\) ssl_c_sha1,hex,lower\n/);
+    });
+
+    test("zero devices: empty maps, every request refused as not enrolled", () => {
+        const files = renderHaproxyFiles(VARIANTS["zero devices"]());
+        assert.equal(files[HAPROXY_DEVICE_MAPS.name], "");
+        assert.match(files[HAPROXY_CONFIG_FILE], /device_not_enrolled/);
+    });
+
+    test("every endpoint of the table, on the raw target, with its methods", () => {
+        for (const e of ENDPOINTS) {
+            assert.ok(cfg.includes(`url -m reg '${endpointPathRegex(e)}'`), `endpoint ${e.id}`);
+            const group = cfg.split("\n").find((l) => l.includes("status 405") && new RegExp(`-m str [a-z0-9 -]*\\b${e.id}\\b`).test(l));
+            assert.ok(group, `405 rule for ${e.id}`);
+            assert.ok(group.includes(`!{ method ${e.methods.join(" ")} }`), `${e.id} methods`);
+            assert.ok(group.includes(`hdr Allow "${e.methods.join(", ")}"`), `${e.id} Allow header`);
+        }
+        assert.match(cfg, /status 403 .*route_not_allowed.* if !\{ var\(txn\.endpoint\) -m found \}/);
+        // Nothing in the config normalises the target before the allowlist sees it.
+        assert.doesNotMatch(cfg, /normalize-uri|set-path|set-uri|\bpath_beg\b|url_dec/);
+    });
+
+    test("refusal order: device, absolute-form, Host, SNI, Origin, route, method, body, rate", () => {
+        const codes = [...cfg.matchAll(/http-request return status \d+ .*?"code":"([a-z_]+)"/g)].map((m) => m[1]);
+        const order = ["device_not_enrolled", "absolute_form_not_allowed", "unknown_host", "origin_not_allowed", "route_not_allowed", "method_not_allowed", "length_required", "request_too_large", "rate_limited"];
+        assert.deepEqual([...new Set(codes)], order);
+    });
+
+    test("body cap from Content-Length in bytes; chunked request bodies refused", () => {
+        assert.match(cfg, /status 413 .* if \{ req\.hdr_val\(content-length\) gt 1048576 \}/);
+        assert.match(cfg, /status 411 .* if \{ req\.hdr_cnt\(transfer-encoding\) gt 0 \}/);
+        assert.doesNotMatch(cfg, /option http-buffer-request|wait-for-body/);
+    });
+
+    test("rate per device: window from rate and burst, checked before tracking; concurrency cap", () => {
+        assert.deepEqual(rateWindow(120, 20), { requests: 21, periodMs: 10_500 });
+        assert.deepEqual(rateWindow(60, 0), { requests: 1, periodMs: 1000 });
+        assert.deepEqual(rateWindow(100_000, 0), { requests: 1, periodMs: 1 });
+        assert.match(cfg, /stick-table type string len 40 size 100k expire 60000ms store http_req_rate\(10500ms\),conn_cur/);
+        const check = cfg.indexOf("table_http_req_rate(zto_gateway) ge 21");
+        const track = cfg.indexOf("http-request track-sc0 var(txn.fingerprint)");
+        const conn = cfg.indexOf("{ sc_conn_cur(0) gt 20 }");
+        assert.ok(check > 0 && check < track && track < conn);
+        assert.match(cfg, /http-after-response set-header Retry-After 1 if \{ status 429 \}/);
+    });
+
+    test("upstream sees only allowlisted client headers, then the gateway's identity headers", () => {
+        const del = cfg.indexOf("http-request del-header '^(?!(content-length|content-type|accept|user-agent)$)' -m reg");
+        assert.ok(del > 0);
+        for (const line of [
+            'http-request set-header Host "127.0.0.1:18080"',
+            "http-request set-header X-Request-Id %[unique-id]",
+            "http-request set-header X-Auth-Request-User %[var(txn.user)]",
+            "http-request set-header X-Auth-Request-Groups %[var(txn.groups)] if { var(txn.groups) -m found }",
+            "http-request set-header X-Device-Name %[var(txn.device)]",
+        ]) {
+            const at = cfg.indexOf(line);
+            assert.ok(at > del, line);
+        }
+        assert.match(cfg, /option http-restrict-req-hdr-names delete/);
+    });
+
+    test("filter enabled: forwards to the filter; disabled: to Ollama", () => {
+        assert.match(cfg, /server filter 127\.0\.0\.1:18080\n/);
+        const prod = renderHaproxyCfg(VARIANTS["prod-like (identity none, tailscale, CORS, TLS 1.2, syslog udp, no filter, container DNS names)"]());
+        assert.match(prod, /server ollama zto-prod-ollama:11434 resolvers zto_dns init-addr last,libc,none\n/);
+        assert.match(prod, /set-header Host "zto-prod-ollama:11434"/);
+        assert.doesNotMatch(cfg + prod, /\bcheck\b/, "no health checks: the stub must see only client requests");
+    });
+
+    test("security headers and the request id on every response, errors JSON with the request id", () => {
+        for (const [name, value] of SECURITY_HEADERS) assert.ok(cfg.includes(`http-after-response set-header ${name} ${haproxyLiteral(value, name)}`), name);
+        for (const s of [400, 403, 404, 405, 408, 413, 429, 500, 502, 503, 504]) {
+            assert.match(cfg, new RegExp(`http-error status ${s} content-type application/json lf-string '\\{"error":\\{"code":"[a-z_]+","message":"[a-z -]+","requestId":"%\\[unique-id\\]"\\}\\}'`));
+        }
+        for (const s of [413, 429, 500, 502, 503, 504]) assert.match(cfg, new RegExp(`http-response return status ${s} .* if \\{ status ${s} \\}`));
+        assert.match(cfg, /http-response del-header \^access-control- -m reg/);
+    });
+
+    test("timeouts: slow clients bounded, long generations allowed, no buffering", () => {
+        assert.match(cfg, /timeout http-request 10s\n\s+timeout client 10s\n/);
+        assert.match(cfg, /timeout server 600s\n\s+timeout tunnel 600s\n/);
+        assert.doesNotMatch(cfg, /compression|option http-buffer-request/);
+    });
+
+    test("JSON access log to stdout and syslog; no bodies, cookies, tokens or query strings", () => {
+        assert.match(cfg, /log stdout len 8192 format raw local7 info/);
+        assert.doesNotMatch(cfg, /log udp@|log tcp@/);
+        const format = /log-format '(.*)'/.exec(cfg)![1];
+        for (const f of ["time", "requestId", "device", "user", "groups", "method", "path", "endpoint", "status", "bytesSent", "requestTimeMs"]) assert.ok(format.includes(`"${f}":`), f);
+        assert.doesNotMatch(format, /cookie|authorization|req\.body|%HU|%r\b|capture\.req\.uri|query/i);
+        assert.match(renderHaproxyCfg(VARIANTS["syslog over tcp"]()), /log tcp@127\.0\.0\.1:6514 len 8192 format rfc5424 local7 info/);
+    });
+
+    test("CORS only for configured origins; without origins every Origin is refused", () => {
+        assert.match(cfg, /status 403 .*origin_not_allowed.* if \{ req\.hdr_cnt\(origin\) gt 0 \}$/m);
+        assert.doesNotMatch(cfg, /Access-Control-Allow-Origin/);
+        const prod = renderHaproxyCfg(VARIANTS["prod-like (identity none, tailscale, CORS, TLS 1.2, syslog udp, no filter, container DNS names)"]());
+        assert.match(prod, /acl zto_origin_ok req\.hdr\(origin\) -m str https:\/\/chat\.corp\.example\.com\n/);
+        assert.match(prod, /http-request return status 204 .* if METH_OPTIONS \{ var\(txn\.cors_origin\) -m found \}/);
+        assert.match(prod, /acl zto_host_ok .*100\\\.101\\\.102\\\.103/);
+    });
+
+    test("pure: same spec, same text", () => {
+        assert.equal(renderHaproxyCfg(dev), cfg);
+    });
+});
+
+describe("unsafe or unsupported specs are refused, naming the field", () => {
+    const dev = VARIANTS["dev-like (loopback, filter on)"]();
+    const cases: [string, GatewaySpec, RegExp][] = [
+        ["nginx kind", { ...dev, kind: "nginx" }, /gateway\.kind is "nginx"/],
+        ["identity provider", { ...dev, identity: { provider: "oidc", oauth2Proxy: { host: "127.0.0.1", port: 4180 } } }, /identity\.provider is "oidc".*no auth_request/],
+        ["key not beside the cert", { ...dev, tls: { ...dev.tls, key: "/etc/ssl/other.key" } }, /tls\.key must be the certificate file itself or ".*\.key"/],
+        ["bad fingerprint", { ...dev, devices: [{ ...dev.devices[0], fingerprintSha1: "AB:CD" }] }, /device "alice-laptop": fingerprintSha1/],
+        ["duplicate certificate", { ...dev, devices: [dev.devices[0], { ...dev.devices[1], fingerprintSha1: dev.devices[0].fingerprintSha1 }] }, /enrolled twice/],
+        ["owner with a newline (map injection)", { ...dev, devices: [{ ...dev.devices[0], owner: "a@b.c\n0000 evil" }] }, /owner .* without whitespace/],
+        ["header value with a newline", { ...dev, securityHeaders: [["X-Test", "a\nb"]] }, /security header X-Test: control characters/],
+        ["header name injection", { ...dev, securityHeaders: [["X-Test if", "a"]] }, /security header name/],
+        ["wildcard origin", { ...dev, corsOrigins: ["*"] }, /gateway\.corsOrigins: "\*"/],
+        ["path with a space", { ...dev, tls: { ...dev.tls, ca: "/tmp/a b/ca.crt" } }, /tls\.ca: .* must be an absolute path/],
+        ["zero rate", { ...dev, limits: { ...dev.limits, ratePerMinute: 0 } }, /limits\.ratePerMinute must be at least 1/],
+        ["relative access log", { ...dev, logging: { ...dev.logging, accessLog: "access.log" } }, /logging\.accessLog/],
+    ];
+    for (const [name, spec, message] of cases) {
+        test(name, () => assert.throws(() => renderHaproxyCfg(spec), (e: Error) => e instanceof HaproxyRenderError && message.test(e.message)));
+    }
+
+    test("literal values cannot break out of their quotes", () => {
+        assert.equal(haproxyLiteral(`a"b\\c$HOME 100%`, "x"), `"a\\"b\\\\c\\$HOME 100%%"`);
+    });
+});
+
+describe("config: what the haproxy gateway cannot honour is a config error", () => {
+    for (const provider of ["entra", "oidc"] as const) {
+        test(`identity.provider ${provider} with gateway.kind haproxy`, () => {
+            const identity =
+                provider === "entra"
+                    ? { provider, tenantId: "00000000-1111-2222-3333-444444444444", allowedEmailDomains: ["example.com"] }
+                    : { provider, issuerUrl: "https://login.example.com/realms/main", clientId: "zto", allowedEmailDomains: ["example.com"] };
+            const r = parseStackConfig({ domain: "ollama.test", gateway: { kind: "haproxy" }, identity, ...(provider === "oidc" ? { oidcClientSecret: "s" } : {}) });
+            assert.equal(r.ok, false);
+            const problem = !r.ok && r.problems.find((p) => p.path === "zero-trust-ollama:identity.provider");
+            assert.ok(problem, JSON.stringify(!r.ok && r.problems));
+            assert.match(problem.message, /needs the nginx gateway .*use gateway\.kind: nginx, or identity\.provider: none/);
+        });
+    }
+
+    test("the same stack with identity none is accepted", () => {
+        assert.equal(parseStackConfig({ domain: "ollama.test", gateway: { kind: "haproxy" }, siem: { syslogAddress: "tcp://10.0.0.5:6514" } }).ok, true);
+    });
+});
