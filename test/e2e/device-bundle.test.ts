@@ -1,0 +1,104 @@
+/**
+ * The operator's device lifecycle end to end, against the real nginx in the sandbox: enrol a
+ * device with device:add in a copy of Pulumi.dev.yaml, run the sandbox, build the device's
+ * bundle from a stack-output document made from the sandbox state, and use the bundle (PEM,
+ * PKCS#12, the generated curl script, the SDK's bearer header) for successful requests; then
+ * revoke it with device:revoke and see the same certificate refused while nothing reaches Ollama.
+ */
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { copyFileSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, test } from "node:test";
+import { REPO_ROOT, startSandbox, tempDir, type Sandbox } from "./harness";
+
+const DEVICE = "carol-phone";
+
+function npmScript(script: string, args: string[]) {
+    const r = spawnSync(process.execPath, ["--import", "tsx", join(REPO_ROOT, "scripts", `${script}.ts`), ...args], { cwd: REPO_ROOT, encoding: "utf8" });
+    assert.equal(r.status, 0, `${script} ${args.join(" ")}: ${r.stderr}`);
+    return r.stdout;
+}
+
+/** What `pulumi stack output --json --show-secrets` prints, built from the sandbox's PKI. */
+function stackOutputsOf(sb: Sandbox): string {
+    const read = (p: string) => readFileSync(p, "utf8");
+    const entries = Object.entries(sb.info.devices);
+    return JSON.stringify({
+        gatewayUrl: sb.info.url,
+        caCertPem: read(sb.info.ca),
+        devices: Object.fromEntries(entries.map(([name, d]) => [name, { fingerprintSha256: d.fingerprintSha256 }])),
+        deviceBundles: Object.fromEntries(entries.map(([name, d]) => [name, { certPem: read(d.cert), keyPem: read(d.key) }])),
+    });
+}
+
+/** curl against the gateway; returns the HTTP status (0 when the TLS handshake itself failed) and body. */
+function curl(sb: Sandbox, path: string, tlsArgs: string[], extra: string[] = []): { status: number; body: string } {
+    const r = spawnSync("curl", ["--silent", "--show-error", "--max-time", "15", "--write-out", "\n%{http_code}", ...tlsArgs, ...extra, sb.info.url + path], { encoding: "utf8" });
+    const lines = r.stdout.split("\n");
+    return { status: Number(lines.pop()), body: lines.join("\n") };
+}
+
+describe("device lifecycle against the real nginx", () => {
+    test("add -> bundle -> 200 with PEM, PKCS#12, the curl script and the SDK header; revoke -> refused, nothing reaches Ollama", async () => {
+        const stackDir = tempDir("zto-lifecycle-");
+        const stack = join(stackDir, "Pulumi.dev.yaml");
+        copyFileSync(join(REPO_ROOT, "Pulumi.dev.yaml"), stack);
+        const stateDir = tempDir("zto-lifecycle-state-");
+        const bundleDir = join(tempDir("zto-lifecycle-bundle-"), DEVICE);
+
+        npmScript("device-add", ["--stack", stack, "--name", DEVICE, "--owner", "carol@example.com", "--groups", "ml-eng"]);
+        let sb = await startSandbox({ stack, stateDir });
+        let pem: string[];
+        try {
+            assert.ok(sb.info.devices[DEVICE], "the sandbox issued a certificate for the new device");
+            const outputsFile = join(stackDir, "outputs.json");
+            writeFileSync(outputsFile, stackOutputsOf(sb), { mode: 0o600 });
+            const printed = npmScript("device-bundle", ["--name", DEVICE, "--out", bundleDir, "--from", outputsFile]);
+            const passphrase = /stored nowhere:\n\n {4}(\S+)\n/.exec(printed)![1];
+            const file = (n: string) => join(bundleDir, n);
+            pem = ["--cert", file(`${DEVICE}.crt`), "--key", file(`${DEVICE}.key`), "--cacert", file("ca.crt")];
+
+            // The bundle's PEM pair.
+            const version = curl(sb, "/api/version", pem);
+            assert.equal(version.status, 200, version.body);
+            assert.match(version.body, /"version"/);
+            // The PKCS#12 file, opened with the printed passphrase (as a browser would import it).
+            const p12 = curl(sb, "/api/version", ["--cert-type", "P12", "--cert", `${file(`${DEVICE}.p12`)}:${passphrase}`, "--cacert", file("ca.crt")]);
+            assert.equal(p12.status, 200, p12.body);
+            // The generated script, exactly as written (the sandbox URL is an IP: no --resolve needed).
+            const script = spawnSync("sh", [file("curl-example.sh")], { encoding: "utf8" });
+            assert.equal(script.status, 0, script.stderr);
+            assert.match(script.stdout, /"version"/);
+            // What the OpenAI-SDK snippet sends: the certificate plus its placeholder bearer token.
+            const chat = curl(sb, "/v1/chat/completions", pem, ["-H", "Authorization: Bearer mtls", "-H", "Content-Type: application/json", "--data", '{"model":"llama3.2:3b","messages":[{"role":"user","content":"Say hello in five words."}]}']);
+            assert.equal(chat.status, 200, chat.body);
+            assert.equal((JSON.parse(chat.body) as { object: string }).object, "chat.completion");
+            const reached = sb.ollamaRequests().map((r) => r.path);
+            assert.ok(reached.includes("/api/version") && reached.includes("/v1/chat/completions"), `stub Ollama saw ${reached.join(", ")}`);
+        } finally {
+            await sb.stop();
+        }
+
+        // Revocation is a config edit: the same certificate files still exist and chain to the CA.
+        npmScript("device-revoke", ["--stack", stack, "--name", DEVICE]);
+        assert.equal(readFileSync(stack, "utf8"), readFileSync(join(REPO_ROOT, "Pulumi.dev.yaml"), "utf8"), "the stack file is back to the original");
+        sb = await startSandbox({ stack, stateDir });
+        try {
+            assert.equal(sb.info.devices[DEVICE], undefined);
+            sb.resetOllamaLog();
+            const refused = curl(sb, "/api/version", pem);
+            // The handshake succeeds (the certificate chains to the CA); the allowlist refuses it.
+            assert.equal(refused.status, 403, `revoked device got ${refused.status}: ${refused.body}`);
+            assert.doesNotMatch(refused.body, /"version"/);
+            const refusedChat = curl(sb, "/v1/chat/completions", pem, ["-H", "Content-Type: application/json", "--data", '{"model":"llama3.2:3b","messages":[{"role":"user","content":"hi"}]}']);
+            assert.equal(refusedChat.status, 403, `revoked device got ${refusedChat.status}: ${refusedChat.body}`);
+            assert.deepEqual(sb.ollamaRequests(), [], "nothing from the revoked device reached Ollama");
+            // Control: an enrolled device still gets through, so the refusal is about the revocation.
+            const alice = sb.info.devices["alice-laptop"];
+            assert.equal(curl(sb, "/api/version", ["--cert", alice.cert, "--key", alice.key, "--cacert", sb.info.ca]).status, 200);
+        } finally {
+            await sb.stop();
+        }
+    });
+});
