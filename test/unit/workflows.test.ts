@@ -152,7 +152,6 @@ describe("GitHub Actions workflows", () => {
         assert.equal(step.with?.command, "preview");
         assert.equal(step.with?.["comment-on-pr"], true);
         assert.equal(step.with?.policyPacks, "policies");
-        assert.ok(preview.steps.some((s) => s.run?.includes("--prefix policies")), "the policy pack's dependencies are installed");
         assert.ok(preview.steps.some((s) => s.uses?.startsWith("pulumi/auth-actions@")), "Pulumi Cloud credentials come from OIDC");
     });
 
@@ -166,6 +165,14 @@ describe("GitHub Actions workflows", () => {
         assert.match(String(up.environment), /inputs\.stack/);
         assert.match(deploy.jobs.plan.steps.map((s) => s.run ?? "").join("\n"), /npm run --silent plan -- --stack "Pulumi\.\$STACK\.yaml"/);
         assert.doesNotMatch(jobText(deploy.jobs.plan), /secrets\.|id-token/);
+    });
+
+    test("the policy pack's dependencies come from the root install: same pinned versions", () => {
+        const root = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { dependencies: Record<string, string>; devDependencies: Record<string, string> };
+        const pack = JSON.parse(readFileSync(join(ROOT, "policies/package.json"), "utf8")) as { dependencies: Record<string, string> };
+        const rootVersions = { ...root.dependencies, ...root.devDependencies };
+        for (const [name, version] of Object.entries(pack.dependencies)) assert.equal(rootVersions[name], version, `${name}: policies/ pins ${version}, the root installs ${rootVersions[name]}`);
+        for (const { name, job } of allJobs) if (usesPulumi(job)) assert.ok(job.steps.some((s) => /^npm ci\b/m.test(s.run ?? "")), `job ${name} installs the root dependencies`);
     });
 
     test("the Pulumi CLI version matches the SDK the program is built with", () => {
