@@ -146,6 +146,8 @@ export interface Sandbox {
     rawRequest(opts: RawRequestOptions): Promise<RawResult>;
     /** Everything the sandbox wrote to stderr so far. */
     stderr(): string;
+    /** Resolves when the sandbox process exits (on its own or after stop()). */
+    readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
     /** SIGTERM, then wait for the sandbox to stop its children and exit. */
     stop(): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
@@ -308,6 +310,7 @@ export async function startSandbox(opts: StartOptions): Promise<Sandbox> {
         request: (r) => gatewayRequest(info, r),
         rawRequest: (r) => gatewayRawRequest(info, r),
         stderr: () => stderr,
+        exited,
         stop: async () => {
             if (proc.exitCode === null && proc.signalCode === null) {
                 proc.kill("SIGTERM");

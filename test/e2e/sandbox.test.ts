@@ -1,0 +1,230 @@
+/**
+ * `npm run sandbox` as DESIGN.md §4 specifies it, against the real nginx and openssl binaries:
+ * state-dir reuse, revocation by config edit, sandbox.json, clean shutdown (no orphan nginx),
+ * child death, invalid input, streaming through the gateway, the stub IdP.
+ */
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, test } from "node:test";
+import { makeExpiredDeviceCert, makeForeignCaCert, makeUnenrolledDeviceCert, runSandboxCli, startSandbox, tempDir, writeStackFile, type HttpResult } from "./harness";
+
+const alice = { name: "alice-laptop", owner: "alice@example.com", groups: ["ml-eng"] };
+const bob = { name: "bob-workstation", owner: "bob@example.com", groups: ["analysts"] };
+/** A mTLS-only stack; the filter is off because the filter's own tests switch it on. */
+const baseConfig = (devices: object[] = [alice, bob]) => ({
+    domain: "ollama.test",
+    devices,
+    gateway: { kind: "nginx", rateLimitPerMinute: 6000, burst: 100 },
+    identity: { provider: "none" },
+    filter: { enabled: false },
+    pki: { keyAlgorithm: "ECDSA-P256" },
+});
+
+/** Processes whose command line mentions the path (the sandbox itself, nginx master/workers). */
+function processesMentioning(path: string): string[] {
+    try {
+        return execFileSync("pgrep", ["-a", "-f", path], { encoding: "utf8" }).trim().split("\n").filter(Boolean);
+    } catch {
+        return []; // pgrep exits 1 when nothing matches
+    }
+}
+
+const refusedOrFailed = async (attempt: Promise<HttpResult>): Promise<string> => {
+    try {
+        const r = await attempt;
+        assert.ok(r.status >= 400, `expected a refusal, got ${r.status} ${r.body}`);
+        return `HTTP ${r.status}`;
+    } catch (e) {
+        return `connection failed: ${(e as Error).message}`;
+    }
+};
+
+describe("sandbox CLI", () => {
+    test("sandbox.json has the contract fields, and the gateway serves an enrolled device", async () => {
+        const sb = await startSandbox({ config: baseConfig() });
+        try {
+            const info = sb.info;
+            assert.match(info.url, /^https:\/\/127\.0\.0\.1:\d+$/);
+            assert.match(info.ollama, /^http:\/\/127\.0\.0\.1:\d+$/);
+            assert.notEqual(new URL(info.url).port, "8443", "free port, not the stack's deployment port");
+            for (const f of [info.ca, info.caKey, info.ollamaLog]) assert.ok(existsSync(f), f);
+            assert.deepEqual(Object.keys(info.devices).sort(), ["alice-laptop", "bob-workstation"]);
+            for (const [name, d] of Object.entries(info.devices)) {
+                assert.equal(d.cert, join(sb.stateDir, "devices", `${name}.crt`));
+                assert.equal(d.key, join(sb.stateDir, "devices", `${name}.key`));
+            }
+            assert.deepEqual(info.users, {}, "no stub IdP users with identity.provider none");
+            assert.equal(info.oauth2Proxy, undefined);
+
+            const r = await sb.request({ path: "/api/version", device: "alice-laptop" });
+            assert.equal(r.status, 200);
+            assert.deepEqual(r.json(), { version: "0.12.3" });
+            const seen = sb.ollamaRequests();
+            assert.equal(seen.length, 1);
+            assert.equal(seen[0].path, "/api/version");
+            assert.equal(seen[0].headers["x-device-name"], "alice-laptop");
+        } finally {
+            await sb.stop();
+        }
+    });
+
+    test("state dir is reused: same CA and device fingerprints after a restart", async () => {
+        const stateDir = tempDir("zto-reuse-");
+        const first = await startSandbox({ config: baseConfig(), stateDir });
+        const caPem = readFileSync(first.info.ca, "utf8");
+        const firstDevices = first.info.devices;
+        assert.equal((await first.stop()).code, 0);
+
+        const second = await startSandbox({ config: baseConfig(), stateDir });
+        try {
+            assert.equal(readFileSync(second.info.ca, "utf8"), caPem);
+            assert.deepEqual(second.info.devices, firstDevices);
+            assert.equal((await second.request({ path: "/api/tags", device: "bob-workstation" })).status, 200);
+        } finally {
+            await second.stop();
+        }
+    });
+
+    test("a device removed from config keeps its files and the CA, but the gateway refuses it", async () => {
+        const stateDir = tempDir("zto-revoke-");
+        const before = await startSandbox({ config: baseConfig([alice, bob]), stateDir });
+        const bobFiles = before.info.devices["bob-workstation"];
+        const caPem = readFileSync(before.info.ca, "utf8");
+        assert.equal((await before.request({ path: "/api/version", device: "bob-workstation" })).status, 200);
+        await before.stop();
+
+        const after = await startSandbox({ config: baseConfig([alice]), stateDir });
+        try {
+            assert.equal(readFileSync(after.info.ca, "utf8"), caPem);
+            assert.deepEqual(Object.keys(after.info.devices), ["alice-laptop"]);
+            assert.ok(existsSync(bobFiles.cert) && existsSync(bobFiles.key), "revocation is a config edit, not a file deletion");
+            const outcome = await refusedOrFailed(after.request({ path: "/api/version", device: { cert: bobFiles.cert, key: bobFiles.key } }));
+            assert.deepEqual(after.ollamaRequests(), [], `bob's request reached Ollama (${outcome})`);
+            assert.equal((await after.request({ path: "/api/version", device: "alice-laptop" })).status, 200);
+        } finally {
+            await after.stop();
+        }
+    });
+
+    test("SIGTERM stops nginx and every stub, removes sandbox.json and exits 0", async () => {
+        const sb = await startSandbox({ config: baseConfig() });
+        const running = processesMentioning(sb.stateDir);
+        assert.ok(running.some((p) => /nginx: master process/.test(p)), `nginx master should be running:\n${running.join("\n")}`);
+        const infoPath = join(sb.stateDir, "sandbox.json");
+        assert.ok(existsSync(infoPath));
+
+        const { code } = await sb.stop();
+        assert.equal(code, 0, sb.stderr());
+        assert.deepEqual(processesMentioning(sb.stateDir), []);
+        assert.ok(!existsSync(infoPath), "sandbox.json lists dead ports once stopped");
+        await assert.rejects(fetch(`${sb.info.ollama}/api/version`), "the stub Ollama is closed");
+    });
+
+    test("a gateway that dies is reported and everything else is stopped, exit non-zero", async () => {
+        const sb = await startSandbox({ config: baseConfig() });
+        process.kill(sb.info.gateway.pid, "SIGKILL");
+        const { code } = await sb.exited;
+        assert.notEqual(code, 0);
+        assert.match(sb.stderr(), /gateway exited unexpectedly \(signal SIGKILL\)/);
+        assert.deepEqual(processesMentioning(sb.stateDir), [], "no orphan nginx worker");
+    });
+
+    test("an invalid stack file exits 2 naming the key; nothing is started or created", async () => {
+        const stateDir = join(tempDir("zto-invalid-"), "state");
+        const stack = writeStackFile({ ...baseConfig(), gateway: { kind: "envoy", burst: -1 } });
+        const r = await runSandboxCli(["--stack", stack, "--state", stateDir]);
+        assert.equal(r.code, 2);
+        assert.match(r.stderr, /zero-trust-ollama:gateway\.kind: /);
+        assert.match(r.stderr, /zero-trust-ollama:gateway\.burst: /);
+        assert.doesNotMatch(r.stderr, /^\s+at /m, "no stack trace");
+        assert.equal(r.stdout, "");
+        assert.ok(!existsSync(stateDir));
+    });
+
+    test("bad arguments and unreadable stack files exit 2 with a message", async () => {
+        const missing = await runSandboxCli(["--state", tempDir()]);
+        assert.equal(missing.code, 2);
+        assert.match(missing.stderr, /--stack .* is required/);
+        const noFile = await runSandboxCli(["--stack", "/nonexistent/Pulumi.x.yaml", "--state", tempDir()]);
+        assert.equal(noFile.code, 2);
+        assert.match(noFile.stderr, /cannot read stack file/);
+        const badUser = await runSandboxCli(["--stack", writeStackFile(baseConfig()), "--state", tempDir(), "--user", "not-an-email"]);
+        assert.equal(badUser.code, 2);
+        assert.match(badUser.stderr, /--user must be <email>:<group,group>/);
+    });
+
+    test("NDJSON streams through the gateway token by token at the configured interval", async () => {
+        const intervalMs = 60;
+        const sb = await startSandbox({ config: baseConfig(), extraArgs: ["--token-interval-ms", String(intervalMs), "--tokens", "6"] });
+        try {
+            const r = await sb.request({ path: "/api/generate", method: "POST", body: { model: "llama3.2:3b", prompt: "hello" } });
+            assert.equal(r.status, 200);
+            const lines = r.body.trimEnd().split("\n").map((l) => JSON.parse(l));
+            assert.equal(lines.length, 7);
+            assert.equal(lines.at(-1).done, true);
+            // Unbuffered: the pieces arrive separately, spread over the stub's pacing.
+            assert.ok(r.chunks.length >= 5, `${r.chunks.length} pieces`);
+            assert.ok(r.chunks.at(-1)!.atMs - r.chunks[0].atMs >= 5 * intervalMs * 0.9);
+        } finally {
+            await sb.stop();
+        }
+    });
+
+    test("with an identity provider the stub oauth2-proxy honours the tokens sandbox.json lists", async () => {
+        const sb = await startSandbox({
+            config: {
+                ...baseConfig(),
+                identity: { provider: "oidc", issuerUrl: "https://idp.example.com", clientId: "zto", allowedGroups: ["ml-eng", "admins"] },
+                oidcClientSecret: { secure: "AAABAKc2" },
+            },
+            extraArgs: ["--user", "carol@example.com:admins"],
+        });
+        try {
+            const users = sb.info.users;
+            assert.deepEqual(Object.keys(users).sort(), ["alice@example.com", "bob@example.com", "carol@example.com"]);
+            assert.match(users["alice@example.com"].cookie, /^__Host-oauth2_proxy=[A-Za-z0-9_-]{32}$/);
+            assert.deepEqual(users["carol@example.com"].groups, ["admins"]);
+            assert.ok(sb.info.oauth2Proxy && existsSync(sb.info.oauth2Proxy.log));
+
+            const viaCookie = await sb.request({ path: "/api/tags", user: "alice@example.com" });
+            assert.equal(viaCookie.status, 200);
+            const viaBearer = await sb.request({ path: "/api/tags", user: "carol@example.com", auth: "bearer" });
+            assert.equal(viaBearer.status, 200);
+            const seen = sb.ollamaRequests();
+            assert.deepEqual(seen.map((e) => e.headers["x-auth-request-email"]), ["alice@example.com", "carol@example.com"]);
+
+            assert.equal((await sb.request({ path: "/api/tags" })).status, 401, "no session on an API path");
+            assert.equal((await sb.request({ path: "/api/tags", user: "bob@example.com" })).status, 403, "bob is in no allowed group");
+            assert.equal(sb.ollamaRequests().length, 2);
+        } finally {
+            await sb.stop();
+        }
+    });
+
+    test("harness certificates: foreign CA, expired and unenrolled are what they claim to be", async () => {
+        const sb = await startSandbox({ config: baseConfig([alice]) });
+        try {
+            const verify = (ca: string, cert: string) => {
+                try {
+                    return execFileSync("openssl", ["verify", "-CAfile", ca, "-purpose", "sslclient", cert], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+                } catch (e) {
+                    return `${(e as { stdout?: string }).stdout ?? ""}${(e as { stderr?: string }).stderr ?? ""}`;
+                }
+            };
+            const foreign = makeForeignCaCert();
+            assert.match(verify(foreign.ca, foreign.cert), /: OK/);
+            assert.doesNotMatch(verify(sb.info.ca, foreign.cert), /: OK/);
+            assert.match(verify(sb.info.ca, makeExpiredDeviceCert(sb.info).cert), /certificate has expired/);
+            const unenrolled = makeUnenrolledDeviceCert(sb.info, "mallory-laptop");
+            assert.match(verify(sb.info.ca, unenrolled.cert), /: OK/);
+            for (const device of [foreign, unenrolled]) {
+                await refusedOrFailed(sb.request({ path: "/api/version", device }));
+            }
+            assert.deepEqual(sb.ollamaRequests(), []);
+        } finally {
+            await sb.stop();
+        }
+    });
+});
