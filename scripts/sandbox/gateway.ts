@@ -6,7 +6,7 @@
  * fails with a clear message instead of breaking the whole sandbox.
  */
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { join, resolve } from "node:path";
 import type { GatewaySpec } from "../../components/gateway/spec";
@@ -35,6 +35,8 @@ interface Flavor {
     readonly check: (config: string, spec: GatewaySpec) => string[];
     /** Command that runs the gateway in the foreground until SIGTERM. */
     readonly run: (config: string, spec: GatewaySpec) => string[];
+    /** Adjust the spec to what this binary needs on disk before rendering (files it writes go to the state dir). */
+    readonly placeFiles?: (spec: GatewaySpec) => GatewaySpec;
 }
 
 // nginx: -p makes relative paths land in the runtime dir, -e keeps even the pre-config error
@@ -49,14 +51,29 @@ const FLAVORS: Record<GatewaySpec["kind"], Flavor> = {
         check: (config, spec) => ["nginx", "-t", "-q", "-c", config, "-p", nginxPrefix(spec), "-e", spec.logging.errorLog],
         run: (config, spec) => ["nginx", "-c", config, "-p", nginxPrefix(spec), "-e", spec.logging.errorLog, "-g", "daemon off;"],
     },
+    // haproxy (owned with components/gateway/haproxy.ts): the renderer returns haproxy.cfg plus
+    // the device maps it reads from its own directory; haproxy cannot write log files, so its
+    // stdout (the JSON access log) is appended to the access log file by the shell it runs under
+    // (exec: the shell is replaced, signals reach haproxy); stderr stays with the supervisor.
     haproxy: {
         module: "components/gateway/haproxy",
-        exportName: "renderHaproxyCfg",
+        exportName: "renderHaproxyFiles",
         configName: "haproxy.cfg",
         check: (config) => ["haproxy", "-c", "-q", "-f", config],
-        run: (config) => ["haproxy", "-db", "-f", config],
+        run: (config, spec) => ["sh", "-c", 'exec haproxy -db -f "$1" >>"$2"', "haproxy", config, spec.logging.accessLog],
+        placeFiles: combinedServerPem,
     },
 };
+
+/**
+ * haproxy 2.6 reads a certificate's key from the same file or from `<cert>.key`; the sandbox PKI
+ * keeps `server.crt` and `server.key`, so haproxy gets one private (0600) PEM with both.
+ */
+function combinedServerPem(spec: GatewaySpec): GatewaySpec {
+    const pem = join(spec.runtimeDir, "server.pem");
+    writeFileSync(pem, readFileSync(spec.tls.cert, "utf8") + readFileSync(spec.tls.key, "utf8"), { mode: 0o600 });
+    return { ...spec, tls: { ...spec.tls, cert: pem, key: pem } };
+}
 
 export interface PreparedGateway {
     readonly configFile: string;
@@ -67,10 +84,13 @@ export interface PreparedGateway {
 /** Render, write and validate the gateway config for `spec.kind`; nothing is started. */
 export function prepareGateway(spec: GatewaySpec, stateDir: string): PreparedGateway {
     const flavor = FLAVORS[spec.kind];
-    const render = loadDelivered<(s: GatewaySpec) => string>(flavor.module, flavor.exportName, `${spec.kind} sandbox not available yet: ${flavor.module}.ts (${flavor.exportName}) does not exist`);
+    const render = loadDelivered<(s: GatewaySpec) => string | Record<string, string>>(flavor.module, flavor.exportName, `${spec.kind} sandbox not available yet: ${flavor.module}.ts (${flavor.exportName}) does not exist`);
     mkdirSync(spec.runtimeDir, { recursive: true, mode: 0o700 });
     const configFile = join(stateDir, flavor.configName);
-    writeFileSync(configFile, render(spec), { mode: 0o600 });
+    const rendered = render(flavor.placeFiles ? flavor.placeFiles(spec) : spec);
+    // A renderer returns the config alone, or every file by name (config included) for one directory.
+    const files = typeof rendered === "string" ? { [flavor.configName]: rendered } : rendered;
+    for (const [name, text] of Object.entries(files)) writeFileSync(join(stateDir, name), text, { mode: 0o600 });
     const [checkCmd, ...checkArgs] = flavor.check(configFile, spec);
     try {
         execFileSync(checkCmd, checkArgs, { stdio: ["ignore", "pipe", "pipe"], encoding: "utf8" });
