@@ -2,7 +2,7 @@
  * `npm run sandbox -- --stack <Pulumi.<stack>.yaml> --state <dir>`: run the stack's data plane
  * locally (DESIGN.md §4) and print `ready <dir>/sandbox.json` once it accepts requests.
  *
- * Exit codes: 0 stopped by SIGINT/SIGTERM; 1 failed to start or a child died; 2 invalid
+ * Exit codes: 0 stopped by SIGINT/SIGTERM/SIGHUP; 1 failed to start or a child died; 2 invalid
  * arguments or stack config (nothing started).
  */
 import { isAbsolute, resolve } from "node:path";
@@ -96,8 +96,8 @@ async function main(): Promise<number> {
     // Handlers go in before anything starts: a signal during start-up must still stop the children.
     let signalled: () => void = () => {};
     const stopRequested = new Promise<void>((done) => (signalled = done));
-    process.once("SIGINT", () => signalled());
-    process.once("SIGTERM", () => signalled());
+    // `on`, not `once`: a second Ctrl-C while stopping must not kill us before nginx is down.
+    for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(signal, () => signalled());
 
     let sandbox: RunningSandbox;
     try {

@@ -229,8 +229,8 @@ interface StubSettings {
     readonly intervalMs: number;
 }
 
-/** How the stub answers one request: pure, so the unit tests can check shapes without timing. */
-export function planAnswer(method: string, rawTarget: string, body: string, s: StubSettings): Answer {
+/** How the stub answers one request (what to send, not when). */
+function planAnswer(method: string, rawTarget: string, body: string, s: StubSettings): Answer {
     const path = rawTarget.split("?")[0];
     const endpoint: Endpoint | undefined = matchEndpoint(method, path);
     if (!endpoint) return json(200, { stub: "ollama", recorded: true, note: "not an allowlisted endpoint" });

@@ -165,7 +165,7 @@ function gatewayAddress(info: SandboxInfo): { host: string; port: number } {
 }
 
 /** HTTPS request to the sandbox gateway; see RequestOptions. */
-export function gatewayRequest(info: SandboxInfo, opts: RequestOptions): Promise<HttpResult> {
+export async function gatewayRequest(info: SandboxInfo, opts: RequestOptions): Promise<HttpResult> {
     const headers: Record<string, string | string[]> = {};
     for (const [k, v] of Object.entries(opts.headers ?? {})) headers[k] = typeof v === "string" ? v : [...v];
     let body: string | Buffer | undefined;
@@ -214,7 +214,7 @@ export function gatewayRequest(info: SandboxInfo, opts: RequestOptions): Promise
 }
 
 /** Raw bytes over TLS to the sandbox gateway; see RawRequestOptions. */
-export function gatewayRawRequest(info: SandboxInfo, opts: RawRequestOptions): Promise<RawResult> {
+export async function gatewayRawRequest(info: SandboxInfo, opts: RawRequestOptions): Promise<RawResult> {
     const pieces = typeof opts.data === "string" || Buffer.isBuffer(opts.data) ? [opts.data] : [...opts.data];
     const { host, port } = gatewayAddress(info);
     return new Promise((done) => {
