@@ -61,16 +61,18 @@ export function identityFromHeaders(req: http.IncomingMessage): Identity {
     return { user: header(req, FORWARDED_IDENTITY_HEADERS.user), email: header(req, FORWARDED_IDENTITY_HEADERS.email), groups, device: header(req, FORWARDED_IDENTITY_HEADERS.device) };
 }
 
-/** Body as JSON error: `{ error: { code, rule, requestId, message } }`. */
-function sendError(res: http.ServerResponse, status: number, code: string, rule: string, requestId: string): number {
-    const body = JSON.stringify({ error: { code, rule, requestId, message: MESSAGES[code] ?? "The request was refused." } });
+/** The JSON error body: `{ error: { code, rule, requestId, message } }`. */
+function errorBody(code: string, rule: string, requestId: string): string {
+    return JSON.stringify({ error: { code, rule, requestId, message: MESSAGES[code] ?? "The request was refused." } });
+}
+
+function sendJson(res: http.ServerResponse, status: number, body: string, requestId: string): void {
     if (res.headersSent) {
         res.destroy();
-        return 0;
+        return;
     }
     res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(body), "cache-control": "no-store", "x-request-id": requestId });
     res.end(body);
-    return Buffer.byteLength(body);
 }
 
 /** Read at most `limit` bytes; resolves undefined when the body is larger. */
@@ -89,8 +91,12 @@ function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer | un
     });
 }
 
-/** Response headers passed back to the client; everything else from Ollama is dropped. */
-const RELAYED_HEADERS = ["content-type", "content-length"];
+/**
+ * Response headers passed back to the client; everything else from Ollama is dropped. The body is
+ * always sent chunked (no Content-Length), so the client sees its end only after the audit event
+ * for the request has been written.
+ */
+const RELAYED_HEADERS = ["content-type"];
 
 export function createFilterServer(opts: FilterServerOptions): { server: http.Server; close: () => Promise<void> } {
     const policy = compilePolicy(opts.rules);
@@ -101,8 +107,7 @@ export function createFilterServer(opts: FilterServerOptions): { server: http.Se
     const server = http.createServer({ noDelay: true, requestTimeout: 0 }, (req, res) => {
         void handle(req, res).catch(() => {
             // handle() reports its own failures; this only guards against a bug taking the process down.
-            if (!res.headersSent) sendError(res, 500, "upstream_error", "filter.internal", "-");
-            else res.destroy();
+            sendJson(res, 500, errorBody("upstream_error", "filter.internal", "-"), "-");
         });
     });
 
@@ -119,13 +124,18 @@ export function createFilterServer(opts: FilterServerOptions): { server: http.Se
         const decision: Decision =
             body === undefined ? ({ action: "refuse", status: 413, code: "body_too_large", rule: "limits.body-size", promptChars: 0, items: 0 } satisfies Refuse) : decide(policy, { method, path, identity, body });
 
+        // Every path emits its audit event BEFORE the response ends, so a client holding a complete
+        // response can rely on the event being written.
         const audit = (status: number, extra: { upstreamError?: string; usage?: Usage; clientAborted?: boolean; responseBytes?: number } = {}) =>
             opts.audit.emit(auditEvent({ requestId, method, path, identity, decision, status, startedAt, durationMs: performance.now() - t0, requestBytes: body?.length ?? 0, ...extra }));
 
-        if (decision.action === "refuse") {
-            const bytes = sendError(res, decision.status, decision.code, decision.rule, requestId);
-            return audit(decision.status, { responseBytes: bytes });
-        }
+        const refuseWith = (status: number, code: string, rule: string, extra: { upstreamError?: string } = {}) => {
+            const text = errorBody(code, rule, requestId);
+            audit(status, { ...extra, responseBytes: Buffer.byteLength(text) });
+            sendJson(res, status, text, requestId);
+        };
+
+        if (decision.action === "refuse") return refuseWith(decision.status, decision.code, decision.rule);
 
         const abort = new AbortController();
         let clientGone = false;
@@ -149,9 +159,7 @@ export function createFilterServer(opts: FilterServerOptions): { server: http.Se
         } catch (e) {
             if (clientGone) return audit(499, { clientAborted: true });
             const code = (e as { code?: string }).code === "UND_ERR_HEADERS_TIMEOUT" ? "upstream_timeout" : "upstream_unavailable";
-            const status = code === "upstream_timeout" ? 504 : 502;
-            const bytes = sendError(res, status, code, "upstream", requestId);
-            return audit(status, { upstreamError: code, responseBytes: bytes });
+            return refuseWith(code === "upstream_timeout" ? 504 : 502, code, "upstream", { upstreamError: code });
         }
 
         const status = upstreamRes.statusCode;
@@ -168,13 +176,11 @@ export function createFilterServer(opts: FilterServerOptions): { server: http.Se
                 if (clientGone) return audit(499, { clientAborted: true });
             }
             const listing = status === 200 && size <= MAX_LISTING_BYTES ? filterListing(policy, identity.groups, decision.listing!, Buffer.concat(chunks).toString("utf8")) : undefined;
-            if (listing === undefined) {
-                const bytes = sendError(res, 502, "upstream_error", "upstream", requestId);
-                return audit(502, { upstreamError: "upstream_error", responseBytes: bytes });
-            }
+            if (listing === undefined) return refuseWith(502, "upstream_error", "upstream", { upstreamError: "upstream_error" });
+            audit(200, { responseBytes: Buffer.byteLength(listing) });
             res.writeHead(200, { "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(listing), "x-request-id": requestId });
             res.end(listing);
-            return audit(200, { responseBytes: Buffer.byteLength(listing) });
+            return;
         }
 
         const relayed: Record<string, string> = { "x-request-id": requestId };
@@ -210,10 +216,10 @@ export function createFilterServer(opts: FilterServerOptions): { server: http.Se
             upstreamRes.body.destroy();
             return audit(status, { clientAborted: true, usage: tap.finish(), responseBytes: bytes });
         }
+        audit(status, { upstreamError, usage: tap.finish(), responseBytes: bytes });
         // Headers are gone already: a broken upstream can only be signalled by cutting the response.
         if (upstreamError) res.destroy();
         else res.end();
-        audit(status, { upstreamError, usage: tap.finish(), responseBytes: bytes });
     }
 
     return {
