@@ -8,23 +8,32 @@ import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { BundleError, bundleFileNames, bundleInputsFrom, checkBundle, curlExample, gatewayTarget, pkcs12ExportArgs, pythonExample } from "./lib/device-bundle";
+import { BundleError, bundleFileNames, bundleInputsFrom, checkBundle, curlExample, gatewayTarget, pkcs12ExportArgs, pythonExample, stackOutputsFromSandbox } from "./lib/device-bundle";
 import { UsageError, parseFlags, runCli } from "./lib/device-edit";
 
-const USAGE = `usage: npm run device:bundle -- --name <device> --out <dir> [--from <outputs.json>] [--stack <stack>]
+const USAGE = `usage: npm run device:bundle -- --name <device> --out <dir> [--from <outputs.json> | --stack <stack> | --sandbox <sandbox.json>]
 
-  --name   the enrolled device
-  --out    directory to write the bundle to (created with mode 0700; an existing one must not be
-           readable by other users)
-  --from   a saved copy of \`pulumi stack output --json --show-secrets\`; without it the pulumi CLI
-           is run
-  --stack  the Pulumi stack to read when --from is absent (default: the selected stack)
+  --name     the enrolled device
+  --out      directory to write the bundle to (created with mode 0700; an existing one must not
+             be readable by other users)
+  --from     a saved copy of \`pulumi stack output --json --show-secrets\`
+  --stack    the Pulumi stack to read with the pulumi CLI (default: the selected stack)
+  --sandbox  the sandbox.json of a local \`npm run sandbox\` instead of a deployed stack
 
 Exit codes: 0 written, 1 refused (nothing usable was written), 2 usage error.`;
 
 const PASS_ENV = "ZTO_PKCS12_PASSPHRASE";
 
-function readOutputs(from: string | undefined, stack: string | undefined): { json: string; source: string } {
+function readOutputs(from: string | undefined, stack: string | undefined, sandbox: string | undefined): { json: string; source: string } {
+    if (sandbox !== undefined) {
+        let state: string;
+        try {
+            state = readFileSync(sandbox, "utf8");
+        } catch (e) {
+            throw new BundleError(`${sandbox}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+        }
+        return { json: stackOutputsFromSandbox(state, sandbox, (p) => readFileSync(p, "utf8")), source: sandbox };
+    }
     if (from !== undefined) {
         try {
             return { json: readFileSync(from, "utf8"), source: from };
@@ -73,6 +82,7 @@ runCli(USAGE, () => {
         out: { type: "string" },
         from: { type: "string" },
         stack: { type: "string" },
+        sandbox: { type: "string" },
         help: { type: "boolean" },
     });
     if (flags.help) {
@@ -81,11 +91,13 @@ runCli(USAGE, () => {
     }
     const missing = (["name", "out"] as const).filter((k) => !flags[k]);
     if (missing.length) throw new UsageError(`missing ${missing.map((k) => "--" + k).join(", ")}`);
+    const sources = (["from", "stack", "sandbox"] as const).filter((k) => flags[k] !== undefined);
+    if (sources.length > 1) throw new UsageError(`give only one of ${sources.map((k) => "--" + k).join(", ")}`);
     const device = flags.name!;
     const out = resolve(flags.out!);
 
     // Everything is checked before the first byte is written.
-    const { json, source } = readOutputs(flags.from, flags.stack);
+    const { json, source } = readOutputs(flags.from, flags.stack, flags.sandbox);
     const inputs = bundleInputsFrom(json, source, device);
     const { notAfter } = checkBundle(inputs, device);
     const target = gatewayTarget(inputs.gatewayUrl);

@@ -63,6 +63,38 @@ export function bundleInputsFrom(json: string, source: string, device: string): 
     return { gatewayUrl: outputs.gatewayUrl as string, caCertPem: outputs.caCertPem as string, certPem: bundle.certPem, keyPem: bundle.keyPem, apiKey, identity };
 }
 
+/** The subset of the sandbox's sandbox.json (DESIGN.md §4) a bundle needs. */
+export interface SandboxState {
+    readonly url: string;
+    readonly ca: string;
+    readonly devices: Readonly<Record<string, { readonly cert: string; readonly key: string }>>;
+}
+
+/**
+ * The stack-output document the sandbox's state stands for, so a local sandbox and a deployed
+ * stack give the same bundle. `read` loads a PEM file named in sandbox.json.
+ */
+export function stackOutputsFromSandbox(json: string, source: string, read: (path: string) => string): string {
+    let info: SandboxState;
+    try {
+        info = JSON.parse(json) as SandboxState;
+    } catch (e) {
+        throw new BundleError(`${source}: not JSON (${(e as Error).message}); expected the sandbox.json that \`npm run sandbox\` prints after "ready"`);
+    }
+    if (!isRecord(info) || typeof info.url !== "string" || typeof info.ca !== "string" || !isRecord(info.devices)) {
+        throw new BundleError(`${source}: not a sandbox.json (needs url, ca and devices)`);
+    }
+    const readPem = (path: string) => {
+        try {
+            return read(path);
+        } catch (e) {
+            throw new BundleError(`${source}: cannot read ${path} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); is the sandbox state dir still there?`);
+        }
+    };
+    const deviceBundles = Object.fromEntries(Object.entries(info.devices).map(([name, d]) => [name, { certPem: readPem(d.cert), keyPem: readPem(d.key) }]));
+    return JSON.stringify({ gatewayUrl: info.url, caCertPem: readPem(info.ca), deviceBundles });
+}
+
 /**
  * Check the pieces belong together before anything is written: the certificate is a client
  * certificate issued by this CA to this device, currently valid, and matches the key.

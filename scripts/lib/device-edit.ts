@@ -11,7 +11,7 @@ import { basename, dirname, join } from "node:path";
 import { isDeepStrictEqual, parseArgs } from "node:util";
 import { Document, isMap, isScalar, isSeq, parse, parseDocument, type Pair, type YAMLMap, type YAMLSeq } from "yaml";
 import { PROJECT, parseStackConfig, type ConfigProblem } from "../../components/config";
-import { StackFileError, parseStackFile } from "../../components/stack-file";
+import { StackFileError, parseStackFile, providerConfigView, type StackFile } from "../../components/stack-file";
 
 /** A refused edit: the message says what is wrong and how to fix it. The file is untouched. */
 export class DeviceEditError extends Error {
@@ -147,13 +147,13 @@ function withFlagHint(p: ConfigProblem, editedIndex: number | undefined): string
  * changed the devices list as intended and nothing else.
  */
 function checkResult(before: string, after: string, source: string, expectedDevices: unknown[], editedIndex: number | undefined): void {
-    let raw: Record<string, unknown>;
+    let file: StackFile;
     try {
-        raw = parseStackFile(after, source).raw;
+        file = parseStackFile(after, source);
     } catch (e) {
         throw new DeviceEditError(e instanceof StackFileError ? e.message : String(e));
     }
-    const parsed = parseStackConfig(raw);
+    const parsed = parseStackConfig(file.raw, providerConfigView(file));
     if (!parsed.ok) {
         const lines = parsed.problems.map((p) => withFlagHint(p, editedIndex));
         throw new DeviceEditError(`${source}: the edit would make the stack config invalid, nothing was written:\n${lines.join("\n")}`);

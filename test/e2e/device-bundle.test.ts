@@ -74,6 +74,12 @@ describe("device lifecycle against the real nginx", () => {
             const chat = curl(sb, "/v1/chat/completions", pem, ["-H", "Authorization: Bearer mtls", "-H", "Content-Type: application/json", "--data", '{"model":"llama3.2:3b","messages":[{"role":"user","content":"Say hello in five words."}]}']);
             assert.equal(chat.status, 200, chat.body);
             assert.equal((JSON.parse(chat.body) as { object: string }).object, "chat.completion");
+            // `--sandbox` reads the same state directly: the same files.
+            const viaSandbox = join(tempDir("zto-lifecycle-bundle-"), DEVICE);
+            npmScript("device-bundle", ["--name", DEVICE, "--out", viaSandbox, "--sandbox", join(sb.stateDir, "sandbox.json")]);
+            for (const f of [`${DEVICE}.crt`, `${DEVICE}.key`, "ca.crt", "curl-example.sh", "openai_example.py"]) {
+                assert.equal(readFileSync(join(viaSandbox, f), "utf8"), readFileSync(file(f), "utf8"), f);
+            }
             const reached = sb.ollamaRequests().map((r) => r.path);
             assert.ok(reached.includes("/api/version") && reached.includes("/v1/chat/completions"), `stub Ollama saw ${reached.join(", ")}`);
         } finally {

@@ -177,9 +177,25 @@ describe("device:bundle", () => {
         assert.equal(readFileSync(argsLog, "utf8"), "stack\noutput\n--json\n--show-secrets\n--stack\ndev\n");
     });
 
+    test("--sandbox reads a sandbox.json; a vanished state dir is a clear error", () => {
+        const info = { url: "https://127.0.0.1:9443", ca: ca.cert, devices: { "alice-laptop": alice } };
+        const out = join(work, "from-sandbox");
+        const ok = bundle(["--name", "alice-laptop", "--out", out, "--sandbox", saved(info)]);
+        assert.equal(ok.code, 0, ok.stderr);
+        assert.equal(readFileSync(join(out, "alice-laptop.key"), "utf8"), readFileSync(alice.key, "utf8"));
+        assert.match(readFileSync(join(out, "curl-example.sh"), "utf8"), /'https:\/\/127\.0\.0\.1:9443\/api\/version'/);
+        const gone = bundle(["--name", "alice-laptop", "--out", join(work, "gone"), "--sandbox", saved({ ...info, ca: join(work, "gone", "ca.crt") })]);
+        assert.equal(gone.code, 1);
+        assert.match(gone.stderr, /cannot read .*gone\/ca\.crt \(ENOENT\); is the sandbox state dir still there\?/);
+        noStackTrace(gone.stderr);
+    });
+
     test("usage errors exit 2", () => {
         const r = bundle(["--name", "alice-laptop"]);
         assert.equal(r.code, 2);
         assert.match(r.stderr, /missing --out\n\nusage: npm run device:bundle/);
+        const both = bundle(["--name", "alice-laptop", "--out", join(work, "x"), "--from", "a.json", "--sandbox", "b.json"]);
+        assert.equal(both.code, 2);
+        assert.match(both.stderr, /give only one of --from, --sandbox/);
     });
 });
