@@ -20,6 +20,13 @@ import type {
 } from "@pulumi/policy";
 import type { PolicyConfigJSONSchema } from "@pulumi/policy/schema";
 import type { RecordedResource } from "./mock-program";
+
+/**
+ * The analyzer hands policies their props wrapped in this proxy (it throws on unknown values);
+ * wrapping them here too means a policy that works offline works under the CLI. Loaded from its
+ * own module: the package index also loads the gRPC server.
+ */
+const { unknownCheckingProxy } = require("@pulumi/policy/proxy") as { unknownCheckingProxy<T extends object>(props: T): T };
 import { mockOutputs } from "./mock-outputs";
 
 /** One resource as the evaluator sees it. */
@@ -327,15 +334,16 @@ async function runResourcePolicy(rp: ResolvedPolicy, graph: readonly GraphResour
         for (const r of graph) {
             if (onlyType && r.type !== onlyType) continue;
             const report: ReportViolation = (message) => out.push({ policy: policy.name, enforcementLevel: rp.enforcementLevel, urn: r.urn, message });
+            const props = unknownCheckingProxy(r.inputs);
             const args: ResourceValidationArgs = {
                 type: r.type,
-                props: r.inputs,
+                props,
                 urn: r.urn,
                 name: r.name,
                 opts: optionsOf(r),
                 stackTags: NO_TAGS,
                 isType: (cls) => isTypeOf(r.type, cls),
-                asType: ((cls: unknown) => (isTypeOf(r.type, cls) ? r.inputs : undefined)) as ResourceValidationArgs["asType"],
+                asType: ((cls: unknown) => (isTypeOf(r.type, cls) ? props : undefined)) as ResourceValidationArgs["asType"],
                 getConfig: <T extends object>() => structuredClone(rp.config) as T,
                 notApplicable,
             };
@@ -352,16 +360,17 @@ async function runResourcePolicy(rp: ResolvedPolicy, graph: readonly GraphResour
 function stackResources(graph: readonly GraphResource[]): PolicyResource[] {
     const byUrn = new Map<string, PolicyResource>();
     const built = graph.map((r) => {
+        const props = unknownCheckingProxy(r.outputs);
         const pr: PolicyResource = {
             type: r.type,
-            props: r.outputs,
+            props,
             urn: r.urn,
             name: r.name,
             opts: optionsOf(r),
             dependencies: [],
             propertyDependencies: {},
             isType: (cls) => isTypeOf(r.type, cls),
-            asType: ((cls: unknown) => (isTypeOf(r.type, cls) ? r.outputs : undefined)) as PolicyResource["asType"],
+            asType: ((cls: unknown) => (isTypeOf(r.type, cls) ? props : undefined)) as PolicyResource["asType"],
         };
         byUrn.set(r.urn, pr);
         return pr;
@@ -409,4 +418,27 @@ export async function evaluatePolicies(resolved: readonly ResolvedPolicy[], grap
 
 export function hasMandatory(violations: readonly Violation[]): boolean {
     return violations.some((v) => v.enforcementLevel === "mandatory");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reporting (shared by plan and policy:check)
+
+/** Exit codes of plan and policy:check (DESIGN.md §5). */
+export const EXIT = { clean: 0, mandatoryViolation: 1, invalidInput: 2 } as const;
+
+/** Violations as the `--json` contract has them (`urn` null for a stack-wide violation). */
+export function violationsJson(violations: readonly Violation[]): { policy: string; enforcementLevel: EnforcementLevel; urn: string | null; message: string }[] {
+    return violations.map((v) => ({ policy: v.policy, enforcementLevel: v.enforcementLevel, urn: v.urn ?? null, message: v.message }));
+}
+
+/** The human policy report: one block per violation, then a summary line. */
+export function formatPolicyReport(violations: readonly Violation[], policyCount: number): string {
+    const lines = [`Policy report (${policyCount} policies):`];
+    if (violations.length === 0) lines.push("  no violations");
+    for (const v of violations) {
+        lines.push(`  [${v.enforcementLevel}] ${v.policy}`, `      ${v.urn ?? "(stack)"}`, `      ${v.message}`);
+    }
+    const count = (level: EnforcementLevel) => violations.filter((v) => v.enforcementLevel === level).length;
+    lines.push(`Summary: ${count("mandatory")} mandatory, ${count("advisory")} advisory violation(s).`);
+    return lines.join("\n");
 }

@@ -1,0 +1,57 @@
+/**
+ * `npm run bench:plan`: wall time of `npm run plan` (a fresh process, JSON output, as CI runs
+ * it) for stacks with 10, 100 and 1,000 enrolled devices. The stacks are the production example
+ * (Entra, Tailscale with a managed ACL, pinned images) with generated devices, written to a temp
+ * dir. Prints one JSON document; target: 1,000 devices in under 10 s.
+ */
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parse, stringify } from "yaml";
+
+const DEVICE_COUNTS = [10, 100, 1000];
+const TARGET_SECONDS_AT_1000 = 10;
+const ROOT = join(__dirname, "..");
+
+/** The production example with `count` generated devices and a managed ACL. */
+export function benchStackYaml(count: number): string {
+    const doc = parse(readFileSync(join(ROOT, "Pulumi.prod.yaml"), "utf8"));
+    doc.config["zero-trust-ollama:devices"] = Array.from({ length: count }, (_, i) => ({
+        name: `device-${String(i).padStart(4, "0")}`,
+        owner: `user${i}@corp.example.com`,
+        tailscaleDeviceId: `nBench${String(i).padStart(6, "0")}CNTRL`,
+    }));
+    doc.config["zero-trust-ollama:tailscale"] = { ...doc.config["zero-trust-ollama:tailscale"], manageAcl: true };
+    return stringify(doc);
+}
+
+function main(): void {
+    const dir = mkdtempSync(join(tmpdir(), "bench-plan-"));
+    try {
+        const runs = DEVICE_COUNTS.map((devices) => {
+            const stackFile = join(dir, `Pulumi.bench${devices}.yaml`);
+            writeFileSync(stackFile, benchStackYaml(devices));
+            const started = process.hrtime.bigint();
+            const r = spawnSync(process.execPath, ["--import", "tsx", join(ROOT, "scripts", "plan.ts"), "--stack", stackFile, "--json"], { cwd: ROOT, encoding: "utf8", maxBuffer: 1 << 30 });
+            const wallSeconds = Number(process.hrtime.bigint() - started) / 1e9;
+            // Exit 1 (a mandatory violation) is a policy result, not a failed run.
+            if (r.status !== 0 && r.status !== 1) throw new Error(`plan exited ${r.status} for ${devices} devices: ${r.stderr.trim()}`);
+            const out = JSON.parse(r.stdout) as { resources: unknown[]; violations: unknown[] };
+            return { devices, resources: out.resources.length, violations: out.violations.length, exitCode: r.status, wallSeconds: Math.round(wallSeconds * 1000) / 1000 };
+        });
+        const at1000 = runs.find((r) => r.devices === 1000)!;
+        process.stdout.write(JSON.stringify({ benchmark: "plan", cores: require("node:os").cpus().length, runs, targetSecondsAt1000: TARGET_SECONDS_AT_1000, met: at1000.wallSeconds < TARGET_SECONDS_AT_1000 }, null, 2) + "\n");
+    } finally {
+        rmSync(dir, { recursive: true, force: true });
+    }
+}
+
+if (require.main === module) {
+    try {
+        main();
+    } catch (e) {
+        process.stderr.write(`bench:plan: ${(e as Error).message}\n`);
+        process.exitCode = 1;
+    }
+}

@@ -1,0 +1,42 @@
+/**
+ * `npm run policy:check -- <stack-export.json> [--json] [--policy-config <file>]`
+ *
+ * Evaluates the policy pack against a `pulumi stack export` document, offline: resource policies
+ * see each resource's inputs, stack policies its outputs (DESIGN.md §5). Encrypted secrets in the
+ * export stay "[secret]". Exit 0: no mandatory violation; 1: mandatory violation(s); 2: invalid input.
+ */
+import { parseArgs } from "node:util";
+import { POLICIES } from "../policies/all";
+import { EXIT, PolicyInputError, evaluatePolicies, formatPolicyReport, graphFromStackExport, hasMandatory, loadPolicyConfig, readJsonFile, violationsJson } from "./lib/policy-eval";
+
+const USAGE = "usage: npm run policy:check -- <stack-export.json> [--json] [--policy-config <file.json>]";
+
+async function main(argv: string[]): Promise<number> {
+    let parsed;
+    try {
+        parsed = parseArgs({ args: argv, options: { json: { type: "boolean", default: false }, "policy-config": { type: "string" } }, strict: true, allowPositionals: true });
+    } catch (e) {
+        throw new PolicyInputError(`${(e as Error).message}\n${USAGE}`);
+    }
+    const { values, positionals } = parsed;
+    if (positionals.length !== 1) throw new PolicyInputError(`expected exactly one stack export file (got ${positionals.length})\n${USAGE}`);
+    const resolved = loadPolicyConfig(POLICIES, values["policy-config"]);
+    const graph = graphFromStackExport(readJsonFile(positionals[0], "stack export"), positionals[0]);
+    const violations = await evaluatePolicies(resolved, graph);
+    if (values.json) process.stdout.write(JSON.stringify({ violations: violationsJson(violations) }, null, 2) + "\n");
+    else process.stdout.write(`${positionals[0]}: ${graph.length} resources\n${formatPolicyReport(violations, POLICIES.length)}\n`);
+    return hasMandatory(violations) ? EXIT.mandatoryViolation : EXIT.clean;
+}
+
+if (require.main === module) {
+    main(process.argv.slice(2)).then(
+        (code) => {
+            process.exitCode = code;
+        },
+        (e: unknown) => {
+            const known = e instanceof PolicyInputError;
+            process.stderr.write(`policy:check: ${known ? (e as Error).message : `failed: ${e instanceof Error ? e.message : String(e)}`}\n`);
+            process.exitCode = EXIT.invalidInput;
+        },
+    );
+}
