@@ -133,7 +133,7 @@ export function deployStack(cfg: StackConfig, secrets: StackSecrets = {}): Stack
                   provider,
                   image: cfg.gateway.image ?? DEFAULT_IMAGES.nginx,
                   config: cfg,
-                  devices: pki.devices,
+                  devices: identity.apiKeys ? identity.apiKeys.withDigests(pki.devices) : pki.devices,
                   caCertPem: pki.caCertPem,
                   serverCertPem: pki.serverCertPem,
                   serverKeyPem: pki.serverPrivateKeyPem,

@@ -87,6 +87,7 @@ const REFUSALS = {
     routeNotAllowed: { status: 403, code: "route_not_allowed", message: "route not allowed" },
     methodNotAllowed: { status: 405, code: "method_not_allowed", message: "method not allowed for this route" },
     unauthenticated: { status: 401, code: "unauthenticated", message: "sign-in required" },
+    apiKeyInvalid: { status: 401, code: "api_key_invalid", message: "API key missing or not valid for this device" },
 } as const satisfies Record<string, GatewayError>;
 
 /** Thrown when a spec value cannot be written into nginx.conf safely. */
@@ -175,6 +176,7 @@ function validateSpec(spec: GatewaySpec): void {
         if (seen.has(d.fingerprintSha1)) throw new NginxRenderError(`device "${d.name}": the same certificate is enrolled twice (fingerprint ${d.fingerprintSha1})`);
         seen.add(d.fingerprintSha1);
         for (const g of d.groups) if (g.includes(",")) throw new NginxRenderError(`device "${d.name}": group ${JSON.stringify(g)} contains a comma (groups are sent comma-separated)`);
+        if (d.apiKeyDigest !== undefined && !/^[A-Za-z0-9_-]{22}$/.test(d.apiKeyDigest)) throw new NginxRenderError(`device "${d.name}": apiKeyDigest must be an MD5 digest in unpadded base64url (22 characters)`);
     }
     if (spec.identity.provider !== "none" && !spec.identity.oauth2Proxy) throw new NginxRenderError(`identity.provider is ${spec.identity.provider} but the spec has no oauth2-proxy address`);
     for (const o of spec.corsOrigins) {
@@ -298,6 +300,7 @@ function maps(spec: GatewaySpec): string[] {
             ...mapBlock("$ssl_client_fingerprint", "$zto_rate_key", spec.devices.map((d) => [d.fingerprintSha1, `"device:${d.fingerprintSha1}"`] as const)),
         );
     }
+    out.push(...apiKeyMaps(spec));
     return out;
 }
 
@@ -380,6 +383,7 @@ function identityLocations(spec: GatewaySpec): string[] {
         indent(
             [
                 "internal;",
+                ...apiKeyAuthShortcut(spec),
                 "proxy_pass http://zto_oauth2/oauth2/auth;",
                 ...proxyCommon("$host"),
                 "proxy_pass_request_body off;",
@@ -441,6 +445,75 @@ function errorLocations(): string[] {
     return NGINX_ERRORS.map((e) => `location = ${errorUri(e.nginxStatus)} { internal; ${refuse(e)} }`);
 }
 
+// ---------------------------------------------------------------------------------------------
+// Static per-device API keys (devices[].apiKey). Everything below renders nothing unless some
+// device has a key, so specs without keys produce exactly the config above.
+//
+// nginx holds only each key's MD5 digest (unpadded base64url) and lets the built-in secure_link
+// module hash the presented bearer token and compare: no plaintext key in nginx.conf, in the
+// container upload or in any log. The digest is looked up by the client certificate's
+// fingerprint, so a key only counts together with the certificate of the device it belongs to.
+//
+//   identity none:       a device with a key must send it on every request (401 otherwise).
+//   identity entra/oidc: a device's own key stands in for a user session (identity = the device
+//                        owner); without a key-shaped token the device signs in as usual.
+//   both:                a key-shaped token that is not the presenting device's key is refused at
+//                        the gateway (it never travels on to oauth2-proxy or upstream).
+// ---------------------------------------------------------------------------------------------
+
+const hasApiKeys = (spec: GatewaySpec) => spec.devices.some((d) => d.apiKeyDigest !== undefined);
+
+function apiKeyMaps(spec: GatewaySpec): string[] {
+    if (!hasApiKeys(spec)) return [];
+    const keyed = spec.devices.filter((d) => d.apiKeyDigest !== undefined);
+    const identity = spec.identity.provider !== "none";
+    return [
+        "",
+        "# Static API keys: per-device digest, the presented token, and the verdict.",
+        ...mapBlock("$ssl_client_fingerprint", "$zto_api_key_digest", keyed.map((d) => [d.fingerprintSha1, `"${d.apiKeyDigest}"`] as const)),
+        ...mapBlock("$http_authorization", "$zto_api_key_sent", [[nginxRegex("^Bearer +(?<zto_api_key_token>[A-Za-z0-9]{48})$", true), "$zto_api_key_token"]]),
+        ...mapBlock('"$zto_api_key_digest:$zto_api_key_sent:$secure_link"', "$zto_api_key", [
+            [nginxRegex("^.+:.+:1$"), "ok"],
+            // A key-shaped token that is not this device's key (or from a device without one).
+            [nginxRegex("^.*:.+:$"), "bad"],
+            // A keyed device without a key: refused when the key is its only credential.
+            [nginxRegex("^.+::$"), identity ? '""' : "bad"],
+        ]),
+        ...(identity
+            ? [
+                  ...mapBlock("$zto_api_key", "$zto_api_key_user", [["ok", "$zto_api_key_owner"]]),
+                  ...mapBlock("$ssl_client_fingerprint", "$zto_api_key_owner", keyed.map((d) => [d.fingerprintSha1, nginxString(d.owner, `device ${d.name} owner`)] as const)),
+                  ...mapBlock("$zto_api_key", "$zto_api_key_groups", [["ok", "$zto_api_key_owner_groups"]]),
+                  ...mapBlock("$ssl_client_fingerprint", "$zto_api_key_owner_groups", keyed.map((d) => [d.fingerprintSha1, nginxString(d.groups.join(","), `device ${d.name} groups`)] as const)),
+              ]
+            : []),
+    ];
+}
+
+/** secure_link: $secure_link is "1" when MD5(presented token) equals this device's digest. */
+function apiKeyServerDirectives(spec: GatewaySpec): string[] {
+    if (!hasApiKeys(spec)) return [];
+    return ["", "# Static API keys: compare MD5(bearer token) with the device's digest.", "secure_link $zto_api_key_digest;", "secure_link_md5 $zto_api_key_sent;"];
+}
+
+function apiKeyCheck(spec: GatewaySpec): string[] {
+    return hasApiKeys(spec) ? [`if ($zto_api_key = "bad") { ${refuse(REFUSALS.apiKeyInvalid)} }`] : [];
+}
+
+/** The device's own valid key authenticates without asking oauth2-proxy (nothing is forwarded). */
+function apiKeyAuthShortcut(spec: GatewaySpec): string[] {
+    return hasApiKeys(spec) ? ['if ($zto_api_key = "ok") { return 204; }'] : [];
+}
+
+/**
+ * Appended to the auth_request_set values: empty unless the device's key authenticated, in which
+ * case there was no oauth2-proxy answer and the device owner is the identity.
+ */
+function apiKeyIdentity(spec: GatewaySpec, what: "user" | "groups"): string {
+    if (!hasApiKeys(spec)) return "";
+    return what === "user" ? "$zto_api_key_user" : "$zto_api_key_groups";
+}
+
 /** Render nginx.conf for the spec. Throws NginxRenderError naming the offending spec field. */
 export function renderNginxConf(spec: GatewaySpec): string {
     validateSpec(spec);
@@ -473,15 +546,16 @@ export function renderNginxConf(spec: GatewaySpec): string {
         indent(
             [
                 ...requestChecks(),
+                ...apiKeyCheck(spec),
                 `if ($zto_origin_refused) { ${refuse(REFUSALS.originNotAllowed)} }`,
                 "# CORS preflight for an allowlisted route from an allowed origin, answered here.",
                 "if ($zto_preflight) { return 204; }",
                 ...(identity
                     ? [
                           "auth_request /_zto_oauth2_auth;",
-                          `auth_request_set $zto_id_user $upstream_http_${FORWARDED_IDENTITY_HEADERS.user.toLowerCase().replace(/-/g, "_")};`,
-                          `auth_request_set $zto_id_email $upstream_http_${FORWARDED_IDENTITY_HEADERS.email.toLowerCase().replace(/-/g, "_")};`,
-                          `auth_request_set $zto_id_groups $upstream_http_${FORWARDED_IDENTITY_HEADERS.groups.toLowerCase().replace(/-/g, "_")};`,
+                          `auth_request_set $zto_id_user $upstream_http_${FORWARDED_IDENTITY_HEADERS.user.toLowerCase().replace(/-/g, "_")}${apiKeyIdentity(spec, "user")};`,
+                          `auth_request_set $zto_id_email $upstream_http_${FORWARDED_IDENTITY_HEADERS.email.toLowerCase().replace(/-/g, "_")}${apiKeyIdentity(spec, "user")};`,
+                          `auth_request_set $zto_id_groups $upstream_http_${FORWARDED_IDENTITY_HEADERS.groups.toLowerCase().replace(/-/g, "_")}${apiKeyIdentity(spec, "groups")};`,
                           "auth_request_set $zto_auth_cookie $upstream_http_set_cookie;",
                       ]
                     : []),
@@ -575,6 +649,7 @@ export function renderNginxConf(spec: GatewaySpec): string {
                         "ssl_buffer_size 4k;",
                         "",
                         ...serverHeaders,
+                        ...apiKeyServerDirectives(spec),
                         "",
                         ...NGINX_ERRORS.map((e) => errorPage(e.nginxStatus)),
                         ...(identity ? ["error_page 401 @zto_unauthenticated;"] : []),

@@ -19,7 +19,16 @@ export interface GatewayDevice {
     /** SHA-1 of the certificate DER, lowercase hex (nginx $ssl_client_fingerprint). */
     readonly fingerprintSha1: string;
     readonly serial: string;
+    /**
+     * devices[].apiKey: digest of the device's static API key (`apiKeyDigest`: MD5, unpadded
+     * base64url). The gateway then also requires `Authorization: Bearer <key>` from this device
+     * (identity none) or accepts it instead of a user session (entra/oidc). Never the key itself.
+     */
+    readonly apiKeyDigest?: string;
 }
+
+/** Certificate facts (and, for apiKey devices, the key digest) per device name, as deriveGatewaySpec takes them. */
+export type GatewayDeviceFacts = Readonly<Record<string, { readonly fingerprintSha1: string; readonly serial: string; readonly apiKeyDigest?: string }>>;
 
 /** Where the gateway and its neighbours live in one deployment (containers or the sandbox). */
 export interface GatewayPlacement {
@@ -131,11 +140,13 @@ function parseSyslog(address: string | undefined): GatewaySpec["logging"]["syslo
  * Derive the spec. `devices` carries the certificate facts from the PKI (or the sandbox's
  * state dir) keyed by device name; every configured device must have one.
  */
-export function deriveGatewaySpec(cfg: StackConfig, devices: Readonly<Record<string, { fingerprintSha1: string; serial: string }>>, placement: GatewayPlacement): GatewaySpec {
+export function deriveGatewaySpec(cfg: StackConfig, devices: GatewayDeviceFacts, placement: GatewayPlacement): GatewaySpec {
     const gatewayDevices = cfg.devices.map((d) => {
         const cert = devices[d.name];
         if (!cert) throw new Error(`no certificate for device "${d.name}"`);
-        return { name: d.name, owner: d.owner, groups: [...d.groups], fingerprintSha1: cert.fingerprintSha1.toLowerCase(), serial: cert.serial };
+        if (d.apiKey && !cert.apiKeyDigest) throw new Error(`device "${d.name}" has apiKey: true but no API key digest was given`);
+        const device = { name: d.name, owner: d.owner, groups: [...d.groups], fingerprintSha1: cert.fingerprintSha1.toLowerCase(), serial: cert.serial };
+        return d.apiKey ? { ...device, apiKeyDigest: cert.apiKeyDigest } : device;
     });
     const useFilter = cfg.filter.enabled;
     if (useFilter && !placement.filter) throw new Error("filter.enabled is true but the placement has no filter address");

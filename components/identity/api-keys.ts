@@ -45,4 +45,11 @@ export class DeviceApiKeys extends pulumi.ComponentResource {
         this.digests = pulumi.unsecret(keys.apply((k) => Object.fromEntries(Object.entries(k).map(([device, key]) => [device, apiKeyDigest(key)]))));
         this.registerOutputs({ keys: this.keys, digests: this.digests });
     }
+
+    /** Per-device certificate facts with each keyed device's digest added, as deriveGatewaySpec takes them. */
+    public withDigests(certs: pulumi.Input<Record<string, { fingerprintSha1: string; serial: string }>>): pulumi.Output<Record<string, { fingerprintSha1: string; serial: string; apiKeyDigest?: string }>> {
+        return pulumi.all([certs, this.digests]).apply(([byName, digests]) =>
+            Object.fromEntries(Object.entries(byName).map(([name, c]) => [name, { fingerprintSha1: c.fingerprintSha1, serial: c.serial, ...(digests[name] === undefined ? {} : { apiKeyDigest: digests[name] }) }])),
+        );
+    }
 }

@@ -11,6 +11,8 @@ import { deriveGatewaySpec, type GatewayPlacement, type Upstream } from "../../c
 import { startFilter, type RunningFilter } from "./filter";
 import { prepareGateway, waitForListener } from "./gateway";
 import type { StubServer } from "./listen";
+import { apiKeyDigest } from "../../components/identity/api-keys";
+import { ensureSandboxApiKeys } from "./api-keys";
 import { ensureSandboxPki } from "./pki";
 import { Supervisor } from "./processes";
 import { startStubOauth2Proxy, sandboxUsers, SESSION_COOKIE, type ExtraUser, type SandboxUser } from "./stub-oauth2-proxy";
@@ -25,7 +27,7 @@ export interface SandboxInfo {
     /** CA private key (PEM path), for tests that mint extra certificates. */
     readonly caKey: string;
     /** Every device in config: its client certificate and key, and the cert's fingerprints. */
-    readonly devices: Readonly<Record<string, { readonly cert: string; readonly key: string; readonly fingerprintSha1: string; readonly fingerprintSha256: string }>>;
+    readonly devices: Readonly<Record<string, { readonly cert: string; readonly key: string; readonly fingerprintSha1: string; readonly fingerprintSha256: string; /** devices[].apiKey: the device's static API key. */ readonly apiKey?: string }>>;
     /** Stub IdP users (empty when identity.provider is none). */
     readonly users: Readonly<Record<string, { readonly cookie: string; readonly bearer: string; readonly groups: readonly string[] }>>;
     /** `http://127.0.0.1:<port>`: the stub Ollama, direct (bypassing the gateway). */
@@ -144,7 +146,10 @@ export async function startSandbox(cfg: StackConfig, opts: SandboxRunOptions): P
             // As root, nginx would drop workers to "nobody", who cannot enter the private state dir.
             workerUser: process.getuid?.() === 0 ? "root" : undefined,
         };
-        const fingerprints = Object.fromEntries(Object.entries(pki.devices).map(([name, d]) => [name, { fingerprintSha1: d.identity.sha1, serial: d.identity.serial }]));
+        const apiKeys = ensureSandboxApiKeys(stateDir, cfg);
+        const fingerprints = Object.fromEntries(
+            Object.entries(pki.devices).map(([name, d]) => [name, { fingerprintSha1: d.identity.sha1, serial: d.identity.serial, apiKeyDigest: apiKeys[name] && apiKeyDigest(apiKeys[name]) }]),
+        );
         const spec = deriveGatewaySpec(cfg, fingerprints, placement);
         const gateway = prepareGateway(spec, stateDir);
         const { pid: gatewayPid } = await supervisor.spawn("gateway", gateway.command, gateway.args, { logFile: join(logs, "gateway.out") });
@@ -154,7 +159,9 @@ export async function startSandbox(cfg: StackConfig, opts: SandboxRunOptions): P
             url: `https://${listen.host}:${listen.port}`,
             ca: pki.ca.cert,
             caKey: pki.ca.key,
-            devices: Object.fromEntries(Object.entries(pki.devices).map(([name, d]) => [name, { cert: d.cert, key: d.key, fingerprintSha1: d.identity.sha1, fingerprintSha256: d.identity.sha256 }])),
+            devices: Object.fromEntries(
+                Object.entries(pki.devices).map(([name, d]) => [name, { cert: d.cert, key: d.key, fingerprintSha1: d.identity.sha1, fingerprintSha256: d.identity.sha256, ...(apiKeys[name] ? { apiKey: apiKeys[name] } : {}) }]),
+            ),
             users: Object.fromEntries(users.map((u) => [u.email, { cookie: `${SESSION_COOKIE}=${u.sessionToken}`, bearer: u.bearerToken, groups: u.groups }])),
             ollama: ollama.url,
             ollamaLog,

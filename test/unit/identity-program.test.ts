@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { parseStackFile, readStackFile, type StackFile } from "../../components/stack-file";
 import { APP_ROLE_ID, AZURE_CLI_CLIENT_ID, GRAPH_DELEGATED_SCOPES, MICROSOFT_GRAPH_APP_ID, USER_SCOPE_ID } from "../../components/identity/entra";
+import { apiKeyDigest } from "../../components/identity/api-keys";
 import { AUTHENTICATED_EMAILS_FILE, OAUTH2_PROXY_CONFIG_DIR } from "../../components/identity/oauth2-proxy-settings";
 import { ROLE_LABEL } from "../../components/hardening";
 import { outputOf, runProgramUnderMocks, type RecordedResource } from "../../scripts/lib/mock-program";
@@ -226,7 +227,7 @@ describe("oauth2-proxy container (mocks)", () => {
         assert.ok(c.inputs.command.includes(`--authenticated-emails-file=${AUTHENTICATED_EMAILS_FILE}`));
         // Without allowedEmails there is neither volume nor upload.
         const plain = await run(oidcStack());
-        assert.equal(ofType(plain.resources, "docker:index/volume:Volume").length, 0);
+        assert.equal(ofType(plain.resources, "docker:index/volume:Volume").filter((v) => v.name.startsWith("oauth2-proxy")).length, 0);
         assert.equal(only(plain.resources, "docker:index/container:Container", "oauth2-proxy-container").inputs.uploads, undefined);
     });
 
@@ -271,5 +272,16 @@ describe("per-device API keys (mocks)", () => {
         const none = await run(entraStack());
         assert.equal(none.outputs.apiKeys, undefined);
         assert.equal(ofType(none.resources, "zero-trust-ollama:identity:DeviceApiKeys").length, 0);
+    });
+});
+
+describe("API keys reach the gateway as digests only (mocks)", () => {
+    test("the gateway's rendered config carries each keyed device's digest and never a key", async () => {
+        const r = await run(entraStack({ apiKeyDevices: ["ci-runner-01"] }));
+        const keys = (await outputOf(r.outputs.apiKeys!)).value;
+        const shown = r.resources.map((x) => JSON.stringify(x.maskedInputs)).join("\n");
+        assert.ok(!shown.includes(keys["ci-runner-01"]), "an API key is visible in some resource input");
+        const all = r.resources.map((x) => JSON.stringify(x.inputs)).join("\n");
+        assert.ok(all.includes(apiKeyDigest(keys["ci-runner-01"])), "the gateway config lacks the device's key digest");
     });
 });
