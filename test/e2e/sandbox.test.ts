@@ -203,6 +203,25 @@ describe("sandbox CLI", () => {
         }
     });
 
+    test("with filter.enabled the gateway's upstream is the filter, started with the rendered rules", async () => {
+        const sb = await startSandbox({ config: { ...baseConfig(), filter: { enabled: true, modelsByGroup: { "*": ["llama3.2:3b"] } } } });
+        try {
+            assert.ok(sb.info.filter, "sandbox.json names the filter");
+            assert.match(sb.info.filter.url, /^http:\/\/127\.0\.0\.1:\d+$/);
+            assert.ok(existsSync(sb.info.filter.rules));
+            const allowed = await sb.request({ path: "/api/generate", method: "POST", body: { model: "llama3.2:3b", prompt: "hi", stream: false } });
+            assert.equal(allowed.status, 200);
+            assert.equal(sb.ollamaRequests().length, 1);
+            // Only the filter knows the model allowlist: a refusal with nothing at Ollama proves the hop.
+            const refused = await sb.request({ path: "/api/generate", method: "POST", body: { model: "qwen2.5-coder:7b", prompt: "hi", stream: false } });
+            assert.ok(refused.status >= 400, `got ${refused.status}`);
+            assert.equal(sb.ollamaRequests().length, 1);
+        } finally {
+            await sb.stop();
+        }
+        assert.deepEqual(processesMentioning(sb.stateDir), [], "the filter process is stopped too");
+    });
+
     test("harness certificates: foreign CA, expired and unenrolled are what they claim to be", async () => {
         const sb = await startSandbox({ config: baseConfig([alice]) });
         try {
