@@ -6,7 +6,7 @@
 import type { FilterRules, PiiDetector } from "../../components/filter/rules";
 import { ENDPOINTS, matchEndpoint, type Endpoint } from "../../components/gateway/endpoints";
 import { findJailbreak } from "./jailbreak";
-import { findPii, redact } from "./pii";
+import { findPii, placeholder, redact, type PiiMatch } from "./pii";
 import { hasBodySpec, inspectBody, Refusal, setSlotText, slotText } from "./shape";
 
 /** Who is asking, as the gateway asserted it (see server.ts for why the filter may trust it). */
@@ -84,6 +84,25 @@ export function modelAllowed(policy: Policy, groups: readonly string[], model: s
     return groups.some((g) => policy.modelsByGroup.get(g)?.has(canonical) === true);
 }
 
+/** Each pass removes at least one value; real text settles after one or two. */
+const MAX_REDACTION_PASSES = 8;
+
+/**
+ * Redact `matches`, then every other occurrence of the same values (a value glued to other text
+ * fails a boundary check but is still that value), then scan again: removing a value can expose a
+ * neighbour its boundary hid (a phone number glued to an e-mail address). Counts go to `counts`.
+ */
+function redactAll(value: string, matches: readonly PiiMatch[], detectors: readonly PiiDetector[], counts: Partial<Record<PiiDetector, number>>): string {
+    let text = value;
+    for (let found = matches, pass = 0; found.length && pass < MAX_REDACTION_PASSES; found = findPii(text, detectors), pass++) {
+        const values = [...new Map(found.map((m) => [text.slice(m.start, m.end), m.type] as const))].sort((a, b) => b[0].length - a[0].length);
+        text = redact(text, found);
+        for (const [v, type] of values) text = text.split(v).join(placeholder(type));
+        for (const m of found) counts[m.type] = (counts[m.type] ?? 0) + 1;
+    }
+    return text;
+}
+
 const LISTINGS: Partial<Record<string, ListingKind>> = { tags: "tags", ps: "ps", "v1-models": "v1-models" };
 
 function refuse(status: number, code: string, rule: string, extra: Partial<Common> = {}): Refuse {
@@ -140,8 +159,7 @@ export function decide(policy: Policy, req: FilterRequest): Decision {
             const matches = findPii(value, rules.pii.detectors);
             if (!matches.length) continue;
             if (rules.pii.action === "block") return refuse(422, "pii_detected", `pii.${matches[0]!.type}`, facts);
-            for (const m of matches) redactions[m.type] = (redactions[m.type] ?? 0) + 1;
-            setSlotText(slot, redact(value, matches));
+            setSlotText(slot, redactAll(value, matches, rules.pii.detectors, redactions));
             rewritten = true;
         }
     }
