@@ -35,24 +35,30 @@ interface GatewayError {
 }
 
 /**
- * Statuses haproxy itself can produce (`http-error` supports exactly these in 2.6), as the same
- * JSON errors nginx answers with. Upstream answers with the statuses in MASKED_UPSTREAM_STATUSES
- * are replaced by these too, so no upstream body (host names, paths, versions) leaks.
+ * Statuses haproxy's HTTP parser answers before any rule runs (malformed request line or
+ * headers, oversized headers, a request not complete within timeout http-request). In 2.6 those
+ * answers ignore `http-error` and `errorfile` content (a fixed HTML page without our headers;
+ * haproxy issue 3032, changed in 3.2) and honour only an empty file: so the connection is closed
+ * without an answer. Every HTTP response haproxy does send is then JSON with security headers.
+ */
+const SILENT_PARSER_STATUSES = [400, 408, 501];
+
+/**
+ * The other statuses haproxy itself can produce (`http-error` supports these in 2.6), as the
+ * same JSON errors nginx answers with. Upstream answers with MASKED_UPSTREAM_STATUSES are
+ * replaced by these too, so no upstream body (host names, paths, versions) leaks.
  */
 const HAPROXY_ERRORS: readonly GatewayError[] = [
-    { status: 400, code: "bad_request", message: "malformed request" },
     { status: 401, code: "unauthenticated", message: "sign-in required" },
     { status: 403, code: "forbidden", message: "access denied" },
     { status: 404, code: "not_found", message: "no such route" },
     { status: 405, code: "method_not_allowed", message: "method not allowed" },
     { status: 407, code: "forbidden", message: "access denied" },
-    { status: 408, code: "request_timeout", message: "request not received in time" },
     { status: 410, code: "not_found", message: "no such route" },
     { status: 413, code: "request_too_large", message: "request body too large" },
     { status: 425, code: "too_early", message: "retry after the handshake" },
     { status: 429, code: "rate_limited", message: "too many requests" },
     { status: 500, code: "internal_error", message: "internal error" },
-    { status: 501, code: "not_implemented", message: "not implemented" },
     { status: 502, code: "upstream_unavailable", message: "upstream unavailable" },
     { status: 503, code: "service_unavailable", message: "service unavailable" },
     { status: 504, code: "upstream_timeout", message: "upstream timed out" },
@@ -249,8 +255,10 @@ function defaultsSection(spec: GatewaySpec): string[] {
             "# Long generations: the upstream may think for minutes between tokens.",
             `timeout server ${l.upstreamTimeoutSeconds}s`,
             `timeout tunnel ${l.upstreamTimeoutSeconds}s`,
-            "# Errors haproxy produces itself are the same JSON errors nginx gives.",
+            "# Errors haproxy produces itself are the same JSON errors nginx gives; the parser's own",
+            "# errors close the connection without an answer (see SILENT_PARSER_STATUSES).",
             ...HAPROXY_ERRORS.map((e) => `http-error status ${e.status} content-type application/json lf-string ${errorBody(e)}`),
+            ...SILENT_PARSER_STATUSES.map((s) => `errorfile ${s} /dev/null`),
         ]),
     ];
 }

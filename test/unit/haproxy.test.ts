@@ -194,7 +194,9 @@ describe("renderHaproxyCfg", () => {
 
     test("security headers and the request id on every response, errors JSON with the request id", () => {
         for (const [name, value] of SECURITY_HEADERS) assert.ok(cfg.includes(`http-after-response set-header ${name} ${haproxyLiteral(value, name)}`), name);
-        for (const s of [400, 403, 404, 405, 408, 413, 429, 500, 502, 503, 504]) {
+        // The parser's own errors (before any rule) close the connection instead of an HTML page.
+        for (const s of [400, 408, 501]) assert.match(cfg, new RegExp(`errorfile ${s} /dev/null\n`));
+        for (const s of [403, 404, 405, 413, 429, 500, 502, 503, 504]) {
             assert.match(cfg, new RegExp(`http-error status ${s} content-type application/json lf-string '\\{"error":\\{"code":"[a-z_]+","message":"[a-z -]+","requestId":"%\\[unique-id\\]"\\}\\}'`));
         }
         for (const s of [413, 429, 500, 502, 503, 504]) assert.match(cfg, new RegExp(`http-response return status ${s} .* if \\{ status ${s} \\}`));
