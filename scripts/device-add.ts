@@ -4,7 +4,7 @@
  * `devices` list. The file is edited in place (comments and layout kept) and only when the
  * result passes the program's config validation.
  */
-import { UsageError, addDevice, editStackFile, parseFlags, runCli, stackNameOf } from "./lib/device-edit";
+import { UsageError, addDevice, editStackFile, fromUserCwd, parseFlags, runCli, stackNameOf } from "./lib/device-edit";
 
 const USAGE = `usage: npm run device:add -- --stack <Pulumi.<stack>.yaml> --name <device> --owner <email> [--groups a,b] [--tailscale-id <node id>] [--api-key]
 
@@ -35,7 +35,7 @@ runCli(USAGE, () => {
     if (missing.length) throw new UsageError(`missing ${missing.map((k) => "--" + k).join(", ")}`);
     const groups = flags.groups === undefined ? undefined : flags.groups.split(",").map((g) => g.trim()).filter(Boolean);
     const device = { name: flags.name!, owner: flags.owner!, groups, tailscaleDeviceId: flags["tailscale-id"], apiKey: flags["api-key"] };
-    editStackFile(flags.stack!, (text, source) => addDevice(text, source, device));
+    editStackFile(fromUserCwd(flags.stack!), (text) => addDevice(text, flags.stack!, device));
     const stack = stackNameOf(flags.stack!);
     process.stdout.write(
         `enrolled "${device.name}" (owner ${device.owner}) in ${flags.stack}\n` +

@@ -7,9 +7,9 @@
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, unlinkSync, writeFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { BundleError, bundleFileNames, bundleInputsFrom, checkBundle, curlExample, gatewayTarget, pkcs12ExportArgs, pythonExample, stackOutputsFromSandbox } from "./lib/device-bundle";
-import { UsageError, parseFlags, runCli } from "./lib/device-edit";
+import { UsageError, fromUserCwd, parseFlags, runCli } from "./lib/device-edit";
 
 const USAGE = `usage: npm run device:bundle -- --name <device> --out <dir> [--from <outputs.json> | --stack <stack> | --sandbox <sandbox.json>]
 
@@ -94,10 +94,11 @@ runCli(USAGE, () => {
     const sources = (["from", "stack", "sandbox"] as const).filter((k) => flags[k] !== undefined);
     if (sources.length > 1) throw new UsageError(`give only one of ${sources.map((k) => "--" + k).join(", ")}`);
     const device = flags.name!;
-    const out = resolve(flags.out!);
+    const out = fromUserCwd(flags.out!);
 
     // Everything is checked before the first byte is written.
-    const { json, source } = readOutputs(flags.from, flags.stack, flags.sandbox);
+    const userPath = (p: string | undefined) => (p === undefined ? undefined : fromUserCwd(p));
+    const { json, source } = readOutputs(userPath(flags.from), flags.stack, userPath(flags.sandbox));
     const inputs = bundleInputsFrom(json, source, device);
     const { notAfter } = checkBundle(inputs, device);
     const target = gatewayTarget(inputs.gatewayUrl);

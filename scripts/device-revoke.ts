@@ -3,7 +3,7 @@
  * stack file's `devices` list. The next `pulumi up` deletes its certificate, its gateway
  * allowlist entry and its Tailscale tags.
  */
-import { UsageError, editStackFile, parseFlags, revokeDevice, runCli, stackNameOf } from "./lib/device-edit";
+import { UsageError, editStackFile, fromUserCwd, parseFlags, revokeDevice, runCli, stackNameOf } from "./lib/device-edit";
 
 const USAGE = `usage: npm run device:revoke -- --stack <Pulumi.<stack>.yaml> --name <device>
 
@@ -20,7 +20,7 @@ runCli(USAGE, () => {
     }
     const missing = (["stack", "name"] as const).filter((k) => !flags[k]);
     if (missing.length) throw new UsageError(`missing ${missing.map((k) => "--" + k).join(", ")}`);
-    editStackFile(flags.stack!, (text, source) => revokeDevice(text, source, flags.name!));
+    editStackFile(fromUserCwd(flags.stack!), (text) => revokeDevice(text, flags.stack!, flags.name!));
     process.stdout.write(
         `removed "${flags.name}" from ${flags.stack}\n` +
             `next: pulumi up --stack ${stackNameOf(flags.stack!)}   (the device is refused at the gateway only after this runs)\n`,

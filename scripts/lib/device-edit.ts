@@ -7,7 +7,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from "node:fs";
-import { basename, dirname, join } from "node:path";
+import { basename, dirname, isAbsolute, join, resolve as resolvePath } from "node:path";
 import { isDeepStrictEqual, parseArgs } from "node:util";
 import { Document, isMap, isScalar, isSeq, parse, parseDocument, type Pair, type YAMLMap, type YAMLSeq } from "yaml";
 import { PROJECT, parseStackConfig, type ConfigProblem } from "../../components/config";
@@ -270,6 +270,14 @@ export function editStackFile(path: string, transform: (text: string, source: st
         throw new DeviceEditError(`${path}: cannot write stack file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); it is unchanged`);
     }
     return { before, after };
+}
+
+/**
+ * A path argument resolved against the directory the user typed the command in: `npm run`
+ * changes to the package root but keeps the original directory in INIT_CWD.
+ */
+export function fromUserCwd(path: string): string {
+    return isAbsolute(path) ? path : resolvePath(process.env.INIT_CWD ?? process.cwd(), path);
 }
 
 /** Wrong or missing command-line arguments (exit code 2). */

@@ -2,15 +2,15 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { copyFileSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { after, describe, test } from "node:test";
 
 const ROOT = resolve(__dirname, "../..");
 const work = mkdtempSync(join(tmpdir(), "device-cli-"));
 after(() => rmSync(work, { recursive: true, force: true }));
 
-function run(script: "device-add" | "device-revoke", args: string[]) {
-    const r = spawnSync(process.execPath, ["--import", "tsx", join(ROOT, "scripts", `${script}.ts`), ...args], { cwd: ROOT, encoding: "utf8" });
+function run(script: "device-add" | "device-revoke", args: string[], env: NodeJS.ProcessEnv = process.env) {
+    const r = spawnSync(process.execPath, ["--import", "tsx", join(ROOT, "scripts", `${script}.ts`), ...args], { cwd: ROOT, encoding: "utf8", env });
     return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -75,6 +75,14 @@ describe("device:add / device:revoke command line", () => {
             noStackTrace(r.stderr);
         }
         f.assertUntouched();
+    });
+
+    test("a relative --stack is relative to where the user ran npm (INIT_CWD), not the package root", () => {
+        const f = copyOf("dev");
+        const r = run("device-add", ["--stack", "Pulumi.dev.yaml", "--name", "erin-tablet", "--owner", "erin@example.com"], { ...process.env, INIT_CWD: dirname(f.path) });
+        assert.equal(r.code, 0, r.stderr);
+        assert.match(readFileSync(f.path, "utf8"), /- name: erin-tablet/);
+        assert.equal(readFileSync(join(ROOT, "Pulumi.dev.yaml"), "utf8").includes("erin-tablet"), false, "the repository's own stack file is untouched");
     });
 
     test("a missing stack file is a clear error", () => {
