@@ -569,6 +569,7 @@ export function renderNginxConf(spec: GatewaySpec): string {
 
     const conf = [
         "# Rendered by zero-trust-ollama from the stack config. Do not edit: edit the stack and redeploy.",
+        ...(spec.workerUser ? [`user ${nginxString(spec.workerUser, "workerUser")};`] : []),
         "worker_processes auto;",
         "worker_rlimit_nofile 8192;",
         `pid ${nginxPath(`${run}/nginx.pid`, "runtimeDir")};`,
