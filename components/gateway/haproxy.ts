@@ -6,7 +6,8 @@
  * (2.8): only keywords that exist in 2.6. The request pipeline, in rule order:
  *
  *   TLS 1.3 + client cert verified against the CA (`verify required`: no cert, no HTTP at all)
- *   enrolled device (fingerprint map) -> origin-form only -> known Host and SNI -> Origin
+ *   enrolled device (fingerprint map) -> origin-form only -> known Host and SNI -> API key
+ *   (devices that have one) -> Origin
  *   CORS preflight -> endpoint allowlist on the RAW request target -> method -> body size
  *   -> rate and concurrency per device -> only allowlisted client headers + identity headers
  *
@@ -24,8 +25,11 @@ import { endpointPathRegex, type Endpoint } from "./endpoints";
 import { FORWARDED_CLIENT_HEADERS, retryAfterSeconds } from "./nginx";
 
 export const HAPROXY_CONFIG_FILE = "haproxy.cfg";
-/** Maps keyed by the client certificate's SHA-1 (lowercase hex): device name, owner, groups. */
-export const HAPROXY_DEVICE_MAPS = { name: "device-names.map", owner: "device-owners.map", groups: "device-groups.map" } as const;
+/**
+ * Maps keyed by the client certificate's SHA-1 (lowercase hex): device name, owner, groups, and
+ * the MD5 digest (unpadded base64url) of the device's static API key, never the key itself.
+ */
+export const HAPROXY_DEVICE_MAPS = { name: "device-names.map", owner: "device-owners.map", groups: "device-groups.map", apiKeyDigest: "device-api-keys.map" } as const;
 
 /** A gateway refusal: HTTP status, stable machine code, short message (never internal detail). */
 interface GatewayError {
@@ -75,6 +79,7 @@ const REFUSALS = {
     originNotAllowed: { status: 403, code: "origin_not_allowed", message: "origin not allowed" },
     routeNotAllowed: { status: 403, code: "route_not_allowed", message: "route not allowed" },
     methodNotAllowed: { status: 405, code: "method_not_allowed", message: "method not allowed for this route" },
+    apiKeyInvalid: { status: 401, code: "api_key_invalid", message: "API key missing or not valid for this device" },
     bodyTooLarge: { status: 413, code: "request_too_large", message: "request body too large" },
     lengthRequired: { status: 411, code: "length_required", message: "length required" },
     rateLimited: { status: 429, code: "rate_limited", message: "too many requests" },
@@ -161,6 +166,7 @@ function validateSpec(spec: GatewaySpec): void {
         if (!/^[0-9a-f]{40}$/.test(d.fingerprintSha1)) throw new HaproxyRenderError(`device "${d.name}": fingerprintSha1 must be 40 lowercase hex characters (SHA-1 of the certificate DER)`);
         if (seen.has(d.fingerprintSha1)) throw new HaproxyRenderError(`device "${d.name}": the same certificate is enrolled twice (fingerprint ${d.fingerprintSha1})`);
         seen.add(d.fingerprintSha1);
+        if (d.apiKeyDigest !== undefined && !/^[A-Za-z0-9_-]{22}$/.test(d.apiKeyDigest)) throw new HaproxyRenderError(`device "${d.name}": apiKeyDigest must be an MD5 digest in unpadded base64url (22 characters)`);
         // Map values are the rest of the line: whitespace would be kept, a newline would add an entry.
         for (const [field, value] of [["name", d.name], ["owner", d.owner], ...d.groups.map((g) => ["group", g])] as const) {
             if (!/^[^\s,]+$/.test(value)) throw new HaproxyRenderError(`device "${d.name}": ${field} ${JSON.stringify(value)} must be non-empty without whitespace or commas`);
@@ -272,6 +278,24 @@ function endpointRules(spec: GatewaySpec): { acls: string[]; rules: string[]; me
     return { acls, rules, methodGroups };
 }
 
+/**
+ * Static per-device API keys (devices[].apiKey), as nginx: a device with a key must send it as
+ * `Authorization: Bearer <48 letters/digits>` on every request, and a key-shaped token that is
+ * not the presenting device's own key is refused. haproxy hashes the presented token (MD5,
+ * unpadded base64url) and compares it with the device's digest from the map: the config holds
+ * digests only. Nothing is rendered unless some device has a key.
+ */
+function apiKeyRules(spec: GatewaySpec): string[] {
+    if (!spec.devices.some((d) => d.apiKeyDigest !== undefined)) return [];
+    return [
+        "# Static API keys: MD5(bearer token) against the presenting device's digest.",
+        `http-request set-var(txn.api_key_digest) var(txn.fingerprint),map(${HAPROXY_DEVICE_MAPS.apiKeyDigest})`,
+        "http-request set-var(txn.api_key_sent) req.fhdr(authorization,1),regsub(^[A-Za-z]+[[:blank:]]+,),digest(MD5),ub64enc if { req.fhdr(authorization,1) -m reg -i '^Bearer +[A-Za-z0-9]{48}$' }",
+        refuse(REFUSALS.apiKeyInvalid, "{ var(txn.api_key_sent) -m found } !{ var(txn.api_key_sent),strcmp(txn.api_key_digest) eq 0 }"),
+        refuse(REFUSALS.apiKeyInvalid, "{ var(txn.api_key_digest) -m found } !{ var(txn.api_key_sent) -m found }"),
+    ];
+}
+
 function corsRules(spec: GatewaySpec, methodGroups: Map<string, Endpoint[]>): string[] {
     if (!spec.corsOrigins.length) return [];
     const ids = (eps: Endpoint[]) => eps.map((e) => e.id).join(" ");
@@ -346,6 +370,7 @@ function frontendSection(spec: GatewaySpec): string[] {
             "# Host (and SNI when sent) must be one of the server certificate's names.",
             refuse(REFUSALS.unknownHost, "!zto_host_ok or { req.hdr_cnt(host) gt 1 }"),
             refuse(REFUSALS.unknownHost, "{ ssl_fc_sni -m found } !zto_sni_ok"),
+            ...apiKeyRules(spec),
             "# CORS: exact, case-sensitive origin matches; any other Origin is refused.",
             refuse(REFUSALS.originNotAllowed, spec.corsOrigins.length ? "{ req.hdr_cnt(origin) gt 0 } !{ var(txn.cors_origin) -m found }" : "{ req.hdr_cnt(origin) gt 0 }"),
             "",
@@ -441,5 +466,6 @@ export function renderHaproxyFiles(spec: GatewaySpec): Record<string, string> {
         [HAPROXY_DEVICE_MAPS.name]: deviceMap(spec, (d) => d.name),
         [HAPROXY_DEVICE_MAPS.owner]: deviceMap(spec, (d) => d.owner),
         [HAPROXY_DEVICE_MAPS.groups]: deviceMap(spec, (d) => d.groups.join(",")),
+        [HAPROXY_DEVICE_MAPS.apiKeyDigest]: deviceMap(spec, (d) => d.apiKeyDigest ?? ""),
     };
 }

@@ -13,6 +13,7 @@ import { loadStackConfig, parseStackConfig } from "../../components/config";
 import { ENDPOINTS, endpointPathRegex } from "../../components/gateway/endpoints";
 import { HAPROXY_CONFIG_FILE, HAPROXY_DEVICE_MAPS, HaproxyRenderError, haproxyLiteral, rateWindow, renderHaproxyCfg, renderHaproxyFiles } from "../../components/gateway/haproxy";
 import { deriveGatewaySpec, SECURITY_HEADERS, type GatewayPlacement, type GatewaySpec } from "../../components/gateway/spec";
+import { apiKeyDigest } from "../../components/identity/api-keys";
 import { ensureSandboxPki } from "../../scripts/sandbox/pki";
 
 const dirs: string[] = [];
@@ -46,7 +47,7 @@ function placement(over: Partial<GatewayPlacement> = {}): GatewayPlacement {
 
 function specFor(raw: Record<string, unknown>, over: Partial<GatewayPlacement> = {}): GatewaySpec {
     const cfg = loadStackConfig({ domain: "ollama.test", ...raw, gateway: { kind: "haproxy", ...(raw.gateway as object) } });
-    const certs = Object.fromEntries(cfg.devices.map((d, i) => [d.name, { fingerprintSha1: fingerprint(i), serial: String(i + 1) }]));
+    const certs = Object.fromEntries(cfg.devices.map((d, i) => [d.name, { fingerprintSha1: fingerprint(i), serial: String(i + 1), apiKeyDigest: d.apiKey ? apiKeyDigest(`key-of-${d.name}`) : undefined }]));
     return deriveGatewaySpec(cfg, certs, placement(over));
 }
 
@@ -69,6 +70,7 @@ const VARIANTS: Record<string, () => GatewaySpec> = {
         ),
     "syslog over tcp": () => specFor({ devices: devices(1), siem: { syslogAddress: "tcp://127.0.0.1:6514" } }),
     "zero devices": () => specFor({ devices: [] }),
+    "API keys": () => specFor({ devices: [{ name: "ci-runner", owner: "ci@example.com", apiKey: true }, ...devices(1)] }),
     "200 devices": () => specFor({ devices: devices(200) }),
     "IPv6 listen": () => specFor({ devices: devices(1) }, { listen: { host: "::1", port: 18443 } }),
 };
@@ -225,6 +227,17 @@ describe("renderHaproxyCfg", () => {
         assert.match(prod, /acl zto_origin_ok req\.hdr\(origin\) -m str https:\/\/chat\.corp\.example\.com\n/);
         assert.match(prod, /http-request return status 204 .* if METH_OPTIONS \{ var\(txn\.cors_origin\) -m found \}/);
         assert.match(prod, /acl zto_host_ok .*100\\\.101\\\.102\\\.103/);
+    });
+
+    test("API keys: digests (never keys) in their own map, checked only when some device has one", () => {
+        const files = renderHaproxyFiles(VARIANTS["API keys"]());
+        assert.equal(files[HAPROXY_DEVICE_MAPS.apiKeyDigest], `${fingerprint(0)} ${apiKeyDigest("key-of-ci-runner")}\n`);
+        assert.ok(!Object.values(files).some((f) => f.includes("key-of-ci-runner")));
+        const keyed = files[HAPROXY_CONFIG_FILE];
+        assert.match(keyed, /digest\(MD5\),ub64enc if \{ req\.fhdr\(authorization,1\) -m reg -i '\^Bearer \+\[A-Za-z0-9\]\{48\}\$' \}/);
+        assert.match(keyed, /status 401 .*api_key_invalid.* if \{ var\(txn\.api_key_digest\) -m found \} !\{ var\(txn\.api_key_sent\) -m found \}/);
+        assert.ok(keyed.indexOf("api_key_invalid") > keyed.indexOf("unknown_host") && keyed.indexOf("api_key_invalid") < keyed.indexOf("origin_not_allowed"));
+        assert.doesNotMatch(cfg, /api_key/);
     });
 
     test("pure: same spec, same text", () => {
