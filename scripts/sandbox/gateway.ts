@@ -107,7 +107,7 @@ export function prepareGateway(spec: GatewaySpec, stateDir: string): PreparedGat
 export async function waitForListener(host: string, port: number, alive: () => boolean, timeoutMs = 10_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
-        if (!alive()) throw new SandboxError(`the gateway exited while starting (see its error log)`);
+        if (!alive()) throw new SandboxError("the gateway exited while starting");
         const ok = await new Promise<boolean>((done) => {
             const s = connect({ host, port }, () => {
                 s.destroy();

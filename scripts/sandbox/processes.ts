@@ -33,15 +33,25 @@ export interface SpawnOptions {
     readonly readyTimeoutMs?: number;
 }
 
+/** A started child. */
+export interface ChildHandle {
+    readonly pid: number;
+    /** The match of `readyLine`, when one was asked for. */
+    readonly ready?: RegExpMatchArray;
+    running(): boolean;
+    /** Its last lines of output (stdout and stderr). */
+    lastOutput(): string;
+}
+
 export class Supervisor {
     private readonly children: Child[] = [];
     private stopping = false;
 
-    /** `onUnexpectedExit` runs once for the first child that exits while not stopping. */
+    /** `onUnexpectedExit` runs for every child that exits while stopAll has not been called. */
     constructor(private readonly onUnexpectedExit: (reason: string) => void) {}
 
     /** Start a child; with `readyLine`, wait until it prints that line (or fail with its output). */
-    async spawn(name: string, command: string, args: readonly string[], opts: SpawnOptions): Promise<{ pid: number; ready?: RegExpMatchArray }> {
+    async spawn(name: string, command: string, args: readonly string[], opts: SpawnOptions): Promise<ChildHandle> {
         const out = createWriteStream(opts.logFile, { flags: "a", mode: 0o600 });
         const proc = spawn(command, args, { cwd: opts.cwd, detached: true, stdio: ["ignore", "pipe", "pipe"] });
         const tail: string[] = [];
@@ -72,7 +82,8 @@ export class Supervisor {
         );
         await spawned;
         this.children.push({ name, proc, exited, tail });
-        if (!opts.readyLine) return { pid: proc.pid! };
+        const handle = { pid: proc.pid!, running: () => proc.exitCode === null && proc.signalCode === null, lastOutput: () => tail.join("\n") };
+        if (!opts.readyLine) return handle;
         const ready = await new Promise<RegExpMatchArray>((resolve, reject) => {
             const timer = setTimeout(() => reject(new SandboxError(`${name} did not report ready within ${opts.readyTimeoutMs ?? 15000} ms${lastWords(tail)}`)), opts.readyTimeoutMs ?? 15000);
             onReady = (m) => {
@@ -84,13 +95,7 @@ export class Supervisor {
                 reject(new SandboxError(`${name} exited before it was ready${lastWords(tail)}`));
             });
         });
-        return { pid: proc.pid!, ready };
-    }
-
-    /** True while the named child is running. */
-    isRunning(name: string): boolean {
-        const c = this.children.find((x) => x.name === name);
-        return !!c && c.proc.exitCode === null && c.proc.signalCode === null;
+        return { ...handle, ready };
     }
 
     /** Stop every child, newest first: SIGTERM to its process group, SIGKILL after a grace period. */
@@ -110,8 +115,6 @@ export class Supervisor {
     }
 
     private reportUnexpected(name: string, code: number | null, signal: NodeJS.Signals | null, tail: readonly string[]): void {
-        if (this.stopping) return;
-        this.stopping = true;
         this.onUnexpectedExit(`${name} exited unexpectedly (${signal ? `signal ${signal}` : `exit code ${code}`})${lastWords(tail)}`);
     }
 }

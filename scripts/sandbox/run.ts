@@ -3,18 +3,18 @@
  * stack has an identity provider), the filter (when enabled) and the real gateway binary running
  * the config the program's renderer produced, then `sandbox.json` describing it all.
  */
-import { mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join, resolve } from "node:path";
 import type { StackConfig } from "../../components/config";
-import { deriveGatewaySpec, type GatewayPlacement, type Upstream } from "../../components/gateway/spec";
+import { deriveGatewaySpec, type GatewayPlacement, type GatewaySpec, type Upstream } from "../../components/gateway/spec";
 import { startFilter, type RunningFilter } from "./filter";
-import { prepareGateway, waitForListener } from "./gateway";
+import { prepareGateway, waitForListener, type PreparedGateway } from "./gateway";
 import type { StubServer } from "./listen";
 import { apiKeyDigest } from "../../components/identity/api-keys";
 import { ensureSandboxApiKeys } from "./api-keys";
 import { ensureSandboxPki } from "./pki";
-import { Supervisor } from "./processes";
+import { SandboxError, Supervisor, type ChildHandle } from "./processes";
 import { startStubOauth2Proxy, sandboxUsers, SESSION_COOKIE, type ExtraUser, type SandboxUser } from "./stub-oauth2-proxy";
 import { startStubOllama } from "./stub-ollama";
 
@@ -89,6 +89,30 @@ function writeJsonAtomically(path: string, value: unknown): void {
     renameSync(`${path}.tmp`, path);
 }
 
+const BIND_ATTEMPTS = 3;
+
+/**
+ * Render and start the gateway on a free port. The port is picked before the binary binds it, so
+ * another process can take it in between; that one case is retried on a new port.
+ */
+async function startGateway(supervisor: Supervisor, specFor: (listen: Upstream) => GatewaySpec, stateDir: string): Promise<{ listen: Upstream; gateway: PreparedGateway; child: ChildHandle }> {
+    for (let attempt = 1; ; attempt++) {
+        const listen = { host: "127.0.0.1", port: await freePort() };
+        const spec = specFor(listen);
+        const gateway = prepareGateway(spec, stateDir);
+        const child = await supervisor.spawn("gateway", gateway.command, gateway.args, { logFile: join(stateDir, "logs", "gateway.out") });
+        try {
+            await waitForListener(listen.host, listen.port, child.running);
+            return { listen, gateway, child };
+        } catch (e) {
+            const output = `${child.lastOutput()}\n${existsSync(spec.logging.errorLog) ? readFileSync(spec.logging.errorLog, "utf8") : ""}`;
+            const portTaken = /Address already in use|cannot bind socket/.test(output);
+            if (portTaken && attempt < BIND_ATTEMPTS) continue;
+            throw new SandboxError(`${(e as Error).message}${output.trim() ? `; its output:\n  ${output.trim().split("\n").slice(-10).join("\n  ")}` : ""}`);
+        }
+    }
+}
+
 export async function startSandbox(cfg: StackConfig, opts: SandboxRunOptions): Promise<RunningSandbox> {
     const stateDir = resolve(opts.stateDir);
     const logs = join(stateDir, "logs");
@@ -99,7 +123,9 @@ export async function startSandbox(cfg: StackConfig, opts: SandboxRunOptions): P
 
     let reportFailure: (reason: string) => void = () => {};
     const failed = new Promise<string>((done) => (reportFailure = done));
-    const supervisor = new Supervisor((reason) => reportFailure(reason));
+    // A child that dies while starting surfaces as the start-up error instead.
+    let started = false;
+    const supervisor = new Supervisor((reason) => started && reportFailure(reason));
     const stubs: StubServer[] = [];
     const stop = async () => {
         await supervisor.stopAll();
@@ -133,9 +159,7 @@ export async function startSandbox(cfg: StackConfig, opts: SandboxRunOptions): P
         let filter: RunningFilter | undefined;
         if (cfg.filter.enabled) filter = await startFilter(supervisor, cfg, stateDir, ollama.url);
 
-        const listen = { host: "127.0.0.1", port: await freePort() };
-        const placement: GatewayPlacement = {
-            listen,
+        const placement: Omit<GatewayPlacement, "listen"> = {
             tlsFiles: { cert: pki.server.cert, key: pki.server.key, ca: pki.ca.cert },
             ollama: asUpstream(ollama),
             filter: filter && asUpstream(filter),
@@ -150,10 +174,7 @@ export async function startSandbox(cfg: StackConfig, opts: SandboxRunOptions): P
         const fingerprints = Object.fromEntries(
             Object.entries(pki.devices).map(([name, d]) => [name, { fingerprintSha1: d.identity.sha1, serial: d.identity.serial, apiKeyDigest: apiKeys[name] && apiKeyDigest(apiKeys[name]) }]),
         );
-        const spec = deriveGatewaySpec(cfg, fingerprints, placement);
-        const gateway = prepareGateway(spec, stateDir);
-        const { pid: gatewayPid } = await supervisor.spawn("gateway", gateway.command, gateway.args, { logFile: join(logs, "gateway.out") });
-        await waitForListener(listen.host, listen.port, () => supervisor.isRunning("gateway"));
+        const { listen, gateway, child } = await startGateway(supervisor, (l) => deriveGatewaySpec(cfg, fingerprints, { ...placement, listen: l }), stateDir);
 
         const info: SandboxInfo = {
             url: `https://${listen.host}:${listen.port}`,
@@ -168,11 +189,13 @@ export async function startSandbox(cfg: StackConfig, opts: SandboxRunOptions): P
             stateDir,
             domain: cfg.domain,
             pid: process.pid,
-            gateway: { kind: cfg.gateway.kind, pid: gatewayPid, config: gateway.configFile, accessLog, errorLog },
+            gateway: { kind: cfg.gateway.kind, pid: child.pid, config: gateway.configFile, accessLog, errorLog },
             oauth2Proxy: oauth2 && { url: oauth2.server.url, log: oauth2.log, cookieName: SESSION_COOKIE },
             filter: filter && { url: `http://${filter.host}:${filter.port}`, rules: filter.rulesFile, auditLog: filter.auditLog },
         };
         writeJsonAtomically(infoPath, info);
+        started = true;
+        if (!child.running()) reportFailure(`the gateway exited right after it started${child.lastOutput() ? `; its last output:\n  ${child.lastOutput()}` : ""}`);
         return { info, infoPath, failed, stop };
     } catch (e) {
         await stop();
