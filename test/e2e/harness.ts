@@ -96,6 +96,8 @@ export interface RequestOptions {
     readonly servername?: string;
     /** Give up (reject) after this long; default 15 s. */
     readonly timeoutMs?: number;
+    /** Close the connection after this many body pieces (a client abort); the result has what arrived. */
+    readonly abortAfterChunks?: number;
 }
 
 export interface HttpResult {
@@ -104,6 +106,8 @@ export interface HttpResult {
     readonly body: string;
     /** Body pieces as they arrived, with ms since the request was sent: streaming proof. */
     readonly chunks: readonly { readonly atMs: number; readonly text: string }[];
+    /** True when abortAfterChunks closed the connection before the body ended. */
+    readonly aborted: boolean;
     json<T = unknown>(): T;
 }
 
@@ -198,13 +202,20 @@ export async function gatewayRequest(info: SandboxInfo, opts: RequestOptions): P
             },
             (res) => {
                 const chunks: { atMs: number; text: string }[] = [];
-                res.setEncoding("utf8");
-                res.on("data", (text: string) => chunks.push({ atMs: performance.now() - started, text }));
-                res.on("end", () => {
+                const finish = (aborted: boolean) => {
                     const text = chunks.map((c) => c.text).join("");
-                    done({ status: res.statusCode ?? 0, headers: res.headers, body: text, chunks, json: <T>() => JSON.parse(text) as T });
+                    done({ status: res.statusCode ?? 0, headers: res.headers, body: text, chunks, aborted, json: <T>() => JSON.parse(text) as T });
+                };
+                res.setEncoding("utf8");
+                res.on("data", (text: string) => {
+                    chunks.push({ atMs: performance.now() - started, text });
+                    if (chunks.length === opts.abortAfterChunks) {
+                        req.destroy();
+                        finish(true);
+                    }
                 });
-                res.on("error", fail);
+                res.on("end", () => finish(false));
+                res.on("error", (e) => (chunks.length === opts.abortAfterChunks ? undefined : fail(e)));
             },
         );
         req.on("timeout", () => req.destroy(new Error(`no complete answer within ${opts.timeoutMs ?? 15_000} ms`)));

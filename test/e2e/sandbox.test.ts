@@ -172,6 +172,22 @@ describe("sandbox CLI", () => {
         }
     });
 
+    test("a client that disconnects mid-stream reaches the stub Ollama as a closed connection", async () => {
+        const sb = await startSandbox({ config: baseConfig(), extraArgs: ["--token-interval-ms", "50", "--tokens", "20"] });
+        try {
+            const r = await sb.request({ path: "/v1/chat/completions", method: "POST", body: { model: "llama3.2:3b", stream: true, messages: [] }, abortAfterChunks: 2 });
+            assert.equal(r.aborted, true);
+            const deadline = Date.now() + 3000;
+            while (!sb.ollamaEvents().some((e) => e.kind === "client-abort") && Date.now() < deadline) await new Promise((res) => setTimeout(res, 25));
+            const abort = sb.ollamaEvents().find((e) => e.kind === "client-abort");
+            assert.ok(abort && abort.kind === "client-abort", "the gateway closed its upstream connection");
+            assert.equal(abort.path, "/v1/chat/completions");
+            assert.ok(abort.framesSent < 20, `the stub stopped early (${abort.framesSent} frames)`);
+        } finally {
+            await sb.stop();
+        }
+    });
+
     test("with an identity provider the stub oauth2-proxy honours the tokens sandbox.json lists", async () => {
         const sb = await startSandbox({
             config: {
