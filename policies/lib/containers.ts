@@ -11,8 +11,8 @@ import { TYPES, listOf, str, type Props } from "./policy-kit";
 export const ROLE_LABEL = "zero-trust-ollama.role";
 /** Label whose value is the container path of the operator's encrypted model store. */
 export const ENCRYPTED_STORE_LABEL = "zero-trust-ollama.encrypted-store";
-/** Where the Ollama image keeps models unless OLLAMA_MODELS says otherwise. */
-export const OLLAMA_DEFAULT_MODELS_DIR = "/root/.ollama";
+/** Where Ollama keeps models unless OLLAMA_MODELS says otherwise (~/.ollama/models, run as root). */
+export const OLLAMA_DEFAULT_MODELS_DIR = "/root/.ollama/models";
 
 /** Container labels as a map. The provider takes `[{label, value}]`; a plain map is accepted too. */
 export function labelsOf(props: Props): Map<string, string> {
