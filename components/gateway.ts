@@ -1,13 +1,15 @@
 /**
- * The gateway container: the pinned nginx image running the nginx.conf rendered from the stack's
- * GatewaySpec, with the server certificate, its key and the device CA. It is the only container
- * with a published port, and it publishes exactly one: on 127.0.0.1 or on the Tailscale IP.
+ * The gateway container: the pinned nginx (or haproxy, per gateway.kind) image running the config
+ * rendered from the stack's GatewaySpec, with the server certificate, its key and the device CA.
+ * It is the only container with a published port, and it publishes exactly one: on 127.0.0.1 or
+ * on the Tailscale IP.
  */
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import type { StackConfig } from "./config";
+import { HAPROXY_CONFIG_FILE, HAPROXY_DEVICE_MAPS, renderHaproxyFiles } from "./gateway/haproxy";
 import { renderNginxConf } from "./gateway/nginx";
-import { deriveGatewaySpec, type GatewayPlacement } from "./gateway/spec";
+import { deriveGatewaySpec, type GatewayPlacement, type GatewaySpec } from "./gateway/spec";
 import { hardenedContainerArgs, type LoggingTarget } from "./hardening";
 
 /** Port nginx listens on inside the container: above 1024, so no NET_BIND_SERVICE. */
@@ -21,6 +23,62 @@ export const GATEWAY_RUNTIME_DIR = "/tmp";
 export const GATEWAY_USER = "101:101";
 const TLS_FILES = { cert: `${GATEWAY_CONFIG_DIR}/tls/server.crt`, key: `${GATEWAY_CONFIG_DIR}/tls/server.key`, ca: `${GATEWAY_CONFIG_DIR}/tls/device-ca.crt` };
 
+/** haproxy: the config, its device maps and the TLS files live in one volume directory. */
+export const HAPROXY_GATEWAY_CONFIG_DIR = "/usr/local/etc/haproxy/zto";
+/** The `haproxy` user of the official image (uid/gid 99). */
+export const HAPROXY_GATEWAY_USER = "99:99";
+// haproxy 2.6+ reads a certificate's key from `<cert>.key`; there is no separate key directive.
+const HAPROXY_TLS_FILES = { cert: `${HAPROXY_GATEWAY_CONFIG_DIR}/tls/server.pem`, key: `${HAPROXY_GATEWAY_CONFIG_DIR}/tls/server.pem.key`, ca: `${HAPROXY_GATEWAY_CONFIG_DIR}/tls/device-ca.crt` };
+
+/** What differs between the nginx and the haproxy container; ports, networks and hardening do not. */
+interface GatewayFlavor {
+    /** Volume mount point holding every rendered file and the TLS material. */
+    readonly configDir: string;
+    readonly user: string;
+    readonly tlsFiles: GatewayPlacement["tlsFiles"];
+    /** Main config file: the one whose text is the component's `renderedConfig` output. */
+    readonly configFile: string;
+    /** Container paths of every rendered file (configFile included). */
+    readonly files: readonly string[];
+    /** Every rendered file by container path. */
+    readonly render: (spec: GatewaySpec) => Record<string, string>;
+    readonly entrypoints: string[];
+    readonly command: string[];
+    readonly tmpfs?: Record<string, string>;
+    readonly healthcheck: string[];
+}
+
+const FLAVORS: Record<StackConfig["gateway"]["kind"], GatewayFlavor> = {
+    nginx: {
+        configDir: GATEWAY_CONFIG_DIR,
+        user: GATEWAY_USER,
+        tlsFiles: TLS_FILES,
+        configFile: GATEWAY_CONFIG_FILE,
+        files: [GATEWAY_CONFIG_FILE],
+        render: (spec) => ({ [GATEWAY_CONFIG_FILE]: renderNginxConf(spec) }),
+        // nginx directly: the image's entrypoint scripts would try to rewrite /etc/nginx.
+        entrypoints: ["nginx"],
+        command: ["-c", GATEWAY_CONFIG_FILE, "-e", "stderr", "-g", "daemon off;"],
+        tmpfs: { [GATEWAY_RUNTIME_DIR]: "rw,noexec,nosuid,nodev,size=64m,mode=1777" },
+        // Without a client certificate nginx answers 400: the TLS listener is up and verifying.
+        healthcheck: ["CMD-SHELL", `curl -sk -o /dev/null -w '%{http_code}' https://127.0.0.1:${GATEWAY_CONTAINER_PORT}/ | grep -qx 400`],
+    },
+    haproxy: {
+        configDir: HAPROXY_GATEWAY_CONFIG_DIR,
+        user: HAPROXY_GATEWAY_USER,
+        tlsFiles: HAPROXY_TLS_FILES,
+        configFile: `${HAPROXY_GATEWAY_CONFIG_DIR}/${HAPROXY_CONFIG_FILE}`,
+        files: [HAPROXY_CONFIG_FILE, ...Object.values(HAPROXY_DEVICE_MAPS)].map((name) => `${HAPROXY_GATEWAY_CONFIG_DIR}/${name}`),
+        render: (spec) => Object.fromEntries(Object.entries(renderHaproxyFiles(spec)).map(([name, text]) => [`${HAPROXY_GATEWAY_CONFIG_DIR}/${name}`, text])),
+        // Foreground, no master process: haproxy writes nothing to disk, so no tmpfs either.
+        entrypoints: ["haproxy"],
+        command: ["-db", "-f", `${HAPROXY_GATEWAY_CONFIG_DIR}/${HAPROXY_CONFIG_FILE}`],
+        // haproxy refuses the handshake without a client certificate (no HTTP answer to check),
+        // so the check is that the TLS listener accepts connections (busybox nc; not logged).
+        healthcheck: ["CMD-SHELL", `nc -w 2 127.0.0.1 ${GATEWAY_CONTAINER_PORT} </dev/null`],
+    },
+};
+
 /** A neighbour on the internal network: its container (DNS) name and port. */
 export interface GatewayNeighbour {
     readonly host: pulumi.Input<string>;
@@ -30,7 +88,7 @@ export interface GatewayNeighbour {
 export interface GatewayArgs {
     /** Docker provider of the host the stack runs on. */
     readonly provider: docker.Provider;
-    /** Pinned nginx image reference. */
+    /** Pinned gateway image reference (nginx or haproxy, matching gateway.kind). */
     readonly image: pulumi.Input<string>;
     /** The validated stack config the spec is derived from (plain data). */
     readonly config: StackConfig;
@@ -74,23 +132,23 @@ export class Gateway extends pulumi.ComponentResource {
     public readonly containerName: pulumi.Output<string>;
     /** URL clients use: https://<domain>:<port>. */
     public readonly url: pulumi.Output<string>;
-    /** The rendered nginx.conf (no secrets inside: fingerprints, names and limits only). */
-    public readonly nginxConf: pulumi.Output<string>;
+    /** The rendered nginx.conf or haproxy.cfg (no secrets inside: fingerprints, names and limits only). */
+    public readonly renderedConfig: pulumi.Output<string>;
 
     constructor(name: string, args: GatewayArgs, opts?: pulumi.ComponentResourceOptions) {
         super("zero-trust-ollama:gateway:Gateway", name, args, opts);
         const cfg = args.config;
-        if (cfg.gateway.kind !== "nginx") throw new Error(`Gateway renders nginx; gateway.kind is "${cfg.gateway.kind}"`);
+        const flavor = FLAVORS[cfg.gateway.kind];
         if (cfg.filter.enabled && !args.filter) throw new Error("filter.enabled is true but the Gateway got no filter address");
         if (cfg.identity.provider !== "none" && !args.oauth2Proxy) throw new Error(`identity.provider is ${cfg.identity.provider} but the Gateway got no oauth2-proxy address`);
         const child = { parent: this, provider: args.provider };
 
-        this.nginxConf = pulumi
+        const files = pulumi
             .all([args.devices, args.ollama.host, args.filter?.host, args.oauth2Proxy?.host])
             .apply(([devices, ollamaHost, filterHost, oauth2Host]) => {
                 const placement: GatewayPlacement = {
                     listen: { host: "0.0.0.0", port: GATEWAY_CONTAINER_PORT },
-                    tlsFiles: TLS_FILES,
+                    tlsFiles: flavor.tlsFiles,
                     ollama: { host: ollamaHost, port: args.ollama.port },
                     filter: filterHost === undefined ? undefined : { host: filterHost, port: args.filter!.port },
                     oauth2Proxy: oauth2Host === undefined ? undefined : { host: oauth2Host, port: args.oauth2Proxy!.port },
@@ -98,12 +156,13 @@ export class Gateway extends pulumi.ComponentResource {
                     accessLog: "stdout",
                     errorLog: "stderr",
                 };
-                return renderNginxConf(deriveGatewaySpec(cfg, devices, placement));
+                return flavor.render(deriveGatewaySpec(cfg, devices, placement));
             });
+        this.renderedConfig = files.apply((f) => f[flavor.configFile]);
 
         const image = new docker.RemoteImage(`${name}-image`, { name: args.image, keepLocally: true }, child);
         const configVolume = new docker.Volume(`${name}-config`, { name: `${args.containerName}-config`, labels: [{ label: "zero-trust-ollama.volume", value: "gateway-config" }] }, child);
-        const [uid, gid] = GATEWAY_USER.split(":");
+        const [uid, gid] = flavor.user.split(":");
         const readable = { owner: uid, group: gid, permissions: "0444" };
         const container = new docker.Container(
             `${name}-container`,
@@ -111,26 +170,24 @@ export class Gateway extends pulumi.ComponentResource {
                 name: args.containerName,
                 image: image.imageId,
                 ...hardenedContainerArgs("gateway", args.logging),
-                user: GATEWAY_USER,
-                // nginx directly: the image's entrypoint scripts would try to rewrite /etc/nginx.
-                entrypoints: ["nginx"],
-                command: ["-c", GATEWAY_CONFIG_FILE, "-e", "stderr", "-g", "daemon off;"],
+                user: flavor.user,
+                entrypoints: flavor.entrypoints,
+                command: flavor.command,
                 networksAdvanced: [{ name: args.edgeNetwork }, { name: args.internalNetwork, aliases: ["gateway"] }],
                 ports: [{ internal: GATEWAY_CONTAINER_PORT, external: args.publishPort, ip: pulumi.output(args.publishAddress).apply(checkPublishAddress), protocol: "tcp" }],
                 readOnly: true,
-                tmpfs: { [GATEWAY_RUNTIME_DIR]: "rw,noexec,nosuid,nodev,size=64m,mode=1777" },
-                mounts: [{ type: "volume", source: configVolume.name, target: GATEWAY_CONFIG_DIR }],
+                tmpfs: flavor.tmpfs,
+                mounts: [{ type: "volume", source: configVolume.name, target: flavor.configDir }],
                 uploads: [
-                    { file: GATEWAY_CONFIG_FILE, content: this.nginxConf, ...readable },
-                    { file: TLS_FILES.cert, content: args.serverCertPem, ...readable },
-                    { file: TLS_FILES.ca, content: args.caCertPem, ...readable },
-                    { file: TLS_FILES.key, content: pulumi.secret(args.serverKeyPem), owner: uid, group: gid, permissions: "0400" },
+                    ...flavor.files.map((file) => ({ file, content: files.apply((f) => f[file]), ...readable })),
+                    { file: flavor.tlsFiles.cert, content: args.serverCertPem, ...readable },
+                    { file: flavor.tlsFiles.ca, content: args.caCertPem, ...readable },
+                    { file: flavor.tlsFiles.key, content: pulumi.secret(args.serverKeyPem), owner: uid, group: gid, permissions: "0400" },
                 ],
                 memory: 256,
                 ulimits: [{ name: "nofile", soft: 16384, hard: 16384 }],
-                // Without a client certificate nginx answers 400: the TLS listener is up and verifying.
                 healthcheck: {
-                    tests: ["CMD-SHELL", `curl -sk -o /dev/null -w '%{http_code}' https://127.0.0.1:${GATEWAY_CONTAINER_PORT}/ | grep -qx 400`],
+                    tests: flavor.healthcheck,
                     interval: "30s",
                     timeout: "5s",
                     retries: 3,
@@ -142,6 +199,6 @@ export class Gateway extends pulumi.ComponentResource {
 
         this.containerName = container.name;
         this.url = pulumi.output(`https://${cfg.domain}:${args.publishPort}`);
-        this.registerOutputs({ containerName: this.containerName, url: this.url, nginxConf: this.nginxConf });
+        this.registerOutputs({ containerName: this.containerName, url: this.url, renderedConfig: this.renderedConfig });
     }
 }

@@ -127,31 +127,28 @@ export function deployStack(cfg: StackConfig, secrets: StackSecrets = {}): Stack
     // Config validation guarantees a Tailnet with an address (given or looked up) for listen: tailscale.
     const gatewayListenAddress = cfg.gateway.listen === "tailscale" ? tailnet!.serverAddress! : pulumi.output("127.0.0.1");
 
-    const gateway =
-        cfg.gateway.kind === "nginx"
-            ? new Gateway("gateway", {
-                  provider,
-                  image: cfg.gateway.image ?? DEFAULT_IMAGES.nginx,
-                  config: cfg,
-                  devices: identity.apiKeys ? identity.apiKeys.withDigests(pki.devices) : pki.devices,
-                  caCertPem: pki.caCertPem,
-                  serverCertPem: pki.serverCertPem,
-                  serverKeyPem: pki.serverPrivateKeyPem,
-                  edgeNetwork: network.edge.name,
-                  internalNetwork: network.internal.name,
-                  containerName: `${namePrefix}-gateway`,
-                  publishAddress: gatewayListenAddress,
-                  publishPort: cfg.gateway.port,
-                  ollama: { host: ollama.containerName, port: OLLAMA_PORT },
-                  filter: filter && { host: filter.containerName, port: filter.upstream.port },
-                  oauth2Proxy: identity.oauth2Proxy && { host: identity.oauth2Proxy.containerName, port: identity.oauth2Proxy.port },
-                  logging,
-              })
-            : undefined;
+    const gateway = new Gateway("gateway", {
+        provider,
+        image: cfg.gateway.image ?? DEFAULT_IMAGES[cfg.gateway.kind],
+        config: cfg,
+        devices: identity.apiKeys ? identity.apiKeys.withDigests(pki.devices) : pki.devices,
+        caCertPem: pki.caCertPem,
+        serverCertPem: pki.serverCertPem,
+        serverKeyPem: pki.serverPrivateKeyPem,
+        edgeNetwork: network.edge.name,
+        internalNetwork: network.internal.name,
+        containerName: `${namePrefix}-gateway`,
+        publishAddress: gatewayListenAddress,
+        publishPort: cfg.gateway.port,
+        ollama: { host: ollama.containerName, port: OLLAMA_PORT },
+        filter: filter && { host: filter.containerName, port: filter.upstream.port },
+        oauth2Proxy: identity.oauth2Proxy && { host: identity.oauth2Proxy.containerName, port: identity.oauth2Proxy.port },
+        logging,
+    });
 
     const devicesByName = new Map(cfg.devices.map((d) => [d.name, d]));
     return {
-        gatewayUrl: gateway?.url ?? pulumi.output(`https://${cfg.domain}:${cfg.gateway.port}`),
+        gatewayUrl: gateway.url,
         caCertPem: pki.caCertPem,
         devices: pki.devices.apply((infos) =>
             Object.fromEntries(

@@ -14,6 +14,9 @@ import { ENDPOINTS, endpointPathRegex } from "../../components/gateway/endpoints
 import { HAPROXY_CONFIG_FILE, HAPROXY_DEVICE_MAPS, HaproxyRenderError, haproxyLiteral, rateWindow, renderHaproxyCfg, renderHaproxyFiles } from "../../components/gateway/haproxy";
 import { deriveGatewaySpec, SECURITY_HEADERS, type GatewayPlacement, type GatewaySpec } from "../../components/gateway/spec";
 import { apiKeyDigest } from "../../components/identity/api-keys";
+import { GATEWAY_CONTAINER_PORT, HAPROXY_GATEWAY_CONFIG_DIR } from "../../components/gateway";
+import { parseStackFile } from "../../components/stack-file";
+import { runProgramUnderMocks, type RecordedResource } from "../../scripts/lib/mock-program";
 import { ensureSandboxPki } from "../../scripts/sandbox/pki";
 
 const dirs: string[] = [];
@@ -287,5 +290,74 @@ describe("config: what the haproxy gateway cannot honour is a config error", () 
 
     test("the same stack with identity none is accepted", () => {
         assert.equal(parseStackConfig({ domain: "ollama.test", gateway: { kind: "haproxy" }, siem: { syslogAddress: "tcp://10.0.0.5:6514" } }).ok, true);
+    });
+});
+
+describe("Gateway component with gateway.kind haproxy (Pulumi mocks)", () => {
+    const CONTAINER = "docker:index/container:Container";
+    const stack = (devices: string[], gateway = "    listen: loopback", extra = "") =>
+        parseStackFile(
+            [
+                "config:",
+                "  zero-trust-ollama:domain: ollama.example.internal",
+                "  zero-trust-ollama:devices:",
+                ...devices.map((d) => `    - name: ${d}\n      owner: ${d}@example.com\n      groups: [team-${d}]\n      tailscaleDeviceId: n${Buffer.from(d).toString("hex").slice(0, 12)}CNTRL`),
+                `  zero-trust-ollama:gateway:\n    kind: haproxy\n    port: 9443\n${gateway}`,
+                extra,
+            ].join("\n") + "\n",
+            "haproxy.yaml",
+        );
+    async function gatewayOf(file: ReturnType<typeof stack>) {
+        const r = await runProgramUnderMocks(file);
+        if (!r.ok) throw new Error(`config rejected: ${JSON.stringify(r.problems)}`);
+        const published = r.resources.filter((x) => x.type === CONTAINER && (x.inputs.ports ?? []).length > 0);
+        assert.deepEqual(published.map((x) => x.name), ["gateway-container"], "the gateway is the only published container");
+        return { all: r.resources, container: published[0] };
+    }
+    const upload = (c: RecordedResource, name: string) => {
+        const u = (c.inputs.uploads as { file: string; content: string; permissions: string; owner: string }[]).find((x) => x.file === `${HAPROXY_GATEWAY_CONFIG_DIR}/${name}`);
+        assert.ok(u, `upload ${name}`);
+        return u;
+    };
+    const deviceMap = (c: RecordedResource) => new Map(upload(c, HAPROXY_DEVICE_MAPS.name).content.trim().split("\n").map((l) => l.split(" ") as [string, string]));
+
+    test("pinned haproxy image, one port on 127.0.0.1 (or the Tailscale IP), hardened, non-root", async () => {
+        const { all, container } = await gatewayOf(stack(["alice-laptop"]));
+        const c = container.inputs;
+        assert.equal(all.find((x) => x.type === "docker:index/remoteImage:RemoteImage" && x.name === "gateway-image")?.inputs.name, "haproxy:2.8.15-alpine");
+        assert.deepEqual(c.ports, [{ internal: GATEWAY_CONTAINER_PORT, external: 9443, ip: "127.0.0.1", protocol: "tcp" }]);
+        assert.equal(c.user, "99:99");
+        assert.equal(c.readOnly, true);
+        assert.deepEqual(c.capabilities, { drops: ["ALL"] });
+        assert.deepEqual(c.entrypoints, ["haproxy"]);
+        assert.deepEqual(c.command, ["-db", "-f", `${HAPROXY_GATEWAY_CONFIG_DIR}/haproxy.cfg`]);
+        assert.match(c.healthcheck.tests.join(" "), /127\.0\.0\.1 8443/);
+        const ts = await gatewayOf(stack(["alice-laptop"], "    listen: tailscale", "  zero-trust-ollama:tailscale:\n    enabled: true\n    serverAddress: 100.101.102.103"));
+        assert.deepEqual(ts.container.inputs.ports, [{ internal: GATEWAY_CONTAINER_PORT, external: 9443, ip: "100.101.102.103", protocol: "tcp" }]);
+    });
+
+    test("uploads the rendered haproxy.cfg and device maps; the key sits at <cert>.key, secret, 0400", async () => {
+        const { container } = await gatewayOf(stack(["alice-laptop", "bob-laptop"]));
+        const cfg = upload(container, "haproxy.cfg").content;
+        assert.match(cfg, new RegExp(`bind 0\\.0\\.0\\.0:8443 ssl crt ${HAPROXY_GATEWAY_CONFIG_DIR}/tls/server\\.pem ca-file ${HAPROXY_GATEWAY_CONFIG_DIR}/tls/device-ca\\.crt verify required`));
+        assert.match(cfg, /server filter zto-mock-filter:\d+ resolvers zto_dns/);
+        assert.deepEqual([...deviceMap(container).values()].sort(), ["alice-laptop", "bob-laptop"]);
+        const key = upload(container, "tls/server.pem.key");
+        assert.equal(key.permissions, "0400");
+        assert.equal(key.owner, "99");
+        const masked = container.maskedInputs.uploads as { file: string; content: string }[];
+        assert.equal(masked.find((u) => u.file.endsWith("server.pem.key"))?.content, "[secret]");
+        assert.notEqual(masked.find((u) => u.file.endsWith("haproxy.cfg"))?.content, "[secret]");
+    });
+
+    test("removing a device changes only its map lines", async () => {
+        const before = (await gatewayOf(stack(["alice-laptop", "bob-laptop", "carol-phone"]))).container;
+        const after = (await gatewayOf(stack(["alice-laptop", "carol-phone"]))).container;
+        const bobFp = [...deviceMap(before)].find(([, n]) => n === "bob-laptop")![0];
+        assert.equal(upload(after, "haproxy.cfg").content, upload(before, "haproxy.cfg").content, "the config itself is unchanged");
+        for (const map of Object.values(HAPROXY_DEVICE_MAPS)) {
+            const withoutBob = upload(before, map).content.split("\n").filter((l) => !l.startsWith(bobFp)).join("\n");
+            assert.equal(upload(after, map).content, withoutBob, map);
+        }
     });
 });
