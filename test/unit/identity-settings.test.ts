@@ -4,8 +4,10 @@ import { describe, test } from "node:test";
 import { parseStackConfig, type ConfigProblem, type IdentityConfig } from "../../components/config";
 import { apiKeyDigest, API_KEY_PATTERN } from "../../components/identity/api-keys";
 import { rotationWindow } from "../../components/identity/entra";
+import { SESSION_COOKIE } from "../../scripts/sandbox/stub-oauth2-proxy";
 import {
     AUTHENTICATED_EMAILS_FILE,
+    OAUTH2_PROXY_COOKIE_NAME,
     callbackUrl,
     cookieSecretFromBase64,
     entraIssuerUrl,
@@ -115,6 +117,11 @@ describe("oauth2-proxy settings", () => {
         assert.throws(() => renderOAuth2ProxySettings({ identity: none, domain: "d.example", port: 443, clientId: "c" }), /entra or oidc/);
         const httpIssuer = { ...identity({ provider: "oidc", issuerUrl: "https://idp.example", clientId: "c", allowedEmailDomains: ["example.com"] }, { oidcClientSecret: "x" }), issuerUrl: "http://idp.example" };
         assert.throws(() => renderOAuth2ProxySettings({ identity: httpIssuer, domain: "d.example", port: 443, clientId: "c" }), /https/);
+    });
+
+    test("the sandbox's stub oauth2-proxy uses the cookie name the real one is configured with", () => {
+        assert.equal(SESSION_COOKIE, OAUTH2_PROXY_COOKIE_NAME);
+        assert.match(OAUTH2_PROXY_COOKIE_NAME, /^__Host-/);
     });
 
     test("public origin, callback and issuer helpers", () => {
