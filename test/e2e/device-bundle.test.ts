@@ -2,7 +2,7 @@
  * The operator's device lifecycle end to end, against the real nginx in the sandbox: enrol a
  * device with device:add in a copy of Pulumi.dev.yaml, run the sandbox, build the device's
  * bundle from a stack-output document made from the sandbox state, and use the bundle (PEM,
- * PKCS#12, the generated curl script, the SDK's bearer header) for successful requests; then
+ * PKCS#12, the generated curl and Python scripts) for successful requests; then
  * revoke it with device:revoke and see the same certificate refused while nothing reaches Ollama.
  */
 import assert from "node:assert/strict";
@@ -32,6 +32,35 @@ function stackOutputsOf(sb: Sandbox): string {
     });
 }
 
+/**
+ * Stand-in for the `openai` package, which Debian does not package: the one call
+ * openai_example.py makes, done as the SDK does it (POST {base_url}/chat/completions with the
+ * API key as a bearer token, through the httpx client it was given). The TLS setup, base URL and
+ * client wiring under test are the generated script's own.
+ */
+const OPENAI_STAND_IN = `import types
+
+
+class OpenAI:
+    def __init__(self, *, base_url, api_key, http_client):
+        self._base, self._key, self._http = base_url.rstrip("/"), api_key, http_client
+        self.chat = types.SimpleNamespace(completions=types.SimpleNamespace(create=self._create))
+
+    def _create(self, **body):
+        r = self._http.post(self._base + "/chat/completions", json=body, headers={"Authorization": "Bearer " + self._key})
+        r.raise_for_status()
+        return types.SimpleNamespace(choices=[types.SimpleNamespace(message=types.SimpleNamespace(content=c["message"]["content"])) for c in r.json()["choices"]])
+`;
+
+/** Debian's python3 with python3-httpx (.ci/run installs it); pyenv shims may shadow `python3`. */
+const PYTHON = "/usr/bin/python3";
+
+function runPythonExample(bundleDir: string) {
+    const shim = tempDir("zto-openai-stand-in-");
+    writeFileSync(join(shim, "openai.py"), OPENAI_STAND_IN);
+    return spawnSync(PYTHON, [join(bundleDir, "openai_example.py")], { encoding: "utf8", env: { ...process.env, PYTHONPATH: shim }, timeout: 30_000 });
+}
+
 /** curl against the gateway; returns the HTTP status (0 when the TLS handshake itself failed) and body. */
 function curl(sb: Sandbox, path: string, tlsArgs: string[], extra: string[] = []): { status: number; body: string } {
     const r = spawnSync("curl", ["--silent", "--show-error", "--max-time", "15", "--write-out", "\n%{http_code}", ...tlsArgs, ...extra, sb.info.url + path], { encoding: "utf8" });
@@ -40,7 +69,7 @@ function curl(sb: Sandbox, path: string, tlsArgs: string[], extra: string[] = []
 }
 
 describe("device lifecycle against the real nginx", () => {
-    test("add -> bundle -> 200 with PEM, PKCS#12, the curl script and the SDK header; revoke -> refused, nothing reaches Ollama", async () => {
+    test("add -> bundle -> 200 with PEM, PKCS#12, the curl script and the SDK script; revoke -> 403, nothing reaches Ollama", async () => {
         const stackDir = tempDir("zto-lifecycle-");
         const stack = join(stackDir, "Pulumi.dev.yaml");
         copyFileSync(join(REPO_ROOT, "Pulumi.dev.yaml"), stack);
@@ -49,6 +78,7 @@ describe("device lifecycle against the real nginx", () => {
 
         npmScript("device-add", ["--stack", stack, "--name", DEVICE, "--owner", "carol@example.com", "--groups", "ml-eng"]);
         let sb = await startSandbox({ stack, stateDir });
+        const firstUrl = sb.info.url;
         let pem: string[];
         try {
             assert.ok(sb.info.devices[DEVICE], "the sandbox issued a certificate for the new device");
@@ -70,18 +100,18 @@ describe("device lifecycle against the real nginx", () => {
             const script = spawnSync("sh", [file("curl-example.sh")], { encoding: "utf8" });
             assert.equal(script.status, 0, script.stderr);
             assert.match(script.stdout, /"version"/);
-            // What the OpenAI-SDK snippet sends: the certificate plus its placeholder bearer token.
-            const chat = curl(sb, "/v1/chat/completions", pem, ["-H", "Authorization: Bearer mtls", "-H", "Content-Type: application/json", "--data", '{"model":"llama3.2:3b","messages":[{"role":"user","content":"Say hello in five words."}]}']);
-            assert.equal(chat.status, 200, chat.body);
-            assert.equal((JSON.parse(chat.body) as { object: string }).object, "chat.completion");
+            // The generated Python script: its own TLS context and httpx client, through nginx and the filter.
+            const py = runPythonExample(bundleDir);
+            assert.equal(py.status, 0, py.stderr);
+            assert.ok(py.stdout.trim().length > 0, "the script printed the model's reply");
+            const reached = sb.ollamaRequests().map((r) => r.path);
+            assert.ok(reached.includes("/api/version") && reached.includes("/v1/chat/completions"), `stub Ollama saw ${reached.join(", ")}`);
             // `--sandbox` reads the same state directly: the same files.
             const viaSandbox = join(tempDir("zto-lifecycle-bundle-"), DEVICE);
             npmScript("device-bundle", ["--name", DEVICE, "--out", viaSandbox, "--sandbox", join(sb.stateDir, "sandbox.json")]);
             for (const f of [`${DEVICE}.crt`, `${DEVICE}.key`, "ca.crt", "curl-example.sh", "openai_example.py"]) {
                 assert.equal(readFileSync(join(viaSandbox, f), "utf8"), readFileSync(file(f), "utf8"), f);
             }
-            const reached = sb.ollamaRequests().map((r) => r.path);
-            assert.ok(reached.includes("/api/version") && reached.includes("/v1/chat/completions"), `stub Ollama saw ${reached.join(", ")}`);
         } finally {
             await sb.stop();
         }
@@ -99,6 +129,12 @@ describe("device lifecycle against the real nginx", () => {
             assert.doesNotMatch(refused.body, /"version"/);
             const refusedChat = curl(sb, "/v1/chat/completions", pem, ["-H", "Content-Type: application/json", "--data", '{"model":"llama3.2:3b","messages":[{"role":"user","content":"hi"}]}']);
             assert.equal(refusedChat.status, 403, `revoked device got ${refusedChat.status}: ${refusedChat.body}`);
+            // The restarted sandbox listens on a new port: point the same script at it.
+            const script = join(bundleDir, "openai_example.py");
+            writeFileSync(script, readFileSync(script, "utf8").replaceAll(firstUrl, sb.info.url));
+            const py = runPythonExample(bundleDir);
+            assert.notEqual(py.status, 0, "the SDK example fails for a revoked device");
+            assert.match(py.stderr, /403/);
             assert.deepEqual(sb.ollamaRequests(), [], "nothing from the revoked device reached Ollama");
             // Control: an enrolled device still gets through, so the refusal is about the revocation.
             const alice = sb.info.devices["alice-laptop"];

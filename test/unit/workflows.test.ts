@@ -136,7 +136,7 @@ describe("GitHub Actions workflows", () => {
         assert.doesNotMatch(jobText(test), /secrets\.|id-token|vars\./);
         assert.deepEqual(test.permissions, { contents: "read" });
         const runs = test.steps.map((s) => s.run ?? "").join("\n");
-        assert.match(runs, /apt-get install [^\n]*nginx haproxy openssl curl/);
+        assert.match(runs, /apt-get install [^\n]*nginx haproxy openssl curl python3-httpx/);
         assert.match(runs, /^npm ci\b/m);
         assert.match(runs, /^npm test$/m);
         assert.match(runs, /for stack in Pulumi\.\*\.yaml; do[\s\S]*npm run --silent plan -- --stack "\$stack"/);
