@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import * as pulumi from "@pulumi/pulumi";
+import { ROLE_LABEL } from "../../components/hardening";
 import { parseStackFile, type StackFile } from "../../components/stack-file";
 import { GET_DEVICE_TOKEN, lookupServerAddress, pickServerAddress } from "../../components/tailnet";
 import { renderTailnetPolicy, tailnetPolicyJson } from "../../components/tailnet/acl";
@@ -169,6 +170,17 @@ describe("gateway listen address on the tailnet", () => {
         assert.equal((await outputOf(g.outputs.gatewayListenAddress)).value, "100.88.7.6");
         assert.equal(seen.length, 1);
         assert.equal(seen[0].hostname, "gpu-01");
+    });
+
+    test("the gateway container publishes its one port on the looked-up address only", async () => {
+        const g = await runOk(lookupStack(), getDevice(["100.88.7.6", "fd7a:115c:a1e0::9"]));
+        const published = ofType(g.resources, "docker:index/container:Container").filter((c) => (c.inputs.ports ?? []).length > 0);
+        assert.equal(published.length, 1, "exactly one container publishes ports");
+        assert.equal(published[0].inputs.labels.find((l: { label: string }) => l.label === ROLE_LABEL)?.value, "gateway");
+        assert.deepEqual(
+            published[0].inputs.ports.map((p: { ip: string; external: number }) => [p.ip, p.external]),
+            [["100.88.7.6", 8443]],
+        );
     });
 
     test("only an IPv6 Tailscale address: that one", async () => {
