@@ -10,7 +10,7 @@ import { spawnSync } from "node:child_process";
 import { copyFileSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
-import { REPO_ROOT, startSandbox, tempDir, type Sandbox } from "./harness";
+import { REPO_ROOT, startSandbox, tempDir, writeStackFile, type Sandbox } from "./harness";
 
 const DEVICE = "carol-phone";
 
@@ -139,6 +139,26 @@ describe("device lifecycle against the real nginx", () => {
             // Control: an enrolled device still gets through, so the refusal is about the revocation.
             const alice = sb.info.devices["alice-laptop"];
             assert.equal(curl(sb, "/api/version", ["--cert", alice.cert, "--key", alice.key, "--cacert", sb.info.ca]).status, 200);
+        } finally {
+            await sb.stop();
+        }
+    });
+
+    test("the same bundle works at the HAProxy gateway: PEM pair and PKCS#12", async () => {
+        const stack = writeStackFile({ domain: "ollama.test", devices: [], gateway: { kind: "haproxy" }, identity: { provider: "none" }, filter: { enabled: false } });
+        npmScript("device-add", ["--stack", stack, "--name", DEVICE, "--owner", "carol@example.com"]);
+        const sb = await startSandbox({ stack });
+        try {
+            assert.equal(sb.info.gateway.kind, "haproxy");
+            const bundleDir = join(tempDir("zto-haproxy-bundle-"), DEVICE);
+            const printed = npmScript("device-bundle", ["--name", DEVICE, "--out", bundleDir, "--sandbox", join(sb.stateDir, "sandbox.json")]);
+            const passphrase = /stored nowhere:\n\n {4}(\S+)\n/.exec(printed)![1];
+            const file = (n: string) => join(bundleDir, n);
+            const pem = curl(sb, "/api/version", ["--cert", file(`${DEVICE}.crt`), "--key", file(`${DEVICE}.key`), "--cacert", file("ca.crt")]);
+            assert.equal(pem.status, 200, pem.body);
+            const p12 = curl(sb, "/api/version", ["--cert-type", "P12", "--cert", `${file(`${DEVICE}.p12`)}:${passphrase}`, "--cacert", file("ca.crt")]);
+            assert.equal(p12.status, 200, p12.body);
+            assert.deepEqual(sb.ollamaRequests().map((r) => r.path), ["/api/version", "/api/version"]);
         } finally {
             await sb.stop();
         }
