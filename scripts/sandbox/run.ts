@@ -17,6 +17,7 @@ import { ensureSandboxPki } from "./pki";
 import { SandboxError, Supervisor, type ChildHandle } from "./processes";
 import { startStubOauth2Proxy, sandboxUsers, SESSION_COOKIE, type ExtraUser, type SandboxUser } from "./stub-oauth2-proxy";
 import { startStubOllama } from "./stub-ollama";
+import { startStubSyslog } from "./stub-syslog";
 
 /** Contents of `<state>/sandbox.json`. The first seven fields are the DESIGN.md §4 contract. */
 export interface SandboxInfo {
@@ -44,6 +45,8 @@ export interface SandboxInfo {
     readonly oauth2Proxy?: { readonly url: string; readonly log: string; readonly cookieName: string };
     /** The prompt filter, when filter.enabled. */
     readonly filter?: { readonly url: string; readonly rules: string; readonly auditLog: string };
+    /** Local stand-in for siem.syslogAddress, when set: every record received, one JSON line each. */
+    readonly syslog?: { readonly address: string; readonly log: string };
 }
 
 export interface SandboxRunOptions {
@@ -126,7 +129,7 @@ export async function startSandbox(cfg: StackConfig, opts: SandboxRunOptions): P
     // A child that dies while starting surfaces as the start-up error instead.
     let started = false;
     const supervisor = new Supervisor((reason) => started && reportFailure(reason));
-    const stubs: StubServer[] = [];
+    const stubs: { close(): Promise<void> }[] = [];
     const stop = async () => {
         await supervisor.stopAll();
         for (const s of stubs.reverse()) await s.close();
@@ -156,8 +159,20 @@ export async function startSandbox(cfg: StackConfig, opts: SandboxRunOptions): P
             stubs.push(oauth2.server);
         }
 
+        // The stack's SIEM is neither reachable from nor meant for a sandbox: the renderers get the
+        // same config with syslog pointed at a local stand-in (same protocol) instead.
+        let rendered = cfg;
+        let syslog: SandboxInfo["syslog"];
+        if (cfg.siem.syslogAddress) {
+            const log = logFile("syslog.jsonl");
+            const stub = await startStubSyslog(cfg.siem.syslogAddress.startsWith("tcp:") ? "tcp" : "udp", log);
+            stubs.push(stub);
+            rendered = { ...cfg, siem: { ...cfg.siem, syslogAddress: stub.address } };
+            syslog = { address: stub.address, log };
+        }
+
         let filter: RunningFilter | undefined;
-        if (cfg.filter.enabled) filter = await startFilter(supervisor, cfg, stateDir, ollama.url);
+        if (cfg.filter.enabled) filter = await startFilter(supervisor, rendered, stateDir, ollama.url);
 
         const placement: Omit<GatewayPlacement, "listen"> = {
             tlsFiles: { cert: pki.server.cert, key: pki.server.key, ca: pki.ca.cert },
@@ -174,7 +189,7 @@ export async function startSandbox(cfg: StackConfig, opts: SandboxRunOptions): P
         const fingerprints = Object.fromEntries(
             Object.entries(pki.devices).map(([name, d]) => [name, { fingerprintSha1: d.identity.sha1, serial: d.identity.serial, apiKeyDigest: apiKeys[name] && apiKeyDigest(apiKeys[name]) }]),
         );
-        const { listen, gateway, child } = await startGateway(supervisor, (l) => deriveGatewaySpec(cfg, fingerprints, { ...placement, listen: l }), stateDir);
+        const { listen, gateway, child } = await startGateway(supervisor, (l) => deriveGatewaySpec(rendered, fingerprints, { ...placement, listen: l }), stateDir);
 
         const info: SandboxInfo = {
             url: `https://${listen.host}:${listen.port}`,
@@ -192,6 +207,7 @@ export async function startSandbox(cfg: StackConfig, opts: SandboxRunOptions): P
             gateway: { kind: cfg.gateway.kind, pid: child.pid, config: gateway.configFile, accessLog, errorLog },
             oauth2Proxy: oauth2 && { url: oauth2.server.url, log: oauth2.log, cookieName: SESSION_COOKIE },
             filter: filter && { url: `http://${filter.host}:${filter.port}`, rules: filter.rulesFile, auditLog: filter.auditLog },
+            syslog,
         };
         writeJsonAtomically(infoPath, info);
         started = true;

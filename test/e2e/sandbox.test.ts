@@ -238,6 +238,23 @@ describe("sandbox CLI", () => {
         assert.deepEqual(processesMentioning(sb.stateDir), [], "the filter process is stopped too");
     });
 
+    test("siem.syslogAddress is replaced by a local stand-in; the gateway's records arrive there", async () => {
+        const sb = await startSandbox({ config: { ...baseConfig(), siem: { syslogAddress: "udp://siem.invalid:514" } } });
+        try {
+            const syslog = sb.info.syslog;
+            assert.ok(syslog, "sandbox.json names the stand-in");
+            assert.match(syslog.address, /^udp:\/\/127\.0\.0\.1:\d+$/);
+            assert.doesNotMatch(readFileSync(sb.info.gateway.config, "utf8"), /siem\.invalid/, "nothing is sent to the real SIEM");
+            assert.equal((await sb.request({ path: "/api/version" })).status, 200);
+            const deadline = Date.now() + 3000;
+            const records = () => readFileSync(syslog.log, "utf8");
+            while (!records().includes("/api/version") && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+            assert.match(records(), /\/api\/version/);
+        } finally {
+            await sb.stop();
+        }
+    });
+
     test("harness certificates: foreign CA, expired and unenrolled are what they claim to be", async () => {
         const sb = await startSandbox({ config: baseConfig([alice]) });
         try {
