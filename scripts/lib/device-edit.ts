@@ -244,7 +244,7 @@ export function stackNameOf(path: string): string {
  * directory (same mode as the original) and replaces the original by rename, only after the
  * transform and its validation succeeded; on any error the original is untouched.
  */
-export function editStackFile(path: string, transform: (text: string, source: string) => string): { before: string; after: string } {
+export function editStackFile(path: string, transform: (text: string) => string): void {
     let before: string;
     let mode: number;
     try {
@@ -253,7 +253,7 @@ export function editStackFile(path: string, transform: (text: string, source: st
     } catch (e) {
         throw new DeviceEditError(`${path}: cannot read stack file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
     }
-    const after = transform(before, path);
+    const after = transform(before);
     const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`);
     try {
         writeFileSync(tmp, after, { mode, flag: "wx" });
@@ -269,7 +269,6 @@ export function editStackFile(path: string, transform: (text: string, source: st
         if (e instanceof DeviceEditError) throw e;
         throw new DeviceEditError(`${path}: cannot write stack file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); it is unchanged`);
     }
-    return { before, after };
 }
 
 /**

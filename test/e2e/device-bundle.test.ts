@@ -4,6 +4,7 @@
  * bundle from a stack-output document made from the sandbox state, and use the bundle (PEM,
  * PKCS#12, the generated curl and Python scripts) for successful requests; then
  * revoke it with device:revoke and see the same certificate refused while nothing reaches Ollama.
+ * The same bundle is also checked against the HAProxy gateway.
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
