@@ -8,7 +8,9 @@ import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
-import { makeExpiredDeviceCert, makeForeignCaCert, makeUnenrolledDeviceCert, runSandboxCli, startSandbox, tempDir, writeStackFile, type HttpResult } from "./harness";
+import { loadStackConfig } from "../../components/config";
+import { readStackFile } from "../../components/stack-file";
+import { makeExpiredDeviceCert, makeForeignCaCert, makeUnenrolledDeviceCert, REPO_ROOT, runSandboxCli, startSandbox, tempDir, writeStackFile, type HttpResult } from "./harness";
 
 const alice = { name: "alice-laptop", owner: "alice@example.com", groups: ["ml-eng"] };
 const bob = { name: "bob-workstation", owner: "bob@example.com", groups: ["analysts"] };
@@ -67,6 +69,27 @@ describe("sandbox CLI", () => {
             assert.equal(seen[0].headers["x-device-name"], "alice-laptop");
         } finally {
             await sb.stop();
+        }
+    });
+
+    test("the example stacks run as shipped: Pulumi.dev.yaml and Pulumi.prod.yaml serve an enrolled device", async () => {
+        const dev = await startSandbox({ stack: join(REPO_ROOT, "Pulumi.dev.yaml") });
+        try {
+            assert.equal((await dev.request({ path: "/api/tags", device: "alice-laptop" })).status, 200);
+            assert.equal(dev.ollamaRequests().length, 1);
+        } finally {
+            await dev.stop();
+        }
+        // prod requires an Entra group nobody has by default; --user grants it to alice.
+        const prodStack = join(REPO_ROOT, "Pulumi.prod.yaml");
+        const prodGroup = loadStackConfig(readStackFile(prodStack).raw).identity.allowedGroups[0];
+        const prod = await startSandbox({ stack: prodStack, extraArgs: ["--user", `alice@corp.example.com:${prodGroup}`] });
+        try {
+            assert.equal((await prod.request({ path: "/api/tags", device: "alice-laptop" })).status, 401);
+            assert.equal((await prod.request({ path: "/api/tags", device: "alice-laptop", user: "alice@corp.example.com" })).status, 200);
+            assert.equal(prod.ollamaRequests().length, 1);
+        } finally {
+            await prod.stop();
         }
     });
 
