@@ -19,7 +19,8 @@ const USAGE = `usage: npm run sandbox -- --stack <Pulumi.<stack>.yaml> --state <
   --state <dir>               state dir: CA, device certs, logs, sandbox.json (created or reused)
   --token-interval-ms <n>     stub Ollama: pause before each streamed token (default 25)
   --tokens <n>                stub Ollama: tokens per answer (default 8)
-  --user <email>:<g1,g2>      add (or redefine) a stub IdP user; repeatable`;
+  --user <email>:<g1,g2>      add (or redefine) a stub IdP user; repeatable
+  --watch-pid <pid>           stop (exit 0) once that process is gone, e.g. a test runner that crashed`;
 
 class UsageError extends Error {}
 
@@ -44,6 +45,7 @@ const OPTIONS = {
     "token-interval-ms": { type: "string" },
     tokens: { type: "string" },
     user: { type: "string", multiple: true },
+    "watch-pid": { type: "string" },
     help: { type: "boolean" },
 } as const;
 
@@ -71,7 +73,25 @@ function parseCli(argv: string[]) {
         tokenIntervalMs: wholeNumber("--token-interval-ms", values["token-interval-ms"], 0),
         tokens: wholeNumber("--tokens", values.tokens, 1),
         extraUsers: (values.user ?? []).map(extraUser),
+        watchPid: wholeNumber("--watch-pid", values["watch-pid"], 1),
     };
+}
+
+const WATCH_INTERVAL_MS = 500;
+
+/** Call `gone` once process `pid` no longer exists (checked by signal 0, which sends nothing). */
+function watchProcess(pid: number, gone: () => void): void {
+    const timer = setInterval(() => {
+        try {
+            process.kill(pid, 0);
+        } catch (e) {
+            if ((e as NodeJS.ErrnoException).code !== "ESRCH") return;
+            clearInterval(timer);
+            console.error(`sandbox stopping: process ${pid} (--watch-pid) has exited`);
+            gone();
+        }
+    }, WATCH_INTERVAL_MS);
+    timer.unref();
 }
 
 async function main(): Promise<number> {
@@ -98,6 +118,7 @@ async function main(): Promise<number> {
     const stopRequested = new Promise<void>((done) => (signalled = done));
     // `on`, not `once`: a second Ctrl-C while stopping must not kill us before nginx is down.
     for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(signal, () => signalled());
+    if (args.watchPid) watchProcess(args.watchPid, signalled);
 
     let sandbox: RunningSandbox;
     try {

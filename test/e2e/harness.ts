@@ -279,7 +279,8 @@ export async function startSandbox(opts: StartOptions): Promise<Sandbox> {
     if (!opts.stack === !opts.config) throw new Error("startSandbox needs exactly one of stack or config");
     const stack = opts.stack ?? writeStackFile(opts.config!);
     const stateDir = opts.stateDir ?? tempDir("zto-sandbox-");
-    const proc = spawn(process.execPath, ["--import", "tsx", SANDBOX_CLI, "--stack", stack, "--state", stateDir, ...(opts.extraArgs ?? [])], {
+    // --watch-pid: if this test process dies without stopping the sandbox, the sandbox stops itself.
+    const proc = spawn(process.execPath, ["--import", "tsx", SANDBOX_CLI, "--stack", stack, "--state", stateDir, "--watch-pid", String(process.pid), ...(opts.extraArgs ?? [])], {
         cwd: REPO_ROOT,
         stdio: ["ignore", "pipe", "pipe"],
     });

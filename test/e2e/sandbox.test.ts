@@ -4,7 +4,7 @@
  * child death, invalid input, streaming through the gateway, the stub IdP.
  */
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
@@ -143,6 +143,17 @@ describe("sandbox CLI", () => {
         assert.deepEqual(processesMentioning(sb.stateDir), []);
         assert.ok(!existsSync(infoPath), "sandbox.json lists dead ports once stopped");
         await assert.rejects(fetch(`${sb.info.ollama}/api/version`), "the stub Ollama is closed");
+    });
+
+    test("--watch-pid: the sandbox stops itself, nginx included, when the watched process is gone", async () => {
+        const watched = spawn(process.execPath, ["-e", "setTimeout(() => {}, 60000)"]);
+        // The harness passes its own pid first; a later --watch-pid wins.
+        const sb = await startSandbox({ config: baseConfig(), extraArgs: ["--watch-pid", String(watched.pid)] });
+        watched.kill("SIGKILL");
+        const { code } = await sb.exited;
+        assert.equal(code, 0);
+        assert.match(sb.stderr(), new RegExp(`process ${watched.pid} \\(--watch-pid\\) has exited`));
+        assert.deepEqual(processesMentioning(sb.stateDir), []);
     });
 
     test("a gateway that dies is reported and everything else is stopped, exit non-zero", async () => {
