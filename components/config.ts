@@ -93,18 +93,41 @@ const tailscaleSchema = z.strictObject({
     authKeyExpiryHours: z.number().int().min(1).max(2160).default(24),
     logstream: z.enum(["off", "splunk", "elastic", "cribl", "datadog", "axiom", "panther"]).default("off"),
     logstreamUrl: z.string().url().refine((u) => u.startsWith("https://"), "must be an https URL").optional(),
+    /** Tag every GPU node of ollama.nodes carries (default tag:ai-node). */
+    nodeTag: tag.optional(),
 });
 
 const gpusSchema = z.union([z.literal("all"), z.literal("none"), z.number().int().min(1).max(64)], {
     error: "must be \"all\", \"none\" or a GPU count 1-64",
 });
 
+const dockerHost = z
+    .string()
+    .regex(/^(unix:\/\/\/\S+|ssh:\/\/[A-Za-z0-9._-]+@[A-Za-z0-9.-]+(:\d{1,5})?)$/, "must be unix:///path/to/docker.sock or ssh://user@host[:port]");
+
+/** One GPU node of the pool (ollama.nodes[]): its own Docker host, Ollama and enclave proxy. */
+const nodeSchema = z.strictObject({
+    name: z.string().regex(NAME_PATTERN, `must match ${NAME_PATTERN.source}`),
+    dockerHost,
+    gpus: gpusSchema.default("all"),
+    models: z.array(z.string().regex(MODEL_PATTERN, "must be a model name like llama3.2:3b")).min(1, "must list at least one model the node serves"),
+    /** The node's Tailscale address: the only address its enclave proxy binds. */
+    tailscaleAddress: z.string(),
+    modelsPath: z.string().regex(/^\/[^\0]*$/, "must be an absolute host path").refine((p) => !p.split("/").includes(".."), "must not contain '..'").optional(),
+});
+
+// Node-pool keys are optional without schema defaults: a stack without `ollama.nodes` parses to
+// exactly the config it parsed to before the pool existed (see nodePoolSettings for defaults).
 const ollamaSchema = z.strictObject({
     image: imageRef.default(DEFAULT_IMAGES.ollama),
     gpus: gpusSchema.default("all"),
     modelsPath: z.string().regex(/^\/[^\0]*$/, "must be an absolute host path").refine((p) => !p.split("/").includes(".."), "must not contain '..'").default("/srv/encrypted/ollama"),
     memoryLimitMiB: z.number().int().min(512).max(4 * 1024 * 1024).default(32768),
     keepAlive: z.string().regex(/^-?\d+[smh]?$/, "must be a duration like 5m").default("5m"),
+    nodes: z.array(nodeSchema).min(1, "must list at least one node, or leave ollama.nodes out for the single local node").optional(),
+    enclavePort: port.optional(),
+    defaultModel: z.string().regex(MODEL_PATTERN, "must be a model name like llama3.2:3b").optional(),
+    nodeFailTimeoutSeconds: z.number().int().min(1).max(3600).optional(),
 });
 
 const piiAction = z.enum(["block", "redact", "off"]);
@@ -129,10 +152,7 @@ const siemSchema = z.strictObject({
 });
 
 const dockerSchema = z.strictObject({
-    host: z
-        .string()
-        .regex(/^(unix:\/\/\/\S+|ssh:\/\/[A-Za-z0-9._-]+@[A-Za-z0-9.-]+(:\d{1,5})?)$/, "must be unix:///path/to/docker.sock or ssh://user@host[:port]")
-        .default("unix:///var/run/docker.sock"),
+    host: dockerHost.default("unix:///var/run/docker.sock"),
 });
 
 const pkiSchema = z.strictObject({
@@ -319,7 +339,69 @@ function crossFieldProblems(c: z.output<typeof configSchema>): ConfigProblem[] {
             if (!DIGEST_PATTERN.test(ref)) add(path, `must be pinned by digest (repo:tag@sha256:<64 hex>) because requirePinnedImages is true (got "${ref}")`);
         }
     }
+    out.push(...nodeProblems(c));
     if (c.filter.enabled && !Object.keys(c.filter.modelsByGroup).length) add(["filter", "modelsByGroup"], "must list at least one group (use \"*\" for everyone)");
+    return out;
+}
+
+/** Defaults of the node-pool keys (ollama.nodes and friends). */
+export const NODE_POOL_DEFAULTS = { nodeTag: "tag:ai-node", enclavePort: 11443, nodeFailTimeoutSeconds: 30 } as const;
+
+/** One configured GPU node, defaults resolved. */
+export type NodeConfig = Required<Omit<NonNullable<StackConfig["ollama"]["nodes"]>[number], "modelsPath">> & { readonly modelsPath: string };
+
+/** The node pool with every default resolved; undefined for a stack without `ollama.nodes`. */
+export interface NodePoolSettings {
+    readonly nodes: readonly NodeConfig[];
+    readonly nodeTag: string;
+    readonly enclavePort: number;
+    /** Model whose nodes take requests when the gateway cannot see the model (no filter, metadata). */
+    readonly defaultModel: string;
+    /** Seconds a node that failed is left out of the pool (passive health). */
+    readonly failTimeoutSeconds: number;
+}
+
+export function nodePoolSettings(c: Pick<StackConfig, "ollama" | "tailscale">): NodePoolSettings | undefined {
+    const o = c.ollama;
+    if (!o.nodes) return undefined;
+    return {
+        nodes: o.nodes.map((n) => ({ ...n, modelsPath: n.modelsPath ?? o.modelsPath })),
+        nodeTag: c.tailscale.nodeTag ?? NODE_POOL_DEFAULTS.nodeTag,
+        enclavePort: o.enclavePort ?? NODE_POOL_DEFAULTS.enclavePort,
+        defaultModel: o.defaultModel ?? o.nodes[0].models[0],
+        failTimeoutSeconds: o.nodeFailTimeoutSeconds ?? NODE_POOL_DEFAULTS.nodeFailTimeoutSeconds,
+    };
+}
+
+function nodeProblems(c: z.output<typeof configSchema>): ConfigProblem[] {
+    const out: ConfigProblem[] = [];
+    const add = (path: PropertyKey[], message: string) => out.push({ path: keyPath(path), message });
+    const o = c.ollama;
+    if (!o.nodes) {
+        for (const k of ["enclavePort", "defaultModel", "nodeFailTimeoutSeconds"] as const) if (o[k] !== undefined) add(["ollama", k], "only applies with ollama.nodes (a pool of GPU nodes)");
+        if (c.tailscale.nodeTag !== undefined) add(["tailscale", "nodeTag"], "only applies with ollama.nodes (a pool of GPU nodes)");
+        return out;
+    }
+    // Nodes are reached over the tailnet only, through the nginx gateway's upstream pool.
+    if (!c.tailscale.enabled) add(["ollama", "nodes"], "needs tailscale.enabled: true (each node's enclave proxy listens only on its Tailscale address)");
+    if (c.gateway.kind !== "nginx") add(["ollama", "nodes"], `needs gateway.kind: nginx (the node pool is an nginx upstream pool; got "${c.gateway.kind}")`);
+    const names = new Map<string, number>();
+    const addresses = new Map<string, number>();
+    o.nodes.forEach((n, i) => {
+        const first = names.get(n.name);
+        if (first !== undefined) add(["ollama", "nodes", i, "name"], `duplicate node name "${n.name}" (also ollama.nodes[${first}]); names must be unique`);
+        else names.set(n.name, i);
+        if (!isTailscaleAddress(n.tailscaleAddress)) add(["ollama", "nodes", i, "tailscaleAddress"], `must be a Tailscale address in 100.64.0.0/10 or fd7a:115c:a1e0::/48 (got "${n.tailscaleAddress}")`);
+        const firstAddress = addresses.get(n.tailscaleAddress);
+        if (firstAddress !== undefined) add(["ollama", "nodes", i, "tailscaleAddress"], `duplicate address "${n.tailscaleAddress}" (also ollama.nodes[${firstAddress}]); each node is one tailnet machine`);
+        else addresses.set(n.tailscaleAddress, i);
+    });
+    const served = new Set(o.nodes.flatMap((n) => n.models));
+    if (o.defaultModel !== undefined && !served.has(o.defaultModel)) add(["ollama", "defaultModel"], `no node serves "${o.defaultModel}" (served: ${[...served].join(", ")})`);
+    const tag = c.tailscale.nodeTag ?? NODE_POOL_DEFAULTS.nodeTag;
+    if (tag === c.tailscale.serverTag || tag === c.tailscale.clientTag) add(["tailscale", "nodeTag"], `must differ from tailscale.serverTag and tailscale.clientTag (got "${tag}")`);
+    const port = o.enclavePort ?? NODE_POOL_DEFAULTS.enclavePort;
+    if (o.enclavePort !== undefined && (port === 11434 || port === 22)) add(["ollama", "enclavePort"], `must not be ${port} (Ollama's own port and SSH stay closed on nodes)`);
     return out;
 }
 
