@@ -1,15 +1,15 @@
 /**
  * Jailbreak / prompt-injection heuristics. Text is normalised (NFKC folds full-width letters,
- * invisible characters are dropped, case is folded) and split into words once; each rule is a
- * short sequence of word classes where every next word must follow within a small window. The
- * matcher looks at each word a bounded number of times, so the cost is linear in the input no
- * matter how it is crafted (no regex backtracking on user text).
+ * invisible characters are dropped, case is folded) and scanned once for vocabulary words; each
+ * rule is a short sequence of word classes where every next word must follow within a small
+ * window. The matcher looks at each word a bounded number of times, so the cost is linear in the
+ * input no matter how it is crafted (no regex runs on user text).
  */
 
 export interface JailbreakRule {
     /** Stable id reported as `rule` in refusals and audit events. */
     readonly id: string;
-    /** Word classes in order; the first element of each step must follow the previous within `within` words. */
+    /** Word classes in order; each step's word must follow the previous one within `within` words (12 characters each). */
     readonly steps: readonly { readonly words: readonly string[]; readonly within: number }[];
 }
 
@@ -83,7 +83,6 @@ function compile(rules: readonly JailbreakRule[]): Vocabulary {
 }
 
 const VOCABULARY = compile(JAILBREAK_RULES);
-const MAX_WORD = 16;
 const INVISIBLE = /[\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]/g;
 const NON_ASCII = /[^\x00-\x7f]/;
 
@@ -93,39 +92,102 @@ export function normalise(text: string): string {
     return folded.toLowerCase();
 }
 
+/** A step's window is `within` words and at most this many characters per word, so checking it is bounded. */
+const CHARS_PER_WORD = 12;
+const MAX_WORD = Math.max(...[...VOCABULARY.bits.keys()].map((w) => w.length));
+
+const isWordChar = (c: number) => (c >= 97 && c <= 122) || (c >= 48 && c <= 57);
+
+/** Words (runs of a-z0-9) in t[from, to). */
+function wordsBetween(t: string, from: number, to: number): number {
+    let words = 0;
+    for (let i = from, inWord = false; i < to; i++) {
+        const w = isWordChar(t.charCodeAt(i));
+        if (w && !inWord) words++;
+        inWord = w;
+    }
+    return words;
+}
+
+const hashStep = (h: number, c: number) => (Math.imul(h, 31) + c) | 0;
+/** Vocabulary by word hash, so the scan below looks words up without cutting substrings. */
+const BY_HASH = new Map<number, { word: string; bits: number[] }[]>();
+for (const [word, bits] of VOCABULARY.bits) {
+    let h = 0;
+    for (let i = 0; i < word.length; i++) h = hashStep(h, word.charCodeAt(i));
+    BY_HASH.set(h, [...(BY_HASH.get(h) ?? []), { word, bits }]);
+}
+
+/** Vocabulary words of `t` as parallel arrays (no object per word: a 1 MiB prompt is ~300k words). */
+interface Hits {
+    readonly start: number[];
+    readonly end: number[];
+    readonly bits: (readonly number[])[];
+}
+
+/**
+ * One pass over the normalised text: split into runs of a-z0-9 (so `_`, punctuation and other
+ * scripts separate words), hash each run while reading it and keep those in the vocabulary.
+ */
+function vocabularyHits(t: string): Hits {
+    const hits: Hits = { start: [], end: [], bits: [] };
+    const n = t.length;
+    let i = 0;
+    while (i < n) {
+        while (i < n && !isWordChar(t.charCodeAt(i))) i++;
+        const start = i;
+        let h = 0;
+        for (; i < n; i++) {
+            const c = t.charCodeAt(i);
+            if (!isWordChar(c)) break;
+            h = hashStep(h, c);
+        }
+        if (i === start || i - start > MAX_WORD) continue;
+        const candidates = BY_HASH.get(h);
+        if (!candidates) continue;
+        for (const cand of candidates) {
+            if (cand.word.length === i - start && t.startsWith(cand.word, start)) {
+                hits.start.push(start);
+                hits.end.push(i);
+                hits.bits.push(cand.bits);
+                break;
+            }
+        }
+    }
+    return hits;
+}
+
 /** Rule id of the first heuristic that fires, or undefined. */
 export function findJailbreak(text: string): string | undefined {
     const t = normalise(text);
     for (const token of TEMPLATE_TOKENS) if (t.includes(token)) return TEMPLATE_TOKEN_RULE;
 
-    // Per word, the (rule, step) bits it carries; words outside the vocabulary are kept as gaps.
-    const masks: (number[] | undefined)[] = [];
-    const word = /[a-z0-9]+/g;
-    for (let m = word.exec(t); m; m = word.exec(t)) masks.push(m[0].length > MAX_WORD ? undefined : VOCABULARY.bits.get(m[0]));
-
+    const hits = vocabularyHits(t);
+    const count = hits.start.length;
     const { rules } = VOCABULARY;
     for (let r = 0; r < rules.length; r++) {
-        const rule = rules[r]!;
-        const steps = rule.within.length;
+        const within = rules[r]!.within;
         // Greedy: from each start word, take the nearest word of each next step inside its window.
-        for (let i = 0; i < masks.length; i++) {
-            if (!((masks[i]?.[r] ?? 0) & 1)) continue;
-            let pos = i;
+        // Windows are a few words wide, so each hit is looked at a bounded number of times.
+        for (let h = 0; h < count; h++) {
+            if (!(hits.bits[h]![r]! & 1)) continue;
+            let at = h;
             let step = 1;
-            while (step < steps) {
-                const limit = Math.min(masks.length - 1, pos + rule.within[step]!);
+            while (step < within.length) {
+                const from = hits.end[at]!;
+                const limit = from + within[step]! * CHARS_PER_WORD;
                 let found = -1;
-                for (let k = pos + 1; k <= limit; k++) {
-                    if ((masks[k]?.[r] ?? 0) & (1 << step)) {
+                for (let k = at + 1; k < count && hits.start[k]! <= limit; k++) {
+                    if (hits.bits[k]![r]! & (1 << step) && wordsBetween(t, from, hits.start[k]!) < within[step]!) {
                         found = k;
                         break;
                     }
                 }
                 if (found === -1) break;
-                pos = found;
+                at = found;
                 step++;
             }
-            if (step === steps) return rule.id;
+            if (step === within.length) return rules[r]!.id;
         }
     }
     return undefined;

@@ -77,103 +77,102 @@ const scanSsns = scanRegex(/(?<![A-Za-z0-9-])(\d{3})([- ])(\d{2})\2(\d{4})(?![A-
 /** IBAN digit value of a character (A=10 ... Z=35); the mod-97 fold multiplies by 100 for letters. */
 function mod97Fold(rem: number, c: number): number {
     if (isDigit(c)) return (rem * 10 + (c - 48)) % 97;
-    const v = (c | 0x20) - 97 + 10;
-    return (rem * 100 + v) % 97;
+    return (rem * 100 + ((c | 0x20) - 97 + 10)) % 97;
 }
 
+/** IBAN length per country (ISO 13616 registry); a country not listed has no IBAN. */
+const IBAN_LENGTHS: Record<string, number> = {
+    AD: 24, AE: 23, AL: 28, AT: 20, AZ: 28, BA: 20, BE: 16, BG: 22, BH: 22, BR: 29, BY: 28, CH: 21, CR: 22, CY: 28, CZ: 24, DE: 22, DK: 18, DO: 28, EE: 20, EG: 29,
+    ES: 24, FI: 18, FO: 18, FR: 27, GB: 22, GE: 22, GI: 23, GL: 18, GR: 27, GT: 28, HR: 21, HU: 28, IE: 22, IL: 23, IQ: 23, IS: 26, IT: 27, JO: 30, KW: 30, KZ: 20,
+    LB: 28, LC: 32, LI: 21, LT: 20, LU: 20, LV: 21, MC: 27, MD: 24, ME: 22, MK: 19, MR: 27, MT: 31, MU: 30, NL: 18, NO: 15, PK: 24, PL: 28, PS: 29, PT: 25, QA: 29,
+    RO: 24, RS: 22, SA: 24, SC: 31, SE: 24, SI: 19, SK: 24, SM: 27, ST: 25, SV: 28, TL: 23, TN: 24, TR: 26, UA: 29, VA: 22, VG: 24, XK: 20,
+};
+/** Where an IBAN can start: two letters and two check digits, not inside a word. */
+const IBAN_START = /(?<![A-Za-z0-9])[A-Za-z]{2}\d{2}/g;
+
 /**
- * IBAN: country letters, two check digits, 11-30 alphanumerics, optionally grouped by single
- * spaces. The longest prefix ending at a group boundary whose mod-97 is 1 is the match.
+ * IBAN: a registered country code, two check digits, then exactly the country's length in
+ * alphanumerics, optionally grouped by single spaces, with mod-97 equal to 1. Work per start is
+ * bounded by the longest IBAN (34 characters plus separators).
  */
 function scanIbans(t: string, push: Push): void {
     const n = t.length;
-    let i = 0;
-    while (i + 15 <= n) {
-        const c0 = t.charCodeAt(i);
-        if (!isLetter(c0) || (i > 0 && isAlnum(t.charCodeAt(i - 1))) || !isLetter(t.charCodeAt(i + 1)) || !isDigit(t.charCodeAt(i + 2)) || !isDigit(t.charCodeAt(i + 3))) {
-            i++;
+    IBAN_START.lastIndex = 0;
+    for (let m = IBAN_START.exec(t); m; m = IBAN_START.exec(t)) {
+        const i = m.index;
+        const length = IBAN_LENGTHS[t.slice(i, i + 2).toUpperCase()];
+        if (length === undefined) {
+            IBAN_START.lastIndex = i + 1;
             continue;
         }
-        // The check moves the first four characters to the end: fold the body first, then those four.
-        const finish = (rem: number) => {
-            for (let k = 0; k < 4; k++) rem = mod97Fold(rem, t.charCodeAt(i + k));
-            return rem;
-        };
         let j = i + 4;
         let count = 4;
         let rem = 0;
-        let best = -1;
-        const consider = (end: number) => {
-            if (count >= 15 && finish(rem) === 1) best = end;
-        };
-        while (j < n) {
+        while (j < n && count < length) {
             const c = t.charCodeAt(j);
             if (isAlnum(c)) {
-                if (++count > 34) break;
                 rem = mod97Fold(rem, c);
+                count++;
                 j++;
-                continue;
-            }
-            if (c === 32 && j + 1 < n && isAlnum(t.charCodeAt(j + 1))) {
-                consider(j);
-                j++;
-                continue;
-            }
-            break;
+            } else if (c === 32 && j + 1 < n && isAlnum(t.charCodeAt(j + 1)) && t.charCodeAt(j - 1) !== 32) j++;
+            else break;
         }
-        if (count <= 34 && (j >= n || !isAlnum(t.charCodeAt(j)))) consider(j);
-        if (best !== -1) {
-            push(i, best);
-            i = best;
-        } else i++;
+        if (count === length && (j >= n || !isAlnum(t.charCodeAt(j)))) {
+            // The check moves the first four characters to the end: fold them in last.
+            for (let k = i; k < i + 4; k++) rem = mod97Fold(rem, t.charCodeAt(k));
+            if (rem === 1) {
+                push(i, j);
+                IBAN_START.lastIndex = j;
+                continue;
+            }
+        }
+        IBAN_START.lastIndex = i + 1;
     }
 }
 
 const doubled = [0, 2, 4, 6, 8, 1, 3, 5, 7, 9];
+/** Where a card number can start: a 2-6 (the card networks' ranges) opening a group of 3+ digits. */
+const CARD_START = /(?<![A-Za-z0-9])[2-6]\d\d/g;
 
 /**
- * Payment cards: 13-19 digits, optionally grouped by single spaces or dashes, first digit 2-6
- * (the card networks' ranges), Luhn-valid. Luhn depends on the parity of the final length, so
- * both parities' sums are kept while scanning.
+ * Payment cards: 13-19 digits, first digit 2-6, grouped by single spaces or dashes after groups of
+ * at least 3 digits, Luhn-valid, not all one digit. Luhn depends on the parity of the final
+ * length, so both parities' sums are kept while scanning; each start reads at most 19 digits.
  */
 function scanPaymentCards(t: string, push: Push): void {
     const n = t.length;
-    let i = 0;
-    while (i < n) {
-        const c0 = t.charCodeAt(i);
-        if (!isDigit(c0) || (i > 0 && isAlnum(t.charCodeAt(i - 1)))) {
-            i++;
-            continue;
-        }
+    CARD_START.lastIndex = 0;
+    for (let m = CARD_START.exec(t); m; m = CARD_START.exec(t)) {
+        const i = m.index;
+        const first = t.charCodeAt(i);
         let j = i;
         let digits = 0;
-        let sumOddDoubled = 0; // Luhn sum when the total digit count is even
-        let sumEvenDoubled = 0; // ... and when it is odd
+        let group = 0;
+        let sumIfEven = 0; // Luhn sum if the final digit count is even (odd positions doubled)
+        let sumIfOdd = 0; // ... and if it is odd (even positions doubled)
         let allSame = true;
         let best = -1;
         while (j < n) {
             const c = t.charCodeAt(j);
             if (isDigit(c)) {
                 const d = c - 48;
-                digits++;
-                if (digits > 19) break;
-                if (d !== c0 - 48) allSame = false;
+                if (++digits > 19) break;
+                group++;
+                if (c !== first) allSame = false;
                 if (digits % 2 === 1) {
-                    sumOddDoubled += doubled[d]!;
-                    sumEvenDoubled += d;
+                    sumIfEven += doubled[d]!;
+                    sumIfOdd += d;
                 } else {
-                    sumOddDoubled += d;
-                    sumEvenDoubled += doubled[d]!;
+                    sumIfEven += d;
+                    sumIfOdd += doubled[d]!;
                 }
                 j++;
                 const next = j < n ? t.charCodeAt(j) : 0;
-                if (!isDigit(next) && digits >= 13 && !isLetter(next)) {
-                    const sum = digits % 2 === 0 ? sumOddDoubled : sumEvenDoubled;
-                    if (sum % 10 === 0 && !allSame && c0 >= 50 && c0 <= 54) best = j;
-                }
+                if (digits >= 13 && !isAlnum(next) && (digits % 2 === 0 ? sumIfEven : sumIfOdd) % 10 === 0 && !allSame) best = j;
                 continue;
             }
-            if ((c === 32 || c === 45) && j + 1 < n && isDigit(t.charCodeAt(j + 1)) && j > i) {
+            if ((c === 32 || c === 45) && group >= 3 && j + 1 < n && isDigit(t.charCodeAt(j + 1))) {
+                group = 0;
                 j++;
                 continue;
             }
@@ -181,12 +180,8 @@ function scanPaymentCards(t: string, push: Push): void {
         }
         if (best !== -1) {
             push(i, best);
-            i = best;
-        } else {
-            // Skip the rest of this digit run: no card can start inside it (its left neighbour is a digit).
-            i++;
-            while (i < n && isDigit(t.charCodeAt(i))) i++;
-        }
+            CARD_START.lastIndex = best;
+        } else CARD_START.lastIndex = i + 1;
     }
 }
 
@@ -282,9 +277,7 @@ const TRIGGERS: Partial<Record<PiiDetector, (t: string) => boolean>> = {
     "private-key": (t) => t.includes("-----BEGIN "),
     "aws-secret-key": (t) => /aws/i.test(t),
     email: (t) => t.includes("@"),
-    "payment-card": hasDigit,
     "us-ssn": hasDigit,
-    iban: hasDigit,
     phone: hasDigit,
 };
 
