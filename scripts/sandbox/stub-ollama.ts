@@ -14,6 +14,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from "node:http";
+import type { Duplex } from "node:stream";
 import { matchEndpoint, type Endpoint } from "../../components/gateway/endpoints";
 import { JsonLinesLog } from "./json-log";
 import { listenStub, type StubServer } from "./listen";
@@ -323,25 +324,27 @@ export async function startStubOllama(opts: StubOllamaOptions): Promise<StubServ
         intervalMs: opts.tokenIntervalMs ?? 25,
     };
 
+    const recordRequest = (req: IncomingMessage, body: Buffer, complete: boolean) =>
+        log.append({
+            kind: "request",
+            time: nowIso(),
+            method: req.method ?? "",
+            path: req.url ?? "",
+            httpVersion: req.httpVersion,
+            headers: req.headers,
+            rawHeaders: pairs(req.rawHeaders),
+            body: body.toString("utf8"),
+            bodyBytes: body.length,
+            complete,
+        } satisfies OllamaRequestEntry);
+
     const handle = (req: IncomingMessage, res: ServerResponse) => {
         const chunks: Buffer[] = [];
         let recorded = false;
         const record = (complete: boolean) => {
             if (recorded) return;
             recorded = true;
-            const body = Buffer.concat(chunks);
-            log.append({
-                kind: "request",
-                time: nowIso(),
-                method: req.method ?? "",
-                path: req.url ?? "",
-                httpVersion: req.httpVersion,
-                headers: req.headers,
-                rawHeaders: pairs(req.rawHeaders),
-                body: body.toString("utf8"),
-                bodyBytes: body.length,
-                complete,
-            } satisfies OllamaRequestEntry);
+            recordRequest(req, Buffer.concat(chunks), complete);
         };
         req.on("data", (c: Buffer) => chunks.push(c));
         // A request whose body never completes is still evidence that something got through.
@@ -383,5 +386,12 @@ export async function startStubOllama(opts: StubOllamaOptions): Promise<StubServ
         else send();
     };
 
-    return listenStub(createServer(handle), opts.host, opts.port);
+    const server = createServer(handle);
+    // Node closes CONNECT requests unless someone listens: record and accept them like any other.
+    server.on("connect", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+        recordRequest(req, head, true);
+        socket.on("error", () => socket.destroy());
+        socket.end("HTTP/1.1 200 Connection Established\r\n\r\n");
+    });
+    return listenStub(server, opts.host, opts.port);
 }

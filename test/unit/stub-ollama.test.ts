@@ -201,6 +201,20 @@ describe("stub Ollama", () => {
         }
     });
 
+    test("a CONNECT request is recorded and accepted, not silently dropped", async () => {
+        const reply = await new Promise<string>((done) => {
+            let text = "";
+            const s = connect({ host: stub.host, port: stub.port }, () => s.write("CONNECT internal.example:443 HTTP/1.1\r\nHost: internal.example:443\r\n\r\n"));
+            s.setEncoding("utf8");
+            s.on("data", (d: string) => (text += d));
+            s.on("close", () => done(text));
+        });
+        assert.match(reply, /^HTTP\/1\.1 200 /);
+        const entry = requests().at(-1)!;
+        assert.equal(entry.method, "CONNECT");
+        assert.equal(entry.path, "internal.example:443");
+    });
+
     test("log entries keep every header line, duplicates included, and the body", async () => {
         await call(stub, "POST", "/api/show", { model: "llama3.2:3b" }, { "X-Auth-Request-User": ["mallory@example.com", "second"] });
         const entry = requests().at(-1)!;
