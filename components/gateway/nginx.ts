@@ -52,7 +52,7 @@ interface GatewayError {
 }
 
 /** Every status nginx itself can produce, mapped to the JSON error clients see. */
-const NGINX_ERRORS: readonly (GatewayError & { readonly nginxStatus: number })[] = [
+export const NGINX_ERRORS: readonly (GatewayError & { readonly nginxStatus: number })[] = [
     { nginxStatus: 400, status: 400, code: "bad_request", message: "malformed request" },
     { nginxStatus: 403, status: 403, code: "forbidden", message: "access denied" },
     { nginxStatus: 404, status: 404, code: "not_found", message: "no such route" },
@@ -76,10 +76,10 @@ const NGINX_ERRORS: readonly (GatewayError & { readonly nginxStatus: number })[]
 ];
 
 /** Statuses re-mapped inside @zto_route (upstream 5xx are masked; limit 429; chunked body 413). */
-const ROUTE_ERROR_STATUSES = [413, 429, 500, 502, 503, 504];
+export const ROUTE_ERROR_STATUSES = [413, 429, 500, 502, 503, 504];
 
 /** Refusals the config itself issues (return with a JSON body). */
-const REFUSALS = {
+export const REFUSALS = {
     deviceNotEnrolled: { status: 403, code: "device_not_enrolled", message: "client certificate is not enrolled" },
     absoluteForm: { status: 400, code: "absolute_form_not_allowed", message: "request target must be a path" },
     unknownHost: { status: 421, code: "unknown_host", message: "unknown host" },
@@ -115,14 +115,14 @@ function nginxRegex(source: string, caseInsensitive = false): string {
 
 const escapeRegex = (s: string) => s.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
 
-function address(u: Upstream, what: string): string {
+export function address(u: Upstream, what: string): string {
     if (!/^[A-Za-z0-9._:-]+$/.test(u.host)) throw new NginxRenderError(`${what}: host ${JSON.stringify(u.host)} is not a plain host name or IP`);
     if (!Number.isInteger(u.port) || u.port < 1 || u.port > 65535) throw new NginxRenderError(`${what}: port ${u.port} is not a TCP port`);
     return u.host.includes(":") ? `[${u.host}]:${u.port}` : `${u.host}:${u.port}`;
 }
 
 /** A filesystem path for nginx (quoted); these come from placements, never from users. */
-function nginxPath(p: string, what: string): string {
+export function nginxPath(p: string, what: string): string {
     if (!/^\/[A-Za-z0-9._\/-]*$/.test(p)) throw new NginxRenderError(`${what}: ${JSON.stringify(p)} must be an absolute path of [A-Za-z0-9._/-]`);
     return `"${p}"`;
 }
@@ -132,15 +132,15 @@ function errorBody(e: GatewayError): string {
     return `'{"error":{"code":"${e.code}","message":"${e.message}","requestId":"$request_id"}}'`;
 }
 
-const refuse = (e: GatewayError) => `return ${e.status} ${errorBody(e)};`;
+export const refuse = (e: GatewayError) => `return ${e.status} ${errorBody(e)};`;
 
-function logTarget(target: string, what: string, format: string): string {
+export function logTarget(target: string, what: string, format: string): string {
     if (target === "stdout") return `access_log /dev/stdout ${format};`;
     if (target === "off") return "access_log off;";
     return `access_log ${nginxPath(target, what)} ${format};`;
 }
 
-function errorLogTarget(target: string): string {
+export function errorLogTarget(target: string): string {
     return `error_log ${target === "stderr" ? "stderr" : nginxPath(target, "logging.errorLog")} warn;`;
 }
 
@@ -156,7 +156,7 @@ export function retryAfterSeconds(ratePerMinute: number): number {
     return Math.max(1, Math.ceil(60 / ratePerMinute));
 }
 
-function indent(lines: readonly string[], depth: number): string {
+export function indent(lines: readonly string[], depth: number): string {
     const pad = "    ".repeat(depth);
     return lines
         .flatMap((l) => l.split("\n"))
@@ -164,7 +164,7 @@ function indent(lines: readonly string[], depth: number): string {
         .join("\n");
 }
 
-function mapBlock(source: string, target: string, entries: readonly (readonly [string, string])[], defaultValue = '""'): string[] {
+export function mapBlock(source: string, target: string, entries: readonly (readonly [string, string])[], defaultValue = '""'): string[] {
     return [`map ${source} ${target} {`, `    default ${defaultValue};`, ...entries.map(([k, v]) => `    ${k} ${v};`), "}"];
 }
 
@@ -230,12 +230,25 @@ function accessLogs(spec: GatewaySpec): string[] {
     return lines;
 }
 
+/**
+ * The endpoint allowlist as maps on the RAW request target: `$zto_endpoint` (endpoint id or ""),
+ * `$zto_method_ok` and `$zto_endpoint_methods`. Shared by the gateway and the node enclaves.
+ */
+export function endpointMaps(endpoints: readonly Endpoint[]): string[] {
+    const endpointEntries = endpoints.map((e) => [nginxRegex(endpointPathRegex(e)), e.id] as const);
+    const methodEntries = endpoints.flatMap((e) => e.methods.map((m) => [`"${e.id} ${m}"`, "1"] as const));
+    const methodList = endpoints.map((e) => [e.id, `"${methodsOf(e)}"`] as const);
+    return [
+        "# Endpoint allowlist (DESIGN.md section 6) on the RAW request target: exact path, no query.",
+        ...mapBlock("$request_uri", "$zto_endpoint", endpointEntries),
+        ...mapBlock('"$zto_endpoint $request_method"', "$zto_method_ok", methodEntries),
+        ...mapBlock("$zto_endpoint", "$zto_endpoint_methods", methodList),
+    ];
+}
+
 /** Maps on the raw request: path, endpoint id, method check, Origin, Host, device. */
 function maps(spec: GatewaySpec): string[] {
     const identity = spec.identity.provider !== "none";
-    const endpointEntries = spec.endpoints.map((e) => [nginxRegex(endpointPathRegex(e)), e.id] as const);
-    const methodEntries = spec.endpoints.flatMap((e) => e.methods.map((m) => [`"${e.id} ${m}"`, "1"] as const));
-    const methodList = spec.endpoints.map((e) => [e.id, `"${methodsOf(e)}"`] as const);
     const devices = spec.devices.map((d) => [d.fingerprintSha1, nginxString(d.name, `device ${d.name}`)] as const);
     const hosts = spec.acceptedHosts.map((h) => [nginxString(hostForNginx(h.toLowerCase()), "acceptedHosts"), "1"] as const);
     const sni = spec.acceptedHosts.filter((h) => !h.includes(":") && !/^\d+\.\d+\.\d+\.\d+$/.test(h)).map((h) => [nginxString(h.toLowerCase(), "acceptedHosts"), "1"] as const);
@@ -247,10 +260,7 @@ function maps(spec: GatewaySpec): string[] {
         "# The raw path without the query string, for logs and the sign-in redirect.",
         ...mapBlock("$request_uri", "$zto_path", [[nginxRegex("^(?<zto_raw_path>[^?]*)"), "$zto_raw_path"]]),
         "",
-        "# Endpoint allowlist (DESIGN.md section 6) on the RAW request target: exact path, no query.",
-        ...mapBlock("$request_uri", "$zto_endpoint", endpointEntries),
-        ...mapBlock('"$zto_endpoint $request_method"', "$zto_method_ok", methodEntries),
-        ...mapBlock("$zto_endpoint", "$zto_endpoint_methods", methodList),
+        ...endpointMaps(spec.endpoints),
         "",
         "# Device allowlist: SHA-1 of the client certificate DER. A CA-signed certificate that is",
         "# not listed here (a device removed from config) is refused.",
@@ -304,7 +314,7 @@ function maps(spec: GatewaySpec): string[] {
     return out;
 }
 
-function upstreamBlock(name: string, u: Upstream, what: string, keepalive: number): string[] {
+export function upstreamBlock(name: string, u: Upstream, what: string, keepalive: number): string[] {
     // keepalive_timeout stays below the Node/Go servers' idle timeouts, so nginx never reuses a
     // connection the upstream is closing (that race surfaces as a 502).
     return [`upstream ${name} {`, `    server ${address(u, what)} max_fails=0;`, `    keepalive ${keepalive};`, "    keepalive_timeout 4s;", "}"];
@@ -314,7 +324,7 @@ function upstreamBlock(name: string, u: Upstream, what: string, keepalive: numbe
  * Directives shared by every location that proxies (upstream connection, headers in and out).
  * Only oauth2-proxy's sign-in locations may set cookies on the client.
  */
-function proxyCommon(hostHeader: string, opts: { passSetCookie: boolean } = { passSetCookie: false }): string[] {
+export function proxyCommon(hostHeader: string, opts: { passSetCookie: boolean } = { passSetCookie: false }): string[] {
     const hidden = HIDDEN_UPSTREAM_HEADERS.filter((h) => !(opts.passSetCookie && h === "Set-Cookie"));
     const ignored = IGNORED_UPSTREAM_HEADERS.filter((h) => !(opts.passSetCookie && h === "Set-Cookie"));
     return [
@@ -439,9 +449,9 @@ function requestChecks(): string[] {
 
 /** Error pages are internal URIs: a named location cannot serve requests whose URI did not parse. */
 const errorUri = (nginxStatus: number) => `/_zto_error/${nginxStatus}`;
-const errorPage = (nginxStatus: number) => `error_page ${nginxStatus} ${errorUri(nginxStatus)};`;
+export const errorPage = (nginxStatus: number) => `error_page ${nginxStatus} ${errorUri(nginxStatus)};`;
 
-function errorLocations(): string[] {
+export function errorLocations(): string[] {
     return NGINX_ERRORS.map((e) => `location = ${errorUri(e.nginxStatus)} { internal; ${refuse(e)} }`);
 }
 
@@ -514,6 +524,44 @@ function apiKeyIdentity(spec: GatewaySpec, what: "user" | "groups"): string {
     return what === "user" ? "$zto_api_key_user" : "$zto_api_key_groups";
 }
 
+/** http-level basics every rendered nginx shares: no version, no compression, private temp paths. */
+export function httpCommon(run: string): string[] {
+    return [
+        "server_tokens off;",
+        "default_type application/json;",
+        "charset off;",
+        "gzip off;",
+        "sendfile off;",
+        "tcp_nodelay on;",
+        `client_body_temp_path ${nginxPath(`${run}/client_body`, "runtimeDir")};`,
+        `proxy_temp_path ${nginxPath(`${run}/proxy`, "runtimeDir")};`,
+        `fastcgi_temp_path ${nginxPath(`${run}/fastcgi`, "runtimeDir")};`,
+        `uwsgi_temp_path ${nginxPath(`${run}/uwsgi`, "runtimeDir")};`,
+        `scgi_temp_path ${nginxPath(`${run}/scgi`, "runtimeDir")};`,
+    ];
+}
+
+/** Server TLS with a required client certificate issued directly by the CA; no resumption. */
+export function mutualTlsServer(tls: GatewaySpec["tls"]): string[] {
+    return [
+        `ssl_certificate ${nginxPath(tls.cert, "tls.cert")};`,
+        `ssl_certificate_key ${nginxPath(tls.key, "tls.key")};`,
+        `ssl_protocols ${tls.minVersion === "1.2" ? "TLSv1.2 TLSv1.3" : "TLSv1.3"};`,
+        ...(tls.minVersion === "1.2"
+            ? ["ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305;"]
+            : []),
+        "ssl_prefer_server_ciphers off;",
+        "# Mutual TLS: every connection presents a device certificate issued directly by the CA.",
+        `ssl_client_certificate ${nginxPath(tls.ca, "tls.ca")};`,
+        "ssl_verify_client on;",
+        "ssl_verify_depth 1;",
+        "# No resumption: every connection is a full handshake with certificate verification.",
+        "ssl_session_cache off;",
+        "ssl_session_tickets off;",
+        "ssl_buffer_size 4k;",
+    ];
+}
+
 /** Render nginx.conf for the spec. Throws NginxRenderError naming the offending spec field. */
 export function renderNginxConf(spec: GatewaySpec): string {
     validateSpec(spec);
@@ -572,6 +620,8 @@ export function renderNginxConf(spec: GatewaySpec): string {
         ...(spec.workerUser ? [`user ${nginxString(spec.workerUser, "workerUser")};`] : []),
         "worker_processes auto;",
         "worker_rlimit_nofile 8192;",
+        "# The allowlist maps are regexes evaluated on every request.",
+        "pcre_jit on;",
         `pid ${nginxPath(`${run}/nginx.pid`, "runtimeDir")};`,
         errorLogTarget(spec.logging.errorLog),
         "",
@@ -582,17 +632,7 @@ export function renderNginxConf(spec: GatewaySpec): string {
         "http {",
         indent(
             [
-                "server_tokens off;",
-                "default_type application/json;",
-                "charset off;",
-                "gzip off;",
-                "sendfile off;",
-                "tcp_nodelay on;",
-                `client_body_temp_path ${nginxPath(`${run}/client_body`, "runtimeDir")};`,
-                `proxy_temp_path ${nginxPath(`${run}/proxy`, "runtimeDir")};`,
-                `fastcgi_temp_path ${nginxPath(`${run}/fastcgi`, "runtimeDir")};`,
-                `uwsgi_temp_path ${nginxPath(`${run}/uwsgi`, "runtimeDir")};`,
-                `scgi_temp_path ${nginxPath(`${run}/scgi`, "runtimeDir")};`,
+                ...httpCommon(run),
                 "",
                 ...logFormat(),
                 ...accessLogs(spec),
@@ -633,21 +673,7 @@ export function renderNginxConf(spec: GatewaySpec): string {
                         `server_name ${nginxString(spec.serverName, "serverName")};`,
                         `root ${nginxPath(`${run}/no-static-files`, "runtimeDir")};`,
                         "",
-                        `ssl_certificate ${nginxPath(tls.cert, "tls.cert")};`,
-                        `ssl_certificate_key ${nginxPath(tls.key, "tls.key")};`,
-                        `ssl_protocols ${tls.minVersion === "1.2" ? "TLSv1.2 TLSv1.3" : "TLSv1.3"};`,
-                        ...(tls.minVersion === "1.2"
-                            ? ["ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305;"]
-                            : []),
-                        "ssl_prefer_server_ciphers off;",
-                        "# Mutual TLS: every connection presents a device certificate issued directly by the CA.",
-                        `ssl_client_certificate ${nginxPath(tls.ca, "tls.ca")};`,
-                        "ssl_verify_client on;",
-                        "ssl_verify_depth 1;",
-                        "# No resumption: every connection is a full handshake with certificate verification.",
-                        "ssl_session_cache off;",
-                        "ssl_session_tickets off;",
-                        "ssl_buffer_size 4k;",
+                        ...mutualTlsServer(tls),
                         "",
                         ...serverHeaders,
                         ...apiKeyServerDirectives(spec),
