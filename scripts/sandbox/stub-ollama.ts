@@ -52,6 +52,11 @@ export interface OllamaRequestEntry {
     readonly bodyBytes: number;
     /** False when the connection closed before the whole body arrived. */
     readonly complete: boolean;
+    /**
+     * Set when Node's HTTP parser rejected the bytes (then `body` holds them as latin1 and method
+     * and path are empty): a malformed request that got past the gateway still counts as received.
+     */
+    readonly parseError?: string;
 }
 
 /** The client (the gateway, the filter, or a test) closed the connection before the answer ended. */
@@ -387,6 +392,14 @@ export async function startStubOllama(opts: StubOllamaOptions): Promise<StubServ
     };
 
     const server = createServer(handle);
+    server.on("clientError", (err: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket: Duplex) => {
+        const raw = err.rawPacket;
+        if (raw?.length) {
+            log.append({ kind: "request", time: nowIso(), method: "", path: "", httpVersion: "", headers: {}, rawHeaders: [], body: raw.toString("latin1"), bodyBytes: raw.length, complete: false, parseError: err.code ?? err.message } satisfies OllamaRequestEntry);
+        }
+        if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+        else socket.destroy();
+    });
     // Node closes CONNECT requests unless someone listens: record and accept them like any other.
     server.on("connect", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
         recordRequest(req, head, true);

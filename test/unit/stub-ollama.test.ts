@@ -215,6 +215,23 @@ describe("stub Ollama", () => {
         assert.equal(entry.path, "internal.example:443");
     });
 
+    test("bytes Node's parser rejects are still recorded as a request, with the parse error", async () => {
+        for (const raw of ["NOT-HTTP\r\n\r\n", "POST /api/pull HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"]) {
+            const before = requests().length;
+            const reply = await new Promise<string>((done) => {
+                let text = "";
+                const s = connect({ host: stub.host, port: stub.port }, () => s.write(raw));
+                s.setEncoding("utf8");
+                s.on("data", (d: string) => (text += d));
+                s.on("close", () => done(text));
+            });
+            assert.match(reply, /^HTTP\/1\.1 400 /);
+            const entry = await eventually(() => (requests().length > before ? requests().at(-1) : undefined));
+            assert.ok(entry.parseError, `parse error recorded for ${JSON.stringify(raw)}`);
+            assert.equal(entry.body, raw.slice(0, entry.bodyBytes));
+        }
+    });
+
     test("log entries keep every header line, duplicates included, and the body", async () => {
         await call(stub, "POST", "/api/show", { model: "llama3.2:3b" }, { "X-Auth-Request-User": ["mallory@example.com", "second"] });
         const entry = requests().at(-1)!;
