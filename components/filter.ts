@@ -8,7 +8,7 @@ import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import type { FilterRules } from "./filter/rules";
 import type { Upstream } from "./gateway/spec";
-import { hardenedContainerArgs, type LoggingTarget } from "./hardening";
+import { hardenedContainerArgs } from "./hardening";
 
 /** Port the filter listens on inside the internal network. */
 export const FILTER_PORT = 8080;
@@ -33,8 +33,6 @@ export interface PromptFilterArgs {
     readonly ollamaAddress: pulumi.Input<string>;
     /** Local image name:tag the build is stored under (never pushed). */
     readonly imageName: string;
-    /** Where container logs (audit events on stdout) go. */
-    readonly logging: LoggingTarget;
 }
 
 export class PromptFilter extends pulumi.ComponentResource {
@@ -60,7 +58,9 @@ export class PromptFilter extends pulumi.ComponentResource {
             {
                 name: args.containerName,
                 image: image.repoDigest,
-                ...hardenedContainerArgs("filter", args.logging),
+                // Container logs stay local (rotated json-file): the filter sends its audit events to
+                // siem.syslogAddress itself (rules.audit), with severities, so the SIEM gets each once.
+                ...hardenedContainerArgs("filter", {}),
                 user: FILTER_USER,
                 command: pulumi.interpolate`--rules ${FILTER_RULES_FILE} --listen 0.0.0.0:${FILTER_PORT} --upstream http://${args.ollamaAddress}`.apply((c) => c.split(" ")),
                 networksAdvanced: [{ name: args.internalNetwork, aliases: ["filter"] }],

@@ -90,7 +90,6 @@ export function deployStack(cfg: StackConfig, secrets: StackSecrets = {}): Stack
               containerName: `${namePrefix}-filter`,
               ollamaAddress: ollama.internalAddress,
               imageName: `${namePrefix}-filter:local`,
-              logging,
           })
         : undefined;
 

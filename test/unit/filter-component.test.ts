@@ -84,12 +84,13 @@ describe("PromptFilter component", () => {
         assert.equal(g.outputs.filterAddress, undefined);
     });
 
-    test("logs go to the SIEM when siem.syslogAddress is set", async () => {
+    test("with siem.syslogAddress the filter sends audit events itself; its container log stays local (no duplicates)", async () => {
         const g = await graph(stack(ENABLED, "  zero-trust-ollama:siem:\n    syslogAddress: udp://siem.internal:514\n"));
         const c = find(g.resources, "docker:index/container:Container", "filter-container");
-        assert.equal(c.inputs.logDriver, "syslog");
         const rules = parseFilterRules((c.inputs.uploads as { content: string }[])[0]!.content);
         assert.equal(rules.audit.syslogAddress, "udp://siem.internal:514");
+        assert.equal(c.inputs.logDriver, "json-file");
+        assert.equal(find(g.resources, "docker:index/container:Container", "ollama-container").inputs.logDriver, "syslog");
     });
 });
 
