@@ -90,3 +90,50 @@ describe("device API keys through the real haproxy", () => {
         assert.equal(keyless.headers["x-device-name"], "dev-laptop");
     });
 });
+
+/**
+ * haproxy-specific timing: the client timeout (slowloris guard) must not cut a generation whose
+ * tokens come slower than it, and the per-device concurrency cap (stick-table conn_cur) counts
+ * requests in flight.
+ */
+describe("long generations and requests in flight through the real haproxy", () => {
+    const TOKEN_INTERVAL_MS = 1500;
+    let sb: Sandbox;
+    before(async () => {
+        sb = await startSandbox({
+            config: {
+                domain: "ollama.test",
+                devices: [{ name: "alice-laptop", owner: "alice@example.com", groups: ["ml-eng"] }],
+                gateway: { kind: "haproxy", clientTimeoutSeconds: 1, maxConnectionsPerClient: 2 },
+                filter: { enabled: false },
+            },
+            extraArgs: ["--token-interval-ms", String(TOKEN_INTERVAL_MS), "--tokens", "3"],
+        });
+    });
+    after(async () => {
+        await sb?.stop();
+    });
+
+    const generate = () => sb.request({ path: "/api/generate", method: "POST", body: { model: "llama3.2:3b", prompt: "hi" }, timeoutMs: 20_000 });
+
+    test("tokens 1.5 s apart outlive clientTimeoutSeconds: 1 and all arrive", async () => {
+        const r = await generate();
+        assert.equal(r.status, 200, r.body);
+        const lines = r.body.trim().split("\n").map((l) => JSON.parse(l) as { done: boolean });
+        assert.equal(lines.at(-1)?.done, true, "the answer ran to its final frame");
+        assert.ok(r.chunks.at(-1)!.atMs - r.chunks[0].atMs >= 2 * TOKEN_INTERVAL_MS * 0.9, "the generation really was slower than the client timeout");
+    });
+
+    test("a third request in flight from the same device gets 429; Ollama sees only two", async () => {
+        sb.resetOllamaLog();
+        const first = [generate(), generate()];
+        await new Promise((r) => setTimeout(r, 500));
+        const third = await generate();
+        assert.equal(third.status, 429, third.body);
+        assert.equal(third.json<{ error: { code: string } }>().error.code, "rate_limited");
+        assert.match(String(third.headers["retry-after"]), /^[1-9][0-9]*$/);
+        assert.deepEqual((await Promise.all(first)).map((r) => r.status), [200, 200]);
+        assert.equal(sb.ollamaRequests().length, 2);
+        assert.equal((await generate()).status, 200, "finished requests no longer count");
+    });
+});
