@@ -12,7 +12,7 @@ import { StackFileError, readStackFile } from "../components/stack-file";
 import { GET_DEVICE_TOKEN } from "../components/tailnet";
 import { POLICIES } from "../policies/all";
 import { runProgramUnderMocks, type RecordedResource } from "./lib/mock-program";
-import { EXIT, PolicyInputError, evaluatePolicies, formatPolicyReport, graphFromMockRun, hasMandatory, loadPolicyConfig, violationsJson } from "./lib/policy-eval";
+import { EXIT, PolicyInputError, evaluatePolicies, runCli, formatPolicyReport, graphFromMockRun, hasMandatory, loadPolicyConfig, violationsJson } from "./lib/policy-eval";
 
 const USAGE = "usage: npm run plan -- --stack <Pulumi.<stack>.yaml> [--json] [--policy-config <file.json>]";
 
@@ -94,15 +94,6 @@ if (require.main === module) {
     // for large stacks. plan never prints a stack trace: capture none, map none.
     Error.stackTraceLimit = 0;
     process.setSourceMapsEnabled(false);
-    main(process.argv.slice(2)).then(
-        (code) => {
-            process.exitCode = code;
-        },
-        (e: unknown) => {
-            // Known input problems carry their own message; anything else is still reported in one line.
-            const known = e instanceof PolicyInputError || e instanceof StackFileError;
-            process.stderr.write(`plan: ${known ? (e as Error).message : `failed: ${e instanceof Error ? e.message : String(e)}`}\n`);
-            process.exitCode = EXIT.invalidInput;
-        },
-    );
+    // Known input problems carry their own message; anything else is still reported in one line.
+    runCli("plan", () => main(process.argv.slice(2)), (e) => e instanceof PolicyInputError || e instanceof StackFileError);
 }

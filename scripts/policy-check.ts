@@ -7,7 +7,7 @@
  */
 import { parseArgs } from "node:util";
 import { POLICIES } from "../policies/all";
-import { EXIT, PolicyInputError, evaluatePolicies, formatPolicyReport, graphFromStackExport, hasMandatory, loadPolicyConfig, readJsonFile, violationsJson } from "./lib/policy-eval";
+import { EXIT, PolicyInputError, evaluatePolicies, formatPolicyReport, graphFromStackExport, hasMandatory, loadPolicyConfig, readJsonFile, runCli, violationsJson } from "./lib/policy-eval";
 
 const USAGE = "usage: npm run policy:check -- <stack-export.json> [--json] [--policy-config <file.json>]";
 
@@ -29,14 +29,5 @@ async function main(argv: string[]): Promise<number> {
 }
 
 if (require.main === module) {
-    main(process.argv.slice(2)).then(
-        (code) => {
-            process.exitCode = code;
-        },
-        (e: unknown) => {
-            const known = e instanceof PolicyInputError;
-            process.stderr.write(`policy:check: ${known ? (e as Error).message : `failed: ${e instanceof Error ? e.message : String(e)}`}\n`);
-            process.exitCode = EXIT.invalidInput;
-        },
-    );
+    runCli("policy:check", () => main(process.argv.slice(2)), (e) => e instanceof PolicyInputError);
 }

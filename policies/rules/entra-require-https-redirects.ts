@@ -13,8 +13,8 @@ export const entraRequireHttpsRedirects: ResourceValidationPolicy = {
     validateResource: forType(TYPES.entraApplication, (props, _args, report) => {
         for (const key of REDIRECT_BLOCKS) {
             for (const uri of listOf(blockOf(props[key]).redirectUris).map(str)) {
-                if (!/^https:\/\/[^/*]/i.test(uri)) report(`${key}.redirectUris contains "${uri}": redirect URIs must be https.`);
-                else if (uri.includes("*")) report(`${key}.redirectUris contains wildcard "${uri}"; list exact URLs.`);
+                if (uri.includes("*")) report(`${key}.redirectUris contains wildcard "${uri}"; list exact URLs.`);
+                else if (!/^https:\/\/[^/]/i.test(uri)) report(`${key}.redirectUris contains "${uri}": redirect URIs must be https.`);
             }
         }
     }),

@@ -274,6 +274,8 @@ export function graphFromStackExport(doc: unknown, source: string): GraphResourc
             problems.push(`${at}: must be an object`);
             return [];
         }
+        // The old copy of a replaced resource, waiting for deletion: not part of the stack's state.
+        if (r.delete === true) return [];
         const before = problems.length;
         if (typeof r.urn !== "string" || !r.urn.startsWith("urn:pulumi:")) problems.push(`${at}.urn: must be a URN string (urn:pulumi:...)`);
         if (typeof r.type !== "string" || !r.type) problems.push(`${at}.type: must be a resource type token`);
@@ -441,4 +443,31 @@ export function formatPolicyReport(violations: readonly Violation[], policyCount
     const count = (level: EnforcementLevel) => violations.filter((v) => v.enforcementLevel === level).length;
     lines.push(`Summary: ${count("mandatory")} mandatory, ${count("advisory")} advisory violation(s).`);
     return lines.join("\n");
+}
+
+/**
+ * Runs a CLI's main and guarantees the exit-code contract: `isKnown` errors print their own
+ * message, anything else (a throw, an unhandled rejection, a program whose Outputs never resolve)
+ * one line naming the tool. Never a stack trace; always exit 2 on failure.
+ */
+export function runCli(tool: string, main: () => Promise<number>, isKnown: (e: unknown) => boolean): void {
+    let finished = false;
+    const fail = (e: unknown) => {
+        finished = true;
+        process.stderr.write(`${tool}: ${isKnown(e) ? (e as Error).message : `failed: ${e instanceof Error ? e.message : String(e)}`}\n`);
+        process.exitCode = EXIT.invalidInput;
+    };
+    const failNow = (e: unknown) => {
+        fail(e);
+        process.exit(EXIT.invalidInput);
+    };
+    process.on("uncaughtException", failNow);
+    process.on("unhandledRejection", failNow);
+    process.on("beforeExit", () => {
+        if (!finished) fail(new Error("the program stopped before registering all its resources (an Output never resolved)"));
+    });
+    main().then((code) => {
+        finished = true;
+        process.exitCode = code;
+    }, fail);
 }

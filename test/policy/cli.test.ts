@@ -13,8 +13,8 @@ const ROOT = join(__dirname, "..", "..");
 const tmp = mkdtempSync(join(tmpdir(), "policy-cli-"));
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
-function run(script: "plan" | "policy-check", args: string[]): { code: number | null; stdout: string; stderr: string } {
-    const r = spawnSync(process.execPath, ["--import", "tsx", join(ROOT, "scripts", `${script}.ts`), ...args], { cwd: ROOT, encoding: "utf8", maxBuffer: 1 << 28 });
+function run(script: "plan" | "policy-check", args: string[], nodeArgs: string[] = []): { code: number | null; stdout: string; stderr: string } {
+    const r = spawnSync(process.execPath, [...nodeArgs, "--import", "tsx", join(ROOT, "scripts", `${script}.ts`), ...args], { cwd: ROOT, encoding: "utf8", maxBuffer: 1 << 28 });
     return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -100,6 +100,13 @@ describe("npm run plan", () => {
         assertCleanError(run("plan", ["--stack", join(tmp, "missing.yaml")]), /cannot read stack file \(ENOENT\)/);
         assertCleanError(run("plan", ["--stack", write("Pulumi.yamlbad.yaml", "config: [unclosed")]), /not valid YAML/);
         assertCleanError(run("plan", ["--stack", "Pulumi.dev.yaml", "--policy-config", write("cfg.json", '{"tls-require-strong-keys": {"minRsaBits": 512}}')]), /tls-require-strong-keys\.minRsaBits: must be >= 2048/);
+    });
+
+    test("an unhandled rejection anywhere in the process is one line, exit 2", () => {
+        // Rejects once the tool has installed its handlers (nothing else in the process listens).
+        const preload = write("late-rejection.cjs", 'const t = setInterval(() => { if (process.listenerCount("unhandledRejection") > 0) { clearInterval(t); Promise.reject(new Error("late boom")); } }, 1);\n');
+        assertCleanError(run("plan", ["--stack", "Pulumi.dev.yaml"], ["--require", preload]), /^plan: failed: late boom$/m);
+        assertCleanError(run("policy-check", ["test/fixtures/stack-export-clean.json"], ["--require", preload]), /^policy:check: failed: late boom$/m);
     });
 
     test("an unexpected failure inside a policy is still one line, exit 2", () => {

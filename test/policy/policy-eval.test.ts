@@ -125,6 +125,11 @@ describe("stack export reading", () => {
         for (const re of [/resources\[1\]\.urn: must be a URN/, /resources\[1\]\.type: must be a resource type token/, /resources\[1\]\.inputs: must be an object/, /resources\[2\]: must be an object/, /resources\[3\]\.dependencies: must be an array of URNs/]) assert.match(msg, re);
         assert.deepEqual(graphFromStackExport({ version: 3, deployment: {} }, "empty.json"), [], "a stack with no resources is valid");
     });
+    test("old copies of replaced resources (delete: true) are not part of the stack", () => {
+        const urn = "urn:pulumi:s::p::docker:index/container:Container::c";
+        const graph = graphFromStackExport({ version: 3, deployment: { resources: [{ urn, type: CONTAINER, inputs: { privileged: true }, delete: true }, { urn, type: CONTAINER, inputs: { privileged: false } }] } }, "r.json");
+        assert.deepEqual(graph.map((r) => r.inputs.privileged), [false]);
+    });
 });
 
 describe("evaluation semantics", () => {
