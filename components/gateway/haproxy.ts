@@ -334,7 +334,9 @@ function frontendSection(spec: GatewaySpec): string[] {
     const names = spec.acceptedHosts.map((x) => x.toLowerCase());
     const hostRegex = `^(${names.map((n) => escapeRegex(n.includes(":") ? `[${n}]` : n)).join("|")})(:[0-9]{1,5})?$`;
     const sniNames = names.filter((n) => !isIpLiteral(n));
-    const keptHeaders = ["content-length", ...FORWARDED_CLIENT_HEADERS.map((x) => x.toLowerCase())];
+    // Framing headers stay (haproxy rewrites them anyway); Expect too, or a client sending
+    // `Expect: 100-continue` would wait for a 100 that never comes (haproxy leaves it to upstream).
+    const keptHeaders = ["content-length", "expect", ...FORWARDED_CLIENT_HEADERS.map((x) => x.toLowerCase())];
     const tlsOptions =
         tls.minVersion === "1.2"
             ? "ssl-min-ver TLSv1.2 ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
@@ -352,7 +354,7 @@ function frontendSection(spec: GatewaySpec): string[] {
             "",
             ...acls,
             `acl zto_host_ok req.hdr(host),lower -m reg ${singleQuoted(hostRegex, "acceptedHosts")}`,
-            `acl zto_sni_ok ssl_fc_sni,lower -m str ${sniNames.join(" ")}`,
+            ...(sniNames.length ? [`acl zto_sni_ok ssl_fc_sni,lower -m str ${sniNames.join(" ")}`] : []),
             ...(spec.corsOrigins.length ? [`acl zto_origin_ok req.hdr(origin) -m str ${spec.corsOrigins.join(" ")}`] : []),
             "",
             "# Identity: the device certificate. A CA-signed certificate that is not enrolled",
@@ -369,7 +371,7 @@ function frontendSection(spec: GatewaySpec): string[] {
             refuse(REFUSALS.absoluteForm, "!{ url_beg / }"),
             "# Host (and SNI when sent) must be one of the server certificate's names.",
             refuse(REFUSALS.unknownHost, "!zto_host_ok or { req.hdr_cnt(host) gt 1 }"),
-            refuse(REFUSALS.unknownHost, "{ ssl_fc_sni -m found } !zto_sni_ok"),
+            refuse(REFUSALS.unknownHost, sniNames.length ? "{ ssl_fc_sni -m found } !zto_sni_ok" : "{ ssl_fc_sni -m found }"),
             ...apiKeyRules(spec),
             "# CORS: exact, case-sensitive origin matches; any other Origin is refused.",
             refuse(REFUSALS.originNotAllowed, spec.corsOrigins.length ? "{ req.hdr_cnt(origin) gt 0 } !{ var(txn.cors_origin) -m found }" : "{ req.hdr_cnt(origin) gt 0 }"),

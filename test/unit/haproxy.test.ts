@@ -174,7 +174,7 @@ describe("renderHaproxyCfg", () => {
     });
 
     test("upstream sees only allowlisted client headers, then the gateway's identity headers", () => {
-        const del = cfg.indexOf("http-request del-header '^(?!(content-length|content-type|accept|user-agent)$)' -m reg");
+        const del = cfg.indexOf("http-request del-header '^(?!(content-length|expect|content-type|accept|user-agent)$)' -m reg");
         assert.ok(del > 0);
         for (const line of [
             'http-request set-header Host "127.0.0.1:18080"',
