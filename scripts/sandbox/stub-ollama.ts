@@ -12,9 +12,10 @@
  * Any other method or path gets 200 (never a 404 that could hide a gateway leak). A client that
  * closes the connection before the answer is complete is logged as a `client-abort` entry.
  */
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
+import { DEFAULT_IMAGES } from "../../components/config";
 import { matchEndpoint, type Endpoint } from "../../components/gateway/endpoints";
 import { JsonLinesLog } from "./json-log";
 import { listenStub, type StubServer } from "./listen";
@@ -73,7 +74,8 @@ export interface OllamaAbortEntry {
 
 export type OllamaLogEntry = OllamaRequestEntry | OllamaAbortEntry;
 
-export const STUB_OLLAMA_VERSION = "0.12.3";
+/** The version the program deploys (its default image tag). */
+export const STUB_OLLAMA_VERSION = DEFAULT_IMAGES.ollama.slice(DEFAULT_IMAGES.ollama.lastIndexOf(":") + 1);
 const DEFAULT_MODELS = ["llama3.2:3b"];
 const WORDS = ["The", " sky", " is", " blue", " because", " air", " scatters", " short", " wavelengths", " of", " sunlight", "."];
 const EMBEDDING_DIMENSIONS = 8;
@@ -103,13 +105,9 @@ function modelDetails(model: string): Json {
     return { parent_model: "", format: "gguf", family: "llama", families: ["llama"], parameter_size: size ? `${size}B` : "3.2B", quantization_level: "Q4_K_M" };
 }
 
-function digestOf(model: string): string {
-    let h = 0;
-    for (const c of model) h = (h * 31 + c.charCodeAt(0)) >>> 0;
-    return h.toString(16).padStart(8, "0").repeat(8);
-}
+const digestOf = (model: string) => createHash("sha256").update(model).digest("hex");
 
-/** Deterministic small vector so embedding answers look real without any maths. */
+/** A small deterministic vector: the real answer's shape, no model needed. */
 function embedding(text: string): number[] {
     return Array.from({ length: EMBEDDING_DIMENSIONS }, (_, i) => Number((Math.sin(text.length + i) / 2).toFixed(6)));
 }

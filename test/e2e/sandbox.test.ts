@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { describe, test } from "node:test";
 import { loadStackConfig } from "../../components/config";
 import { readStackFile } from "../../components/stack-file";
+import { STUB_OLLAMA_VERSION } from "../../scripts/sandbox/stub-ollama";
 import { makeExpiredDeviceCert, makeForeignCaCert, makeUnenrolledDeviceCert, REPO_ROOT, runSandboxCli, startSandbox, tempDir, writeStackFile, type HttpResult } from "./harness";
 
 const alice = { name: "alice-laptop", owner: "alice@example.com", groups: ["ml-eng"] };
@@ -62,7 +63,7 @@ describe("sandbox CLI", () => {
 
             const r = await sb.request({ path: "/api/version", device: "alice-laptop" });
             assert.equal(r.status, 200);
-            assert.deepEqual(r.json(), { version: "0.12.3" });
+            assert.deepEqual(r.json(), { version: STUB_OLLAMA_VERSION });
             const seen = sb.ollamaRequests();
             assert.equal(seen.length, 1);
             assert.equal(seen[0].path, "/api/version");
