@@ -1,5 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
+import { NODE_TLS_NAME } from "./gateway/node-spec";
 import { CA_USES, CLIENT_USES, SERVER_USES, certIdentity, privateKeyArgs, type KeyAlgorithm } from "./certs";
 
 export interface PkiDevice {
@@ -24,7 +25,29 @@ export interface PkiArgs {
     readonly serverCertValidityDays: pulumi.Input<number>;
     /** Device certificate validity in days. */
     readonly clientCertValidityDays: pulumi.Input<number>;
+    /**
+     * GPU nodes of the pool (ollama.nodes): each gets a server certificate for its enclave proxy
+     * (SAN: its Tailscale address), and the gateway gets its own client certificate, the only one
+     * the enclaves accept. Absent for a single-node stack, which then registers none of these.
+     */
+    readonly nodes?: readonly PkiNode[];
 }
+
+export interface PkiNode {
+    /** Node name from config; names the node's certificate resources. */
+    readonly name: string;
+    /** The node's Tailscale address: the enclave certificate's IP SAN. */
+    readonly address: string;
+}
+
+/** A certificate and its key (the key is a secret). */
+export interface CertKeyPair {
+    readonly certPem: pulumi.Output<string>;
+    readonly keyPem: pulumi.Output<string>;
+}
+
+/** Common name of the gateway's client certificate towards the GPU nodes. */
+export const GATEWAY_CLIENT_CN = "zero-trust-ollama gateway (node client)";
 
 /** Public facts about one device certificate. */
 export interface DeviceCertInfo {
@@ -55,6 +78,10 @@ export class Pki extends pulumi.ComponentResource {
     public readonly devices: pulumi.Output<Record<string, DeviceCertInfo>>;
     /** Per-device key and certificate (secret). */
     public readonly bundles: pulumi.Output<Record<string, DeviceBundle>>;
+    /** Per node name: the enclave proxy's server certificate and key (only with `nodes`). */
+    public readonly nodeServerCerts: Readonly<Record<string, CertKeyPair>>;
+    /** The gateway's client certificate towards the nodes' enclaves (only with `nodes`). */
+    public readonly gatewayClient?: CertKeyPair & { readonly fingerprintSha1: pulumi.Output<string> };
 
     constructor(name: string, args: PkiArgs, opts?: pulumi.ComponentResourceOptions) {
         super("zero-trust-ollama:pki:Pki", name, args, opts);
@@ -105,6 +132,23 @@ export class Pki extends pulumi.ComponentResource {
             name: d.name,
             ...signed(`${name}-device-${d.name}`, { commonName: d.name, organization: args.organization, organizationalUnit: d.owner, emailAddress: d.owner }, CLIENT_USES, args.clientCertValidityDays),
         }));
+
+        // Named by node name: removing a node deletes exactly its enclave certificate.
+        const nodes = args.nodes ?? [];
+        this.nodeServerCerts = Object.fromEntries(
+            nodes.map((n) => {
+                const pair = signed(`${name}-node-${n.name}`, { commonName: n.name, organization: args.organization, organizationalUnit: "gpu node enclave" }, SERVER_USES, args.serverCertValidityDays, { dnsNames: [n.name, NODE_TLS_NAME], ipAddresses: [n.address] });
+                return [n.name, { certPem: pair.cert.certPem, keyPem: pulumi.secret(pair.key.privateKeyPem) }];
+            }),
+        );
+        if (args.nodes) {
+            const client = signed(`${name}-gateway-client`, { commonName: GATEWAY_CLIENT_CN, organization: args.organization }, CLIENT_USES, args.clientCertValidityDays);
+            this.gatewayClient = {
+                certPem: client.cert.certPem,
+                keyPem: pulumi.secret(client.key.privateKeyPem),
+                fingerprintSha1: client.cert.certPem.apply((pem) => certIdentity(pem).sha1),
+            };
+        }
 
         this.caCertPem = caCert.certPem;
         this.serverCertPem = server.cert.certPem;

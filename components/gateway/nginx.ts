@@ -16,6 +16,7 @@
  * adds headers, so nginx's add_header inheritance never drops them), with empty-valued
  * variables for the conditional ones: nginx omits a header whose value is empty.
  */
+import { NODE_TLS_NAME, type NodePool, type PoolNode } from "./node-spec";
 import { FORWARDED_IDENTITY_HEADERS, type GatewaySpec, type Upstream } from "./spec";
 import { endpointPathRegex, type Endpoint } from "./endpoints";
 
@@ -664,6 +665,7 @@ export function renderNginxConf(spec: GatewaySpec): string {
                 ...maps(spec),
                 "",
                 ...upstreamBlock("zto_upstream", spec.upstream, "upstream", 32),
+                ...nodePoolHttp(spec),
                 ...(identity ? upstreamBlock("zto_oauth2", spec.identity.oauth2Proxy!, "identity.oauth2Proxy", 8) : []),
                 "",
                 "server {",
@@ -693,6 +695,7 @@ export function renderNginxConf(spec: GatewaySpec): string {
                     1,
                 ),
                 "}",
+                ...nodePoolRouter(spec),
             ],
             1,
         ),
@@ -700,4 +703,120 @@ export function renderNginxConf(spec: GatewaySpec): string {
         "",
     ];
     return conf.join("\n");
+}
+
+// ---------------------------------------------------------------------------------------------
+// GPU node pool (ollama.nodes). Renders nothing without spec.nodePool, so single-node specs
+// produce exactly the config above.
+//
+// Requests reach a second, internal server (the router) from @zto_route (no filter) or from the
+// filter, which names the request's model in X-Zto-Model. The router picks a pool: the nodes that
+// serve that model, else (no model named) every node for metadata and the default model's nodes
+// for inference; least_conn inside the pool. It connects to the node's enclave over mTLS with the
+// gateway's own client certificate and verifies the enclave's certificate against the CA.
+//
+//   passive health: max_fails=1 fail_timeout=<nodeFailTimeoutSeconds> per node
+//   metadata (idempotent): retried on another node after a connect error, timeout or 502/503/504
+//   inference: only a connect failure (nothing sent yet) moves to another node; nginx never
+//              retries a request it has sent, so a started generation is never replayed
+// ---------------------------------------------------------------------------------------------
+
+/** Header the filter sets to the request's model; the router's only routing input besides the path. */
+export const MODEL_ROUTING_HEADER = "X-Zto-Model";
+
+/** The node sets the router uses: one upstream per distinct set, named by first use. */
+export function nodePools(pool: NodePool): { all: string; fallback: string; byModel: Map<string, string>; members: Map<string, readonly PoolNode[]> } {
+    const members = new Map<string, readonly PoolNode[]>();
+    const nameOf = (nodes: readonly PoolNode[]) => {
+        const key = nodes.map((n) => n.name).join(",");
+        for (const [name, m] of members) if (m.map((n) => n.name).join(",") === key) return name;
+        const name = `zto_pool_${members.size}`;
+        members.set(name, nodes);
+        return name;
+    };
+    const all = nameOf(pool.nodes);
+    const models = [...new Set(pool.nodes.flatMap((n) => n.models))];
+    const byModel = new Map(models.map((m) => [m, nameOf(pool.nodes.filter((n) => n.models.includes(m)))]));
+    const fallback = byModel.get(pool.defaultModel);
+    if (!fallback) throw new NginxRenderError(`nodePool.defaultModel "${pool.defaultModel}" is served by no node`);
+    return { all, fallback, byModel, members };
+}
+
+function nodePoolHttp(spec: GatewaySpec): string[] {
+    const pool = spec.nodePool;
+    if (!pool) return [];
+    if (!pool.router) throw new NginxRenderError("nodePool.router: the router listener address is required");
+    const p = nodePools(pool);
+    const kinds = spec.endpoints.map((e) => [e.id, e.kind] as const);
+    return [
+        "",
+        "# GPU node pool: one upstream per set of nodes that serve a model; least connections inside.",
+        ...[...p.members].flatMap(([name, nodes]) => [
+            `upstream ${name} {`,
+            "    least_conn;",
+            ...nodes.map((n) => `    server ${address(n.enclave, `node ${n.name}`)} max_fails=1 fail_timeout=${pool.failTimeoutSeconds}s; # ${n.name}`),
+            "    keepalive 16;",
+            "    keepalive_timeout 4s;",
+            "}",
+        ]),
+        ...mapBlock("$zto_endpoint", "$zto_endpoint_kind", kinds),
+        ...mapBlock("$zto_endpoint_kind", "$zto_fallback_pool", [["metadata", p.all]], p.fallback),
+        "# The model the filter read from the body selects the nodes that serve it.",
+        ...mapBlock(`$http_${MODEL_ROUTING_HEADER.toLowerCase().replace(/-/g, "_")}`, "$zto_pool", [...p.byModel].map(([m, name]) => [nginxString(m, "model"), name] as const), "$zto_fallback_pool"),
+    ];
+}
+
+function poolLocation(match: string, pool: NodePool, retry: "metadata" | "inference", readTimeoutSeconds: number): string[] {
+    const t = pool.clientTls;
+    return [
+        `location ${match} {`,
+        indent(
+            [
+                `if ($zto_endpoint = "") { ${refuse(REFUSALS.routeNotAllowed)} }`,
+                `if ($zto_method_ok = "") { ${refuse(REFUSALS.methodNotAllowed)} }`,
+                ...(retry === "metadata"
+                    ? ["# Idempotent: another node answers when one fails.", "proxy_next_upstream error timeout http_502 http_503 http_504 non_idempotent;", "proxy_next_upstream_tries 3;"]
+                    : ["# A generation is never replayed: only a connection that was never made moves on.", "proxy_next_upstream error timeout;", "proxy_next_upstream_tries 2;"]),
+                "proxy_pass https://$zto_pool$request_uri;",
+                ...proxyCommon(`"${NODE_TLS_NAME}"`),
+                `proxy_ssl_certificate ${nginxPath(t.cert, "nodePool.clientTls.cert")};`,
+                `proxy_ssl_certificate_key ${nginxPath(t.key, "nodePool.clientTls.key")};`,
+                `proxy_ssl_trusted_certificate ${nginxPath(t.ca, "nodePool.clientTls.ca")};`,
+                "proxy_ssl_verify on;",
+                "proxy_ssl_verify_depth 1;",
+                `proxy_ssl_name ${NODE_TLS_NAME};`,
+                "proxy_ssl_server_name off;",
+                "proxy_ssl_protocols TLSv1.3;",
+                "proxy_ssl_session_reuse on;",
+                "proxy_buffering off;",
+                "proxy_request_buffering on;",
+                "proxy_connect_timeout 3s;",
+                `proxy_read_timeout ${readTimeoutSeconds}s;`,
+            ],
+            1,
+        ),
+        "}",
+    ];
+}
+
+function nodePoolRouter(spec: GatewaySpec): string[] {
+    const pool = spec.nodePool;
+    if (!pool) return [];
+    const metadata = spec.endpoints.filter((e) => e.kind === "metadata");
+    return [
+        "",
+        "# Router: internal listener (the gateway's own hop or the filter) -> the node pool.",
+        "server {",
+        indent(
+            [
+                `listen ${address(pool.router!, "nodePool.router")};`,
+                "error_page 502 503 504 /_zto_error/502;",
+                ...metadata.map((e) => poolLocation(e.modelParam ? `^~ ${e.path}` : `= ${e.path}`, pool, "metadata", spec.limits.upstreamTimeoutSeconds)).flat(),
+                ...poolLocation("/", pool, "inference", spec.limits.upstreamTimeoutSeconds),
+                ...errorLocations(),
+            ],
+            1,
+        ),
+        "}",
+    ];
 }

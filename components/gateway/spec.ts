@@ -5,6 +5,7 @@
  */
 import type { StackConfig } from "../config";
 import { ENDPOINTS, type Endpoint } from "./endpoints";
+import type { NodePool } from "./node-spec";
 
 export interface Upstream {
     readonly host: string;
@@ -55,6 +56,11 @@ export interface GatewayPlacement {
      * `user <name>` in `global`, each only when this is set.
      */
     readonly workerUser?: string;
+    /**
+     * ollama.nodes: the GPU node pool. `ollama` (or the filter's upstream) is then the pool's
+     * router listener (`nodePool.router`), where the gateway picks a node per request.
+     */
+    readonly nodePool?: NodePool;
 }
 
 export interface GatewayLimits {
@@ -106,6 +112,8 @@ export interface GatewaySpec {
     readonly runtimeDir: string;
     /** See GatewayPlacement.workerUser: render the worker user directive only when set. */
     readonly workerUser?: string;
+    /** See GatewayPlacement.nodePool: absent for a single-node stack. */
+    readonly nodePool?: NodePool;
 }
 
 export const SECURITY_HEADERS: readonly (readonly [string, string])[] = [
@@ -177,6 +185,7 @@ export function deriveGatewaySpec(cfg: StackConfig, devices: GatewayDeviceFacts,
         logging: { accessLog: placement.accessLog, errorLog: placement.errorLog, syslog: parseSyslog(cfg.siem.syslogAddress) },
         runtimeDir: placement.runtimeDir,
         workerUser: placement.workerUser,
+        ...(placement.nodePool ? { nodePool: placement.nodePool } : {}),
     };
 }
 
