@@ -46,10 +46,13 @@ const MESSAGES: Record<string, string> = {
 const MAX_LISTING_BYTES = 16 << 20;
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
+/** Longest identity header value accepted; a longer one is ignored whole, never cut (a cut group name could name another group). */
+const MAX_HEADER_VALUE = 8192;
+
 function header(req: http.IncomingMessage, name: string): string | undefined {
     const v = req.headers[name.toLowerCase()];
     const s = Array.isArray(v) ? v[0] : v;
-    return s === undefined || s === "" ? undefined : s.slice(0, 512);
+    return s === undefined || s === "" || s.length > MAX_HEADER_VALUE ? undefined : s;
 }
 
 export function identityFromHeaders(req: http.IncomingMessage): Identity {
@@ -57,7 +60,7 @@ export function identityFromHeaders(req: http.IncomingMessage): Identity {
         .split(",")
         .map((g) => g.trim())
         .filter((g) => g.length > 0)
-        .slice(0, 256);
+        .slice(0, 256); // dropping groups past the cap can only remove permissions
     return { user: header(req, FORWARDED_IDENTITY_HEADERS.user), email: header(req, FORWARDED_IDENTITY_HEADERS.email), groups, device: header(req, FORWARDED_IDENTITY_HEADERS.device) };
 }
 

@@ -339,3 +339,14 @@ test("the audit log holds one line per request and no prompt text anywhere", () 
     const text = readFileSync(auditLog, "utf8");
     assert.ok(!text.includes("4111 1111") && !text.includes("bob@example.com") && !text.includes("tell me a long story"));
 });
+
+describe("identity headers", () => {
+    test("a long groups header is used whole; an oversized one is ignored, never truncated into another group", async () => {
+        const many = Array.from({ length: 40 }, (_, i) => `00000000-0000-0000-0000-${String(i).padStart(12, "0")}`);
+        const ok = await send(block.url, "POST", "/api/chat", { ...chat("hi", { stream: false }), model: "qwen2.5:7b" }, { "X-Auth-Request-Groups": [...many, "ml-eng"].join(",") });
+        assert.equal(ok.status, 200, "a group after 1.5 KB of other groups still counts");
+        const huge = [..."x".repeat(9000).match(/.{1,100}/g)!, "ml-eng"].join(",");
+        const refused = await send(block.url, "POST", "/api/chat", { ...chat("hi", { stream: false }), model: "qwen2.5:7b" }, { "X-Auth-Request-Groups": huge });
+        assert.equal(refused.status, 403);
+    });
+});
