@@ -158,6 +158,7 @@ describe("GitHub Actions workflows", () => {
     test("main / manual: pulumi up for a chosen stack, behind an environment, after the offline policy gate", () => {
         const deploy = workflows["deploy.yml"];
         assert.deepEqual(deploy.on.push, { branches: ["main"] });
+        assert.ok(deploy.on.schedule?.length, "a scheduled run renews certificates and rotates the client secret");
         assert.deepEqual([...deploy.on.workflow_dispatch.inputs.stack.options].sort(), exampleStacks);
         const up = deploy.jobs.up;
         assert.equal(pulumiStep(up)!.with?.command, "up");
