@@ -54,6 +54,7 @@ export class Supervisor {
     async spawn(name: string, command: string, args: readonly string[], opts: SpawnOptions): Promise<ChildHandle> {
         const out = createWriteStream(opts.logFile, { flags: "a", mode: 0o600 });
         const proc = spawn(command, args, { cwd: opts.cwd, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+        proc.once("close", () => out.end());
         const tail: string[] = [];
         const keep = (line: string) => {
             tail.push(line);
