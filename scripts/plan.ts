@@ -12,7 +12,7 @@ import { StackFileError, readStackFile } from "../components/stack-file";
 import { GET_DEVICE_TOKEN } from "../components/tailnet";
 import { POLICIES } from "../policies/all";
 import { runProgramUnderMocks, type RecordedResource } from "./lib/mock-program";
-import { EXIT, PolicyInputError, evaluatePolicies, runCli, formatPolicyReport, graphFromMockRun, hasMandatory, loadPolicyConfig, violationsJson } from "./lib/policy-eval";
+import { EXIT, PolicyInputError, evaluatePolicies, resourceRefsToUrns, runCli, formatPolicyReport, graphFromMockRun, hasMandatory, loadPolicyConfig, violationsJson } from "./lib/policy-eval";
 
 const USAGE = "usage: npm run plan -- --stack <Pulumi.<stack>.yaml> [--json] [--policy-config <file.json>]";
 
@@ -23,18 +23,6 @@ export const PLACEHOLDER_TAILSCALE_ADDRESS = "100.64.0.1";
 const OFFLINE_CALLS = {
     [GET_DEVICE_TOKEN]: (inputs: Record<string, any>) => ({ id: "plan-placeholder", hostname: inputs.hostname, name: inputs.hostname, addresses: [PLACEHOLDER_TAILSCALE_ADDRESS], tags: [] }),
 };
-
-/** Resource references (`{sig, urn, id}` on the wire) shown as their URN. */
-const RESOURCE_REF_SIG = "5cf8f73096256a8f31e491e813e4eb8e";
-function displayValue(v: unknown): unknown {
-    if (Array.isArray(v)) return v.map(displayValue);
-    if (v && typeof v === "object") {
-        const o = v as Record<string, unknown>;
-        if (o["4dabf18193072939515e22adb298388d"] === RESOURCE_REF_SIG && typeof o.urn === "string") return o.urn;
-        return Object.fromEntries(Object.entries(o).map(([k, x]) => [k, displayValue(x)]));
-    }
-    return v;
-}
 
 /** `Pulumi.prod.yaml` -> `prod`; the stack name appears in every URN. */
 export function stackNameOf(path: string): string {
@@ -80,7 +68,7 @@ async function main(argv: string[]): Promise<number> {
     }
     const violations = await evaluatePolicies(resolved, graphFromMockRun(run.resources));
     if (values.json) {
-        const resources = run.resources.map((r) => ({ urn: r.urn, type: r.type, name: r.name, parent: r.parent ?? null, inputs: displayValue(r.maskedInputs) }));
+        const resources = run.resources.map((r) => ({ urn: r.urn, type: r.type, name: r.name, parent: r.parent ?? null, inputs: resourceRefsToUrns(r.maskedInputs) }));
         process.stdout.write(JSON.stringify({ resources, violations: violationsJson(violations) }, null, 2) + "\n");
     } else {
         process.stdout.write(`${resourceTree(run.resources)}\n\n${formatPolicyReport(violations, POLICIES.length)}\n`);

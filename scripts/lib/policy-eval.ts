@@ -210,19 +210,37 @@ export function readJsonFile(path: string, what: string): unknown {
  * e.g. a container's image id back to its RemoteImage as they would after `pulumi up`.
  */
 export function graphFromMockRun(resources: readonly RecordedResource[]): GraphResource[] {
-    return resources.map((r) => ({
-        urn: r.urn,
-        type: r.type,
-        name: r.name,
-        parent: r.parent,
-        inputs: r.inputs,
-        outputs: r.custom ? { ...r.inputs, ...mockOutputs(r.type, r.name, r.inputs) } : r.inputs,
-        dependencies: [],
-        propertyDependencies: {},
-    }));
+    return resources.map((r) => {
+        const inputs = resourceRefsToUrns(r.inputs) as Record<string, any>;
+        return {
+            urn: r.urn,
+            type: r.type,
+            name: r.name,
+            parent: r.parent,
+            inputs,
+            outputs: r.custom ? { ...inputs, ...mockOutputs(r.type, r.name, r.inputs) } : inputs,
+            dependencies: [],
+            propertyDependencies: {},
+        };
+    });
 }
 
-const SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d";
+/** Key under which Pulumi's wire format marks special values (secrets, resource references). */
+const SIG_KEY = "4dabf18193072939515e22adb298388d";
+/** Pulumi's wire marker for a resource reference (`{sig, urn, id}`), e.g. a component's provider input. */
+const RESOURCE_REF_SIG = "5cf8f73096256a8f31e491e813e4eb8e";
+
+/** A value with every wire-format resource reference replaced by the referenced URN. */
+export function resourceRefsToUrns(v: unknown): unknown {
+    if (Array.isArray(v)) return v.map(resourceRefsToUrns);
+    if (v && typeof v === "object") {
+        const o = v as Record<string, unknown>;
+        if (o[SIG_KEY] === RESOURCE_REF_SIG && typeof o.urn === "string") return o.urn;
+        return Object.fromEntries(Object.entries(o).map(([k, x]) => [k, resourceRefsToUrns(x)]));
+    }
+    return v;
+}
+
 const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
 /** Stand-in for an encrypted secret in a stack export (it cannot be decrypted offline). */
 export const EXPORT_SECRET_PLACEHOLDER = "[secret]";
@@ -232,7 +250,7 @@ function decodeExportValue(v: unknown): unknown {
     if (Array.isArray(v)) return v.map(decodeExportValue);
     if (v && typeof v === "object") {
         const o = v as Record<string, unknown>;
-        if (o[SECRET_SIG_KEY] === SECRET_SIG) {
+        if (o[SIG_KEY] === SECRET_SIG) {
             if (typeof o.plaintext === "string") {
                 try {
                     return decodeExportValue(JSON.parse(o.plaintext));
