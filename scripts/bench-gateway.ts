@@ -15,7 +15,7 @@
  * keep-alive HTTP/1.1 client on raw sockets (tools like wrk cannot present client certificates).
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { connect as netConnect, type Socket } from "node:net";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -164,6 +164,11 @@ const percentile = (sorted: readonly number[], p: number) => (sorted.length ? so
 const round = (x: number, digits = 3) => Math.round(x * 10 ** digits) / 10 ** digits;
 
 interface LoadResult {
+    /**
+     * CPU time (user+system) the server's processes spent per request: unlike requests/s, not
+     * skewed by other load on the machine or by the load generator being the bottleneck.
+     */
+    readonly serverCpuMicrosPerRequest?: number;
     readonly requestsPerSecond: number;
     readonly p50Ms: number;
     readonly p99Ms: number;
@@ -212,7 +217,9 @@ const median = (sorted: readonly number[]) => percentile(sorted, 50);
 /** Rounds of one target: median requests/s, latency percentiles over every request of every round. */
 function combine(results: readonly LoadResult[]): LoadResult & { readonly rounds: number } {
     const rps = results.map((r) => r.requestsPerSecond).sort((a, b) => a - b);
+    const cpu = results.flatMap((r) => (r.serverCpuMicrosPerRequest === undefined ? [] : [r.serverCpuMicrosPerRequest])).sort((a, b) => a - b);
     return {
+        serverCpuMicrosPerRequest: cpu.length ? median(cpu) : undefined,
         requestsPerSecond: median(rps),
         // Percentiles of the per-round percentiles would hide tails; the medians are close enough for p50.
         p50Ms: round(median(results.map((r) => r.p50Ms).sort((a, b) => a - b))),
@@ -266,6 +273,28 @@ function stopAll(): void {
 process.on("exit", stopAll);
 for (const sig of ["SIGINT", "SIGTERM"] as const) process.on(sig, () => process.exit(130));
 
+const CLOCK_TICKS_PER_SECOND = 100;
+
+/** CPU seconds (user+system) used so far by a process and its direct children (nginx master + workers). */
+function processTreeCpuSeconds(rootPid: number): number {
+    let ticks = 0;
+    for (const entry of readdirSync("/proc")) {
+        if (!/^\d+$/.test(entry)) continue;
+        let stat: string;
+        try {
+            stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+        } catch {
+            continue; // exited meanwhile
+        }
+        // Fields after the parenthesised command: state ppid ... utime(14) stime(15), 1-based.
+        const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+        const pid = Number(entry);
+        const ppid = Number(fields[1]);
+        if (pid === rootPid || ppid === rootPid) ticks += Number(fields[11]) + Number(fields[12]);
+    }
+    return ticks / CLOCK_TICKS_PER_SECOND;
+}
+
 function startChild(command: string, args: readonly string[], logFile: string): ChildProcess {
     const out = openSync(logFile, "a");
     const child = spawn(command, [...args], { stdio: ["ignore", out, out] });
@@ -274,12 +303,12 @@ function startChild(command: string, args: readonly string[], logFile: string): 
 }
 
 /** The stub Ollama in its own process, so it does not share the load generator's event loop. */
-async function startStubProcess(dir: string): Promise<number> {
+async function startStubProcess(dir: string): Promise<{ port: number; pid: number }> {
     const portFile = join(dir, "stub.port");
     const child = startChild(process.execPath, ["--import", "tsx", __filename, STUB_FLAG, dir], join(dir, "stub.out"));
     for (let i = 0; i < 200; i++) {
         try {
-            return Number(readFileSync(portFile, "utf8"));
+            return { port: Number(readFileSync(portFile, "utf8")), pid: child.pid! };
         } catch {
             if (child.exitCode !== null) throw new Error(`stub Ollama exited: ${readFileSync(join(dir, "stub.out"), "utf8")}`);
             await new Promise((r) => setTimeout(r, 50));
@@ -327,13 +356,14 @@ http {
 `;
 }
 
-async function startNginx(confFile: string, prefix: string, port: number, logFile: string): Promise<void> {
+async function startNginx(confFile: string, prefix: string, port: number, logFile: string): Promise<number> {
     const child = startChild("nginx", ["-c", confFile, "-p", prefix, "-e", logFile, "-g", "daemon off;"], logFile);
     await waitForListener("127.0.0.1", port, () => child.exitCode === null);
+    return child.pid!;
 }
 
 /** The full gateway of one kind: the program's renderer, limits lifted so the bench measures cost, not throttling. */
-async function startFullGateway(kind: "nginx" | "haproxy", dir: string, stubPort: number, pki: { server: CertPair; ca: CertPair; device: CertPair }): Promise<number> {
+async function startFullGateway(kind: "nginx" | "haproxy", dir: string, stubPort: number, pki: { server: CertPair; ca: CertPair; device: CertPair }): Promise<{ port: number; pid: number }> {
     const port = await freePort();
     const cfg = loadStackConfig({ domain: "ollama.bench", devices: [{ name: "bench-device", owner: "bench@example.com", groups: ["bench"] }], gateway: { kind }, identity: { provider: "none" }, filter: { enabled: false } });
     const id = certIdentity(readFileSync(pki.device.cert, "utf8"));
@@ -352,7 +382,7 @@ async function startFullGateway(kind: "nginx" | "haproxy", dir: string, stubPort
     const prepared = prepareGateway(spec, stateDir);
     const child = startChild(prepared.command, prepared.args, join(stateDir, "gateway.out"));
     await waitForListener("127.0.0.1", port, () => child.exitCode === null);
-    return port;
+    return { port, pid: child.pid! };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -395,10 +425,11 @@ async function main(): Promise<void> {
     issueCert(pki.ca, pki.server, { commonName: "bench gateway", usage: "server", dnsNames: ["ollama.bench", "localhost"], ipAddresses: ["127.0.0.1"], notAfter: day });
     issueCert(pki.ca, pki.device, { commonName: "bench-device", usage: "client", notAfter: day });
 
-    const stubPort = await startStubProcess(dir);
+    const stub = await startStubProcess(dir);
+    const stubPort = stub.port;
     const barePort = await freePort();
     writeFileSync(join(dir, "bare.conf"), bareNginxConf(dir, barePort, stubPort, pki.server));
-    await startNginx(join(dir, "bare.conf"), dir + "/", barePort, join(dir, "bare.err"));
+    const serverPids: Record<string, number> = { direct: stub.pid, bareNginx: await startNginx(join(dir, "bare.conf"), dir + "/", barePort, join(dir, "bare.err")) };
 
     const ca = readFileSync(pki.ca.cert);
     const targets: Record<string, Endpoint> = {
@@ -406,7 +437,8 @@ async function main(): Promise<void> {
         bareNginx: { host: "127.0.0.1", port: barePort, hostHeader: `127.0.0.1:${barePort}`, tls: { ca } },
     };
     for (const kind of kinds) {
-        const port = await startFullGateway(kind, dir, stubPort, pki);
+        const { port, pid } = await startFullGateway(kind, dir, stubPort, pki);
+        serverPids[`gateway:${kind}`] = pid;
         targets[`gateway:${kind}`] = { host: "127.0.0.1", port, hostHeader: `127.0.0.1:${port}`, tls: { ca, cert: readFileSync(pki.device.cert), key: readFileSync(pki.device.key) } };
     }
 
@@ -426,7 +458,10 @@ async function main(): Promise<void> {
         for (const [mode, opts] of Object.entries(modes) as [keyof typeof modes, (typeof modes)[keyof typeof modes]][]) {
             for (let i = 0; i < names.length; i++) {
                 const name = names[(i + r) % names.length];
-                (rounds[mode][name] ??= []).push(await load(targets[name], { seconds: seconds / ROUNDS, ...opts }));
+                const cpuBefore = processTreeCpuSeconds(serverPids[name]);
+                const result = await load(targets[name], { seconds: seconds / ROUNDS, ...opts });
+                const cpu = processTreeCpuSeconds(serverPids[name]) - cpuBefore;
+                (rounds[mode][name] ??= []).push({ ...result, serverCpuMicrosPerRequest: round((cpu * 1e6) / Math.max(1, result.requests), 1) });
             }
         }
     }
@@ -446,6 +481,10 @@ async function main(): Promise<void> {
         const gapDelta = Math.abs(stream[g].gapP50Ms - stream.direct.gapP50Ms);
         targetsMet[g] = {
             keepAliveThroughputVsBare: { value: round(ratio), perRound: roundRatios.map((x) => round(x)), target: ">= 0.8 (median of per-round ratios)", met: ratio >= 0.8 },
+            keepAliveServerCpuPerRequestVsBare: {
+                value: round(throughput.keepAlive[g].serverCpuMicrosPerRequest! / throughput.keepAlive.bareNginx.serverCpuMicrosPerRequest!),
+                note: "CPU the gateway spends per request relative to bare nginx; its inverse bounds the throughput ratio when the server, not the client, is the bottleneck",
+            },
             addedSequentialP50Ms: { value: round(addedP50), target: "<= 0.25", met: addedP50 <= 0.25 },
             addedTtftP50Ms: { value: round(addedTtft), target: "<= 2", met: addedTtft <= 2 },
             chunkGapsPreserved: {
