@@ -80,6 +80,8 @@ function workflowProblems(texts: Record<string, string>): string[] {
                 if (step.with?.policyPacks !== "policies") out.push(`${where}: pulumi must run with policyPacks: policies`);
                 if (step.with?.command === "up" && !job.environment) out.push(`${where}: pulumi up must run behind a protected environment`);
                 if (step.with?.command === "preview" && step.with?.["comment-on-pr"] !== true) out.push(`${where}: preview must comment on the PR`);
+                // Stack outputs include deviceBundles and apiKeys: never print them into the job log.
+                if (step.with?.["suppress-outputs"] !== true) out.push(`${where}: pulumi must run with suppress-outputs: true`);
             }
         }
     }
@@ -123,6 +125,7 @@ describe("GitHub Actions workflows", () => {
         expectProblem("secret in the PR test job", { "ci.yml": secretInTests }, /job test: uses credentials on pull requests/);
         expectProblem("pull_request_target", { "ci.yml": ci.replace("  pull_request:\n", "  pull_request_target:\n") }, /pull_request_target/);
         expectProblem("no environment", { "deploy.yml": deploy.replace(/\n    environment: .*/, "") }, /pulumi up must run behind a protected environment/);
+        expectProblem("outputs in the log", { "deploy.yml": deploy.replace("suppress-outputs: true", "suppress-outputs: false") }, /suppress-outputs/);
         expectProblem("no policy pack", { "deploy.yml": deploy.replace("policyPacks: policies", "policyPacks: other") }, /policyPacks: policies/);
         expectProblem("injection", { "deploy.yml": deploy.replace('npm run --silent plan -- --stack "Pulumi.$STACK.yaml"', "npm run --silent plan -- --stack Pulumi.${{ inputs.stack }}.yaml") }, /interpolates/);
         expectProblem("two SHAs", { "ci.yml": ci, "deploy.yml": deploy.replace(/actions\/checkout@[0-9a-f]{40}/, "actions/checkout@" + "1".repeat(40)) }, /pinned to two different SHAs/);
