@@ -132,7 +132,7 @@ export class Gateway extends pulumi.ComponentResource {
     public readonly containerName: pulumi.Output<string>;
     /** URL clients use: https://<domain>:<port>. */
     public readonly url: pulumi.Output<string>;
-    /** The rendered nginx.conf or haproxy.cfg (no secrets inside: fingerprints, names and limits only). */
+    /** The rendered nginx.conf or haproxy.cfg: fingerprints, names, limits and, for apiKey devices, key digests. */
     public readonly renderedConfig: pulumi.Output<string>;
 
     constructor(name: string, args: GatewayArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -162,6 +162,7 @@ export class Gateway extends pulumi.ComponentResource {
 
         const image = new docker.RemoteImage(`${name}-image`, { name: args.image, keepLocally: true }, child);
         const configVolume = new docker.Volume(`${name}-config`, { name: `${args.containerName}-config`, labels: [{ label: "zero-trust-ollama.volume", value: "gateway-config" }] }, child);
+        const withApiKeys = cfg.devices.some((d) => d.apiKey);
         const [uid, gid] = flavor.user.split(":");
         const readable = { owner: uid, group: gid, permissions: "0444" };
         const container = new docker.Container(
@@ -179,7 +180,8 @@ export class Gateway extends pulumi.ComponentResource {
                 tmpfs: flavor.tmpfs,
                 mounts: [{ type: "volume", source: configVolume.name, target: flavor.configDir }],
                 uploads: [
-                    ...flavor.files.map((file) => ({ file, content: files.apply((f) => f[file]), ...readable })),
+                    // With API keys the config holds key digests: then it is uploaded as a secret, like the key.
+                    ...flavor.files.map((file) => ({ file, content: withApiKeys ? pulumi.secret(files.apply((f) => f[file])) : files.apply((f) => f[file]), ...readable })),
                     { file: flavor.tlsFiles.cert, content: args.serverCertPem, ...readable },
                     { file: flavor.tlsFiles.ca, content: args.caCertPem, ...readable },
                     { file: flavor.tlsFiles.key, content: pulumi.secret(args.serverKeyPem), owner: uid, group: gid, permissions: "0400" },

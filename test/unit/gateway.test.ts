@@ -102,6 +102,17 @@ describe("Gateway container", () => {
         assert.match(key.content, /PRIVATE KEY/);
     });
 
+    test("with API keys the uploaded config (it holds key digests) is a secret too; without, it stays reviewable", async () => {
+        const keyed = parseStackFile(
+            "config:\n  zero-trust-ollama:domain: ollama.example.internal\n  zero-trust-ollama:devices:\n    - name: ci-runner\n      owner: ci@example.com\n      apiKey: true\n",
+            "keyed.yaml",
+        );
+        const masked = (await gatewayOf(keyed)).container.maskedInputs.uploads as { file: string; content: string }[];
+        assert.equal(masked.find((u) => u.file === GATEWAY_CONFIG_FILE)?.content, "[secret]");
+        const plain = (await gatewayOf(stack())).container.maskedInputs.uploads as { file: string; content: string }[];
+        assert.match(plain.find((u) => u.file === GATEWAY_CONFIG_FILE)?.content ?? "", /ssl_verify_client on;/);
+    });
+
     test("removing a device changes only its allowlist entry", async () => {
         const before = allowlist(upload((await gatewayOf(stack({ devices: ["alice-laptop", "bob-laptop", "carol-phone"] }))).container, GATEWAY_CONFIG_FILE).content);
         const afterConf = upload((await gatewayOf(stack({ devices: ["alice-laptop", "carol-phone"] }))).container, GATEWAY_CONFIG_FILE).content;
