@@ -64,6 +64,7 @@ function prepareOutDir(dir: string): void {
     }
     const st = statSync(dir);
     if (!st.isDirectory()) throw new BundleError(`--out ${dir} exists and is not a directory`);
+    if (process.getuid && st.uid !== process.getuid()) throw new BundleError(`--out ${dir} belongs to another user (uid ${st.uid}); use a directory of your own`);
     if (st.mode & 0o077) {
         throw new BundleError(`--out ${dir} is accessible to other users (mode ${(st.mode & 0o777).toString(8)}); use a new directory or \`chmod 700 ${dir}\``);
     }

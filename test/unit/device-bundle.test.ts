@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -160,6 +160,16 @@ describe("device:bundle", () => {
         assert.equal(r.code, 1);
         assert.match(r.stderr, /is accessible to other users \(mode 755\)/);
         assert.deepEqual(readdirSync(shared), []);
+    });
+
+    test("an existing --out directory of another user is refused", { skip: process.getuid?.() !== 0 && "needs root to chown the directory" }, () => {
+        const theirs = join(work, "their-dir");
+        mkdirSync(theirs, { mode: 0o700 });
+        chownSync(theirs, 65534, 65534);
+        const r = bundle(["--name", "alice-laptop", "--out", theirs, "--from", saved(outputs())]);
+        assert.equal(r.code, 1);
+        assert.match(r.stderr, /belongs to another user \(uid 65534\)/);
+        assert.deepEqual(readdirSync(theirs), []);
     });
 
     test("without --from it runs the pulumi CLI, and says so clearly when the CLI is missing", () => {
