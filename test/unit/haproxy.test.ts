@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { loadStackConfig, parseStackConfig } from "../../components/config";
 import { ENDPOINTS, endpointPathRegex } from "../../components/gateway/endpoints";
+import { renderNginxConf } from "../../components/gateway/nginx";
 import { HAPROXY_CONFIG_FILE, HAPROXY_DEVICE_MAPS, HaproxyRenderError, haproxyLiteral, rateWindow, renderHaproxyCfg, renderHaproxyFiles } from "../../components/gateway/haproxy";
 import { deriveGatewaySpec, SECURITY_HEADERS, type GatewayPlacement, type GatewaySpec } from "../../components/gateway/spec";
 import { apiKeyDigest } from "../../components/identity/api-keys";
@@ -241,6 +242,20 @@ describe("renderHaproxyCfg", () => {
         assert.match(keyed, /status 401 .*api_key_invalid.* if \{ var\(txn\.api_key_digest\) -m found \} !\{ var\(txn\.api_key_sent\) -m found \}/);
         assert.ok(keyed.indexOf("api_key_invalid") > keyed.indexOf("unknown_host") && keyed.indexOf("api_key_invalid") < keyed.indexOf("origin_not_allowed"));
         assert.doesNotMatch(cfg, /api_key/);
+    });
+
+    test("its JSON errors use nginx's codes and messages (one vocabulary for clients and the SIEM)", () => {
+        const pairs = (text: string) => [...text.matchAll(/"code":"([a-z_]+)","message":"([^"]+)"/g)].map((m) => [m[1], m[2]] as const);
+        const nginxMessages = new Map<string, Set<string>>();
+        // nginx with sign-in renders its whole vocabulary (401 included).
+        const nginx = renderNginxConf({ ...dev, kind: "nginx", identity: { provider: "oidc", oauth2Proxy: { host: "127.0.0.1", port: 4180 } } });
+        for (const [code, message] of pairs(nginx)) nginxMessages.set(code, (nginxMessages.get(code) ?? new Set()).add(message));
+        const ours = pairs(cfg);
+        assert.ok(ours.length > 20);
+        // 425 exists only in haproxy (TLS early data); everything else must match nginx exactly.
+        for (const [code, message] of ours.filter(([c]) => c !== "too_early")) {
+            assert.ok(nginxMessages.get(code)?.has(message), `${code} "${message}" is not what nginx answers (${[...(nginxMessages.get(code) ?? [])].join(" | ") || "unknown code"})`);
+        }
     });
 
     test("pure: same spec, same text", () => {
