@@ -17,7 +17,7 @@
 import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { connect as netConnect, type Socket } from "node:net";
-import { cpus, tmpdir } from "node:os";
+import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { connect as tlsConnect, type ConnectionOptions } from "node:tls";
@@ -417,6 +417,7 @@ async function main(): Promise<void> {
         }
     }
 
+    const loadAtStart = loadavg()[0];
     const dir = mkdtempSync(join(tmpdir(), "zto-bench-"));
     process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
     const pki = { ca: { cert: join(dir, "ca.crt"), key: join(dir, "ca.key") }, server: { cert: join(dir, "server.crt"), key: join(dir, "server.key") }, device: { cert: join(dir, "device.crt"), key: join(dir, "device.key") } };
@@ -496,7 +497,7 @@ async function main(): Promise<void> {
     }
 
     const report = {
-        machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, node: process.version, nginx: nginxVersion(), haproxy: haproxyVersion(kinds) },
+        machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, node: process.version, nginx: nginxVersion(), haproxy: haproxyVersion(kinds), loadAverage1m: { atStart: round(loadAtStart, 2), atEnd: round(loadavg()[0], 2), note: "other processes competing for the CPUs make figures noisy" } },
         settings: { secondsPerMeasurement: seconds, concurrency, request: "GET /api/version", streaming: { runs: STREAM_RUNS, tokens: STREAM_TOKENS, tokenIntervalMs: STREAM_INTERVAL_MS }, loadGenerator: "Node raw-socket HTTP/1.1 client (same process for every target)" },
         throughput,
         sequential,

@@ -15,6 +15,18 @@
  * to match the allowlist. All response headers are added once at server level (nothing below
  * adds headers, so nginx's add_header inheritance never drops them), with empty-valued
  * variables for the conditional ones: nginx omits a header whose value is empty.
+ *
+ * Deliberate choices and known limits:
+ * - HTTP/1.1 only (no `http2`): one request parser to reason about, and streaming works as is.
+ * - Absolute-form targets are refused (400) and Host/SNI must be a certificate name (421).
+ * - `Server: nginx` stays (server_tokens off drops the version; removing the header needs a
+ *   third-party module); nginx's own HTML error pages are replaced by JSON everywhere except a
+ *   malformed chunked body inside @zto_route, where upstream 4xx must pass through unmasked.
+ * - nginx sends syslog over UDP only; with a tcp:// SIEM the container's stdout is shipped by the
+ *   Docker syslog log driver instead.
+ * - Session refresh passes oauth2-proxy's first Set-Cookie ($upstream_http_set_cookie); a
+ *   session split over several cookies needs oauth2-proxy's session store instead.
+ * - Refused requests (403/405/421) are answered before the rate limit, so they are not counted.
  */
 import { NODE_TLS_NAME, type NodePool, type PoolNode } from "./node-spec";
 import { FORWARDED_IDENTITY_HEADERS, type GatewaySpec, type Upstream } from "./spec";
