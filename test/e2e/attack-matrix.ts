@@ -423,7 +423,8 @@ const smugglingCases: AttackCase[] = [
         send: { kind: "raw", pieces: [`POST /api/show HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n${chunked(JSON.stringify({ model: MODEL }).length).replace(/x+/, JSON.stringify({ model: MODEL }))}0\r\n\r\n`] },
         status: [200],
         upstream: { reaches: true, path: "/api/show", headers: { "transfer-encoding": null, "content-length": String(JSON.stringify({ model: MODEL }).length) } },
-        appliesTo: BOTH,
+        // HAProxy refuses chunked request bodies outright (411), so there is nothing to re-frame.
+        appliesTo: NGINX,
     },
     {
         id: "pipelined-after-refusal",
