@@ -67,7 +67,7 @@ export function bundleInputsFrom(json: string, source: string, device: string): 
 export interface SandboxState {
     readonly url: string;
     readonly ca: string;
-    readonly devices: Readonly<Record<string, { readonly cert: string; readonly key: string }>>;
+    readonly devices: Readonly<Record<string, { readonly cert: string; readonly key: string; readonly apiKey?: string }>>;
 }
 
 /**
@@ -92,7 +92,8 @@ export function stackOutputsFromSandbox(json: string, source: string, read: (pat
         }
     };
     const deviceBundles = Object.fromEntries(Object.entries(info.devices).map(([name, d]) => [name, { certPem: readPem(d.cert), keyPem: readPem(d.key) }]));
-    return JSON.stringify({ gatewayUrl: info.url, caCertPem: readPem(info.ca), deviceBundles });
+    const apiKeys = Object.fromEntries(Object.entries(info.devices).flatMap(([name, d]) => (typeof d.apiKey === "string" ? [[name, d.apiKey]] : [])));
+    return JSON.stringify({ gatewayUrl: info.url, caCertPem: readPem(info.ca), deviceBundles, apiKeys });
 }
 
 /**

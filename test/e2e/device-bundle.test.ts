@@ -4,7 +4,7 @@
  * bundle from a stack-output document made from the sandbox state, and use the bundle (PEM,
  * PKCS#12, the generated curl and Python scripts) for successful requests; then
  * revoke it with device:revoke and see the same certificate refused while nothing reaches Ollama.
- * The same bundle is also checked against the HAProxy gateway.
+ * The same bundle is also checked against the HAProxy gateway, and with a per-device API key.
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -160,6 +160,28 @@ describe("device lifecycle against the real nginx", () => {
             const p12 = curl(sb, "/api/version", ["--cert-type", "P12", "--cert", `${file(`${DEVICE}.p12`)}:${passphrase}`, "--cacert", file("ca.crt")]);
             assert.equal(p12.status, 200, p12.body);
             assert.deepEqual(sb.ollamaRequests().map((r) => r.path), ["/api/version", "/api/version"]);
+        } finally {
+            await sb.stop();
+        }
+    });
+
+    test("a device enrolled with --api-key: the bundle's scripts send its key and pass; without the key the certificate alone is refused", async () => {
+        const stack = writeStackFile({ domain: "ollama.test", devices: [], gateway: { kind: "nginx" }, identity: { provider: "none" }, filter: { enabled: false } });
+        npmScript("device-add", ["--stack", stack, "--name", DEVICE, "--owner", "carol@example.com", "--api-key"]);
+        const sb = await startSandbox({ stack });
+        try {
+            const bundleDir = join(tempDir("zto-keyed-bundle-"), DEVICE);
+            npmScript("device-bundle", ["--name", DEVICE, "--out", bundleDir, "--sandbox", join(sb.stateDir, "sandbox.json")]);
+            const file = (n: string) => join(bundleDir, n);
+            assert.equal(readFileSync(file(`${DEVICE}.api-key`), "utf8").trim(), sb.info.devices[DEVICE].apiKey);
+            const script = spawnSync("sh", [file("curl-example.sh")], { encoding: "utf8" });
+            assert.equal(script.status, 0, script.stderr);
+            assert.match(script.stdout, /"version"/);
+            const py = runPythonExample(bundleDir);
+            assert.equal(py.status, 0, py.stderr);
+            const certOnly = curl(sb, "/api/version", ["--cert", file(`${DEVICE}.crt`), "--key", file(`${DEVICE}.key`), "--cacert", file("ca.crt")]);
+            assert.equal(certOnly.status, 401, certOnly.body);
+            assert.deepEqual(sb.ollamaRequests().map((r) => r.path), ["/api/version", "/v1/chat/completions"], "the keyless request never reached Ollama");
         } finally {
             await sb.stop();
         }
