@@ -5,6 +5,7 @@
  */
 import type { FilterRules, PiiDetector } from "../../components/filter/rules";
 import { ENDPOINTS, matchEndpoint, type Endpoint } from "../../components/gateway/endpoints";
+import { foldCompatibility } from "./fold";
 import { findJailbreak } from "./jailbreak";
 import { findPii, placeholder, redact, type PiiMatch } from "./pii";
 import { hasBodySpec, inspectBody, Refusal, setSlotText, slotText } from "./shape";
@@ -154,12 +155,30 @@ export function decide(policy: Policy, req: FilterRequest): Decision {
     const redactions: Partial<Record<PiiDetector, number>> = {};
     let rewritten = false;
     if (rules.pii.action !== "off") {
+        const detectors = rules.pii.detectors;
         for (const slot of inspection.texts) {
-            const value = slotText(slot);
-            const matches = findPii(value, rules.pii.detectors);
-            if (!matches.length) continue;
-            if (rules.pii.action === "block") return refuse(422, "pii_detected", `pii.${matches[0]!.type}`, facts);
-            setSlotText(slot, redactAll(value, matches, rules.pii.detectors, redactions));
+            const raw = slotText(slot);
+            // Both the text as sent and its folded form are scanned: folding reveals values hidden
+            // by invisible or full-width characters, and can also merge a value with a neighbour.
+            const folded = foldCompatibility(raw);
+            const rawMatches = findPii(raw, detectors);
+            const matches = folded === raw ? rawMatches : findPii(folded, detectors);
+            if (!matches.length && !rawMatches.length) continue;
+            if (rules.pii.action === "block") return refuse(422, "pii_detected", `pii.${(matches[0] ?? rawMatches[0])!.type}`, facts);
+            // Redaction rewrites the folded text (what the model would read anyway), then removes
+            // whatever the raw scan found as well.
+            let text = redactAll(folded, matches, detectors, redactions);
+            let replaced = false;
+            for (const m of folded === raw ? [] : rawMatches) {
+                const value = foldCompatibility(raw.slice(m.start, m.end));
+                if (text.includes(value)) {
+                    text = text.split(value).join(placeholder(m.type));
+                    redactions[m.type] = (redactions[m.type] ?? 0) + 1;
+                    replaced = true;
+                }
+            }
+            if (replaced) text = redactAll(text, findPii(text, detectors), detectors, redactions);
+            setSlotText(slot, text);
             rewritten = true;
         }
     }

@@ -6,6 +6,8 @@
  * input no matter how it is crafted (no regex runs on user text).
  */
 
+import { foldCompatibility } from "./fold";
+
 export interface JailbreakRule {
     /** Stable id reported as `rule` in refusals and audit events. */
     readonly id: string;
@@ -83,13 +85,10 @@ function compile(rules: readonly JailbreakRule[]): Vocabulary {
 }
 
 const VOCABULARY = compile(JAILBREAK_RULES);
-const INVISIBLE = /[\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]/g;
-const NON_ASCII = /[^\x00-\x7f]/;
 
 /** Lower-case, NFKC-folded text without invisible characters. */
 export function normalise(text: string): string {
-    const folded = NON_ASCII.test(text) ? text.normalize("NFKC").replace(INVISIBLE, "") : text;
-    return folded.toLowerCase();
+    return foldCompatibility(text).toLowerCase();
 }
 
 /** A step's window is `within` words and at most this many characters per word, so checking it is bounded. */

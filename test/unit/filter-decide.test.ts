@@ -197,6 +197,17 @@ describe("PII", () => {
         const d = forwarded(post("/api/chat", body, { policy: REDACT }));
         assert.equal(d.body!.toString(), JSON.stringify(body));
     });
+    test("invisible and full-width characters do not hide a value", () => {
+        refused(post("/api/chat", chat("mail bob\u200b@example.com")), 422, "pii_detected", "pii.email");
+        refused(post("/api/chat", chat("card ４１１１ １１１１ １１１１ １１１１")), 422, "pii_detected", "pii.payment-card");
+        const d = forwarded(post("/api/chat", chat("mail bob\u200b@exam\u00adple.com now"), { policy: REDACT }));
+        assert.equal(JSON.parse(d.body!.toString()).messages[0].content, "mail [REDACTED:email] now");
+    });
+    test("a value that folding glues to a neighbour is still removed", () => {
+        const d = forwarded(post("/api/chat", chat("pay 4111 1111 1111 1111\u200b5 later"), { policy: REDACT }));
+        const sent = JSON.parse(d.body!.toString()).messages[0].content as string;
+        assert.ok(!sent.includes("4111 1111 1111 1111"), sent);
+    });
     test("off: nothing is inspected for PII", () => {
         const off = compilePolicy(rulesWith({ pii: "off" }));
         forwarded(post("/api/chat", chat("mail bob@example.com"), { policy: off }));
