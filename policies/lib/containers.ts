@@ -7,8 +7,13 @@
 import type { PolicyResource } from "@pulumi/policy";
 import { TYPES, listOf, str, type Props } from "./policy-kit";
 
-/** Label naming a container's role (ollama, gateway, filter, oauth2-proxy). */
+/** Label naming a container's role (ollama, gateway, filter, oauth2-proxy, enclave). */
 export const ROLE_LABEL = "zero-trust-ollama.role";
+/**
+ * Roles that may publish a port: the gateway on the main host and, with a GPU node pool, each
+ * node's enclave proxy (reachable only from the gateway over the tailnet).
+ */
+export const INGRESS_ROLES: readonly string[] = ["gateway", "enclave"];
 /** Label whose value is the container path of the operator's encrypted model store. */
 export const ENCRYPTED_STORE_LABEL = "zero-trust-ollama.encrypted-store";
 /** Where Ollama keeps models unless OLLAMA_MODELS says otherwise (~/.ollama/models, run as root). */
@@ -60,7 +65,8 @@ export interface ContainerView {
     /** The image reference (repo:tag[@digest]); for an image id, the RemoteImage's `name`. */
     readonly imageRef: string;
     readonly isOllama: boolean;
-    readonly isGateway: boolean;
+    /** Gateway or enclave: a role allowed to publish a port. */
+    readonly isIngress: boolean;
 }
 
 /** Every container in the stack, with image ids traced back to the RemoteImage that pulled them. */
@@ -78,7 +84,7 @@ export function containersOf(resources: readonly PolicyResource[]): ContainerVie
             const image = str(props.image);
             const imageRef = refByImageId.get(image) ?? image;
             const role = roleOf(props);
-            return { resource, props, role, imageRef, isOllama: role === "ollama" || isOllamaImageRef(imageRef), isGateway: role === "gateway" };
+            return { resource, props, role, imageRef, isOllama: role === "ollama" || isOllamaImageRef(imageRef), isIngress: role !== undefined && INGRESS_ROLES.includes(role) };
         });
 }
 

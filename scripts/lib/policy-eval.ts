@@ -10,6 +10,7 @@ import type {
     EnforcementLevel,
     Policies,
     PolicyConfigSchema,
+    PolicyProviderResource,
     PolicyResource,
     ReportViolation,
     ResourceValidation,
@@ -20,6 +21,7 @@ import type {
 } from "@pulumi/policy";
 import type { PolicyConfigJSONSchema } from "@pulumi/policy/schema";
 import type { RecordedResource } from "./mock-program";
+import { mockOutputs } from "./mock-outputs";
 
 /**
  * The analyzer hands policies their props wrapped in this proxy (it throws on unknown values);
@@ -27,7 +29,6 @@ import type { RecordedResource } from "./mock-program";
  * own module: the package index also loads the gRPC server.
  */
 const { unknownCheckingProxy } = require("@pulumi/policy/proxy") as { unknownCheckingProxy<T extends object>(props: T): T };
-import { mockOutputs } from "./mock-outputs";
 
 /** One resource as the evaluator sees it. */
 export interface GraphResource {
@@ -41,6 +42,8 @@ export interface GraphResource {
     readonly outputs: Record<string, any>;
     readonly dependencies: readonly string[];
     readonly propertyDependencies: Readonly<Record<string, readonly string[]>>;
+    /** URN of the provider resource it is managed by, when known (stack exports record it). */
+    readonly provider?: string;
 }
 
 export interface Violation {
@@ -221,8 +224,14 @@ export function graphFromMockRun(resources: readonly RecordedResource[]): GraphR
             outputs: r.custom ? { ...inputs, ...mockOutputs(r.type, r.name, r.inputs) } : inputs,
             dependencies: [],
             propertyDependencies: {},
+            provider: providerUrnOf((r as { provider?: unknown }).provider),
         };
     });
+}
+
+/** `<provider urn>::<id>` -> the provider's URN (URNs contain "::" themselves). */
+function providerUrnOf(ref: unknown): string | undefined {
+    return typeof ref === "string" && ref.includes("::") ? ref.slice(0, ref.lastIndexOf("::")) : undefined;
 }
 
 /** Key under which Pulumi's wire format marks special values (secrets, resource references). */
@@ -299,6 +308,7 @@ export function graphFromStackExport(doc: unknown, source: string): GraphResourc
         if (typeof r.type !== "string" || !r.type) problems.push(`${at}.type: must be a resource type token`);
         for (const k of ["inputs", "outputs", "propertyDependencies"]) if (r[k] !== undefined && !isObject(r[k])) problems.push(`${at}.${k}: must be an object`);
         if (r.parent !== undefined && typeof r.parent !== "string") problems.push(`${at}.parent: must be a URN string`);
+        if (r.provider !== undefined && typeof r.provider !== "string") problems.push(`${at}.provider: must be a provider reference (<urn>::<id>)`);
         if (r.dependencies !== undefined && !strings(r.dependencies)) problems.push(`${at}.dependencies: must be an array of URNs`);
         if (isObject(r.propertyDependencies)) {
             for (const [k, v] of Object.entries(r.propertyDependencies)) if (!strings(v)) problems.push(`${at}.propertyDependencies.${k}: must be an array of URNs`);
@@ -317,6 +327,7 @@ export function graphFromStackExport(doc: unknown, source: string): GraphResourc
                 outputs: Object.keys(outputs).length ? outputs : inputs,
                 dependencies: (r.dependencies as string[] | undefined) ?? [],
                 propertyDependencies: (r.propertyDependencies as Record<string, string[]> | undefined) ?? {},
+                provider: providerUrnOf(r.provider),
             },
         ];
     });
@@ -346,9 +357,23 @@ function optionsOf(r: GraphResource) {
     return { protect: false, ignoreChanges: [], aliases: [], customTimeouts: { createSeconds: 0, updateSeconds: 0, deleteSeconds: 0 }, additionalSecretOutputs: [], parent: r.parent };
 }
 
+/** The analyzer's view of a resource's provider: its type, name, URN and (when in the graph) its state. */
+function providerResolver(graph: readonly GraphResource[]): (r: GraphResource) => PolicyProviderResource | undefined {
+    const byUrn = new Map(graph.map((g) => [g.urn, g]));
+    return (r) => {
+        if (!r.provider) return undefined;
+        const p = byUrn.get(r.provider);
+        const i = r.provider.lastIndexOf("::");
+        // urn:pulumi:<stack>::<project>::<parent type>$<type>::<name>
+        const qualifiedType = r.provider.slice(r.provider.lastIndexOf("::", i - 1) + 2, i);
+        return { type: p?.type ?? qualifiedType.slice(qualifiedType.lastIndexOf("$") + 1), props: p?.outputs ?? {}, urn: r.provider, name: p?.name ?? r.provider.slice(i + 2) };
+    };
+}
+
 async function runResourcePolicy(rp: ResolvedPolicy, graph: readonly GraphResource[], out: Violation[]): Promise<void> {
     const policy = rp.policy as ResourceValidationPolicy;
     const validations = ([] as ResourceValidation[]).concat(policy.validateResource ?? []);
+    const providerOf = providerResolver(graph);
     for (const validate of validations) {
         const onlyType = (validate as { __pulumiType?: string }).__pulumiType;
         for (const r of graph) {
@@ -367,6 +392,8 @@ async function runResourcePolicy(rp: ResolvedPolicy, graph: readonly GraphResour
                 getConfig: <T extends object>() => structuredClone(rp.config) as T,
                 notApplicable,
             };
+            const provider = providerOf(r);
+            if (provider) args.provider = provider;
             try {
                 await validate(args, report);
             } catch (e) {
@@ -379,6 +406,7 @@ async function runResourcePolicy(rp: ResolvedPolicy, graph: readonly GraphResour
 /** PolicyResource objects linked to their parents and dependencies, as the analyzer builds them. */
 function stackResources(graph: readonly GraphResource[]): PolicyResource[] {
     const byUrn = new Map<string, PolicyResource>();
+    const providerOf = providerResolver(graph);
     const built = graph.map((r) => {
         const props = unknownCheckingProxy(r.outputs);
         const pr: PolicyResource = {
@@ -392,6 +420,8 @@ function stackResources(graph: readonly GraphResource[]): PolicyResource[] {
             isType: (cls) => isTypeOf(r.type, cls),
             asType: ((cls: unknown) => (isTypeOf(r.type, cls) ? props : undefined)) as PolicyResource["asType"],
         };
+        const provider = providerOf(r);
+        if (provider) pr.provider = provider;
         byUrn.set(r.urn, pr);
         return pr;
     });

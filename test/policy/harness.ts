@@ -14,9 +14,9 @@ export function res(type: string, name: string, props: Record<string, any>, outp
 export const IMAGE_ID = `sha256:${"a".repeat(64)}`;
 export const DIGEST = `sha256:${"b".repeat(64)}`;
 
-/** Container props as the program builds them: hardened, labelled, on the internal network. */
-export function containerProps(role: Role, extra: Record<string, any> = {}): Record<string, any> {
-    return { image: IMAGE_ID, ...hardenedContainerArgs(role, {}), networksAdvanced: [{ name: "zto-test-internal" }], ...extra };
+/** Container props as the program builds them: hardened, labelled with `role`, on the internal network. */
+export function containerProps(role: string, extra: Record<string, any> = {}): Record<string, any> {
+    return { image: IMAGE_ID, ...hardenedContainerArgs(role as Role, {}), networksAdvanced: [{ name: "zto-test-internal" }], ...extra };
 }
 
 export const CONTAINER = "docker:index/container:Container";

@@ -32,6 +32,18 @@ interface Finding {
     message: string;
 }
 
+/** The provider as the CLI describes it to the analyzer (type, name, URN, state). */
+function providerOf(r: GraphResource, graph: GraphResource[]) {
+    const p = r.provider ? graph.find((x) => x.urn === r.provider) : undefined;
+    if (!p) return undefined;
+    const out = new analyzerProto.AnalyzerProviderResource();
+    out.setType(p.type);
+    out.setUrn(p.urn);
+    out.setName(p.name);
+    out.setProperties(Struct.fromJavaScript(p.outputs));
+    return out;
+}
+
 function options(parent?: string) {
     const o = new analyzerProto.AnalyzerResourceOptions();
     o.setProtect(false);
@@ -88,6 +100,7 @@ describe("the pack served by the real CrossGuard server", () => {
             req.setName(r.name);
             req.setProperties(Struct.fromJavaScript(r.inputs));
             req.setOptions(options(r.parent));
+            if (providerOf(r, graph)) req.setProvider(providerOf(r, graph));
             collect(await rpc("analyze", req), () => r.urn);
         }
         const stackReq = new analyzerProto.AnalyzeStackRequest();
@@ -101,6 +114,7 @@ describe("the pack served by the real CrossGuard server", () => {
                 a.setOptions(options(r.parent));
                 if (r.parent) a.setParent(r.parent);
                 a.setDependenciesList([...r.dependencies]);
+                if (providerOf(r, graph)) a.setProvider(providerOf(r, graph));
                 return a;
             }),
         );
@@ -150,6 +164,11 @@ describe("the pack served by the real CrossGuard server", () => {
         breakIt(graph, "entra-principal", (p) => (p.appRoleAssignmentRequired = false));
         breakIt(graph, "tailnet-acl", (p) => (p.acl = JSON.stringify({ grants: [{ src: ["*"], dst: ["tag:ai-server"], ip: ["*"] }] })));
         breakIt(graph, "oauth2-proxy-cookie-secret", (p) => (p.length = 16));
-        await assertSameFindings(graph, 8);
+        // A second ingress-role container on the gateway's Docker host: only the provider tells.
+        breakIt(graph, "filter-container", (p) => Object.assign(p, { labels: [{ label: "zero-trust-ollama.role", value: "enclave" }], ports: [{ internal: 8443, external: 11443, ip: "127.0.0.1" }] }));
+        const dockerProvider = graph.find((r) => r.type === "pulumi:providers:docker" && r.name === "docker")!.urn;
+        for (const r of graph) if (r.name === "filter-container" || r.name === "gateway-container") Object.assign(r, { provider: dockerProvider });
+        await assertSameFindings(graph, 10);
+        assert.ok((await analyzeWithServer(graph)).some((f) => /publishes on the same Docker host as filter-container/.test(f.message)), "the per-host check ran with the providers the CLI sends");
     });
 });

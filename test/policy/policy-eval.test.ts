@@ -74,7 +74,7 @@ describe("the pack itself", () => {
         const names = POLICIES.map((p) => p.name);
         assert.equal(new Set(names).size, names.length);
         for (const p of POLICIES) {
-            assert.match(p.name, /^(ollama|gateway|container|image|tls|entra|tailscale|random)-(disallow|require|restrict|limit)-[a-z0-9-]+$/, p.name);
+            assert.match(p.name, /^[a-z0-9]+-(disallow|require|restrict|limit)-[a-z0-9-]+$/, p.name);
             assert.ok(p.description.length > 60, `${p.name}: description too short to say what and why`);
             assert.ok(p.enforcementLevel === "mandatory" || p.enforcementLevel === "advisory", p.name);
         }
@@ -124,6 +124,16 @@ describe("stack export reading", () => {
         const msg = shapeError({ deployment: { resources: [{ urn: "urn:pulumi:s::p::t::a", type: "t" }, { urn: "nope", inputs: [] }, 7, { urn: "urn:pulumi:s::p::t::b", type: "t", dependencies: [1] }] } });
         for (const re of [/resources\[1\]\.urn: must be a URN/, /resources\[1\]\.type: must be a resource type token/, /resources\[1\]\.inputs: must be an object/, /resources\[2\]: must be an object/, /resources\[3\]\.dependencies: must be an array of URNs/]) assert.match(msg, re);
         assert.deepEqual(graphFromStackExport({ version: 3, deployment: {} }, "empty.json"), [], "a stack with no resources is valid");
+    });
+    test("a resource's provider reference (<urn>::<id>) reaches the policies as the analyzer's provider object", async () => {
+        const prov = "urn:pulumi:s::p::zero-trust-ollama:node:GpuNode$pulumi:providers:docker::node-a-docker";
+        const doc = { version: 3, deployment: { resources: [{ urn: prov, type: "pulumi:providers:docker", inputs: { host: "ssh://a" }, outputs: { host: "ssh://a" } }, { urn: "urn:pulumi:s::p::docker:index/container:Container::c", type: CONTAINER, provider: `${prov}::0b6f-id`, inputs: {} }, { urn: "urn:pulumi:s::p::docker:index/container:Container::d", type: CONTAINER, provider: "urn:pulumi:s::p::pulumi:providers:docker::gone::x", inputs: {} }] } };
+        const graph = graphFromStackExport(doc, "p.json");
+        assert.equal(graph[1].provider, prov);
+        const seen: unknown[] = [];
+        const probe: StackValidationPolicy = { name: "t-prov", description: "d", validateStack: (args) => void seen.push(...args.resources.filter((r) => r.type === CONTAINER).map((r) => [r.provider?.type, r.provider?.name, r.provider?.props.host])) };
+        await evaluatePolicies(resolvePolicyConfig([probe]), graph);
+        assert.deepEqual(seen, [["pulumi:providers:docker", "node-a-docker", "ssh://a"], ["pulumi:providers:docker", "gone", undefined]]);
     });
     test("old copies of replaced resources (delete: true) are not part of the stack", () => {
         const urn = "urn:pulumi:s::p::docker:index/container:Container::c";

@@ -83,7 +83,7 @@ describe("ollama-require-internal-network (stack)", () => {
 
 describe("gateway-require-single-ingress (stack)", () => {
     const p = [gatewayRequireSingleIngress];
-    const gw = (ports: any[], extra: Record<string, any> = {}) => container("gateway", containerProps("gateway", { ports, ...extra }));
+    const gw = (ports: any[], extra: Record<string, any> = {}) => container("gateway-container", containerProps("gateway", { ports, ...extra }));
     test("passes a gateway bound to loopback or a Tailscale address", async () => {
         for (const ip of ["127.0.0.1", "::1", "[::1]", "100.101.102.103", "fd7a:115c:a1e0::1234"]) {
             assert.deepEqual(await messages(p, [gw([{ internal: 8443, external: 443, ip }]), container("ollama", ollamaProps())]), [], ip);
@@ -95,8 +95,17 @@ describe("gateway-require-single-ingress (stack)", () => {
         }
         await assertFails(p, [gw([{ internal: 8443, external: 443 }])], [/unset address/]);
     });
+    test("GPU node pool: each node's enclave may publish on its own Docker host, never beside another ingress", async () => {
+        const onHost = (r: ReturnType<typeof container>, host: string) => ({ ...r, provider: `urn:pulumi:test::zero-trust-ollama::pulumi:providers:docker::${host}` });
+        const enclave = (name: string, ip: string) => container(name, containerProps("enclave", { ports: [{ internal: 8443, external: 11443, ip }] }));
+        const main = onHost(gw([{ internal: 8443, external: 443, ip: "127.0.0.1" }]), "docker");
+        assert.deepEqual(await messages(p, [main, onHost(enclave("node-a-enclave", "100.70.0.1"), "node-a-docker"), onHost(enclave("node-b-enclave", "100.70.0.2"), "node-b-docker")]), []);
+        await assertFails(p, [main, onHost(enclave("node-a-enclave", "100.70.0.1"), "docker")], [/gateway-container publishes on the same Docker host as node-a-enclave/, /node-a-enclave publishes on the same Docker host as gateway-container/]);
+        await assertFails(p, [onHost(enclave("node-a-enclave", "0.0.0.0"), "node-a-docker")], [/node-a-enclave \("enclave"\) publishes port 11443 on "0.0.0.0"/]);
+    });
+
     test("fails any other publishing container, a second gateway and publishAllPorts", async () => {
-        await assertFails(p, [gw([{ internal: 8443, external: 443, ip: "127.0.0.1" }]), container("filter", containerProps("filter", { ports: [{ internal: 8080, external: 8080, ip: "127.0.0.1" }] }))], [/filter \(role "filter"\) publishes to the host/]);
+        await assertFails(p, [gw([{ internal: 8443, external: 443, ip: "127.0.0.1" }]), container("filter", containerProps("filter", { ports: [{ internal: 8080, external: 8080, ip: "127.0.0.1" }] }))], [/filter \(role "filter"\) publishes to the host; only the gateway/]);
         await assertFails(p, [gw([{ internal: 8443, external: 443, ip: "127.0.0.1" }]), container("gateway-2", containerProps("gateway", { ports: [{ internal: 8443, external: 8444, ip: "127.0.0.1" }] }))], [/second gateway container/]);
         await assertFails(p, [gw([], { publishAllPorts: true })], [/publishAllPorts/]);
         await assertFails(p, [container("x", { ...containerProps("filter"), labels: [], networkMode: "host" })], [/unlabelled/]);
@@ -289,6 +298,22 @@ describe("Tailscale ACL policies", () => {
         await assertFails(p, [gateway, grant({ src: ["mallory@example.com"], dst: ["tag:ai-server"], ip: ["tcp:443"] })], [/"mallory@example.com"/], { "tailscale-restrict-server-access": { allowedUsers: ["alice@example.com"] } });
         assert.deepEqual(await messages(p, [gateway, grant({ src: ["tag:ai-client"], dst: ["tag:other"], ip: ["*"] })]), [], "rules not reaching the server are out of scope");
     });
+    test("tailscale-restrict-server-access: GPU nodes are reachable only from the server tag, only on the enclave port", async () => {
+        const p = [tailscaleRestrictServerAccess];
+        const pool = JSON.stringify({
+            grants: [
+                { src: ["tag:ai-client"], dst: ["tag:ai-server"], ip: ["tcp:443"] },
+                { src: ["tag:ai-server"], dst: ["tag:ai-node"], ip: ["tcp:11443"] },
+            ],
+            tests: [{ src: "tag:ai-server", accept: ["tag:ai-node:11443"], deny: ["tag:ai-node:11434"] }, { src: "tag:ai-client", accept: ["tag:ai-server:443"], deny: ["tag:ai-node:11443"] }],
+        });
+        const enclave = container("node-a-enclave", containerProps("enclave", { ports: [{ internal: 8443, external: 11443, ip: "100.70.0.1" }] }));
+        assert.deepEqual(await messages(all, [gateway, enclave, acl(pool)]), []);
+        const grant = (g: Record<string, unknown>) => acl(JSON.stringify({ grants: [g] }));
+        await assertFails(p, [gateway, enclave, grant({ src: ["tag:ai-client"], dst: ["tag:ai-node"], ip: ["tcp:11443"] })], [/"tag:ai-client" reach tag:ai-node; only tag:ai-server may/]);
+        await assertFails(p, [gateway, enclave, grant({ src: ["tag:ai-server"], dst: ["tag:ai-node"], ip: ["tcp:11434"] })], [/opens tag:ai-node:11434; only the enclave port 11443/]);
+    });
+
     test("tailscale-restrict-server-access: without a published gateway the port must come from policy config", async () => {
         const p = [tailscaleRestrictServerAccess];
         await assertFails(p, [acl(rendered)], [/set gatewayPorts in policy config/]);
