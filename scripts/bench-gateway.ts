@@ -4,7 +4,8 @@
  * Measures, in one run on 127.0.0.1, what the zero-trust gateway costs over Ollama reached
  * directly, and over a bare TLS-terminating `proxy_pass` nginx, and prints one JSON document:
  *   throughput  requests/s, p50/p99 latency; keep-alive and one new connection per request,
- *               for (a) the stub Ollama direct, (b) bare nginx (server TLS only, rendered here),
+ *               for (a) the stub Ollama direct, (b) bare nginx (server TLS only, rendered here)
+ *               and, with haproxy, a bare TLS-terminating haproxy too,
  *               (c) the full gateway of each kind (mTLS, allowlist, limits lifted, headers, log)
  *   sequential  one request at a time over keep-alive: added p50 latency of (c) over (a)
  *   streaming   time to first token and gaps between tokens, direct vs through the gateway
@@ -356,6 +357,34 @@ http {
 `;
 }
 
+/**
+ * The haproxy counterpart of bareNginxConf (measured with --kinds haproxy): what a seed-002
+ * operator writes by hand, TLS termination and forwarding only. `pem` holds certificate and key.
+ */
+function bareHaproxyCfg(port: number, stubPort: number, pem: string): string {
+    return `defaults
+    mode http
+    timeout connect 5s
+    timeout client 60s
+    timeout server 600s
+frontend bare
+    bind 127.0.0.1:${port} ssl crt ${pem} ssl-min-ver TLSv1.3 alpn http/1.1
+    default_backend ollama
+backend ollama
+    server ollama 127.0.0.1:${stubPort}
+`;
+}
+
+async function startBareHaproxy(dir: string, stubPort: number, tls: CertPair): Promise<{ port: number; pid: number }> {
+    const port = await freePort();
+    const pem = join(dir, "bare-haproxy.pem");
+    writeFileSync(pem, readFileSync(tls.cert, "utf8") + readFileSync(tls.key, "utf8"), { mode: 0o600 });
+    writeFileSync(join(dir, "bare-haproxy.cfg"), bareHaproxyCfg(port, stubPort, pem));
+    const child = startChild("haproxy", ["-db", "-f", join(dir, "bare-haproxy.cfg")], join(dir, "bare-haproxy.out"));
+    await waitForListener("127.0.0.1", port, () => child.exitCode === null);
+    return { port, pid: child.pid! };
+}
+
 async function startNginx(confFile: string, prefix: string, port: number, logFile: string): Promise<number> {
     const child = startChild("nginx", ["-c", confFile, "-p", prefix, "-e", logFile, "-g", "daemon off;"], logFile);
     await waitForListener("127.0.0.1", port, () => child.exitCode === null);
@@ -437,6 +466,11 @@ async function main(): Promise<void> {
         direct: { host: "127.0.0.1", port: stubPort, hostHeader: `127.0.0.1:${stubPort}` },
         bareNginx: { host: "127.0.0.1", port: barePort, hostHeader: `127.0.0.1:${barePort}`, tls: { ca } },
     };
+    if (kinds.includes("haproxy")) {
+        const bare = await startBareHaproxy(dir, stubPort, pki.server);
+        serverPids.bareHaproxy = bare.pid;
+        targets.bareHaproxy = { host: "127.0.0.1", port: bare.port, hostHeader: `127.0.0.1:${bare.port}`, tls: { ca } };
+    }
     for (const kind of kinds) {
         const { port, pid } = await startFullGateway(kind, dir, stubPort, pki);
         serverPids[`gateway:${kind}`] = pid;
@@ -493,6 +527,13 @@ async function main(): Promise<void> {
                 target: `gap p50 within 2 ms of direct (${STREAM_INTERVAL_MS} ms tokens), every token its own read`,
                 met: gapDelta <= 2 && stream[g].readsPerAnswer >= STREAM_TOKENS,
             },
+            // Same binary on both sides: what the gateway's policy costs over a hand-written haproxy.
+            ...(kind === "haproxy"
+                ? {
+                      keepAliveThroughputVsBareHaproxy: { value: round(median(rounds.keepAlive[g].map((x, i) => x.requestsPerSecond / rounds.keepAlive.bareHaproxy[i].requestsPerSecond).sort((a, b) => a - b))), note: "informational (median of per-round ratios)" },
+                      keepAliveServerCpuPerRequestVsBareHaproxy: { value: round(throughput.keepAlive[g].serverCpuMicrosPerRequest! / throughput.keepAlive.bareHaproxy.serverCpuMicrosPerRequest!), note: "informational" },
+                  }
+                : {}),
         };
     }
 
