@@ -85,6 +85,16 @@ describe("npm run plan", () => {
         assert.doesNotMatch(r.stdout, /AAABAGFhYWFh/);
     });
 
+    test("a Tailscale host-name lookup is answered offline with a placeholder address", () => {
+        const prod = readFileSync(join(ROOT, "Pulumi.prod.yaml"), "utf8");
+        assert.match(prod, /^ {4}serverAddress: .*\n/m);
+        const stack = write("Pulumi.lookup.yaml", prod.replace(/^ {4}serverAddress: .*\n/m, ""));
+        const r = run("plan", ["--stack", stack, "--json"]);
+        assert.equal(r.code, 0, r.stderr);
+        const gateway = (JSON.parse(r.stdout) as { resources: { name: string; inputs: { ports?: { ip: string }[] } }[] }).resources.find((x) => x.name === "gateway-container");
+        assert.deepEqual(gateway?.inputs.ports?.map((p) => p.ip), ["100.64.0.1"]);
+    });
+
     test("invalid stack config: exit 2 naming every offending key, nothing else", () => {
         const stack = write("Pulumi.bad.yaml", "config:\n  zero-trust-ollama:domain: NOT A DOMAIN\n  zero-trust-ollama:gateway:\n    port: 0\n    colour: blue\n");
         const r = run("plan", ["--stack", stack]);
