@@ -6,9 +6,10 @@
  */
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import type { StackConfig } from "./config";
+import type { NodePoolSettings, StackConfig } from "./config";
 import { HAPROXY_CONFIG_FILE, HAPROXY_DEVICE_MAPS, renderHaproxyFiles } from "./gateway/haproxy";
 import { renderNginxConf } from "./gateway/nginx";
+import { deriveNodePool } from "./gateway/node-spec";
 import { deriveGatewaySpec, type GatewayPlacement, type GatewaySpec } from "./gateway/spec";
 import { hardenedContainerArgs, type LoggingTarget } from "./hardening";
 
@@ -118,6 +119,20 @@ export interface GatewayArgs {
     readonly oauth2Proxy?: GatewayNeighbour;
     /** Where container logs (the JSON access log on stdout) go. */
     readonly logging: LoggingTarget;
+    /** ollama.nodes: the GPU node pool the gateway routes to (nginx only). */
+    readonly nodePool?: GatewayNodePoolArgs;
+}
+
+/** Port of the pool router inside the gateway container (internal network; never published). */
+export const NODE_ROUTER_PORT = 8480;
+const NODE_CLIENT_TLS = { cert: `${GATEWAY_CONFIG_DIR}/tls/node-client.crt`, key: `${GATEWAY_CONFIG_DIR}/tls/node-client.key` };
+
+export interface GatewayNodePoolArgs {
+    /** The resolved pool settings (nodes, models, default model, fail timeout). */
+    readonly settings: NodePoolSettings;
+    /** The gateway's client certificate towards the enclaves, and its key (secret). */
+    readonly clientCertPem: pulumi.Input<string>;
+    readonly clientKeyPem: pulumi.Input<string>;
 }
 
 /** Addresses a host may publish on: loopback, or the Tailscale ranges; never a wildcard. */
@@ -156,7 +171,21 @@ export class Gateway extends pulumi.ComponentResource {
                     accessLog: "stdout",
                     errorLog: "stderr",
                 };
-                return flavor.render(deriveGatewaySpec(cfg, devices, placement));
+                const pool = args.nodePool?.settings;
+                const withPool: GatewayPlacement = pool
+                    ? {
+                          ...placement,
+                          // Without the filter the gateway's own hop is the router on loopback.
+                          ollama: { host: "127.0.0.1", port: NODE_ROUTER_PORT },
+                          nodePool: deriveNodePool(
+                              pool,
+                              Object.fromEntries(pool.nodes.map((n) => [n.name, { host: n.tailscaleAddress, port: pool.enclavePort }])),
+                              { ...NODE_CLIENT_TLS, ca: flavor.tlsFiles.ca },
+                              { host: "0.0.0.0", port: NODE_ROUTER_PORT },
+                          ),
+                      }
+                    : placement;
+                return flavor.render(deriveGatewaySpec(cfg, devices, withPool));
             });
         this.renderedConfig = files.apply((f) => f[flavor.configFile]);
 
@@ -185,6 +214,12 @@ export class Gateway extends pulumi.ComponentResource {
                     { file: flavor.tlsFiles.cert, content: args.serverCertPem, ...readable },
                     { file: flavor.tlsFiles.ca, content: args.caCertPem, ...readable },
                     { file: flavor.tlsFiles.key, content: pulumi.secret(args.serverKeyPem), owner: uid, group: gid, permissions: "0400" },
+                    ...(args.nodePool
+                        ? [
+                              { file: NODE_CLIENT_TLS.cert, content: args.nodePool.clientCertPem, ...readable },
+                              { file: NODE_CLIENT_TLS.key, content: pulumi.secret(args.nodePool.clientKeyPem), owner: uid, group: gid, permissions: "0400" },
+                          ]
+                        : []),
                 ],
                 memory: 256,
                 ulimits: [{ name: "nofile", soft: 16384, hard: 16384 }],

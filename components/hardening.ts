@@ -9,7 +9,7 @@ export const ROLE_LABEL = "zero-trust-ollama.role";
 /** Label marking the container path that holds the operator's encrypted model store. */
 export const ENCRYPTED_STORE_LABEL = "zero-trust-ollama.encrypted-store";
 
-export type Role = "ollama" | "gateway" | "filter" | "oauth2-proxy";
+export type Role = "ollama" | "gateway" | "filter" | "oauth2-proxy" | "enclave";
 
 export interface LoggingTarget {
     /** udp://host:port or tcp://host:port; absent means local json-file logs with rotation. */

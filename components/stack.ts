@@ -4,12 +4,13 @@
  */
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import { DEFAULT_IMAGES, type StackConfig } from "./config";
+import { DEFAULT_IMAGES, nodePoolSettings, type StackConfig } from "./config";
 import { PromptFilter } from "./filter";
 import { renderFilterRules } from "./filter/rules";
-import { Gateway } from "./gateway";
+import { Gateway, NODE_ROUTER_PORT } from "./gateway";
 import { deployIdentity } from "./identity";
 import { Network } from "./network";
+import { GpuNode } from "./node";
 import { OLLAMA_PORT, OllamaRuntime } from "./ollama";
 import { Pki } from "./pki";
 import { Tailnet } from "./tailnet";
@@ -42,6 +43,8 @@ export interface StackOutputs {
     readonly filterAddress?: pulumi.Output<string>;
     /** Device name -> static API key, for devices with apiKey: true (secret). */
     readonly apiKeys?: pulumi.Output<Record<string, string>>;
+    /** ollama.nodes: node name -> single-use key that enrols the node into the tailnet with the node tag (secret). */
+    readonly nodeAuthKeys?: pulumi.Output<Record<string, string>>;
 }
 
 /** A secret the validated config says is present; its absence means the caller forgot to pass it. */
@@ -55,6 +58,8 @@ export function deployStack(cfg: StackConfig, secrets: StackSecrets = {}): Stack
     const namePrefix = `zto-${stack}`;
     const provider = new docker.Provider("docker", { host: cfg.docker.host });
     const logging = { syslogAddress: cfg.siem.syslogAddress };
+    // ollama.nodes: Ollama runs on the GPU nodes (each its own enclave), not next to the gateway.
+    const pool = nodePoolSettings(cfg);
 
     const pki = new Pki("pki", {
         organization: cfg.domain,
@@ -65,21 +70,50 @@ export function deployStack(cfg: StackConfig, secrets: StackSecrets = {}): Stack
         caValidityDays: cfg.pki.caValidityDays,
         serverCertValidityDays: cfg.pki.serverCertValidityDays,
         clientCertValidityDays: cfg.pki.clientCertValidityDays,
+        ...(pool ? { nodes: pool.nodes.map((n) => ({ name: n.name, address: n.tailscaleAddress })) } : {}),
     });
 
     const network = new Network("network", { provider, namePrefix, egress: cfg.identity.provider !== "none" });
 
-    const ollama = new OllamaRuntime("ollama", {
-        provider,
-        image: cfg.ollama.image,
-        gpus: cfg.ollama.gpus,
-        modelsPath: cfg.ollama.modelsPath,
-        internalNetwork: network.internal.name,
-        containerName: `${namePrefix}-ollama`,
-        memoryLimitMiB: cfg.ollama.memoryLimitMiB,
-        keepAlive: cfg.ollama.keepAlive,
-        logging,
-    });
+    const ollama = pool
+        ? undefined
+        : new OllamaRuntime("ollama", {
+              provider,
+              image: cfg.ollama.image,
+              gpus: cfg.ollama.gpus,
+              modelsPath: cfg.ollama.modelsPath,
+              internalNetwork: network.internal.name,
+              containerName: `${namePrefix}-ollama`,
+              memoryLimitMiB: cfg.ollama.memoryLimitMiB,
+              keepAlive: cfg.ollama.keepAlive,
+              logging,
+          });
+    const gatewayContainerName = `${namePrefix}-gateway`;
+    // With a pool, "Ollama" as the filter sees it is the gateway's pool router on the internal network.
+    const ollamaAddress = ollama ? ollama.internalAddress : pulumi.output(`${gatewayContainerName}:${NODE_ROUTER_PORT}`);
+
+    // Named by node name: removing a node removes exactly its provider, networks, Ollama and enclave.
+    for (const n of pool?.nodes ?? []) {
+        new GpuNode(`node-${n.name}`, {
+            dockerHost: n.dockerHost,
+            namePrefix: `${namePrefix}-${n.name}`,
+            ollamaImage: cfg.ollama.image,
+            enclaveImage: cfg.gateway.image ?? DEFAULT_IMAGES.nginx,
+            gpus: n.gpus,
+            modelsPath: n.modelsPath,
+            memoryLimitMiB: cfg.ollama.memoryLimitMiB,
+            keepAlive: cfg.ollama.keepAlive,
+            tailscaleAddress: n.tailscaleAddress,
+            enclavePort: pool!.enclavePort,
+            caCertPem: pki.caCertPem,
+            serverCertPem: pki.nodeServerCerts[n.name].certPem,
+            serverKeyPem: pki.nodeServerCerts[n.name].keyPem,
+            gatewayFingerprintSha1: pki.gatewayClient!.fingerprintSha1,
+            maxBodyKiB: cfg.gateway.maxBodyKiB,
+            upstreamTimeoutSeconds: cfg.gateway.upstreamTimeoutSeconds,
+            logging,
+        });
+    }
 
     // Inline between gateway and Ollama: when enabled, the gateway's upstream is `filter.upstream`.
     const filter = cfg.filter.enabled
@@ -88,7 +122,7 @@ export function deployStack(cfg: StackConfig, secrets: StackSecrets = {}): Stack
               rules: renderFilterRules(cfg),
               internalNetwork: network.internal.name,
               containerName: `${namePrefix}-filter`,
-              ollamaAddress: ollama.internalAddress,
+              ollamaAddress,
               imageName: `${namePrefix}-filter:local`,
           })
         : undefined;
@@ -121,6 +155,7 @@ export function deployStack(cfg: StackConfig, secrets: StackSecrets = {}): Stack
               serverHostname: cfg.gateway.listen === "tailscale" ? ts.serverHostname : undefined,
               // Config validation requires logstreamUrl and the token whenever logstream is on.
               logstream: ts.logstream === "off" ? undefined : { destination: ts.logstream, url: ts.logstreamUrl!, token: requiredSecret(secrets.tailscaleLogstreamToken, "tailscaleLogstreamToken") },
+              ...(pool ? { nodes: { tag: pool.nodeTag, enclavePort: pool.enclavePort, names: pool.nodes.map((n) => n.name) } } : {}),
           })
         : undefined;
     // Config validation guarantees a Tailnet with an address (given or looked up) for listen: tailscale.
@@ -136,13 +171,14 @@ export function deployStack(cfg: StackConfig, secrets: StackSecrets = {}): Stack
         serverKeyPem: pki.serverPrivateKeyPem,
         edgeNetwork: network.edge.name,
         internalNetwork: network.internal.name,
-        containerName: `${namePrefix}-gateway`,
+        containerName: gatewayContainerName,
         publishAddress: gatewayListenAddress,
         publishPort: cfg.gateway.port,
-        ollama: { host: ollama.containerName, port: OLLAMA_PORT },
+        ollama: ollama ? { host: ollama.containerName, port: OLLAMA_PORT } : { host: "127.0.0.1", port: NODE_ROUTER_PORT },
         filter: filter && { host: filter.containerName, port: filter.upstream.port },
         oauth2Proxy: identity.oauth2Proxy && { host: identity.oauth2Proxy.containerName, port: identity.oauth2Proxy.port },
         logging,
+        ...(pool ? { nodePool: { settings: pool, clientCertPem: pki.gatewayClient!.certPem, clientKeyPem: pki.gatewayClient!.keyPem } } : {}),
     });
 
     const devicesByName = new Map(cfg.devices.map((d) => [d.name, d]));
@@ -164,5 +200,6 @@ export function deployStack(cfg: StackConfig, secrets: StackSecrets = {}): Stack
         tailnetServerAuthKey: tailnet?.serverAuthKey,
         identity: identity.publicInfo,
         apiKeys: identity.apiKeys?.keys,
+        ...(pool && tailnet ? { nodeAuthKeys: pulumi.secret(pulumi.all(tailnet.nodeAuthKeys)) } : {}),
     };
 }

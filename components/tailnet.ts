@@ -11,7 +11,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as tailscale from "@pulumi/tailscale";
 import { formatProblems, isTailscaleAddress, keyPath } from "./config";
-import { renderTailnetPolicy, tailnetPolicyJson, type TailnetPolicy } from "./tailnet/acl";
+import { renderTailnetPolicy, tailnetPolicyJson, type TailnetNodePool, type TailnetPolicy } from "./tailnet/acl";
 
 /** Invoke token of the device lookup (mocked in tests). */
 export const GET_DEVICE_TOKEN = "tailscale:index/getDevice:getDevice";
@@ -59,6 +59,8 @@ export interface TailnetArgs {
     readonly serverHostname?: string;
     /** Stream tailnet network-flow and configuration logs to this SIEM. */
     readonly logstream?: TailnetLogstream;
+    /** ollama.nodes: the node tag and enclave port (policy), and the node names (one enrolment key each). */
+    readonly nodes?: TailnetNodePool & { readonly names: readonly string[] };
 }
 
 /**
@@ -96,6 +98,8 @@ export class Tailnet extends pulumi.ComponentResource {
     public readonly acl?: tailscale.Acl;
     /** Per device name: its tags and authorisation. */
     public readonly devices: Readonly<Record<string, { tags: tailscale.DeviceTags; authorization: tailscale.DeviceAuthorization }>>;
+    /** Per GPU node name: its single-use, node-tagged enrolment key (secret; empty without ollama.nodes). */
+    public readonly nodeAuthKeys: Readonly<Record<string, pulumi.Output<string>>>;
     /** Pre-authorised, single-use, server-tagged key that enrols the gateway host (secret). */
     public readonly serverAuthKey: pulumi.Output<string>;
     /** The server's Tailscale address (given or looked up); undefined when neither address nor host name is given. */
@@ -143,6 +147,20 @@ export class Tailnet extends pulumi.ComponentResource {
             afterPolicy,
         );
         this.serverAuthKey = pulumi.secret(key.key);
+
+        // One single-use, node-tagged enrolment key per GPU node, named by node name.
+        this.nodeAuthKeys = Object.fromEntries(
+            (args.nodes?.names ?? []).map((node) => [
+                node,
+                pulumi.secret(
+                    new tailscale.TailnetKey(
+                        `${name}-node-${node}-key`,
+                        { description: "zeroTrustOllamaGpuNode", tags: [args.nodes!.tag], preauthorized: true, reusable: false, ephemeral: false, recreateIfInvalid: "never", expiry: args.authKeyExpiryHours * 3600 },
+                        afterPolicy,
+                    ).key,
+                ),
+            ]),
+        );
 
         if (args.serverAddress !== undefined) {
             this.serverAddress = pulumi.output(args.serverAddress);

@@ -11,6 +11,7 @@ import { containerDisallowPrivileged } from "./rules/container-disallow-privileg
 import { containerRequireDroppedCapabilities } from "./rules/container-require-dropped-capabilities";
 import { containerRequireNoNewPrivileges } from "./rules/container-require-no-new-privileges";
 import { containerRequireRoleLabel } from "./rules/container-require-role-label";
+import { ollamaRequireNodeEnclaveMtls } from "./rules/ollama-require-node-enclave-mtls";
 import { entraDisallowImplicitGrant } from "./rules/entra-disallow-implicit-grant";
 import { entraRequireAssignment } from "./rules/entra-require-assignment";
 import { entraRequireHttpsRedirects } from "./rules/entra-require-https-redirects";
@@ -36,6 +37,7 @@ export const POLICIES: Policies = [
     ollamaDisallowHostPorts,
     ollamaRequireInternalNetwork,
     gatewayRequireSingleIngress,
+    ollamaRequireNodeEnclaveMtls,
     containerDisallowPrivileged,
     containerDisallowHostNamespaces,
     containerDisallowDockerSocket,

@@ -61,6 +61,16 @@ export interface TailnetPolicyInput {
     readonly allowedUsers: readonly string[];
     /** Who may apply both tags, e.g. ["autogroup:admin"]. */
     readonly tagOwners: readonly string[];
+    /** ollama.nodes: the GPU nodes' tag and enclave port; absent for a single-node stack. */
+    readonly nodes?: TailnetNodePool;
+}
+
+/** The GPU node pool as the tailnet policy sees it. */
+export interface TailnetNodePool {
+    /** Tag every GPU node carries, e.g. tag:ai-node. */
+    readonly tag: string;
+    /** The enclave proxy's port: the only port granted on the nodes, and only to the gateway. */
+    readonly enclavePort: number;
 }
 
 /** SSH: the port an attacker on the tailnet would try first. */
@@ -82,10 +92,26 @@ export function renderTailnetPolicy(input: TailnetPolicyInput): TailnetPolicy {
     const accept = [`${input.serverTag}:${input.gatewayPort}`];
     const deny = deniedTestPorts(input.gatewayPort).map((p) => `${input.serverTag}:${p}`);
     const owners = [...new Set(input.tagOwners)];
-    return {
+    const policy: TailnetPolicy = {
         tagOwners: { [input.serverTag]: owners, [input.clientTag]: owners },
         grants: [{ src: sources, dst: [input.serverTag], ip: [`tcp:${input.gatewayPort}`] }],
         tests: sources.map((src) => ({ src, accept, deny })),
+    };
+    return input.nodes ? withNodePool(policy, input, input.nodes) : policy;
+}
+
+/**
+ * GPU nodes: only the gateway host (server tag) may open the enclave port on node-tagged machines.
+ * Tests prove the gateway reaches each enclave, cannot reach a node's SSH or Ollama port, and
+ * that no client source reaches an enclave directly.
+ */
+function withNodePool(policy: TailnetPolicy, input: TailnetPolicyInput, nodes: TailnetNodePool): TailnetPolicy {
+    const enclave = `${nodes.tag}:${nodes.enclavePort}`;
+    const closed = deniedTestPorts(nodes.enclavePort).map((p) => `${nodes.tag}:${p}`);
+    return {
+        tagOwners: { ...policy.tagOwners, [nodes.tag]: [...new Set(input.tagOwners)] },
+        grants: [...policy.grants, { src: [input.serverTag], dst: [nodes.tag], ip: [`tcp:${nodes.enclavePort}`] }],
+        tests: [...policy.tests.map((t) => ({ ...t, deny: [...t.deny, enclave] })), { src: input.serverTag, accept: [enclave], deny: closed }],
     };
 }
 

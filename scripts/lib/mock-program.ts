@@ -21,6 +21,8 @@ export interface RecordedResource {
     /** URN of the parent, or undefined for top-level resources. */
     readonly parent?: string;
     readonly custom: boolean;
+    /** Provider reference (`<provider urn>::<id>`) of a custom resource given an explicit provider. */
+    readonly provider?: string;
     /** Inputs with secrets unwrapped (for assertions). */
     readonly inputs: Record<string, any>;
     /** Inputs with every secret value replaced by "[secret]" (for display). */
@@ -120,6 +122,7 @@ export async function runProgramUnderMocks(file: StackFile, opts: MockRunOptions
                     name: req.getName(),
                     parent: req.getParent() || undefined,
                     custom: req.getCustom(),
+                    provider: req.getProvider() || undefined,
                     inputs: raw.plain,
                     maskedInputs: raw.masked,
                     secretInputs,

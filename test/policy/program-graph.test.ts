@@ -57,7 +57,9 @@ describe("policy pack on the mocked program", () => {
     let dev: GraphResource[];
     let prod: GraphResource[];
     let prodAcl: GraphResource[];
+    let nodes: GraphResource[];
     before(async () => {
+        nodes = await graphOf(readStackFile("test/fixtures/Pulumi.nodes.yaml"), "nodes");
         dev = await graphOf(readStackFile("Pulumi.dev.yaml"), "dev");
         prod = await graphOf(readStackFile("Pulumi.prod.yaml"), "prod");
         prodAcl = await graphOf(prodWithManagedAcl(), "prod");
@@ -70,6 +72,17 @@ describe("policy pack on the mocked program", () => {
         }
         const roles = prodAcl.filter((r) => r.type === CONTAINER).map((r) => r.inputs.labels.find((l: { label: string }) => l.label === "zero-trust-ollama.role")?.value);
         assert.deepEqual(roles.sort(), ["filter", "gateway", "oauth2-proxy", "ollama"]);
+    });
+
+    test("the three-node stack passes every mandatory policy; the Ollama invariants are checked on each node", async () => {
+        assert.deepEqual(mandatory(await evaluate(nodes)), []);
+        const roles = nodes.filter((r) => r.type === CONTAINER).map((r) => r.inputs.labels.find((l: { label: string }) => l.label === "zero-trust-ollama.role")?.value);
+        assert.deepEqual(roles.filter((r) => r === "ollama").length, 3);
+        assert.deepEqual(roles.filter((r) => r === "enclave").length, 3);
+        // Breaking one node's Ollama is caught on that node.
+        const { graph, urns } = mutate(nodes, { type: CONTAINER, name: "node-gpu-c-ollama-container" }, (p) => (p.ports = [{ internal: 11434, external: 11434, ip: "100.101.1.3" }]));
+        const fired = mandatory(await evaluate(graph)).filter((v) => v.policy === "ollama-disallow-host-ports");
+        assert.deepEqual(fired.map((v) => v.urn), urns);
     });
 
     test("dev passes every mandatory policy; only the expected advisories remain", async () => {
@@ -97,7 +110,13 @@ describe("policy pack on the mocked program", () => {
 
     const ollama = { type: CONTAINER, name: "ollama-container" };
     const gateway = { type: CONTAINER, name: "gateway-container" };
+    const enclave = { type: CONTAINER, name: "node-gpu-b-enclave" };
+    const enclaveConf = (p: Record<string, any>) => p.uploads.find((u: { file: string }) => u.file.endsWith("nginx.conf"));
     const mutations: Mutation[] = [
+        { what: "publish a node's enclave on 0.0.0.0", graph: () => nodes, pick: enclave, change: (p) => (p.ports[0].ip = "0.0.0.0"), policy: "ollama-require-node-enclave-mtls" },
+        { what: "publish a node's enclave on loopback", graph: () => nodes, pick: enclave, change: (p) => (p.ports[0].ip = "127.0.0.1"), policy: "ollama-require-node-enclave-mtls" },
+        { what: "enclave without ssl_verify_client on", graph: () => nodes, pick: enclave, change: (p) => (enclaveConf(p).content = enclaveConf(p).content.replace("ssl_verify_client on;", "ssl_verify_client optional;")), policy: "ollama-require-node-enclave-mtls" },
+        { what: "enclave admitting any CA certificate (no gateway pin)", graph: () => nodes, pick: enclave, change: (p) => (enclaveConf(p).content = enclaveConf(p).content.replace(/if \(\$zto_gateway = ""\) \{[^\n]*\n/, "")), policy: "ollama-require-node-enclave-mtls" },
         { what: "publish Ollama's port", graph: () => prod, pick: ollama, change: (p) => (p.ports = [{ internal: 11434, external: 11434, ip: "127.0.0.1" }]), policy: "ollama-disallow-host-ports" },
         { what: "run Ollama on the host network", graph: () => dev, pick: ollama, change: (p) => (p.networkMode = "host"), policy: "container-disallow-host-namespaces" },
         { what: "join Ollama to the edge (non-internal) network", graph: () => prod, pick: ollama, change: (p) => p.networksAdvanced.push({ name: "zto-prod-edge" }), policy: "ollama-require-internal-network" },

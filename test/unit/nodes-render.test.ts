@@ -14,6 +14,7 @@ import { MODEL_ROUTING_HEADER, NginxRenderError, nodePools, renderNginxConf } fr
 import { deriveNodePool, deriveNodeSpec, NODE_TLS_NAME } from "../../components/gateway/node-spec";
 import { deriveGatewaySpec } from "../../components/gateway/spec";
 import { readStackFile } from "../../components/stack-file";
+import { renderTailnetPolicy } from "../../components/tailnet/acl";
 import { createCa, issueCert } from "../../scripts/sandbox/pki";
 import { tempDir } from "../e2e/harness";
 
@@ -119,5 +120,27 @@ describe("gateway node pool (renderNginxConf with nodePool)", () => {
     test("a single-node spec renders no pool at all", () => {
         const single = renderNginxConf({ ...spec, nodePool: undefined });
         assert.doesNotMatch(single, /zto_pool|# Router:|proxy_ssl_certificate/);
+    });
+});
+
+describe("tailnet policy with a node pool (renderTailnetPolicy)", () => {
+    const base = { serverTag: "tag:ai-server", clientTag: "tag:ai-client", gatewayPort: 443, allowedUsers: ["carol@example.com"], tagOwners: ["autogroup:admin"] };
+
+    test("without nodes the policy is exactly the single-server one", () => {
+        const plain = renderTailnetPolicy(base);
+        assert.equal(JSON.stringify(plain).includes("ai-node"), false);
+        assert.deepEqual(renderTailnetPolicy({ ...base, nodes: undefined }), plain);
+    });
+
+    test("only the server tag may open the enclave port on nodes; every client source is tested denied", () => {
+        const p = renderTailnetPolicy({ ...base, nodes: { tag: "tag:ai-node", enclavePort: 11443 } });
+        const toNodes = p.grants.filter((gr) => gr.dst.includes("tag:ai-node"));
+        assert.deepEqual(toNodes, [{ src: ["tag:ai-server"], dst: ["tag:ai-node"], ip: ["tcp:11443"] }]);
+        assert.deepEqual(p.tests.find((t) => t.src === "tag:ai-server"), { src: "tag:ai-server", accept: ["tag:ai-node:11443"], deny: ["tag:ai-node:22", "tag:ai-node:11434", "tag:ai-node:11444"] });
+        for (const src of ["tag:ai-client", "carol@example.com"]) {
+            const t = p.tests.find((x) => x.src === src)!;
+            assert.ok(t.deny.includes("tag:ai-node:11443"), `${src} is tested denied on the enclave port`);
+            assert.deepEqual(t.accept, ["tag:ai-server:443"]);
+        }
     });
 });
