@@ -225,10 +225,10 @@ describe("renderHaproxyCfg", () => {
     });
 
     test("CORS only for configured origins; without origins every Origin is refused", () => {
-        assert.match(cfg, /status 403 .*origin_not_allowed.* if \{ req\.hdr_cnt\(origin\) gt 0 \}$/m);
+        assert.match(cfg, /status 403 .*origin_not_allowed.* if \{ req\.fhdr_cnt\(origin\) gt 0 \}$/m);
         assert.doesNotMatch(cfg, /Access-Control-Allow-Origin/);
         const prod = renderHaproxyCfg(VARIANTS["prod-like (identity none, tailscale, CORS, TLS 1.2, syslog udp, no filter, container DNS names)"]());
-        assert.match(prod, /acl zto_origin_ok req\.hdr\(origin\) -m str https:\/\/chat\.corp\.example\.com\n/);
+        assert.match(prod, /acl zto_origin_ok req\.fhdr\(origin\) -m str https:\/\/chat\.corp\.example\.com\n/);
         assert.match(prod, /http-request return status 204 .* if METH_OPTIONS \{ var\(txn\.cors_origin\) -m found \}/);
         assert.match(prod, /acl zto_host_ok .*100\\\.101\\\.102\\\.103/);
     });
