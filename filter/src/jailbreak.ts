@@ -62,29 +62,26 @@ interface CompiledRule {
     readonly within: readonly number[];
 }
 
-/** Word -> bit set of the rule steps it belongs to (one bit per (rule, step)). */
+/**
+ * Rules compiled to integer tables: each vocabulary word gets an id, and `stepMask[r * words +
+ * id]` holds the steps of rule r that word satisfies (bit s for step s).
+ */
 interface Vocabulary {
-    readonly bits: Map<string, number[]>;
+    readonly words: readonly string[];
+    readonly stepMask: Uint8Array;
     readonly rules: readonly CompiledRule[];
 }
 
 function compile(rules: readonly JailbreakRule[]): Vocabulary {
-    const bits = new Map<string, number[]>();
-    const compiled: CompiledRule[] = [];
-    rules.forEach((rule, r) => {
-        compiled.push({ id: rule.id, within: rule.steps.map((s) => s.within) });
-        rule.steps.forEach((step, s) => {
-            for (const w of step.words) {
-                const entry = bits.get(w) ?? new Array<number>(rules.length).fill(0);
-                entry[r]! |= 1 << s;
-                bits.set(w, entry);
-            }
-        });
-    });
-    return { bits, rules: compiled };
+    const ids = new Map<string, number>();
+    for (const rule of rules) for (const step of rule.steps) for (const w of step.words) if (!ids.has(w)) ids.set(w, ids.size);
+    const stepMask = new Uint8Array(rules.length * ids.size);
+    rules.forEach((rule, r) => rule.steps.forEach((step, s) => step.words.forEach((w) => (stepMask[r * ids.size + ids.get(w)!]! |= 1 << s))));
+    return { words: [...ids.keys()], stepMask, rules: rules.map((rule) => ({ id: rule.id, within: rule.steps.map((s) => s.within) })) };
 }
 
 const VOCABULARY = compile(JAILBREAK_RULES);
+const WORDS = VOCABULARY.words.length;
 
 /** Lower-case, NFKC-folded text without invisible characters. */
 export function normalise(text: string): string {
@@ -93,7 +90,7 @@ export function normalise(text: string): string {
 
 /** A step's window is `within` words and at most this many characters per word, so checking it is bounded. */
 const CHARS_PER_WORD = 12;
-const MAX_WORD = Math.max(...[...VOCABULARY.bits.keys()].map((w) => w.length));
+const MAX_WORD = Math.max(...VOCABULARY.words.map((w) => w.length));
 
 const isWordChar = (c: number) => (c >= 97 && c <= 122) || (c >= 48 && c <= 57);
 
@@ -109,19 +106,41 @@ function wordsBetween(t: string, from: number, to: number): number {
 }
 
 const hashStep = (h: number, c: number) => (Math.imul(h, 31) + c) | 0;
-/** Vocabulary by word hash, so the scan below looks words up without cutting substrings. */
-const BY_HASH = new Map<number, { word: string; bits: number[] }[]>();
-for (const [word, bits] of VOCABULARY.bits) {
+/** Vocabulary word ids by hash, so the scan below looks words up without cutting substrings. */
+const BY_HASH = new Map<number, number[]>();
+VOCABULARY.words.forEach((word, id) => {
     let h = 0;
     for (let i = 0; i < word.length; i++) h = hashStep(h, word.charCodeAt(i));
-    BY_HASH.set(h, [...(BY_HASH.get(h) ?? []), { word, bits }]);
+    BY_HASH.set(h, [...(BY_HASH.get(h) ?? []), id]);
+});
+
+/** Vocabulary words found in a text, as typed arrays (a 1 MiB prompt can hold ~300k words). */
+interface Hits {
+    count: number;
+    start: Int32Array;
+    end: Int32Array;
+    word: Int32Array;
+    /** 1 for every word id that occurs at least once. */
+    readonly seen: Uint8Array;
 }
 
-/** Vocabulary words of `t` as parallel arrays (no object per word: a 1 MiB prompt is ~300k words). */
-interface Hits {
-    readonly start: number[];
-    readonly end: number[];
-    readonly bits: (readonly number[])[];
+const grow = (a: Int32Array) => {
+    const b = new Int32Array(a.length * 2);
+    b.set(a);
+    return b;
+};
+
+function pushHit(hits: Hits, start: number, end: number, word: number): void {
+    if (hits.count === hits.start.length) {
+        hits.start = grow(hits.start);
+        hits.end = grow(hits.end);
+        hits.word = grow(hits.word);
+    }
+    hits.start[hits.count] = start;
+    hits.end[hits.count] = end;
+    hits.word[hits.count] = word;
+    hits.count++;
+    hits.seen[word] = 1;
 }
 
 /**
@@ -129,7 +148,7 @@ interface Hits {
  * scripts separate words), hash each run while reading it and keep those in the vocabulary.
  */
 function vocabularyHits(t: string): Hits {
-    const hits: Hits = { start: [], end: [], bits: [] };
+    const hits: Hits = { count: 0, start: new Int32Array(64), end: new Int32Array(64), word: new Int32Array(64), seen: new Uint8Array(WORDS) };
     const n = t.length;
     let i = 0;
     while (i < n) {
@@ -144,11 +163,10 @@ function vocabularyHits(t: string): Hits {
         if (i === start || i - start > MAX_WORD) continue;
         const candidates = BY_HASH.get(h);
         if (!candidates) continue;
-        for (const cand of candidates) {
-            if (cand.word.length === i - start && t.startsWith(cand.word, start)) {
-                hits.start.push(start);
-                hits.end.push(i);
-                hits.bits.push(cand.bits);
+        for (const id of candidates) {
+            const word = VOCABULARY.words[id]!;
+            if (word.length === i - start && t.startsWith(word, start)) {
+                pushHit(hits, start, i, id);
                 break;
             }
         }
@@ -162,22 +180,27 @@ export function findJailbreak(text: string): string | undefined {
     for (const token of TEMPLATE_TOKENS) if (t.includes(token)) return TEMPLATE_TOKEN_RULE;
 
     const hits = vocabularyHits(t);
-    const count = hits.start.length;
-    const { rules } = VOCABULARY;
+    const { rules, stepMask } = VOCABULARY;
     for (let r = 0; r < rules.length; r++) {
         const within = rules[r]!.within;
+        const row = r * WORDS;
+        // A rule with a step none of the text's words satisfies cannot fire: skip it, so a flood of
+        // one trigger word costs one pass over the text, not one per rule.
+        let present = 0;
+        for (let w = 0; w < WORDS; w++) if (hits.seen[w]) present |= stepMask[row + w]!;
+        if (present !== (1 << within.length) - 1) continue;
         // Greedy: from each start word, take the nearest word of each next step inside its window.
         // Windows are a few words wide, so each hit is looked at a bounded number of times.
-        for (let h = 0; h < count; h++) {
-            if (!(hits.bits[h]![r]! & 1)) continue;
+        for (let h = 0; h < hits.count; h++) {
+            if (!(stepMask[row + hits.word[h]!]! & 1)) continue;
             let at = h;
             let step = 1;
             while (step < within.length) {
                 const from = hits.end[at]!;
                 const limit = from + within[step]! * CHARS_PER_WORD;
                 let found = -1;
-                for (let k = at + 1; k < count && hits.start[k]! <= limit; k++) {
-                    if (hits.bits[k]![r]! & (1 << step) && wordsBetween(t, from, hits.start[k]!) < within[step]!) {
+                for (let k = at + 1; k < hits.count && hits.start[k]! <= limit; k++) {
+                    if (stepMask[row + hits.word[k]!]! & (1 << step) && wordsBetween(t, from, hits.start[k]!) < within[step]!) {
                         found = k;
                         break;
                     }
