@@ -13,6 +13,14 @@ const TAG_PATTERN = /^tag:[a-z][a-z0-9-]{0,62}$/;
 const DIGEST_PATTERN = /@sha256:[a-f0-9]{64}$/;
 /** Ollama model references such as `llama3.2:3b`, `library/qwen2.5:7b-instruct`, `hf.co/org/m:q4`. */
 export const MODEL_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]*(\/[A-Za-z0-9][A-Za-z0-9._-]*){0,2}(:[A-Za-z0-9][A-Za-z0-9._-]{0,127})?$/;
+/** `llama3.2` and `library/llama3.2:latest` name the same model as `llama3.2:latest`. */
+export function canonicalModel(name: string): string {
+    let n = name.toLowerCase();
+    if (n.startsWith("registry.ollama.ai/")) n = n.slice("registry.ollama.ai/".length);
+    if (n.startsWith("library/")) n = n.slice("library/".length);
+    const lastSlash = n.lastIndexOf("/");
+    return n.indexOf(":", lastSlash + 1) === -1 ? `${n}:latest` : n;
+}
 const GROUP_PATTERN = /^[^\s,"\\]{1,128}$/;
 const GUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const HOSTNAME_PATTERN = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;

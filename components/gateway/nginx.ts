@@ -28,6 +28,7 @@
  *   session split over several cookies needs oauth2-proxy's session store instead.
  * - Refused requests (403/405/421) are answered before the rate limit, so they are not counted.
  */
+import { canonicalModel } from "../config";
 import { NODE_TLS_NAME, type NodePool, type PoolNode } from "./node-spec";
 import { FORWARDED_IDENTITY_HEADERS, type GatewaySpec, type Upstream } from "./spec";
 import { endpointPathRegex, type Endpoint } from "./endpoints";
@@ -747,9 +748,10 @@ export function nodePools(pool: NodePool): { all: string; fallback: string; byMo
         return name;
     };
     const all = nameOf(pool.nodes);
-    const models = [...new Set(pool.nodes.flatMap((n) => n.models))];
-    const byModel = new Map(models.map((m) => [m, nameOf(pool.nodes.filter((n) => n.models.includes(m)))]));
-    const fallback = byModel.get(pool.defaultModel);
+    // Keyed by canonical name: the filter names models that way (llama3.2 = llama3.2:latest).
+    const models = [...new Set(pool.nodes.flatMap((n) => n.models.map(canonicalModel)))];
+    const byModel = new Map(models.map((m) => [m, nameOf(pool.nodes.filter((n) => n.models.map(canonicalModel).includes(m)))]));
+    const fallback = byModel.get(canonicalModel(pool.defaultModel));
     if (!fallback) throw new NginxRenderError(`nodePool.defaultModel "${pool.defaultModel}" is served by no node`);
     return { all, fallback, byModel, members };
 }

@@ -3,6 +3,7 @@
  * request. Nothing here does I/O, so unit, property and benchmark code call it directly and the
  * HTTP server only moves bytes according to its answer.
  */
+import { canonicalModel } from "../../components/config";
 import type { FilterRules, PiiDetector } from "../../components/filter/rules";
 import { ENDPOINTS, matchEndpoint, type Endpoint } from "../../components/gateway/endpoints";
 import { foldCompatibility } from "./fold";
@@ -63,14 +64,8 @@ export interface Policy {
     readonly modelsByGroup: ReadonlyMap<string, ReadonlySet<string>>;
 }
 
-/** `llama3.2` and `library/llama3.2:latest` name the same model as `llama3.2:latest`. */
-export function canonicalModel(name: string): string {
-    let n = name.toLowerCase();
-    if (n.startsWith("registry.ollama.ai/")) n = n.slice("registry.ollama.ai/".length);
-    if (n.startsWith("library/")) n = n.slice("library/".length);
-    const lastSlash = n.lastIndexOf("/");
-    return n.indexOf(":", lastSlash + 1) === -1 ? `${n}:latest` : n;
-}
+/** Shared with the gateway's node pool, which routes by the same canonical names. */
+export { canonicalModel };
 
 export function compilePolicy(rules: FilterRules): Policy {
     const modelsByGroup = new Map<string, ReadonlySet<string>>();

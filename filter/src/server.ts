@@ -15,7 +15,7 @@ import { Pool } from "undici";
 import type { FilterRules } from "../../components/filter/rules";
 import { FORWARDED_IDENTITY_HEADERS } from "../../components/gateway/spec";
 import { auditEvent, type AuditSink } from "./audit";
-import { compilePolicy, decide, filterListing, type Decision, type Identity, type Refuse } from "./decide";
+import { canonicalModel, compilePolicy, decide, filterListing, type Decision, type Identity, type Refuse } from "./decide";
 import { UsageTap, type Usage } from "./usage";
 
 export interface FilterServerOptions {
@@ -151,6 +151,9 @@ export function createFilterServer(opts: FilterServerOptions): { server: http.Se
 
         const forwardBody = method === "POST" ? decision.body : undefined;
         const headers: Record<string, string> = { host: upstreamHost, accept: header(req, "accept") ?? "*/*", "x-request-id": requestId };
+        // With a GPU node pool the gateway's router sends the request to a node serving this model
+        // (components/gateway/nginx.ts MODEL_ROUTING_HEADER); Ollama itself ignores the header.
+        if (decision.model !== undefined) headers["x-zto-model"] = canonicalModel(decision.model);
         if (forwardBody) {
             headers["content-type"] = "application/json";
             headers["content-length"] = String(forwardBody.length);
