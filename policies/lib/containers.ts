@@ -126,11 +126,18 @@ export function isAllowedBindAddress(ip: string): boolean {
     return bare === "127.0.0.1" || bare === "::1" || isTailscaleAddress(bare);
 }
 
-/** Host paths a container mounts: bind mounts and host-path volumes. */
+/**
+ * Host paths a container mounts: bind mounts, host-path volumes, and volume mounts whose local
+ * driver is told to bind a host device or directory (`driverOptions.device`), the usual way to
+ * smuggle a host path past a "no bind mounts" review.
+ */
 export function hostMountsOf(props: Props): { source: string; target: string; readOnly: boolean }[] {
-    const binds = listOf(props.mounts)
-        .filter((m) => str(m?.type) === "bind")
-        .map((m) => ({ source: str(m.source), target: str(m.target), readOnly: m.readOnly === true }));
+    const binds = listOf(props.mounts).flatMap((m) => {
+        const type = str(m?.type);
+        const device = str(m?.volumeOptions?.driverOptions?.device);
+        const source = type === "bind" ? str(m.source) : type === "volume" && device ? device : undefined;
+        return source === undefined ? [] : [{ source, target: str(m.target), readOnly: m.readOnly === true }];
+    });
     const volumes = listOf(props.volumes)
         .filter((v) => str(v?.hostPath))
         .map((v) => ({ source: str(v.hostPath), target: str(v.containerPath), readOnly: v.readOnly === true }));

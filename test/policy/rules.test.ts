@@ -133,6 +133,8 @@ describe("container hardening policies", () => {
         await assertFails(p, [container("c", containerProps("filter", { mounts: [{ type: "bind", source: "/var/run/docker.sock", target: "/var/run/docker.sock" }] }))], [/runtime socket \/var\/run\/docker.sock/]);
         await assertFails(p, [container("c", containerProps("filter", { volumes: [{ hostPath: "/run//containerd/containerd.sock", containerPath: "/c.sock" }] }))], [/runtime socket/]);
         await assertFails(p, [container("c", containerProps("filter", { volumes: [{ hostPath: "/var/run/", containerPath: "/host-run" }] }))], [/contains the container runtime socket/]);
+        const smuggled = { type: "volume", target: "/sock", volumeOptions: { driverName: "local", driverOptions: { type: "none", o: "bind", device: "/var/run/docker.sock" } } };
+        await assertFails(p, [container("c", containerProps("filter", { mounts: [smuggled] }))], [/runtime socket \/var\/run\/docker.sock at \/sock/]);
         await assertFails(p, [container("c", containerProps("filter", { mounts: [{ type: "bind", source: "/etc/shadow", target: "/x" }] }))], [/additionalPaths/], { "container-disallow-docker-socket": { additionalPaths: ["/etc/shadow"] } });
         assert.deepEqual(await messages(p, [container("c", containerProps("filter", { mounts: [{ type: "bind", source: "/srv/encrypted/ollama", target: "/root/.ollama" }, { type: "volume", source: "docker.sock", target: "/data" }] }))]), []);
     });
