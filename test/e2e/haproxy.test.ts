@@ -5,6 +5,7 @@
  * says so itself (`statusByKind`).
  */
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { after, before, describe, test } from "node:test";
 import { ATTACK_MATRIX } from "./attack-matrix";
 import { runAttackMatrix } from "./attack-runner";
@@ -135,5 +136,46 @@ describe("long generations and requests in flight through the real haproxy", () 
         assert.deepEqual((await Promise.all(first)).map((r) => r.status), [200, 200]);
         assert.equal(sb.ollamaRequests().length, 2);
         assert.equal((await generate()).status, 200, "finished requests no longer count");
+    });
+});
+
+/** The JSON access log, on stdout (the sandbox's access log file) and to syslog over TCP. */
+describe("JSON access log and syslog from the real haproxy", () => {
+    let sb: Sandbox;
+    before(async () => {
+        sb = await startSandbox({
+            config: {
+                domain: "ollama.test",
+                devices: [{ name: "alice-laptop", owner: "alice@example.com", groups: ["ml-eng"] }],
+                gateway: { kind: "haproxy" },
+                filter: { enabled: false },
+                siem: { syslogAddress: "tcp://siem.example.com:6514" },
+            },
+        });
+    });
+    after(async () => {
+        await sb?.stop();
+    });
+
+    test("one JSON line per request, on both sinks, with who/what/outcome and no secrets", async () => {
+        const r = await sb.request({ path: "/api/show", method: "POST", headers: { Authorization: "Bearer do-not-log-me", Cookie: "session=do-not-log-me" }, body: { model: "llama3.2:3b", prompt: "do-not-log-me" } });
+        assert.equal(r.status, 200, r.body);
+        const refused = await sb.request({ path: "/api/show?token=do-not-log-me", method: "POST", body: { model: "llama3.2:3b" } });
+        assert.equal(refused.status, 403, "a query string is not the allowlisted target");
+        const id = String(r.headers["x-request-id"]);
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        const accessText = readFileSync(sb.info.gateway.accessLog, "utf8");
+        const line = accessText.split("\n").filter((l) => l.includes(id));
+        assert.equal(line.length, 1, "exactly one access log line for the request");
+        const entry = JSON.parse(line[0]) as Record<string, unknown>;
+        assert.deepEqual(
+            { device: entry.device, user: entry.user, groups: entry.groups, method: entry.method, path: entry.path, status: entry.status },
+            { device: "alice-laptop", user: "alice@example.com", groups: "ml-eng", method: "POST", path: "/api/show", status: r.status },
+        );
+        assert.match(String(entry.time), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+        assert.ok(!accessText.includes("do-not-log-me"), "no body, query, cookie or token in the access log");
+        const syslogText = readFileSync(sb.info.syslog!.log, "utf8");
+        assert.ok(syslogText.includes(id), "the same line reached syslog");
+        assert.ok(!syslogText.includes("do-not-log-me"));
     });
 });
