@@ -730,8 +730,8 @@ export function renderNginxConf(spec: GatewaySpec): string {
 //
 //   passive health: max_fails=1 fail_timeout=<nodeFailTimeoutSeconds> per node
 //   metadata (idempotent): retried on another node after a connect error, timeout or 502/503/504
-//   inference: only a connect failure (nothing sent yet) moves to another node; nginx never
-//              retries a request it has sent, so a started generation is never replayed
+//   inference: retried on another node only when no answer began: the node was unreachable or
+//              answered 502/503; never after a timeout, never once the response started streaming
 // ---------------------------------------------------------------------------------------------
 
 /** Header the filter sets to the request's model; the router's only routing input besides the path. */
@@ -767,6 +767,8 @@ function nodePoolHttp(spec: GatewaySpec): string[] {
         "# GPU node pool: one upstream per set of nodes that serve a model; least connections inside.",
         ...[...p.members].flatMap(([name, nodes]) => [
             `upstream ${name} {`,
+            "    # Shared memory: every worker sees the same connection counts and failed nodes.",
+            `    zone ${name} 64k;`,
             "    least_conn;",
             ...nodes.map((n) => `    server ${address(n.enclave, `node ${n.name}`)} max_fails=1 fail_timeout=${pool.failTimeoutSeconds}s; # ${n.name}`),
             "    keepalive 16;",
@@ -790,7 +792,13 @@ function poolLocation(match: string, pool: NodePool, retry: "metadata" | "infere
                 `if ($zto_method_ok = "") { ${refuse(REFUSALS.methodNotAllowed)} }`,
                 ...(retry === "metadata"
                     ? ["# Idempotent: another node answers when one fails.", "proxy_next_upstream error timeout http_502 http_503 http_504 non_idempotent;", "proxy_next_upstream_tries 3;"]
-                    : ["# A generation is never replayed: only a connection that was never made moves on.", "proxy_next_upstream error timeout;", "proxy_next_upstream_tries 2;"]),
+                    : [
+                          "# Another node takes a generation only before any answer exists: the node was unreachable",
+                          "# or answered 502/503 (its Ollama down or busy). Never after a timeout (the generation may be",
+                          "# running) and never once streaming began (nginx cannot retry after the response started).",
+                          "proxy_next_upstream error http_502 http_503 non_idempotent;",
+                          "proxy_next_upstream_tries 2;",
+                      ]),
                 "proxy_pass https://$zto_pool$request_uri;",
                 ...proxyCommon(`"${NODE_TLS_NAME}"`),
                 `proxy_ssl_certificate ${nginxPath(t.cert, "nodePool.clientTls.cert")};`,

@@ -42,14 +42,15 @@ interface Flavor {
 // nginx: -p makes relative paths land in the runtime dir, -e keeps even the pre-config error
 // log out of /var/log; `daemon off` comes from -g because the rendered config is also the
 // container's, where the image's command adds it the same way.
-const nginxPrefix = (spec: GatewaySpec) => spec.runtimeDir.replace(/\/?$/, "/");
+const nginxCheck = (config: string, runtimeDir: string, errorLog: string) => ["nginx", "-t", "-q", "-c", config, "-p", runtimeDir.replace(/\/?$/, "/"), "-e", errorLog];
+const nginxRun = (config: string, runtimeDir: string, errorLog: string) => ["nginx", "-c", config, "-p", runtimeDir.replace(/\/?$/, "/"), "-e", errorLog, "-g", "daemon off;"];
 const FLAVORS: Record<GatewaySpec["kind"], Flavor> = {
     nginx: {
         module: "components/gateway/nginx",
         exportName: "renderNginxConf",
         configName: "nginx.conf",
-        check: (config, spec) => ["nginx", "-t", "-q", "-c", config, "-p", nginxPrefix(spec), "-e", spec.logging.errorLog],
-        run: (config, spec) => ["nginx", "-c", config, "-p", nginxPrefix(spec), "-e", spec.logging.errorLog, "-g", "daemon off;"],
+        check: (config, spec) => nginxCheck(config, spec.runtimeDir, spec.logging.errorLog),
+        run: (config, spec) => nginxRun(config, spec.runtimeDir, spec.logging.errorLog),
     },
     // haproxy (owned with components/gateway/haproxy.ts): the renderer returns haproxy.cfg plus
     // the device maps it reads from its own directory; haproxy cannot write log files, so its
@@ -91,7 +92,12 @@ export function prepareGateway(spec: GatewaySpec, stateDir: string): PreparedGat
     // A renderer returns the config alone, or every file by name (config included) for one directory.
     const files = typeof rendered === "string" ? { [flavor.configName]: rendered } : rendered;
     for (const [name, text] of Object.entries(files)) writeFileSync(join(stateDir, name), text, { mode: 0o600 });
-    const [checkCmd, ...checkArgs] = flavor.check(configFile, spec);
+    return validated(configFile, flavor.check(configFile, spec), flavor.run(configFile, spec));
+}
+
+/** Run the binary's own config check; the prepared command once it passes. */
+function validated(configFile: string, check: string[], run: string[]): PreparedGateway {
+    const [checkCmd, ...checkArgs] = check;
     try {
         execFileSync(checkCmd, checkArgs, { stdio: ["ignore", "pipe", "pipe"], encoding: "utf8" });
     } catch (e) {
@@ -99,8 +105,15 @@ export function prepareGateway(spec: GatewaySpec, stateDir: string): PreparedGat
         if (err.code === "ENOENT") throw new SandboxError(`${checkCmd} is not installed (apt-get install ${checkCmd})`);
         throw new SandboxError(`${checkCmd} rejected the rendered config ${configFile}:\n${`${err.stderr ?? ""}${err.stdout ?? ""}`.trim()}`);
     }
-    const [command, ...args] = flavor.run(configFile, spec);
+    const [command, ...args] = run;
     return { configFile, command, args };
+}
+
+/** An nginx config rendered elsewhere (a GPU node's enclave proxy): write, validate, prepare. */
+export function prepareNginx(conf: string, configFile: string, runtimeDir: string, errorLog: string): PreparedGateway {
+    mkdirSync(runtimeDir, { recursive: true, mode: 0o700 });
+    writeFileSync(configFile, conf, { mode: 0o600 });
+    return validated(configFile, nginxCheck(configFile, runtimeDir, errorLog), nginxRun(configFile, runtimeDir, errorLog));
 }
 
 /** Wait until something accepts TCP connections on host:port, while `alive()` stays true. */

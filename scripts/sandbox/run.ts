@@ -6,7 +6,7 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join, resolve } from "node:path";
-import type { StackConfig } from "../../components/config";
+import { nodePoolSettings, type StackConfig } from "../../components/config";
 import { deriveGatewaySpec, type GatewayPlacement, type GatewaySpec, type Upstream } from "../../components/gateway/spec";
 import { startFilter, type RunningFilter } from "./filter";
 import { prepareGateway, waitForListener, type PreparedGateway } from "./gateway";
@@ -18,6 +18,7 @@ import { SandboxError, Supervisor, type ChildHandle } from "./processes";
 import { startStubOauth2Proxy, sandboxUsers, SESSION_COOKIE, type ExtraUser, type SandboxUser } from "./stub-oauth2-proxy";
 import { startStubOllama } from "./stub-ollama";
 import { startStubSyslog } from "./stub-syslog";
+import { startSandboxNodes, type SandboxNode, type SandboxNodePool } from "./nodes";
 
 /** Contents of `<state>/sandbox.json`. The first seven fields are the DESIGN.md §4 contract. */
 export interface SandboxInfo {
@@ -47,6 +48,10 @@ export interface SandboxInfo {
     readonly filter?: { readonly url: string; readonly rules: string; readonly auditLog: string };
     /** Local stand-in for siem.syslogAddress, when set: every record received, one JSON line each. */
     readonly syslog?: { readonly address: string; readonly log: string };
+    /** ollama.nodes: per node its enclave proxy and stub Ollama (the top-level `ollama` then gets nothing). */
+    readonly nodes?: Readonly<Record<string, { readonly enclave: string; readonly enclavePid: number; readonly ollama: string; readonly ollamaLog: string; readonly models: readonly string[] }>>;
+    /** ollama.nodes: the gateway's own client certificate, the only one the enclaves admit. */
+    readonly gatewayClient?: { readonly cert: string; readonly key: string };
 }
 
 export interface SandboxRunOptions {
@@ -66,6 +71,8 @@ export interface RunningSandbox {
     readonly failed: Promise<string>;
     /** Stop every child and stub; removes sandbox.json (its ports and tokens are dead then). */
     stop(): Promise<void>;
+    /** ollama.nodes: the running nodes, whose stub Ollama an in-process caller may stop and start. */
+    readonly nodes?: readonly SandboxNode[];
 }
 
 /** A port nothing listens on right now, for a child that cannot report the port it bound. */
@@ -171,12 +178,24 @@ export async function startSandbox(cfg: StackConfig, opts: SandboxRunOptions): P
             syslog = { address: stub.address, log };
         }
 
+        // ollama.nodes: the gateway's pool router (an internal listener of the gateway's nginx) is
+        // "Ollama" for the filter and for the gateway's own hop; it picks a node per request.
+        const poolSettings = nodePoolSettings(cfg);
+        let pool: SandboxNodePool | undefined;
+        if (poolSettings) {
+            const router = { host: "127.0.0.1", port: await freePort() };
+            pool = await startSandboxNodes(supervisor, cfg, poolSettings, stateDir, pki.ca, { router, tokenIntervalMs: opts.tokenIntervalMs, tokens: opts.tokens, workerUser: process.getuid?.() === 0 ? "root" : undefined, freePort });
+            stubs.push(pool);
+        }
+        const upstreamOllama = pool ? pool.nodePool.router! : asUpstream(ollama);
+
         let filter: RunningFilter | undefined;
-        if (cfg.filter.enabled) filter = await startFilter(supervisor, rendered, stateDir, ollama.url);
+        if (cfg.filter.enabled) filter = await startFilter(supervisor, rendered, stateDir, `http://${upstreamOllama.host}:${upstreamOllama.port}`);
 
         const placement: Omit<GatewayPlacement, "listen"> = {
             tlsFiles: { cert: pki.server.cert, key: pki.server.key, ca: pki.ca.cert },
-            ollama: asUpstream(ollama),
+            ollama: upstreamOllama,
+            ...(pool ? { nodePool: pool.nodePool } : {}),
             filter: filter && asUpstream(filter),
             oauth2Proxy: oauth2 && asUpstream(oauth2.server),
             runtimeDir: join(stateDir, "run", cfg.gateway.kind),
@@ -208,11 +227,17 @@ export async function startSandbox(cfg: StackConfig, opts: SandboxRunOptions): P
             oauth2Proxy: oauth2 && { url: oauth2.server.url, log: oauth2.log, cookieName: SESSION_COOKIE },
             filter: filter && { url: `http://${filter.host}:${filter.port}`, rules: filter.rulesFile, auditLog: filter.auditLog },
             syslog,
+            ...(pool
+                ? {
+                      nodes: Object.fromEntries(pool.nodes.map((n) => [n.name, { enclave: n.enclaveUrl, enclavePid: n.enclavePid, ollama: n.ollama, ollamaLog: n.ollamaLog, models: n.models }])),
+                      gatewayClient: pool.gatewayClient,
+                  }
+                : {}),
         };
         writeJsonAtomically(infoPath, info);
         started = true;
         if (!child.running()) reportFailure(`the gateway exited right after it started${child.lastOutput() ? `; its last output:\n  ${child.lastOutput()}` : ""}`);
-        return { info, infoPath, failed, stop };
+        return { info, infoPath, failed, stop, nodes: pool?.nodes };
     } catch (e) {
         await stop();
         throw e;
