@@ -5,7 +5,7 @@
  * offline evaluator reports the same violations as the real analyzer on the same resources.
  */
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -50,6 +50,11 @@ function options(parent?: string) {
     if (parent) o.setParent(parent);
     return o;
 }
+
+test("the pack type-checks on its own tsconfig, as the Pulumi CLI's policy runner compiles it (ts-node, typeCheck on)", () => {
+    const r = spawnSync(process.execPath, [require.resolve("typescript/bin/tsc"), "--noEmit", "-p", join(ROOT, "policies", "tsconfig.json")], { encoding: "utf8" });
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+});
 
 describe("the pack served by the real CrossGuard server", () => {
     let server: ChildProcess;
