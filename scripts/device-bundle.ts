@@ -9,6 +9,7 @@ import { randomBytes } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { BundleError, bundleFileNames, bundleInputsFrom, checkBundle, curlExample, gatewayTarget, pkcs12ExportArgs, pythonExample, stackOutputsFromSandbox } from "./lib/device-bundle";
+import { NAME_PATTERN } from "../components/config";
 import { UsageError, fromUserCwd, parseFlags, runCli } from "./lib/device-edit";
 
 const USAGE = `usage: npm run device:bundle -- --name <device> --out <dir> [--from <outputs.json> | --stack <stack> | --sandbox <sandbox.json>]
@@ -95,6 +96,8 @@ runCli(USAGE, () => {
     const sources = (["from", "stack", "sandbox"] as const).filter((k) => flags[k] !== undefined);
     if (sources.length > 1) throw new UsageError(`give only one of ${sources.map((k) => "--" + k).join(", ")}`);
     const device = flags.name!;
+    // The name becomes file names in --out: only the config's device-name syntax is accepted.
+    if (!NAME_PATTERN.test(device)) throw new UsageError(`--name must be a device name matching ${NAME_PATTERN.source} (got ${JSON.stringify(device)})`);
     const out = fromUserCwd(flags.out!);
 
     // Everything is checked before the first byte is written.

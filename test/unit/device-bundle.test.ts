@@ -204,6 +204,10 @@ describe("device:bundle", () => {
         const r = bundle(["--name", "alice-laptop"]);
         assert.equal(r.code, 2);
         assert.match(r.stderr, /missing --out\n\nusage: npm run device:bundle/);
+        const traversal = bundle(["--name", "../../escape", "--out", join(work, "x"), "--from", saved(outputs({}, alice, "../../escape"))]);
+        assert.equal(traversal.code, 2);
+        assert.match(traversal.stderr, /--name must be a device name matching/);
+        assert.ok(!existsSync(join(work, "x")));
         const both = bundle(["--name", "alice-laptop", "--out", join(work, "x"), "--from", "a.json", "--sandbox", "b.json"]);
         assert.equal(both.code, 2);
         assert.match(both.stderr, /give only one of --from, --sandbox/);
