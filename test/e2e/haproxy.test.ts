@@ -24,6 +24,8 @@ const NOT_APPLICABLE: Readonly<Record<string, string>> = {
     "identity-session-denied-route": NO_AUTH_REQUEST,
     "identity-oauth2-internal-path": NO_AUTH_REQUEST,
     "identity-bearer-ok": NO_AUTH_REQUEST,
+    "chunked-body-normalised":
+        "a positive case for nginx re-framing a valid chunked body with Content-Length; haproxy refuses every chunked request body (411, proven by body-oversized-chunked and smuggle-cl-te), so there is nothing to re-frame",
     "smuggle-obs-fold":
         "haproxy replaces an obs-fold with spaces (RFC 7230 section 3.2.4 allows that or a 400), so the hidden Transfer-Encoding becomes text inside X-Pad, which the header allowlist drops: upstream gets a plain Content-Length request, nothing is smuggled",
 };
