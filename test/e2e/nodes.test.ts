@@ -11,6 +11,7 @@ import type { OllamaRequestEntry } from "../../scripts/sandbox/stub-ollama";
 import { startSandbox, type RunningSandbox } from "../../scripts/sandbox/run";
 import { delay } from "../../scripts/sandbox/processes";
 import { nodePoolStack, POOL_MODELS } from "../../scripts/lib/node-pool-stack";
+import { runSoak } from "../../scripts/soak-nodes";
 import { gatewayRequest, makeForeignCaCert, tempDir, type HttpResult } from "./harness";
 
 const FAIL_TIMEOUT_S = 8;
@@ -154,5 +155,34 @@ describe("GPU node pool through the real nginx gateway and enclaves", () => {
         const later = await Promise.all(Array.from({ length: 6 }, () => generate(POOL_MODELS.shared)));
         assert.deepEqual(later.map((r) => r.status), Array(6).fill(200));
         assert.ok(requestsOf(node(victim).ollamaLog).length > victimBefore, "after the fail timeout the node is back in the pool");
+    });
+});
+
+describe("GPU node pool without the filter, and a bounded soak", () => {
+    let sb: RunningSandbox;
+    before(async () => {
+        sb = await startSandbox(nodePoolStack({ failTimeoutSeconds: 2, filter: false }), { stateDir: tempDir("zto-nodes-nofilter-"), tokenIntervalMs: 5, tokens: 8 });
+    });
+    after(async () => {
+        await sb?.stop();
+    });
+
+    test("without the filter the gateway cannot see the model: inference goes to the default model's nodes", async () => {
+        // A client naming a model in the routing header cannot steer the request (only the filter's hop can).
+        const r = await Promise.all(Array.from({ length: 4 }, () => gatewayRequest(sb.info, { path: "/api/generate", method: "POST", headers: { "X-Zto-Model": POOL_MODELS.gpuCOnly }, body: { model: POOL_MODELS.shared, prompt: "x", stream: false } })));
+        assert.deepEqual(r.map((x) => x.status), Array(4).fill(200));
+        const got = Object.fromEntries(sb.nodes!.map((n) => [n.name, requestsOf(n.ollamaLog).length]));
+        assert.equal(got["gpu-c"], 0, "gpu-c does not serve the default model");
+        assert.equal(got["gpu-a"] + got["gpu-b"], 4);
+    });
+
+    test("12 s of load with one node restarted halfway: no metadata 5xx, no descriptor or memory growth in the gateway workers", async () => {
+        const report = await runSoak(sb, { durationS: 12, concurrency: 4, restartNode: "gpu-b", downS: 1, failTimeoutS: 2 });
+        assert.equal(report.metadata5xxTotal, 0, JSON.stringify(report.requests));
+        assert.ok(report.requests.total > 0);
+        assert.ok(report.gatewayWorkers.start.length > 0, "gateway workers found");
+        // A leak per request would add hundreds of descriptors; keepalive pools may add a few.
+        assert.ok(report.gatewayWorkers.fdGrowth < 64, `descriptors grew by ${report.gatewayWorkers.fdGrowth}`);
+        assert.ok(report.gatewayWorkers.rssGrowthKiB < 16 * 1024, `resident memory grew by ${report.gatewayWorkers.rssGrowthKiB} KiB`);
     });
 });
