@@ -31,3 +31,4 @@ export const tailnetPolicy = outputs.tailnetPolicy;
 export const tailnetServerAuthKey = outputs.tailnetServerAuthKey && pulumi.secret(outputs.tailnetServerAuthKey);
 export const identity = outputs.identity;
 export const apiKeys = outputs.apiKeys && pulumi.secret(outputs.apiKeys);
+export const nodeAuthKeys = outputs.nodeAuthKeys && pulumi.secret(outputs.nodeAuthKeys);
