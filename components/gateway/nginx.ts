@@ -7,8 +7,9 @@
  *   TLS 1.3 + client cert verified against the CA (no session resumption)
  *   server rewrite:  enrolled device (fingerprint allowlist) -> origin-form only -> known Host
  *   location /:      Origin allowlist, CORS preflight, [auth_request to oauth2-proxy]
- *   @zto_route:      endpoint allowlist on the RAW request target, method check, rate and
- *                    connection limits, then proxy_pass of exactly the allowlisted path
+ *   route:           endpoint allowlist on the RAW request target, method check, rate and
+ *                    connection limits, then proxy_pass of exactly the allowlisted path (in
+ *                    location / itself, or with identity in @zto_route, entered after auth)
  *
  * Every decision is taken on the raw `$request_uri`, never on nginx's normalised `$uri`, so
  * percent-encoding, dot segments, double slashes, `;` parameters and case tricks simply fail
@@ -21,7 +22,7 @@
  * - Absolute-form targets are refused (400) and Host/SNI must be a certificate name (421).
  * - `Server: nginx` stays (server_tokens off drops the version; removing the header needs a
  *   third-party module); nginx's own HTML error pages are replaced by JSON everywhere except a
- *   malformed chunked body inside @zto_route, where upstream 4xx must pass through unmasked.
+ *   malformed chunked body in the route, where upstream 4xx must pass through unmasked.
  * - nginx sends syslog over UDP only; with a tcp:// SIEM the container's stdout is shipped by the
  *   Docker syslog log driver instead.
  * - Session refresh passes oauth2-proxy's first Set-Cookie ($upstream_http_set_cookie); a
@@ -89,7 +90,7 @@ export const NGINX_ERRORS: readonly (GatewayError & { readonly nginxStatus: numb
     { nginxStatus: 505, status: 505, code: "http_version_not_supported", message: "HTTP version not supported" },
 ];
 
-/** Statuses re-mapped inside @zto_route (upstream 5xx are masked; limit 429; chunked body 413). */
+/** Statuses re-mapped in the route (upstream 5xx are masked; limit 429; chunked body 413). */
 export const ROUTE_ERROR_STATUSES = [413, 429, 500, 502, 503, 504];
 
 /** Refusals the config itself issues (return with a JSON body). */
@@ -356,47 +357,50 @@ export function proxyCommon(hostHeader: string, opts: { passSetCookie: boolean }
     ];
 }
 
-function routeLocation(spec: GatewaySpec): string[] {
+/**
+ * Allowlist, method check, limits and the proxy to the upstream: the body of location / with
+ * identity none, of @zto_route (entered after auth_request) with an identity provider.
+ */
+function routeDirectives(spec: GatewaySpec): string[] {
     const l = spec.limits;
     const h = FORWARDED_IDENTITY_HEADERS;
     const identity = spec.identity.provider !== "none";
     return [
-        "location @zto_route {",
-        indent(
-            [
-                `if ($zto_endpoint = "") { ${refuse(REFUSALS.routeNotAllowed)} }`,
-                `if ($zto_method_ok = "") { ${refuse(REFUSALS.methodNotAllowed)} }`,
-                "",
-                `limit_req zone=zto_requests burst=${l.burst} nodelay;`,
-                `limit_conn zto_connections ${l.connectionsPerClient};`,
-                "",
-                ...ROUTE_ERROR_STATUSES.map(errorPage),
-                "# Upstream 5xx bodies may name hosts, paths or versions: replace them.",
-                "proxy_intercept_errors on;",
-                "proxy_next_upstream off;",
-                "",
-                "# Exactly the allowlisted path (the whole raw target matched the allowlist).",
-                "proxy_pass http://zto_upstream$request_uri;",
-                ...proxyCommon(nginxString(spec.upstreamHost, "upstreamHost")),
-                "# Identity headers are set here only: client-sent ones never pass (request headers off).",
-                `proxy_set_header ${h.user} $zto_id_user;`,
-                `proxy_set_header ${h.email} ${identity ? "$zto_id_email" : "$zto_id_user"};`,
-                `proxy_set_header ${h.groups} $zto_id_groups;`,
-                `proxy_set_header ${h.device} $zto_device;`,
-                "",
-                "# Streaming: NDJSON and SSE tokens go out as they arrive. Request bodies are read",
-                "# completely first, so an oversized chunked body is refused before upstream sees it.",
-                "proxy_buffering off;",
-                "proxy_cache off;",
-                "proxy_request_buffering on;",
-                `proxy_connect_timeout 5s;`,
-                `proxy_read_timeout ${l.upstreamTimeoutSeconds}s;`,
-                `proxy_send_timeout ${l.upstreamTimeoutSeconds}s;`,
-            ],
-            1,
-        ),
-        "}",
+        `if ($zto_endpoint = "") { ${refuse(REFUSALS.routeNotAllowed)} }`,
+        `if ($zto_method_ok = "") { ${refuse(REFUSALS.methodNotAllowed)} }`,
+        "",
+        `limit_req zone=zto_requests burst=${l.burst} nodelay;`,
+        `limit_conn zto_connections ${l.connectionsPerClient};`,
+        "",
+        ...ROUTE_ERROR_STATUSES.map(errorPage),
+        "# Upstream 5xx bodies may name hosts, paths or versions: replace them.",
+        "proxy_intercept_errors on;",
+        "proxy_next_upstream off;",
+        "",
+        "# Exactly the allowlisted path (the whole raw target matched the allowlist).",
+        "proxy_pass http://zto_upstream$request_uri;",
+        ...proxyCommon(nginxString(spec.upstreamHost, "upstreamHost")),
+        "# Identity headers are set here only: client-sent ones never pass (request headers off).",
+        `proxy_set_header ${h.user} $zto_id_user;`,
+        `proxy_set_header ${h.email} ${identity ? "$zto_id_email" : "$zto_id_user"};`,
+        `proxy_set_header ${h.groups} $zto_id_groups;`,
+        `proxy_set_header ${h.device} $zto_device;`,
+        "",
+        "# Streaming: NDJSON and SSE tokens go out as they arrive. Request bodies are read",
+        "# completely first, so an oversized chunked body is refused before upstream sees it.",
+        "proxy_buffering off;",
+        "proxy_cache off;",
+        "proxy_request_buffering on;",
+        `proxy_connect_timeout 5s;`,
+        `proxy_read_timeout ${l.upstreamTimeoutSeconds}s;`,
+        `proxy_send_timeout ${l.upstreamTimeoutSeconds}s;`,
     ];
+}
+
+/** With an identity provider: the route runs after auth_request, in its own named location. */
+function routeLocation(spec: GatewaySpec): string[] {
+    if (spec.identity.provider === "none") return [];
+    return ["location @zto_route {", indent(routeDirectives(spec), 1), "}"];
 }
 
 function identityLocations(spec: GatewaySpec): string[] {
@@ -621,8 +625,9 @@ export function renderNginxConf(spec: GatewaySpec): string {
                           "auth_request_set $zto_auth_cookie $upstream_http_set_cookie;",
                       ]
                     : []),
-                "# try_files runs after the access phase: limits in @zto_route see the signed-in user.",
-                "try_files /.zto-no-static-files @zto_route;",
+                ...(identity
+                    ? ["# try_files runs after the access phase: limits in @zto_route see the signed-in user.", "try_files /.zto-no-static-files @zto_route;"]
+                    : ["", ...routeDirectives(spec)]),
             ],
             1,
         ),

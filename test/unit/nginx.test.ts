@@ -76,6 +76,9 @@ function block(conf: string, opener: string): string {
     throw new Error(`unterminated block ${opener}`);
 }
 
+/** Where the route (allowlist, limits, proxy) lives: location / itself, or @zto_route after auth. */
+const routeBlock = (conf: string) => block(conf, conf.includes("location @zto_route {") ? "location @zto_route" : "location /");
+
 /** Map entries `key value;` of `map <source> <target> {`. */
 function mapEntries(conf: string, source: string, target: string): [string, string][] {
     return [...block(conf, `map ${source} ${target}`).matchAll(/^\s+("[^"]*"|\S+) (.+);$/gm)].map((m) => [m[1], m[2]]);
@@ -151,10 +154,18 @@ describe("renderNginxConf: endpoint allowlist", () => {
         const tricks = ["/api/%70ull", "/api//version", "/api/version/", "/API/VERSION", "/api/version;x", "/api/version?x=1", "/api/generate/../pull", "/v1/models/..", "/v1/models/a/../../api/pull", "/v1/models/%2e%2e", "/v1/models/a//b", "/api\\version", "//api/version"];
         for (const p of [...DENIED_ROUTES.map((r) => r.path), ...tricks]) assert.deepEqual(matching(p), [], p);
     });
+    test("identity none: the route is in location / (no internal redirect); with identity it follows auth_request", () => {
+        assert.doesNotMatch(conf, /try_files|@zto_route/);
+        const oidc = renderNginxConf(specFor(OIDC));
+        const main = block(oidc, "location /");
+        assert.ok(main.indexOf("auth_request /_zto_oauth2_auth;") < main.indexOf("try_files /.zto-no-static-files @zto_route;"));
+        assert.match(block(oidc, "location @zto_route"), /limit_req zone=zto_requests/);
+        assert.doesNotMatch(main, /limit_req|proxy_pass/, "nothing is limited or proxied before the user is known");
+    });
     test("methods per endpoint, and the refusals happen before proxy_pass", () => {
         const methods = mapEntries(conf, '"$zto_endpoint $request_method"', "$zto_method_ok").filter(([k]) => k !== "default").map(([k]) => k.replace(/"/g, ""));
         assert.deepEqual(methods.sort(), ENDPOINTS.flatMap((e) => e.methods.map((m) => `${e.id} ${m}`)).sort());
-        const route = block(conf, "location @zto_route");
+        const route = routeBlock(conf);
         assert.ok(route.indexOf("route_not_allowed") < route.indexOf("proxy_pass"));
         assert.ok(route.indexOf("method_not_allowed") < route.indexOf("proxy_pass"));
         assert.match(route, /proxy_pass http:\/\/zto_upstream\$request_uri;/, "the exact allowlisted target is what goes upstream");
@@ -184,7 +195,7 @@ describe("renderNginxConf: headers in and out", () => {
     });
     test("upstream gets only allowlisted client headers plus the gateway's identity headers", () => {
         for (const [mode, spec] of [["none", specFor()], ["oidc", specFor(OIDC)]] as const) {
-            const route = block(renderNginxConf(spec), "location @zto_route");
+            const route = routeBlock(renderNginxConf(spec));
             assert.match(route, /proxy_pass_request_headers off;/, mode);
             const set = [...route.matchAll(/proxy_set_header (\S+) (.+);/g)].map((m) => [m[1], m[2]]);
             const names = set.map(([n]) => n);
@@ -199,7 +210,7 @@ describe("renderNginxConf: headers in and out", () => {
         assert.deepEqual(mapEntries(none, "$ssl_client_fingerprint", "$zto_id_groups"), [["default", '""'], [FP.alice, '"ml-eng"'], [FP.bob, '"analysts,ml-eng"']]);
     });
     test("streaming and upstream control", () => {
-        const route = block(renderNginxConf(specFor()), "location @zto_route");
+        const route = routeBlock(renderNginxConf(specFor()));
         for (const d of ["proxy_buffering off;", "proxy_request_buffering on;", 'proxy_set_header Connection "";', "proxy_intercept_errors on;", "proxy_read_timeout 600s;"]) assert.ok(route.includes(d), d);
         assert.match(route, /proxy_ignore_headers [^;]*X-Accel-Redirect[^;]*X-Accel-Buffering/);
         assert.match(renderNginxConf(specFor()), /gzip off;/);
@@ -247,8 +258,8 @@ describe("renderNginxConf: limits and logging", () => {
         const pages = [...conf.matchAll(/error_page (\d+) (\S+);/g)];
         for (const [, , uri] of pages) assert.ok(conf.includes(`location = ${uri} { internal; return `), uri);
         for (const s of [400, 403, 404, 405, 408, 413, 414, 429, 494, 495, 496, 500, 502, 503, 504]) assert.ok(pages.some(([, code]) => Number(code) === s), `error_page ${s}`);
-        assert.match(block(conf, "location @zto_route"), /error_page 502 \/_zto_error\/502;[\s\S]*proxy_intercept_errors on;/);
-        const routePages = [...block(conf, "location @zto_route").matchAll(/error_page (\d+) /g)].map((m) => Number(m[1]));
+        assert.match(routeBlock(conf), /error_page 502 \/_zto_error\/502;[\s\S]*proxy_intercept_errors on;/);
+        const routePages = [...routeBlock(conf).matchAll(/error_page (\d+) /g)].map((m) => Number(m[1]));
         assert.deepEqual(routePages.filter((s) => s >= 400 && s < 413), [], "upstream 4xx answers (e.g. model not found) pass through unmasked");
     });
 });
