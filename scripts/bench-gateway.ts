@@ -10,6 +10,9 @@
  *   sequential  one request at a time over keep-alive: added p50 latency of (c) over (a)
  *   streaming   time to first token and gaps between tokens, direct vs through the gateway
  *   targets     the issue's targets, each with the measured value and met: true/false
+ *   nodePool    (with nginx) the full nginx gateway routing over a GPU node pool (ollama.nodes):
+ *               `pool:1-node` and `pool:3-nodes`, each node a real enclave nginx (mTLS with the
+ *               gateway's client certificate) in front of the same stub Ollama as the others
  *
  * The full gateway is the renderer's own config (the sandbox's prepareGateway starts it), so a
  * new gateway kind gets a column by being passed in --kinds. The load generator is a small
@@ -22,9 +25,11 @@ import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { connect as tlsConnect, type ConnectionOptions } from "node:tls";
-import { loadStackConfig } from "../components/config";
+import { loadStackConfig, nodePoolSettings } from "../components/config";
+import { renderEnclaveConf } from "../components/gateway/enclave";
+import { deriveNodePool, deriveNodeSpec, NODE_TLS_NAME } from "../components/gateway/node-spec";
 import { deriveGatewaySpec, type GatewaySpec } from "../components/gateway/spec";
-import { prepareGateway, waitForListener } from "./sandbox/gateway";
+import { prepareGateway, prepareNginx, waitForListener } from "./sandbox/gateway";
 import { certIdentity } from "../components/certs";
 import { createCa, issueCert, type CertPair } from "./sandbox/pki";
 import { startStubOllama } from "./sandbox/stub-ollama";
@@ -414,6 +419,68 @@ async function startFullGateway(kind: "nginx" | "haproxy", dir: string, stubPort
     return { port, pid: child.pid! };
 }
 
+/**
+ * The full nginx gateway over a node pool of `nodes` enclaves (ollama.nodes), each enclave the
+ * renderer's config in front of the shared stub; limits lifted as for startFullGateway. Returns
+ * every server pid (gateway and enclaves) so CPU per request covers the whole path.
+ */
+async function startPoolGateway(nodes: number, dir: string, stubPort: number, pki: { server: CertPair; ca: CertPair; device: CertPair }): Promise<{ port: number; pids: number[] }> {
+    const stateDir = join(dir, `pool-${nodes}`);
+    mkdirSync(stateDir, { recursive: true });
+    const day = new Date(Date.now() + 86_400_000);
+    const client = { cert: join(stateDir, "gateway-client.crt"), key: join(stateDir, "gateway-client.key") };
+    const enclaveTls = { cert: join(stateDir, "enclave.crt"), key: join(stateDir, "enclave.key") };
+    issueCert(pki.ca, client, { commonName: "bench gateway client", usage: "client", notAfter: day });
+    issueCert(pki.ca, enclaveTls, { commonName: "bench enclave", usage: "server", dnsNames: [NODE_TLS_NAME], ipAddresses: ["127.0.0.1"], notAfter: day });
+    const names = Array.from({ length: nodes }, (_, i) => `node-${i + 1}`);
+    const cfg = loadStackConfig({
+        domain: "ollama.bench",
+        devices: [{ name: "bench-device", owner: "bench@example.com", groups: ["bench"], tailscaleDeviceId: "nBench0001" }],
+        identity: { provider: "none" },
+        filter: { enabled: false },
+        tailscale: { enabled: true },
+        ollama: { nodes: names.map((name, i) => ({ name, dockerHost: `ssh://bench@${name}`, tailscaleAddress: `100.64.0.${i + 1}`, models: [MODEL] })) },
+    });
+    const pids: number[] = [];
+    const enclaves: Record<string, { host: string; port: number }> = {};
+    const gatewayFp = certIdentity(readFileSync(client.cert, "utf8")).sha1;
+    for (const name of names) {
+        const port = await freePort();
+        const spec = deriveNodeSpec(name, { maxBodyKiB: 1024, upstreamTimeoutSeconds: 600 }, gatewayFp, {
+            listen: { host: "127.0.0.1", port },
+            tlsFiles: { ...enclaveTls, ca: pki.ca.cert },
+            ollama: { host: "127.0.0.1", port: stubPort },
+            runtimeDir: join(stateDir, name),
+            accessLog: join(stateDir, `${name}-access.log`),
+            errorLog: join(stateDir, `${name}-error.log`),
+            workerUser: process.getuid?.() === 0 ? "root" : undefined,
+        });
+        const prepared = prepareNginx(renderEnclaveConf(spec), join(stateDir, `${name}.conf`), spec.runtimeDir, spec.errorLog);
+        const child = startChild(prepared.command, prepared.args, join(stateDir, `${name}.out`));
+        await waitForListener("127.0.0.1", port, () => child.exitCode === null);
+        pids.push(child.pid!);
+        enclaves[name] = { host: "127.0.0.1", port };
+    }
+    const port = await freePort();
+    const router = { host: "127.0.0.1", port: await freePort() };
+    const id = certIdentity(readFileSync(pki.device.cert, "utf8"));
+    const derived = deriveGatewaySpec(cfg, { "bench-device": { fingerprintSha1: id.sha1, serial: id.serial } }, {
+        listen: { host: "127.0.0.1", port },
+        tlsFiles: { cert: pki.server.cert, key: pki.server.key, ca: pki.ca.cert },
+        ollama: router,
+        nodePool: deriveNodePool(nodePoolSettings(cfg)!, enclaves, { ...client, ca: pki.ca.cert }, router),
+        runtimeDir: join(stateDir, "gateway"),
+        accessLog: join(stateDir, "access.log"),
+        errorLog: join(stateDir, "error.log"),
+        workerUser: process.getuid?.() === 0 ? "root" : undefined,
+    });
+    const spec: GatewaySpec = { ...derived, limits: { ...derived.limits, ratePerMinute: 60_000_000, burst: 1_000_000, connectionsPerClient: 10_000 } };
+    const prepared = prepareGateway(spec, stateDir);
+    const child = startChild(prepared.command, prepared.args, join(stateDir, "gateway.out"));
+    await waitForListener("127.0.0.1", port, () => child.exitCode === null);
+    return { port, pids: [child.pid!, ...pids] };
+}
+
 // ---------------------------------------------------------------------------------------------
 
 async function serveStub(dir: string): Promise<void> {
@@ -477,6 +544,20 @@ async function main(): Promise<void> {
         targets[`gateway:${kind}`] = { host: "127.0.0.1", port, hostHeader: `127.0.0.1:${port}`, tls: { ca, cert: readFileSync(pki.device.cert), key: readFileSync(pki.device.key) } };
     }
 
+    // Node pool columns: the same nginx gateway routing over 1 and 3 enclaves (same stub behind each).
+    const poolPids: Record<string, number[]> = {};
+    if (kinds.includes("nginx")) {
+        for (const nodes of [1, 3]) {
+            const name = `pool:${nodes}-node${nodes === 1 ? "" : "s"}`;
+            const pool = await startPoolGateway(nodes, dir, stubPort, pki);
+            serverPids[name] = pool.pids[0];
+            poolPids[name] = pool.pids;
+            targets[name] = { host: "127.0.0.1", port: pool.port, hostHeader: `127.0.0.1:${pool.port}`, tls: { ca, cert: readFileSync(pki.device.cert), key: readFileSync(pki.device.key) } };
+        }
+    }
+    // A pool's server CPU is its gateway's and its enclaves' together (separate process trees).
+    const serverCpu = (name: string) => (poolPids[name] ?? [serverPids[name]]).reduce((sum, pid) => sum + processTreeCpuSeconds(pid), 0);
+
     // Warm up every target (connection pools, JIT) before measuring.
     for (const ep of Object.values(targets)) await load(ep, { seconds: 0.5, concurrency: 4, newConnectionEach: false });
 
@@ -493,9 +574,9 @@ async function main(): Promise<void> {
         for (const [mode, opts] of Object.entries(modes) as [keyof typeof modes, (typeof modes)[keyof typeof modes]][]) {
             for (let i = 0; i < names.length; i++) {
                 const name = names[(i + r) % names.length];
-                const cpuBefore = processTreeCpuSeconds(serverPids[name]);
+                const cpuBefore = serverCpu(name);
                 const result = await load(targets[name], { seconds: seconds / ROUNDS, ...opts });
-                const cpu = processTreeCpuSeconds(serverPids[name]) - cpuBefore;
+                const cpu = serverCpu(name) - cpuBefore;
                 (rounds[mode][name] ??= []).push({ ...result, serverCpuMicrosPerRequest: round((cpu * 1e6) / Math.max(1, result.requests), 1) });
             }
         }
@@ -504,7 +585,7 @@ async function main(): Promise<void> {
     const throughput = { keepAlive: summary("keepAlive"), newConnection: summary("newConnection") };
     const sequential = summary("sequential");
     const stream: Record<string, StreamResult> = {};
-    for (const name of ["direct", ...kinds.map((k) => `gateway:${k}`)]) stream[name] = await streaming(targets[name]);
+    for (const name of ["direct", ...kinds.map((k) => `gateway:${k}`), ...Object.keys(poolPids)]) stream[name] = await streaming(targets[name]);
 
     const targetsMet: Record<string, unknown> = {};
     for (const kind of kinds) {
@@ -544,6 +625,17 @@ async function main(): Promise<void> {
         sequential,
         streaming: stream,
         targets: targetsMet,
+        ...(poolPids["pool:3-nodes"]
+            ? {
+                  nodePool: {
+                      note: "GET /api/version through the nginx gateway's pool router and an enclave (mTLS) to the stub; every node shares the one stub and this machine's cores, so a pool measures routing cost, not added GPU capacity",
+                      keepAlive: Object.fromEntries(["gateway:nginx", "pool:1-node", "pool:3-nodes"].map((n) => [n, throughput.keepAlive[n]])),
+                      sequential: Object.fromEntries(["gateway:nginx", "pool:1-node", "pool:3-nodes"].map((n) => [n, sequential[n]])),
+                      threeNodesVsOneNodeKeepAliveThroughput: round(median(rounds.keepAlive["pool:3-nodes"].map((x, i) => x.requestsPerSecond / rounds.keepAlive["pool:1-node"][i].requestsPerSecond).sort((a, b) => a - b))),
+                      addedSequentialP50MsOfPoolOverSingleNode: round(sequential["pool:1-node"].p50Ms - sequential["gateway:nginx"].p50Ms),
+                  },
+              }
+            : {}),
     };
     process.stdout.write(JSON.stringify(report, null, 2) + "\n");
     stopAll();
