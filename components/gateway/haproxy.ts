@@ -347,7 +347,9 @@ function frontendSection(spec: GatewaySpec): string[] {
         "frontend zto_gateway",
         ...indent([
             "# Mutual TLS: a connection without a certificate issued by the CA never reaches HTTP.",
-            `bind ${address(spec.listen, "listen")} ssl crt ${haproxyPath(tls.cert, "tls.cert")} ca-file ${haproxyPath(tls.ca, "tls.ca")} verify required ${tlsOptions} no-tls-tickets alpn http/1.1`,
+            "# HTTP/1.1 only: `proto h1` stops haproxy from switching to HTTP/2 when a client sends the",
+            "# h2 preface without ALPN (h2 bodies need no Content-Length, which the body cap relies on).",
+            `bind ${address(spec.listen, "listen")} ssl crt ${haproxyPath(tls.cert, "tls.cert")} ca-file ${haproxyPath(tls.ca, "tls.ca")} verify required ${tlsOptions} no-tls-tickets alpn http/1.1 proto h1`,
             "unique-id-format %[uuid()]",
             `log-format ${logFormat()}`,
             "# Per-device request rate (sliding window, see rateWindow) and requests in flight.",

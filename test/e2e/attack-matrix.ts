@@ -474,6 +474,16 @@ const smugglingCases: AttackCase[] = [
         appliesTo: BOTH,
     },
     {
+        id: "h2-preface-without-alpn",
+        description: "an HTTP/2 connection preface after an http/1.1 ALPN: never switched to HTTP/2 (whose bodies need no Content-Length)",
+        profile: "default",
+        send: { kind: "raw", pieces: ["PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00"] },
+        status: [0, 400],
+        statusByKind: { haproxy: [0] }, // haproxy's parser closes without an answer (see haproxy.ts SILENT_PARSER_STATUSES)
+        upstream: nothing,
+        appliesTo: BOTH,
+    },
+    {
         id: "host-spoof-list",
         description: "a comma list in one Host header whose last part is a valid name",
         profile: "default",

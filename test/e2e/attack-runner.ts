@@ -76,6 +76,8 @@ interface Outcome {
     readonly chunks?: readonly { readonly atMs: number }[];
     readonly responses: number;
     readonly closedByServer: boolean;
+    /** Raw sends: how many bytes the server sent back (HTTP or not). */
+    readonly answeredBytes?: number;
 }
 
 async function sendHttp(t: Target, s: HttpSend): Promise<Outcome> {
@@ -129,7 +131,7 @@ async function sendRaw(t: Target, s: RawSend): Promise<Outcome> {
         if (i > 0) headers[line.slice(0, i).trim().toLowerCase()] = line.slice(i + 1).trim();
     }
     const body = r.text.slice(head.length + 4);
-    return { status: r.statuses[0] ?? 0, headers, body, responses: r.statuses.length, closedByServer: r.closedByServer || r.error !== undefined };
+    return { status: r.statuses[0] ?? 0, headers, body, responses: r.statuses.length, closedByServer: r.closedByServer || r.error !== undefined, answeredBytes: r.text.length };
 }
 
 function expand(t: Target, value: string): string {
@@ -153,7 +155,11 @@ async function runCase(t: Target, c: AttackCase, kind: GatewayKind): Promise<voi
     const context = `${c.id}: got ${out.status} ${out.body.slice(0, 300)}; Ollama saw ${JSON.stringify(seen.map((e) => `${e.method} ${e.path}`))}`;
 
     assert.ok(expectedStatuses(c, kind).includes(out.status), `status ${out.status} not in ${JSON.stringify(expectedStatuses(c, kind))} — ${context}`);
-    if (out.status === 0 && c.send.kind === "raw") assert.ok(out.closedByServer, `${c.id}: the server must close the connection`);
+    if (out.status === 0 && c.send.kind === "raw") {
+        assert.ok(out.closedByServer, `${c.id}: the server must close the connection`);
+        // No HTTP status and yet bytes back would be another protocol (e.g. an HTTP/2 switch).
+        assert.equal(out.answeredBytes, 0, `${c.id}: no HTTP response, so the server must send nothing at all`);
+    }
     if (c.maxResponses !== undefined) assert.ok(out.responses <= c.maxResponses, `${c.id}: ${out.responses} responses; a smuggled request was answered`);
 
     if (c.upstream.reaches) {

@@ -111,7 +111,7 @@ describe("renderHaproxyCfg", () => {
     const cfg = renderHaproxyCfg(dev);
 
     test("mutual TLS 1.3 against the CA, no resumption, HTTP/1.1 only", () => {
-        assert.match(cfg, new RegExp(`bind 127\\.0\\.0\\.1:18443 ssl crt ${serverPem} ca-file ${pki.ca.cert} verify required ssl-min-ver TLSv1\\.3 no-tls-tickets alpn http/1\\.1\\n`));
+        assert.match(cfg, new RegExp(`bind 127\\.0\\.0\\.1:18443 ssl crt ${serverPem} ca-file ${pki.ca.cert} verify required ssl-min-ver TLSv1\\.3 no-tls-tickets alpn http/1\\.1 proto h1\\n`));
         assert.match(cfg, /tune\.ssl\.cachesize 0/);
         assert.doesNotMatch(cfg, /crt-ignore-err|ca-ignore-err|verify (none|optional)/);
     });
