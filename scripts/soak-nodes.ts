@@ -34,6 +34,8 @@ export interface SoakReport {
     readonly concurrency: number;
     readonly restart: { readonly node: string; readonly stoppedAtS: number; readonly startedAtS: number; readonly settledAtS: number };
     readonly requests: { readonly total: number; readonly perSecond: number; readonly metadata: Record<string, number>; readonly generate: Record<string, number> };
+    /** Requests each node's Ollama received per phase (the restarted node: none while down). */
+    readonly nodeRequests: Readonly<Record<"beforeStop" | "whileDown" | "afterRestart", Record<string, number>>>;
     /** Metadata answers with status >= 500 (or no answer) after failover settled (node back + fail timeout + 2 s). */
     readonly metadata5xxAfterSettle: number;
     /** Same, over the whole run. */
@@ -102,11 +104,16 @@ export async function runSoak(sb: RunningSandbox, opts: SoakOptions): Promise<So
         end = workers.map(sample);
     })();
 
+    // Requests each node's Ollama received: before the stop, while the node was down, after it was back.
+    const received = () => Object.fromEntries(sb.nodes!.map((n) => [n.name, readFileSync(n.ollamaLog, "utf8").split("\n").filter((l) => l.includes('"kind":"request"')).length]));
+    const marks: Record<string, number>[] = [];
     const restarter = (async () => {
         await delay(stopAt * 1000);
+        marks.push(received());
         await node.stopOllama();
         await delay(opts.downS * 1000);
         await node.startOllama();
+        marks.push(received());
     })();
     const metadataPaths = ["/api/tags", "/api/version", "/v1/models", "/api/ps"];
     const worker = async (w: number) => {
@@ -124,13 +131,16 @@ export async function runSoak(sb: RunningSandbox, opts: SoakOptions): Promise<So
     };
     await Promise.all(Array.from({ length: opts.concurrency }, (_, w) => worker(w)));
     await Promise.all([restarter, sampler]);
+    marks.push(received());
     agent.destroy();
+    const phase = (from: Record<string, number> | undefined, to: Record<string, number>) => Object.fromEntries(Object.entries(to).map(([n, c]) => [n, c - (from?.[n] ?? 0)]));
     const sum = (xs: readonly ProcessSample[], k: "fds" | "rssKiB") => xs.reduce((a, x) => a + x[k], 0);
     return {
         durationS: opts.durationS,
         concurrency: opts.concurrency,
         restart,
         requests: { total, perSecond: Math.round((total / opts.durationS) * 10) / 10, ...counts },
+        nodeRequests: { beforeStop: phase(undefined, marks[0]), whileDown: phase(marks[0], marks[1]), afterRestart: phase(marks[1], marks[2]) },
         metadata5xxAfterSettle,
         metadata5xxTotal,
         gatewayWorkers: { start, end, fdGrowth: sum(end, "fds") - sum(start, "fds"), rssGrowthKiB: sum(end, "rssKiB") - sum(start, "rssKiB") },

@@ -180,6 +180,7 @@ describe("GPU node pool without the filter, and a bounded soak", () => {
         const report = await runSoak(sb, { durationS: 12, concurrency: 4, restartNode: "gpu-b", downS: 1, failTimeoutS: 2 });
         assert.equal(report.metadata5xxTotal, 0, JSON.stringify(report.requests));
         assert.ok(report.requests.total > 0);
+        assert.ok(report.nodeRequests.afterRestart["gpu-b"] > 0, `the restarted node rejoins the pool: ${JSON.stringify(report.nodeRequests)}`);
         assert.ok(report.gatewayWorkers.start.length > 0, "gateway workers found");
         // A leak per request would add hundreds of descriptors; keepalive pools may add a few.
         assert.ok(report.gatewayWorkers.fdGrowth < 64, `descriptors grew by ${report.gatewayWorkers.fdGrowth}`);
