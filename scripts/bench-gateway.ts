@@ -333,13 +333,17 @@ async function freePort(): Promise<number> {
     });
 }
 
-/** What an operator writes by hand: TLS termination and proxy_pass, nothing else. */
+/**
+ * What an operator writes by hand: TLS termination and proxy_pass, nothing else. nginx's own
+ * default access log (combined format, one line per request) stays on, as it does in any
+ * hand-written config that does not switch it off.
+ */
 function bareNginxConf(dir: string, port: number, stubPort: number, tls: { cert: string; key: string }): string {
     return `worker_processes auto;
 pid ${dir}/bare.pid;
 events { worker_connections 4096; }
 http {
-    access_log off;
+    access_log ${dir}/bare-access.log combined;
     client_body_temp_path ${dir}/bare-body;
     proxy_temp_path ${dir}/bare-proxy;
     fastcgi_temp_path ${dir}/bare-fastcgi;
