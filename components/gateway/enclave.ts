@@ -7,10 +7,10 @@
  *   endpoint allowlist on the RAW request target + method check, then proxy_pass to Ollama
  */
 import { ENDPOINTS } from "./endpoints";
+import { REFUSALS } from "./errors";
 import {
     NGINX_ERRORS,
     NginxRenderError,
-    REFUSALS,
     ROUTE_ERROR_STATUSES,
     address,
     endpointMaps,

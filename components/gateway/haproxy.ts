@@ -22,6 +22,7 @@
  */
 import { FORWARDED_IDENTITY_HEADERS, type GatewaySpec, type Upstream } from "./spec";
 import { endpointPathRegex, type Endpoint } from "./endpoints";
+import { ERRORS_BY_STATUS, MASKED_UPSTREAM_STATUSES, REFUSALS, type GatewayError } from "./errors";
 import { FORWARDED_CLIENT_HEADERS, retryAfterSeconds } from "./nginx";
 
 export const HAPROXY_CONFIG_FILE = "haproxy.cfg";
@@ -30,13 +31,6 @@ export const HAPROXY_CONFIG_FILE = "haproxy.cfg";
  * the MD5 digest (unpadded base64url) of the device's static API key, never the key itself.
  */
 export const HAPROXY_DEVICE_MAPS = { name: "device-names.map", owner: "device-owners.map", groups: "device-groups.map", apiKeyDigest: "device-api-keys.map" } as const;
-
-/** A gateway refusal: HTTP status, stable machine code, short message (never internal detail). */
-interface GatewayError {
-    readonly status: number;
-    readonly code: string;
-    readonly message: string;
-}
 
 /**
  * Statuses haproxy's HTTP parser answers before any rule runs (malformed request line or
@@ -52,38 +46,7 @@ const SILENT_PARSER_STATUSES = [400, 408, 501];
  * same JSON errors nginx answers with. Upstream answers with MASKED_UPSTREAM_STATUSES are
  * replaced by these too, so no upstream body (host names, paths, versions) leaks.
  */
-const HAPROXY_ERRORS: readonly GatewayError[] = [
-    { status: 401, code: "unauthenticated", message: "sign-in required" },
-    { status: 403, code: "forbidden", message: "access denied" },
-    { status: 404, code: "not_found", message: "no such route" },
-    { status: 405, code: "method_not_allowed", message: "method not allowed" },
-    { status: 407, code: "forbidden", message: "access denied" },
-    { status: 410, code: "not_found", message: "no such route" },
-    { status: 413, code: "request_too_large", message: "request body too large" },
-    { status: 425, code: "too_early", message: "retry after the handshake" },
-    { status: 429, code: "rate_limited", message: "too many requests" },
-    { status: 500, code: "internal_error", message: "internal error" },
-    { status: 502, code: "upstream_unavailable", message: "upstream unavailable" },
-    { status: 503, code: "service_unavailable", message: "service unavailable" },
-    { status: 504, code: "upstream_timeout", message: "upstream timed out" },
-];
-
-/** Upstream statuses replaced by the gateway's own JSON error (as nginx's proxy_intercept_errors). */
-const MASKED_UPSTREAM_STATUSES = [413, 429, 500, 502, 503, 504];
-
-/** Refusals the config itself issues; codes and messages match nginx.conf's. */
-const REFUSALS = {
-    deviceNotEnrolled: { status: 403, code: "device_not_enrolled", message: "client certificate is not enrolled" },
-    absoluteForm: { status: 400, code: "absolute_form_not_allowed", message: "request target must be a path" },
-    unknownHost: { status: 421, code: "unknown_host", message: "unknown host" },
-    originNotAllowed: { status: 403, code: "origin_not_allowed", message: "origin not allowed" },
-    routeNotAllowed: { status: 403, code: "route_not_allowed", message: "route not allowed" },
-    methodNotAllowed: { status: 405, code: "method_not_allowed", message: "method not allowed for this route" },
-    apiKeyInvalid: { status: 401, code: "api_key_invalid", message: "API key missing or not valid for this device" },
-    bodyTooLarge: { status: 413, code: "request_too_large", message: "request body too large" },
-    lengthRequired: { status: 411, code: "length_required", message: "length required" },
-    rateLimited: { status: 429, code: "rate_limited", message: "too many requests" },
-} as const satisfies Record<string, GatewayError>;
+const HAPROXY_ERRORS: readonly GatewayError[] = [401, 403, 404, 405, 407, 410, 413, 425, 429, 500, 502, 503, 504].map((s) => ERRORS_BY_STATUS[s]);
 
 /** Upstream response headers never shown to clients (the gateway owns these). */
 const HIDDEN_UPSTREAM_HEADERS = ["Server", "X-Powered-By", "X-Request-Id", "Set-Cookie"];

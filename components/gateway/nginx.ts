@@ -29,6 +29,7 @@
  *   session split over several cookies needs oauth2-proxy's session store instead.
  * - Refused requests (403/405/421) are answered before the rate limit, so they are not counted.
  */
+import { ERRORS_BY_STATUS, MASKED_UPSTREAM_STATUSES, REFUSALS, type GatewayError } from "./errors";
 import { canonicalModel } from "../config";
 import { NODE_TLS_NAME, type NodePool, type PoolNode } from "./node-spec";
 import { FORWARDED_IDENTITY_HEADERS, type GatewaySpec, type Upstream } from "./spec";
@@ -59,51 +60,21 @@ const HIDDEN_UPSTREAM_HEADERS = [
  */
 const IGNORED_UPSTREAM_HEADERS = ["X-Accel-Redirect", "X-Accel-Expires", "X-Accel-Limit-Rate", "X-Accel-Buffering", "X-Accel-Charset", "Expires", "Cache-Control", "Set-Cookie", "Vary"];
 
-/** A gateway refusal: HTTP status, stable machine code, short message (never internal detail). */
-interface GatewayError {
-    readonly status: number;
-    readonly code: string;
-    readonly message: string;
-}
-
-/** Every status nginx itself can produce, mapped to the JSON error clients see. */
+/**
+ * Every status nginx itself can produce, mapped to the JSON error clients see. nginx's own
+ * 494-497 (header and certificate problems) go out as 400 with their own codes.
+ */
 export const NGINX_ERRORS: readonly (GatewayError & { readonly nginxStatus: number })[] = [
-    { nginxStatus: 400, status: 400, code: "bad_request", message: "malformed request" },
-    { nginxStatus: 403, status: 403, code: "forbidden", message: "access denied" },
-    { nginxStatus: 404, status: 404, code: "not_found", message: "no such route" },
-    { nginxStatus: 405, status: 405, code: "method_not_allowed", message: "method not allowed" },
-    { nginxStatus: 408, status: 408, code: "request_timeout", message: "request not received in time" },
-    { nginxStatus: 411, status: 411, code: "length_required", message: "length required" },
-    { nginxStatus: 413, status: 413, code: "request_too_large", message: "request body too large" },
-    { nginxStatus: 414, status: 414, code: "uri_too_long", message: "request target too long" },
-    { nginxStatus: 416, status: 416, code: "range_not_satisfiable", message: "range not satisfiable" },
-    { nginxStatus: 429, status: 429, code: "rate_limited", message: "too many requests" },
+    ...[400, 403, 404, 405, 408, 411, 413, 414, 416, 429].map((s) => ({ nginxStatus: s, ...ERRORS_BY_STATUS[s] })),
     { nginxStatus: 494, status: 400, code: "request_headers_too_large", message: "request headers too large" },
     { nginxStatus: 495, status: 400, code: "client_certificate_invalid", message: "client certificate rejected" },
     { nginxStatus: 496, status: 400, code: "client_certificate_required", message: "client certificate required" },
     { nginxStatus: 497, status: 400, code: "https_required", message: "plain HTTP sent to the HTTPS port" },
-    { nginxStatus: 500, status: 500, code: "internal_error", message: "internal error" },
-    { nginxStatus: 501, status: 501, code: "not_implemented", message: "not implemented" },
-    { nginxStatus: 502, status: 502, code: "upstream_unavailable", message: "upstream unavailable" },
-    { nginxStatus: 503, status: 503, code: "service_unavailable", message: "service unavailable" },
-    { nginxStatus: 504, status: 504, code: "upstream_timeout", message: "upstream timed out" },
-    { nginxStatus: 505, status: 505, code: "http_version_not_supported", message: "HTTP version not supported" },
+    ...[500, 501, 502, 503, 504, 505].map((s) => ({ nginxStatus: s, ...ERRORS_BY_STATUS[s] })),
 ];
 
 /** Statuses re-mapped in the route (upstream 5xx are masked; limit 429; chunked body 413). */
-export const ROUTE_ERROR_STATUSES = [413, 429, 500, 502, 503, 504];
-
-/** Refusals the config itself issues (return with a JSON body). */
-export const REFUSALS = {
-    deviceNotEnrolled: { status: 403, code: "device_not_enrolled", message: "client certificate is not enrolled" },
-    absoluteForm: { status: 400, code: "absolute_form_not_allowed", message: "request target must be a path" },
-    unknownHost: { status: 421, code: "unknown_host", message: "unknown host" },
-    originNotAllowed: { status: 403, code: "origin_not_allowed", message: "origin not allowed" },
-    routeNotAllowed: { status: 403, code: "route_not_allowed", message: "route not allowed" },
-    methodNotAllowed: { status: 405, code: "method_not_allowed", message: "method not allowed for this route" },
-    unauthenticated: { status: 401, code: "unauthenticated", message: "sign-in required" },
-    apiKeyInvalid: { status: 401, code: "api_key_invalid", message: "API key missing or not valid for this device" },
-} as const satisfies Record<string, GatewayError>;
+export const ROUTE_ERROR_STATUSES = MASKED_UPSTREAM_STATUSES;
 
 /** Thrown when a spec value cannot be written into nginx.conf safely. */
 export class NginxRenderError extends Error {
