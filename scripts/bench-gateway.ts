@@ -400,6 +400,15 @@ async function startNginx(confFile: string, prefix: string, port: number, logFil
     return child.pid!;
 }
 
+/** Start a gateway from its derived spec with limits lifted, so the bench measures cost, not throttling; returns its pid. */
+async function startBenchGateway(derived: GatewaySpec, stateDir: string): Promise<number> {
+    const spec: GatewaySpec = { ...derived, limits: { ...derived.limits, ratePerMinute: 60_000_000, burst: 1_000_000, connectionsPerClient: 10_000 } };
+    const prepared = prepareGateway(spec, stateDir);
+    const child = startChild(prepared.command, prepared.args, join(stateDir, "gateway.out"));
+    await waitForListener("127.0.0.1", spec.listen.port, () => child.exitCode === null);
+    return child.pid!;
+}
+
 /** The full gateway of one kind: the program's renderer, limits lifted so the bench measures cost, not throttling. */
 async function startFullGateway(kind: "nginx" | "haproxy", dir: string, stubPort: number, pki: { server: CertPair; ca: CertPair; device: CertPair }): Promise<{ port: number; pid: number }> {
     const port = await freePort();
@@ -416,11 +425,7 @@ async function startFullGateway(kind: "nginx" | "haproxy", dir: string, stubPort
         errorLog: join(stateDir, "error.log"),
         workerUser: process.getuid?.() === 0 ? "root" : undefined,
     });
-    const spec: GatewaySpec = { ...derived, limits: { ...derived.limits, ratePerMinute: 60_000_000, burst: 1_000_000, connectionsPerClient: 10_000 } };
-    const prepared = prepareGateway(spec, stateDir);
-    const child = startChild(prepared.command, prepared.args, join(stateDir, "gateway.out"));
-    await waitForListener("127.0.0.1", port, () => child.exitCode === null);
-    return { port, pid: child.pid! };
+    return { port, pid: await startBenchGateway(derived, stateDir) };
 }
 
 /**
@@ -478,11 +483,7 @@ async function startPoolGateway(nodes: number, dir: string, stubPort: number, pk
         errorLog: join(stateDir, "error.log"),
         workerUser: process.getuid?.() === 0 ? "root" : undefined,
     });
-    const spec: GatewaySpec = { ...derived, limits: { ...derived.limits, ratePerMinute: 60_000_000, burst: 1_000_000, connectionsPerClient: 10_000 } };
-    const prepared = prepareGateway(spec, stateDir);
-    const child = startChild(prepared.command, prepared.args, join(stateDir, "gateway.out"));
-    await waitForListener("127.0.0.1", port, () => child.exitCode === null);
-    return { port, pids: [child.pid!, ...pids] };
+    return { port, pids: [await startBenchGateway(derived, stateDir), ...pids] };
 }
 
 // ---------------------------------------------------------------------------------------------
