@@ -4,8 +4,6 @@
  * accepted by the real `nginx -t` (1.22 here: no directive newer than the oldest supported nginx).
  */
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { loadStackConfig } from "../../components/config";
@@ -14,6 +12,7 @@ import { NginxRenderError, nginxString, renderNginxConf, retryAfterSeconds } fro
 import { deriveGatewaySpec, FORWARDED_IDENTITY_HEADERS, SECURITY_HEADERS, type GatewaySpec } from "../../components/gateway/spec";
 import { createCa, issueCert } from "../../scripts/sandbox/pki";
 import { tempDir } from "../e2e/harness";
+import { nginxSyntaxProblems } from "./nginx-check";
 
 const dir = tempDir("zto-nginx-unit-");
 const tls = { cert: join(dir, "server.crt"), key: join(dir, "server.key"), ca: join(dir, "ca.crt") };
@@ -51,18 +50,7 @@ function specFor(raw: Record<string, unknown> = {}, extra: Partial<GatewaySpec> 
 const OIDC = { identity: { provider: "oidc", issuerUrl: "https://idp.example.com", clientId: "zto", allowedEmailDomains: ["example.com"] }, oidcClientSecret: "x" };
 const ENTRA = { identity: { provider: "entra", tenantId: "00000000-1111-2222-3333-444444444444", allowedEmailDomains: ["example.com"] } };
 
-/** `nginx -t` on the rendered text; returns nginx's complaint, or "" when valid. */
-function nginxT(conf: string): string {
-    const file = join(dir, `t-${Math.random().toString(36).slice(2)}.conf`);
-    mkdirSync(join(dir, "run"), { recursive: true });
-    writeFileSync(file, conf);
-    try {
-        execFileSync("nginx", ["-t", "-q", "-c", file, "-p", join(dir, "run") + "/", "-e", join(dir, "error.log")], { stdio: ["ignore", "pipe", "pipe"] });
-        return "";
-    } catch (e) {
-        return String((e as { stderr?: Buffer }).stderr ?? e);
-    }
-}
+const nginxT = (conf: string) => nginxSyntaxProblems(conf, dir);
 
 /** The body of the `name { ... }` block that starts on a line of its own (one nesting level deep). */
 function block(conf: string, opener: string): string {

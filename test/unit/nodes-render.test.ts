@@ -3,8 +3,6 @@
  * gateway's pool router, both accepted by the real `nginx -t`, with their rules checked in the text.
  */
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { loadStackConfig, nodePoolSettings } from "../../components/config";
@@ -17,6 +15,7 @@ import { readStackFile } from "../../components/stack-file";
 import { renderTailnetPolicy } from "../../components/tailnet/acl";
 import { createCa, issueCert } from "../../scripts/sandbox/pki";
 import { tempDir } from "../e2e/harness";
+import { nginxSyntaxProblems } from "./nginx-check";
 
 const dir = tempDir("zto-nodes-unit-");
 const tls = { cert: join(dir, "server.crt"), key: join(dir, "server.key"), ca: join(dir, "ca.crt") };
@@ -24,17 +23,7 @@ createCa({ cert: tls.ca, key: join(dir, "ca.key") }, "unit CA", 30);
 issueCert({ cert: tls.ca, key: join(dir, "ca.key") }, { cert: tls.cert, key: tls.key }, { commonName: "n", usage: "server", dnsNames: [NODE_TLS_NAME], notAfter: new Date(Date.now() + 86_400_000) });
 const GATEWAY_FP = "c".repeat(40);
 
-function nginxT(conf: string): string {
-    const file = join(dir, `t-${Math.random().toString(36).slice(2)}.conf`);
-    mkdirSync(join(dir, "run"), { recursive: true });
-    writeFileSync(file, conf);
-    try {
-        execFileSync("nginx", ["-t", "-q", "-c", file, "-p", join(dir, "run") + "/", "-e", join(dir, "error.log")], { stdio: ["ignore", "pipe", "pipe"] });
-        return "";
-    } catch (e) {
-        return String((e as { stderr?: Buffer }).stderr ?? e);
-    }
-}
+const nginxT = (conf: string) => nginxSyntaxProblems(conf, dir);
 
 const placement = { listen: { host: "127.0.0.1", port: 21443 }, tlsFiles: tls, ollama: { host: "127.0.0.1", port: 21434 }, runtimeDir: join(dir, "run"), accessLog: join(dir, "access.log"), errorLog: join(dir, "error.log") };
 
