@@ -9,6 +9,7 @@ import { after, before, describe, test } from "node:test";
 import { readJsonLines } from "../../scripts/sandbox/json-log";
 import type { Oauth2LogEntry } from "../../scripts/sandbox/stub-oauth2-proxy";
 import { startSandbox, type HttpResult, type Sandbox } from "./harness";
+import { runApiKeyChecks } from "./api-key-checks";
 
 const TENANT = "00000000-1111-2222-3333-444444444444";
 const ML = "6f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b";
@@ -177,52 +178,4 @@ describe("identity (entra) through the real nginx", () => {
     });
 });
 
-describe("device API keys without an IdP (identity none) through the real nginx", () => {
-    let sb: Sandbox;
-    before(async () => {
-        sb = await startSandbox({
-            config: {
-                domain: "ollama.test",
-                devices: [
-                    { name: "build-box", owner: "build@example.com", groups: ["ci"], apiKey: true },
-                    { name: "dev-laptop", owner: "dev@example.com", groups: ["ml"] },
-                ],
-                filter: { enabled: false },
-            },
-        });
-    });
-    after(async () => {
-        await sb?.stop();
-    });
-
-    test("a keyed device needs its key on every request; the right key passes", async () => {
-        sb.resetOllamaLog();
-        const key = sb.info.devices["build-box"].apiKey!;
-        const attempts: Record<string, string>[] = [{}, { Authorization: `Bearer ${FORGED_KEY}` }, { Authorization: `Basic ${Buffer.from(`x:${key}`).toString("base64")}` }, { Authorization: `Bearer ${key}x` }];
-        for (const headers of attempts) {
-            const r = await sb.request({ path: "/api/tags", device: "build-box", headers });
-            assert.equal(r.status, 401, `${JSON.stringify(headers)}: ${r.body}`);
-            assert.equal(errorCode(r), "api_key_invalid");
-        }
-        assert.deepEqual(sb.ollamaRequests(), []);
-        const ok = await sb.request({ path: "/api/tags", device: "build-box", headers: { Authorization: `bearer ${key}` } });
-        assert.equal(ok.status, 200, ok.body);
-        const [got] = sb.ollamaRequests();
-        assert.equal(got.headers["x-auth-request-user"], "build@example.com");
-        assert.equal(got.headers.authorization, undefined);
-    });
-
-    test("a device without a key needs only its certificate, and another device's key is refused", async () => {
-        sb.resetOllamaLog();
-        const key = sb.info.devices["build-box"].apiKey!;
-        assert.equal(sb.info.devices["dev-laptop"].apiKey, undefined);
-        const stolen = await sb.request({ path: "/api/tags", device: "dev-laptop", headers: { Authorization: `Bearer ${key}` } });
-        assert.equal(stolen.status, 401);
-        assert.equal(errorCode(stolen), "api_key_invalid");
-        assert.deepEqual(sb.ollamaRequests(), []);
-        assert.equal((await sb.request({ path: "/api/tags", device: "dev-laptop" })).status, 200);
-        const got = sb.ollamaRequests();
-        assert.equal(got.length, 1);
-        assert.equal(got[0].headers["x-auth-request-user"], "dev@example.com");
-    });
-});
+runApiKeyChecks("nginx");
