@@ -76,6 +76,23 @@ export const NGINX_ERRORS: readonly (GatewayError & { readonly nginxStatus: numb
 /** Statuses re-mapped in the route (upstream 5xx are masked; limit 429; chunked body 413). */
 export const ROUTE_ERROR_STATUSES = MASKED_UPSTREAM_STATUSES;
 
+/** nginx's main context and events block, shared by the gateway and the enclave proxies. */
+export function mainContext(workerUser: string | undefined, runtimeDir: string, errorLog: string): string[] {
+    return [
+        ...(workerUser ? [`user ${nginxString(workerUser, "workerUser")};`] : []),
+        "worker_processes auto;",
+        "worker_rlimit_nofile 8192;",
+        "# The allowlist maps are regexes evaluated on every request.",
+        "pcre_jit on;",
+        `pid ${nginxPath(`${runtimeDir}/nginx.pid`, "runtimeDir")};`,
+        errorLogTarget(errorLog),
+        "",
+        "events {",
+        "    worker_connections 4096;",
+        "}",
+    ];
+}
+
 /** Thrown when a spec value cannot be written into nginx.conf safely. */
 export class NginxRenderError extends Error {
     constructor(message: string) {
@@ -607,17 +624,7 @@ export function renderNginxConf(spec: GatewaySpec): string {
 
     const conf = [
         "# Rendered by zero-trust-ollama from the stack config. Do not edit: edit the stack and redeploy.",
-        ...(spec.workerUser ? [`user ${nginxString(spec.workerUser, "workerUser")};`] : []),
-        "worker_processes auto;",
-        "worker_rlimit_nofile 8192;",
-        "# The allowlist maps are regexes evaluated on every request.",
-        "pcre_jit on;",
-        `pid ${nginxPath(`${run}/nginx.pid`, "runtimeDir")};`,
-        errorLogTarget(spec.logging.errorLog),
-        "",
-        "events {",
-        "    worker_connections 4096;",
-        "}",
+        ...mainContext(spec.workerUser, run, spec.logging.errorLog),
         "",
         "http {",
         indent(
