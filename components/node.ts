@@ -37,7 +37,9 @@ export interface GpuNodeArgs {
     readonly gpus: GpuRequest;
     /** Host path of the node's encrypted model store. */
     readonly modelsPath: string;
+    /** Memory limit of the node's Ollama container in MiB. */
     readonly memoryLimitMiB: number;
+    /** How long Ollama keeps a model loaded after use, e.g. 5m. */
     readonly keepAlive: string;
     /** The node's Tailscale address: the only address the enclave publishes on. */
     readonly tailscaleAddress: string;
@@ -47,11 +49,15 @@ export interface GpuNodeArgs {
     readonly caCertPem: pulumi.Input<string>;
     /** The enclave's server certificate and key (secret), from the Pki. */
     readonly serverCertPem: pulumi.Input<string>;
+    /** The enclave's server key (a secret). */
     readonly serverKeyPem: pulumi.Input<string>;
     /** SHA-1 of the gateway's client certificate: the only client the enclave admits. */
     readonly gatewayFingerprintSha1: pulumi.Input<string>;
+    /** Request body cap in KiB (gateway.maxBodyKiB). */
     readonly maxBodyKiB: number;
+    /** Read/send timeout towards Ollama in seconds (gateway.upstreamTimeoutSeconds). */
     readonly upstreamTimeoutSeconds: number;
+    /** Where container logs go. */
     readonly logging: LoggingTarget;
 }
 
