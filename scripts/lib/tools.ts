@@ -1,0 +1,45 @@
+/**
+ * Real upstream programs the tests and the sandbox run (oauth2-proxy, Ollama), built from their Go
+ * modules with `go install <module>@<version>` into a tools folder, one subfolder per version, so a
+ * second build of the same version builds nothing. The folder is `$ZTO_TOOLS_DIR`, else
+ * `<repo>/.tools` (ignored by git).
+ */
+import { existsSync } from "node:fs";
+import * as path from "node:path";
+
+export interface GoTool {
+    /** Go module path that `go install` builds. */
+    readonly module: string;
+    /** Module version: the release the stack pins. */
+    readonly version: string;
+    /** Name of the installed binary. */
+    readonly binary: string;
+    /** Whether the build needs cgo (Ollama's CPU backend is C/C++). */
+    readonly cgo: boolean;
+}
+
+export const TOOLS = {
+    oauth2Proxy: { module: "github.com/oauth2-proxy/oauth2-proxy/v7", version: "v7.15.6", binary: "oauth2-proxy", cgo: false },
+    ollama: { module: "github.com/ollama/ollama", version: "v0.17.4", binary: "ollama", cgo: true },
+} as const satisfies Record<string, GoTool>;
+
+export type ToolName = keyof typeof TOOLS;
+
+const REPO_ROOT = path.resolve(__dirname, "..", "..");
+
+export function toolsDir(): string {
+    return process.env.ZTO_TOOLS_DIR ? path.resolve(process.env.ZTO_TOOLS_DIR) : path.join(REPO_ROOT, ".tools");
+}
+
+/** Where the binary of `name` at its pinned version lives (whether or not it is built yet). */
+export function toolPath(name: ToolName): string {
+    const t = TOOLS[name];
+    return path.join(toolsDir(), `${t.binary}-${t.version}`, t.binary);
+}
+
+/** The built binary's path, or an error that says how to build it. */
+export function requireTool(name: ToolName): string {
+    const p = toolPath(name);
+    if (!existsSync(p)) throw new Error(`${TOOLS[name].binary} ${TOOLS[name].version} is not built (expected ${p}); run: npm run tools:build`);
+    return p;
+}
