@@ -16,11 +16,37 @@ export interface GoTool {
     readonly binary: string;
     /** Whether the build needs cgo (Ollama's CPU backend is C/C++). */
     readonly cgo: boolean;
+    /**
+     * C headers the build needs that the Go module zip leaves out (Go drops every `vendor/`
+     * folder from module zips, and llama.cpp keeps its third-party headers there): each is
+     * looked up on the system include path first, else taken from the named package.
+     */
+    readonly headers?: readonly HeaderSource[];
+}
+
+export interface HeaderSource {
+    /** Include path as the sources spell it, e.g. `stb/stb_image.h`. */
+    readonly include: string;
+    /** Debian package that installs it under /usr/include. */
+    readonly debian?: string;
+    /** PyPI source distribution that ships it (name==version), when Debian has none. */
+    readonly pypiSdist?: string;
 }
 
 export const TOOLS = {
     oauth2Proxy: { module: "github.com/oauth2-proxy/oauth2-proxy/v7", version: "v7.15.6", binary: "oauth2-proxy", cgo: false },
-    ollama: { module: "github.com/ollama/ollama", version: "v0.17.4", binary: "ollama", cgo: true },
+    ollama: {
+        module: "github.com/ollama/ollama",
+        version: "v0.17.4",
+        binary: "ollama",
+        cgo: true,
+        headers: [
+            { include: "stb/stb_image.h", debian: "libstb-dev" },
+            { include: "nlohmann/json.hpp", debian: "nlohmann-json3-dev" },
+            // Debian has no miniaudio; the `miniaudio` Python binding's sdist carries the header.
+            { include: "miniaudio/miniaudio.h", pypiSdist: "miniaudio==1.71" },
+        ],
+    },
 } as const satisfies Record<string, GoTool>;
 
 export type ToolName = keyof typeof TOOLS;
