@@ -69,7 +69,7 @@ function main(argv: string[]): number {
         const t0 = Date.now();
         const includes = headerIncludeDirs(t).map((d) => `-I${d}`);
         const cppflags = [process.env.CGO_CPPFLAGS ?? "", ...includes].join(" ").trim();
-        execFileSync("go", ["install", `${t.module}@${t.version}`], {
+        execFileSync("go", ["install", `-ldflags=-X=${t.versionVariable.name}=${t.versionVariable.value}`, `${t.module}@${t.version}`], {
             stdio: ["ignore", "inherit", "inherit"],
             env: { ...process.env, GOBIN: scratch, CGO_ENABLED: t.cgo ? "1" : "0", GOFLAGS: "-trimpath", ...(cppflags ? { CGO_CPPFLAGS: cppflags } : {}) },
         });

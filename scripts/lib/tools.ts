@@ -22,6 +22,11 @@ export interface GoTool {
      * looked up on the system include path first, else taken from the named package.
      */
     readonly headers?: readonly HeaderSource[];
+    /**
+     * The package variable release builds stamp with the version (`-X` at link time), and the value;
+     * without it `go install` leaves the placeholder (Ollama answers /api/version with 0.0.0).
+     */
+    readonly versionVariable: { readonly name: string; readonly value: string };
 }
 
 export interface HeaderSource {
@@ -34,12 +39,13 @@ export interface HeaderSource {
 }
 
 export const TOOLS = {
-    oauth2Proxy: { module: "github.com/oauth2-proxy/oauth2-proxy/v7", version: "v7.15.6", binary: "oauth2-proxy", cgo: false },
+    oauth2Proxy: { module: "github.com/oauth2-proxy/oauth2-proxy/v7", version: "v7.15.6", binary: "oauth2-proxy", cgo: false, versionVariable: { name: "github.com/oauth2-proxy/oauth2-proxy/v7/pkg/version.VERSION", value: "v7.15.6" } },
     ollama: {
         module: "github.com/ollama/ollama",
         version: "v0.17.4",
         binary: "ollama",
         cgo: true,
+        versionVariable: { name: "github.com/ollama/ollama/version.Version", value: "0.17.4" },
         headers: [
             { include: "stb/stb_image.h", debian: "libstb-dev" },
             { include: "nlohmann/json.hpp", debian: "nlohmann-json3-dev" },
