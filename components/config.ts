@@ -67,6 +67,8 @@ const gatewaySchema = z.strictObject({
     corsOrigins: z.array(httpsOrigin).default([]),
     upstreamTimeoutSeconds: z.number().int().min(5).max(86400).default(600),
     clientTimeoutSeconds: z.number().int().min(1).max(300).default(10),
+    /** After a reload (enrol, revoke, any config change): how long requests begun on the old config may run before their connections are closed. */
+    reloadDrainSeconds: z.number().int().min(1).max(3600).default(120),
     tlsMinVersion: z.enum(["1.3", "1.2"]).default("1.3"),
     image: imageRef.optional(),
 });

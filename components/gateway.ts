@@ -10,56 +10,73 @@ import type { NodePoolSettings, StackConfig } from "./config";
 import { HAPROXY_CONFIG_FILE, HAPROXY_DEVICE_MAPS, renderHaproxyFiles } from "./gateway/haproxy";
 import { renderNginxConf } from "./gateway/nginx";
 import { deriveNodePool } from "./gateway/node-spec";
+import { configWriterScript, currentFile, CURRENT_LINK, gatewaySupervisorScript, generationFile, generationId } from "./gateway/reload";
 import { deriveGatewaySpec, type GatewayPlacement, type GatewaySpec } from "./gateway/spec";
 import { hardenedContainerArgs, type LoggingTarget } from "./hardening";
 
 /** Port nginx listens on inside the container: above 1024, so no NET_BIND_SERVICE. */
 export const GATEWAY_CONTAINER_PORT = 8443;
-/** Volume holding config and TLS material: Docker refuses uploads into a read-only root. */
+/**
+ * Volume holding every config generation and its TLS material (Docker refuses uploads into a
+ * read-only root). The writer mounts it read-write, the gateway read-only.
+ */
 export const GATEWAY_CONFIG_DIR = "/etc/nginx/zto";
-export const GATEWAY_CONFIG_FILE = `${GATEWAY_CONFIG_DIR}/nginx.conf`;
+/** Where nginx reads its config: through the `current` link, so a new generation needs no new container. */
+export const GATEWAY_CONFIG_FILE = currentFile(GATEWAY_CONFIG_DIR, "nginx.conf");
 /** tmpfs for the pid file and nginx's temp directories (the root filesystem is read-only). */
 export const GATEWAY_RUNTIME_DIR = "/tmp";
 /** The `nginx` user of the official image; the gateway never runs as root. */
 export const GATEWAY_USER = "101:101";
-const TLS_FILES = { cert: `${GATEWAY_CONFIG_DIR}/tls/server.crt`, key: `${GATEWAY_CONFIG_DIR}/tls/server.key`, ca: `${GATEWAY_CONFIG_DIR}/tls/device-ca.crt` };
 
-/** haproxy: the config, its device maps and the TLS files live in one volume directory. */
+/** haproxy: the config, its device maps and the TLS files live in one generation directory. */
 export const HAPROXY_GATEWAY_CONFIG_DIR = "/usr/local/etc/haproxy/zto";
 /** The `haproxy` user of the official image (uid/gid 99). */
 export const HAPROXY_GATEWAY_USER = "99:99";
-// haproxy 2.6+ reads a certificate's key from `<cert>.key`; there is no separate key directive.
-const HAPROXY_TLS_FILES = { cert: `${HAPROXY_GATEWAY_CONFIG_DIR}/tls/server.pem`, key: `${HAPROXY_GATEWAY_CONFIG_DIR}/tls/server.pem.key`, ca: `${HAPROXY_GATEWAY_CONFIG_DIR}/tls/device-ca.crt` };
+/**
+ * The config writer runs as root with every capability dropped: the volume's root directory is
+ * root's (Docker creates it), and the writer only flips a link and removes old generations there.
+ * It has no network and exits when done.
+ */
+export const CONFIG_WRITER_USER = "0:0";
+
+/** TLS files by path relative to a generation. haproxy 2.6+ reads a certificate's key from `<cert>.key`. */
+const TLS_RELATIVE = {
+    nginx: { cert: "tls/server.crt", key: "tls/server.key", ca: "tls/device-ca.crt" },
+    haproxy: { cert: "tls/server.pem", key: "tls/server.pem.key", ca: "tls/device-ca.crt" },
+} as const;
+const NODE_CLIENT_RELATIVE = { cert: "tls/node-client.crt", key: "tls/node-client.key" };
 
 /** What differs between the nginx and the haproxy container; ports, networks and hardening do not. */
 interface GatewayFlavor {
-    /** Volume mount point holding every rendered file and the TLS material. */
+    /** Volume mount point holding the generations and the `current` link. */
     readonly configDir: string;
     readonly user: string;
-    readonly tlsFiles: GatewayPlacement["tlsFiles"];
-    /** Main config file: the one whose text is the component's `renderedConfig` output. */
+    /** Main config file relative to a generation: its text is the component's `renderedConfig` output. */
     readonly configFile: string;
-    /** Container paths of every rendered file (configFile included). */
+    /** Paths, relative to a generation, of every rendered file (configFile included). */
     readonly files: readonly string[];
-    /** Every rendered file by container path. */
+    /** Every rendered file by path relative to a generation. */
     readonly render: (spec: GatewaySpec) => Record<string, string>;
-    readonly entrypoints: string[];
-    readonly command: string[];
+    /** The binary in the foreground, reading the config through the link. */
+    readonly run: string[];
+    /** The binary's own config check, run before every reload. */
+    readonly check: string[];
     readonly tmpfs?: Record<string, string>;
     readonly healthcheck: string[];
 }
 
+const nginxConf = currentFile(GATEWAY_CONFIG_DIR, "nginx.conf");
+const haproxyCfg = currentFile(HAPROXY_GATEWAY_CONFIG_DIR, HAPROXY_CONFIG_FILE);
 const FLAVORS: Record<StackConfig["gateway"]["kind"], GatewayFlavor> = {
     nginx: {
         configDir: GATEWAY_CONFIG_DIR,
         user: GATEWAY_USER,
-        tlsFiles: TLS_FILES,
-        configFile: GATEWAY_CONFIG_FILE,
-        files: [GATEWAY_CONFIG_FILE],
-        render: (spec) => ({ [GATEWAY_CONFIG_FILE]: renderNginxConf(spec) }),
-        // nginx directly: the image's entrypoint scripts would try to rewrite /etc/nginx.
-        entrypoints: ["nginx"],
-        command: ["-c", GATEWAY_CONFIG_FILE, "-e", "stderr", "-g", "daemon off;"],
+        configFile: "nginx.conf",
+        files: ["nginx.conf"],
+        render: (spec) => ({ "nginx.conf": renderNginxConf(spec) }),
+        // nginx directly, not the image's entrypoint scripts (they would try to rewrite /etc/nginx).
+        run: ["nginx", "-c", nginxConf, "-e", "stderr", "-g", "daemon off;"],
+        check: ["nginx", "-t", "-q", "-c", nginxConf, "-e", "stderr"],
         tmpfs: { [GATEWAY_RUNTIME_DIR]: "rw,noexec,nosuid,nodev,size=64m,mode=1777" },
         // Without a client certificate nginx answers 400: the TLS listener is up and verifying.
         healthcheck: ["CMD-SHELL", `curl -sk -o /dev/null -w '%{http_code}' https://127.0.0.1:${GATEWAY_CONTAINER_PORT}/ | grep -qx 400`],
@@ -67,13 +84,13 @@ const FLAVORS: Record<StackConfig["gateway"]["kind"], GatewayFlavor> = {
     haproxy: {
         configDir: HAPROXY_GATEWAY_CONFIG_DIR,
         user: HAPROXY_GATEWAY_USER,
-        tlsFiles: HAPROXY_TLS_FILES,
-        configFile: `${HAPROXY_GATEWAY_CONFIG_DIR}/${HAPROXY_CONFIG_FILE}`,
-        files: [HAPROXY_CONFIG_FILE, ...Object.values(HAPROXY_DEVICE_MAPS)].map((name) => `${HAPROXY_GATEWAY_CONFIG_DIR}/${name}`),
-        render: (spec) => Object.fromEntries(Object.entries(renderHaproxyFiles(spec)).map(([name, text]) => [`${HAPROXY_GATEWAY_CONFIG_DIR}/${name}`, text])),
-        // Foreground, no master process: haproxy writes nothing to disk, so no tmpfs either.
-        entrypoints: ["haproxy"],
-        command: ["-db", "-f", `${HAPROXY_GATEWAY_CONFIG_DIR}/${HAPROXY_CONFIG_FILE}`],
+        configFile: HAPROXY_CONFIG_FILE,
+        files: [HAPROXY_CONFIG_FILE, ...Object.values(HAPROXY_DEVICE_MAPS)],
+        render: (spec) => renderHaproxyFiles(spec),
+        // Master-worker (-W) in the foreground: SIGUSR2 reloads in place. haproxy writes nothing
+        // to disk, so no tmpfs either.
+        run: ["haproxy", "-W", "-db", "-f", haproxyCfg],
+        check: ["haproxy", "-c", "-q", "-f", haproxyCfg],
         // haproxy refuses the handshake without a client certificate (no HTTP answer to check),
         // so the check is that the TLS listener accepts connections (busybox nc; not logged).
         healthcheck: ["CMD-SHELL", `nc -w 2 127.0.0.1 ${GATEWAY_CONTAINER_PORT} </dev/null`],
@@ -125,7 +142,6 @@ export interface GatewayArgs {
 
 /** Port of the pool router inside the gateway container (internal network; never published). */
 export const NODE_ROUTER_PORT = 8480;
-const NODE_CLIENT_TLS = { cert: `${GATEWAY_CONFIG_DIR}/tls/node-client.crt`, key: `${GATEWAY_CONFIG_DIR}/tls/node-client.key` };
 
 export interface GatewayNodePoolArgs {
     /** The resolved pool settings (nodes, models, default model, fail timeout). */
@@ -149,6 +165,8 @@ export class Gateway extends pulumi.ComponentResource {
     public readonly url: pulumi.Output<string>;
     /** The rendered nginx.conf or haproxy.cfg: fingerprints, names, limits and, for apiKey devices, key digests. */
     public readonly renderedConfig: pulumi.Output<string>;
+    /** Id of the config generation the writer put in force (a digest of every file in it). */
+    public readonly configGeneration: pulumi.Output<string>;
 
     constructor(name: string, args: GatewayArgs, opts?: pulumi.ComponentResourceOptions) {
         super("zero-trust-ollama:gateway:Gateway", name, args, opts);
@@ -157,13 +175,16 @@ export class Gateway extends pulumi.ComponentResource {
         if (cfg.filter.enabled && !args.filter) throw new Error("filter.enabled is true but the Gateway got no filter address");
         if (cfg.identity.provider !== "none" && !args.oauth2Proxy) throw new Error(`identity.provider is ${cfg.identity.provider} but the Gateway got no oauth2-proxy address`);
         const child = { parent: this, provider: args.provider };
+        const root = flavor.configDir;
+        const tlsRelative = TLS_RELATIVE[cfg.gateway.kind];
+        const current = (paths: Record<string, string>) => Object.fromEntries(Object.entries(paths).map(([k, rel]) => [k, currentFile(root, rel)]));
 
-        const files = pulumi
+        const rendered = pulumi
             .all([args.devices, args.ollama.host, args.filter?.host, args.oauth2Proxy?.host])
             .apply(([devices, ollamaHost, filterHost, oauth2Host]) => {
                 const placement: GatewayPlacement = {
                     listen: { host: "0.0.0.0", port: GATEWAY_CONTAINER_PORT },
-                    tlsFiles: flavor.tlsFiles,
+                    tlsFiles: current(tlsRelative) as GatewayPlacement["tlsFiles"],
                     ollama: { host: ollamaHost, port: args.ollama.port },
                     filter: filterHost === undefined ? undefined : { host: filterHost, port: args.filter!.port },
                     oauth2Proxy: oauth2Host === undefined ? undefined : { host: oauth2Host, port: args.oauth2Proxy!.port },
@@ -180,20 +201,79 @@ export class Gateway extends pulumi.ComponentResource {
                           nodePool: deriveNodePool(
                               pool,
                               Object.fromEntries(pool.nodes.map((n) => [n.name, { host: n.tailscaleAddress, port: pool.enclavePort }])),
-                              { ...NODE_CLIENT_TLS, ca: flavor.tlsFiles.ca },
+                              { ...(current(NODE_CLIENT_RELATIVE) as { cert: string; key: string }), ca: currentFile(root, tlsRelative.ca) },
                               { host: "0.0.0.0", port: NODE_ROUTER_PORT },
                           ),
                       }
                     : placement;
                 return flavor.render(deriveGatewaySpec(cfg, devices, withPool));
             });
-        this.renderedConfig = files.apply((f) => f[flavor.configFile]);
+        this.renderedConfig = rendered.apply((f) => f[flavor.configFile]);
 
         const image = new docker.RemoteImage(`${name}-image`, { name: args.image, keepLocally: true }, child);
         const configVolume = new docker.Volume(`${name}-config`, { name: `${args.containerName}-config`, labels: [{ label: "zero-trust-ollama.volume", value: "gateway-config" }] }, child);
         const withApiKeys = cfg.devices.some((d) => d.apiKey);
         const [uid, gid] = flavor.user.split(":");
         const readable = { owner: uid, group: gid, permissions: "0444" };
+        const privateFile = { owner: uid, group: gid, permissions: "0400" };
+
+        // Everything the gateway reads, by path relative to a generation. With API keys the config
+        // holds key digests: then it is uploaded as a secret, like the keys.
+        const generationFiles: { relative: string; content: pulumi.Input<string>; mode: typeof readable }[] = [
+            ...flavor.files.map((relative) => ({ relative, content: withApiKeys ? pulumi.secret(rendered.apply((f) => f[relative])) : rendered.apply((f) => f[relative]), mode: readable })),
+            { relative: tlsRelative.cert, content: args.serverCertPem, mode: readable },
+            { relative: tlsRelative.ca, content: args.caCertPem, mode: readable },
+            { relative: tlsRelative.key, content: pulumi.secret(args.serverKeyPem), mode: privateFile },
+            ...(args.nodePool
+                ? [
+                      { relative: NODE_CLIENT_RELATIVE.cert, content: args.nodePool.clientCertPem, mode: readable },
+                      { relative: NODE_CLIENT_RELATIVE.key, content: pulumi.secret(args.nodePool.clientKeyPem), mode: privateFile },
+                  ]
+                : []),
+        ];
+        // The id digests every file and the image (another binary may read the same text
+        // differently). A truncated SHA-256 discloses nothing of the keys it covers, so it is
+        // shown in plain text: it names the writer and the directory operators look for.
+        const generation = pulumi.unsecret(
+            pulumi
+                .all([image.imageId, ...generationFiles.map((f) => pulumi.output(f.content))])
+                .apply(([imageId, ...contents]) => generationId({ "#image": imageId, ...Object.fromEntries(generationFiles.map((f, i) => [f.relative, contents[i]])) })),
+        );
+
+        // The writer is the only resource an enrol, revoke or config edit replaces: a one-shot
+        // container that receives the new generation as uploads into the volume, flips `current`
+        // to it and exits. Its name carries the generation, so the new writer is created before
+        // the old one is deleted; the gateway container's inputs never change.
+        const writer = new docker.Container(
+            `${name}-config-writer`,
+            {
+                name: pulumi.interpolate`${args.containerName}-config-${generation}`,
+                image: image.imageId,
+                ...hardenedContainerArgs("gateway-config", args.logging),
+                // One shot: it must not be restarted, and Pulumi waits for it to finish.
+                restart: "no",
+                mustRun: false,
+                attach: true,
+                logs: true,
+                user: CONFIG_WRITER_USER,
+                networkMode: "none",
+                readOnly: true,
+                entrypoints: ["/bin/sh", "-c"],
+                command: [configWriterScript(root), "zto-config-writer", generation],
+                mounts: [{ type: "volume", source: configVolume.name, target: root }],
+                uploads: generationFiles.map((f) => ({ file: generation.apply((g) => generationFile(root, g, f.relative)), content: f.content, ...f.mode })),
+                memory: 32,
+            },
+            child,
+        );
+        this.configGeneration = pulumi.all([generation, writer.exitCode]).apply(([g, exitCode]) => {
+            // Unknown under preview and mocks; a failed flip leaves the previous generation in force.
+            if (typeof exitCode === "number" && exitCode !== 0) {
+                void pulumi.log.error(`the gateway config writer exited with status ${exitCode}: generation ${g} is NOT in force and the gateway still serves the previous one; see the writer's logs (docker logs ${args.containerName}-config-${g})`, writer);
+            }
+            return g;
+        });
+
         const container = new docker.Container(
             `${name}-container`,
             {
@@ -201,26 +281,14 @@ export class Gateway extends pulumi.ComponentResource {
                 image: image.imageId,
                 ...hardenedContainerArgs("gateway", args.logging),
                 user: flavor.user,
-                entrypoints: flavor.entrypoints,
-                command: flavor.command,
+                // The supervisor runs the binary and reloads it in place when `current` moves.
+                entrypoints: ["/bin/sh", "-c"],
+                command: [gatewaySupervisorScript({ kind: cfg.gateway.kind, link: `${root}/${CURRENT_LINK}`, run: flavor.run, check: flavor.check }), "zto-gateway"],
                 networksAdvanced: [{ name: args.edgeNetwork }, { name: args.internalNetwork, aliases: ["gateway"] }],
                 ports: [{ internal: GATEWAY_CONTAINER_PORT, external: args.publishPort, ip: pulumi.output(args.publishAddress).apply(checkPublishAddress), protocol: "tcp" }],
                 readOnly: true,
                 tmpfs: flavor.tmpfs,
-                mounts: [{ type: "volume", source: configVolume.name, target: flavor.configDir }],
-                uploads: [
-                    // With API keys the config holds key digests: then it is uploaded as a secret, like the key.
-                    ...flavor.files.map((file) => ({ file, content: withApiKeys ? pulumi.secret(files.apply((f) => f[file])) : files.apply((f) => f[file]), ...readable })),
-                    { file: flavor.tlsFiles.cert, content: args.serverCertPem, ...readable },
-                    { file: flavor.tlsFiles.ca, content: args.caCertPem, ...readable },
-                    { file: flavor.tlsFiles.key, content: pulumi.secret(args.serverKeyPem), owner: uid, group: gid, permissions: "0400" },
-                    ...(args.nodePool
-                        ? [
-                              { file: NODE_CLIENT_TLS.cert, content: args.nodePool.clientCertPem, ...readable },
-                              { file: NODE_CLIENT_TLS.key, content: pulumi.secret(args.nodePool.clientKeyPem), owner: uid, group: gid, permissions: "0400" },
-                          ]
-                        : []),
-                ],
+                mounts: [{ type: "volume", source: configVolume.name, target: root, readOnly: true }],
                 memory: 256,
                 ulimits: [{ name: "nofile", soft: 16384, hard: 16384 }],
                 healthcheck: {
@@ -231,11 +299,13 @@ export class Gateway extends pulumi.ComponentResource {
                     startPeriod: "10s",
                 },
             },
-            child,
+            // The first generation must be in place before the gateway starts; later writers
+            // replace the writer only (a dependency orders, it never replaces).
+            { ...child, dependsOn: [writer] },
         );
 
         this.containerName = container.name;
         this.url = pulumi.output(`https://${cfg.domain}:${args.publishPort}`);
-        this.registerOutputs({ containerName: this.containerName, url: this.url, renderedConfig: this.renderedConfig });
+        this.registerOutputs({ containerName: this.containerName, url: this.url, renderedConfig: this.renderedConfig, configGeneration: this.configGeneration });
     }
 }

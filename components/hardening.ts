@@ -9,7 +9,8 @@ export const ROLE_LABEL = "zero-trust-ollama.role";
 /** Label marking the container path that holds the operator's encrypted model store. */
 export const ENCRYPTED_STORE_LABEL = "zero-trust-ollama.encrypted-store";
 
-export type Role = "ollama" | "gateway" | "filter" | "oauth2-proxy" | "enclave";
+/** gateway-config: the one-shot writer that puts a new gateway config generation in place. */
+export type Role = "ollama" | "gateway" | "gateway-config" | "filter" | "oauth2-proxy" | "enclave";
 
 export interface LoggingTarget {
     /** udp://host:port or tcp://host:port; absent means local json-file logs with rotation. */

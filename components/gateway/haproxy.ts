@@ -147,7 +147,7 @@ function validateSpec(spec: GatewaySpec): void {
     }
     const l = spec.limits;
     for (const [k, v] of Object.entries(l)) if (!Number.isInteger(v) || v < 0) throw new HaproxyRenderError(`limits.${k} must be a non-negative integer (got ${v})`);
-    for (const k of ["ratePerMinute", "connectionsPerClient", "maxBodyKiB", "clientTimeoutSeconds", "upstreamTimeoutSeconds"] as const) {
+    for (const k of ["ratePerMinute", "connectionsPerClient", "maxBodyKiB", "clientTimeoutSeconds", "upstreamTimeoutSeconds", "reloadDrainSeconds"] as const) {
         if (l[k] < 1) throw new HaproxyRenderError(`limits.${k} must be at least 1 (got ${l[k]})`);
     }
     const log = spec.logging.accessLog;
@@ -182,6 +182,21 @@ function logFormat(): string {
     return singleQuoted(`{${fields.map(([k, v]) => `"${k}":${v}`).join(",")}}`, "log-format");
 }
 
+/**
+ * What an enrol or revoke (a master-worker reload, SIGUSR2) does to connections opened before it.
+ * The master starts a worker on the new config and soft-stops the old one, which closes its idle
+ * keep-alive connections at once (close-spread-time 0s: none is spared for a spread window, so a
+ * revoked device's next request arrives on a new connection and meets the new allowlist), ends each
+ * active connection once its response is done, and is killed after hard-stop-after with whatever
+ * is still streaming. haproxy's default is no hard stop at all: a revoked device could keep a
+ * stream for as long as the upstream keeps talking. The old worker cannot tell a revoked device's
+ * stream from anyone else's, so the one bound (gateway.reloadDrainSeconds, default 120 s) is both
+ * a revoked device's longest tail and the longest anyone's generation survives a reload.
+ */
+function reloadDrain(seconds: number): string[] {
+    return ["# After a reload the old worker closes idle connections at once and is stopped after this.", "close-spread-time 0s", `hard-stop-after ${seconds}s`];
+}
+
 function globalSection(spec: GatewaySpec): string[] {
     const s = spec.logging.syslog;
     return [
@@ -191,6 +206,7 @@ function globalSection(spec: GatewaySpec): string[] {
             // tcp@ gets an implicit ring buffer in 2.6; the host must resolve when haproxy starts.
             ...(s ? [`log ${s.protocol}@${address({ host: s.host, port: s.port }, "logging.syslog")} len 8192 format rfc5424 local7 info`] : []),
             "log-tag zto_gateway",
+            ...reloadDrain(spec.limits.reloadDrainSeconds),
             ...(spec.workerUser ? [`user ${spec.workerUser}`] : []),
             "# Maps are read from the config file's own directory.",
             "default-path config",

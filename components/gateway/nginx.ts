@@ -191,7 +191,7 @@ function validateSpec(spec: GatewaySpec): void {
     }
     const l = spec.limits;
     for (const [k, v] of Object.entries(l)) if (!Number.isInteger(v) || v < 0) throw new NginxRenderError(`limits.${k} must be a non-negative integer (got ${v})`);
-    for (const k of ["ratePerMinute", "authRatePerMinute", "connectionsPerClient", "maxBodyKiB", "clientTimeoutSeconds", "upstreamTimeoutSeconds"] as const) {
+    for (const k of ["ratePerMinute", "authRatePerMinute", "connectionsPerClient", "maxBodyKiB", "clientTimeoutSeconds", "upstreamTimeoutSeconds", "reloadDrainSeconds"] as const) {
         if (l[k] < 1) throw new NginxRenderError(`limits.${k} must be at least 1 (got ${l[k]})`);
     }
 }
@@ -568,6 +568,21 @@ export function mutualTlsServer(tls: GatewaySpec["tls"]): string[] {
     ];
 }
 
+/**
+ * What an enrol or revoke (a reload, SIGHUP) does to connections opened before it. The master
+ * starts workers on the new config; the old workers stop accepting, close their idle keep-alive
+ * connections at once (a revoked device's next request then arrives on a new connection and meets
+ * the new allowlist) and finish the requests they are serving. worker_shutdown_timeout bounds that
+ * tail: after it the old workers close what is left. An old worker cannot tell a revoked device's
+ * stream from anyone else's, so the one value is both how long a revoked device's in-flight
+ * generation may continue and the longest anyone's generation survives a reload
+ * (gateway.reloadDrainSeconds, default 120 s: a long answer finishes, a stolen device gets minutes,
+ * not upstreamTimeoutSeconds per read).
+ */
+function reloadDrain(seconds: number): string[] {
+    return ["# After a reload, old workers finish in-flight requests for at most this long (gateway.reloadDrainSeconds).", `worker_shutdown_timeout ${seconds}s;`];
+}
+
 /** Render nginx.conf for the spec. Throws NginxRenderError naming the offending spec field. */
 export function renderNginxConf(spec: GatewaySpec): string {
     validateSpec(spec);
@@ -625,6 +640,7 @@ export function renderNginxConf(spec: GatewaySpec): string {
     const conf = [
         "# Rendered by zero-trust-ollama from the stack config. Do not edit: edit the stack and redeploy.",
         ...mainContext(spec.workerUser, run, spec.logging.errorLog),
+        ...reloadDrain(l.reloadDrainSeconds),
         "",
         "http {",
         indent(

@@ -72,6 +72,8 @@ export interface GatewayLimits {
     readonly maxBodyKiB: number;
     readonly clientTimeoutSeconds: number;
     readonly upstreamTimeoutSeconds: number;
+    /** After a reload, how long connections still serving a request begun on the old config may stay open. */
+    readonly reloadDrainSeconds: number;
 }
 
 export interface GatewaySpec {
@@ -179,6 +181,7 @@ export function deriveGatewaySpec(cfg: StackConfig, devices: GatewayDeviceFacts,
             maxBodyKiB: cfg.gateway.maxBodyKiB,
             clientTimeoutSeconds: cfg.gateway.clientTimeoutSeconds,
             upstreamTimeoutSeconds: cfg.gateway.upstreamTimeoutSeconds,
+            reloadDrainSeconds: cfg.gateway.reloadDrainSeconds,
         },
         corsOrigins: [...cfg.gateway.corsOrigins],
         securityHeaders: SECURITY_HEADERS,

@@ -29,6 +29,8 @@ export interface RecordedResource {
     readonly maskedInputs: Record<string, any>;
     /** Top-level input names whose value is (or contains) a secret. */
     readonly secretInputs: readonly string[];
+    /** URNs the resource depends on (dependsOn and resources its inputs came from). */
+    readonly dependencies: readonly string[];
 }
 
 /** Answers an invoke (`call`) token; throwing means the token was not expected. */
@@ -126,6 +128,7 @@ export async function runProgramUnderMocks(file: StackFile, opts: MockRunOptions
                     inputs: raw.plain,
                     maskedInputs: raw.masked,
                     secretInputs,
+                    dependencies: req.getDependenciesList(),
                 });
             }
             inFlight--;

@@ -16,6 +16,7 @@ import { HAPROXY_CONFIG_FILE, HAPROXY_DEVICE_MAPS, HaproxyRenderError, haproxyLi
 import { deriveGatewaySpec, SECURITY_HEADERS, type GatewayPlacement, type GatewaySpec } from "../../components/gateway/spec";
 import { apiKeyDigest } from "../../components/identity/api-keys";
 import { GATEWAY_CONTAINER_PORT, HAPROXY_GATEWAY_CONFIG_DIR } from "../../components/gateway";
+import { gatewaySupervisorScript } from "../../components/gateway/reload";
 import { parseStackFile } from "../../components/stack-file";
 import { runProgramUnderMocks, type RecordedResource } from "../../scripts/lib/mock-program";
 import { ensureSandboxPki } from "../../scripts/sandbox/pki";
@@ -327,10 +328,13 @@ describe("Gateway component with gateway.kind haproxy (Pulumi mocks)", () => {
         if (!r.ok) throw new Error(`config rejected: ${JSON.stringify(r.problems)}`);
         const published = r.resources.filter((x) => x.type === CONTAINER && (x.inputs.ports ?? []).length > 0);
         assert.deepEqual(published.map((x) => x.name), ["gateway-container"], "the gateway is the only published container");
-        return { all: r.resources, container: published[0] };
+        const writer = r.resources.find((x) => x.type === CONTAINER && x.name === "gateway-config-writer");
+        assert.ok(writer, "the config writer");
+        return { all: r.resources, container: published[0], writer };
     }
-    const upload = (c: RecordedResource, name: string) => {
-        const u = (c.inputs.uploads as { file: string; content: string; permissions: string; owner: string }[]).find((x) => x.file === `${HAPROXY_GATEWAY_CONFIG_DIR}/${name}`);
+    /** The writer's upload of a file, by its path relative to the generation (the writer's argument). */
+    const upload = (w: RecordedResource, name: string) => {
+        const u = (w.inputs.uploads as { file: string; content: string; permissions: string; owner: string }[]).find((x) => x.file === `${HAPROXY_GATEWAY_CONFIG_DIR}/generations/${w.inputs.command[2]}/${name}`);
         assert.ok(u, `upload ${name}`);
         return u;
     };
@@ -344,17 +348,24 @@ describe("Gateway component with gateway.kind haproxy (Pulumi mocks)", () => {
         assert.equal(c.user, "99:99");
         assert.equal(c.readOnly, true);
         assert.deepEqual(c.capabilities, { drops: ["ALL"] });
-        assert.deepEqual(c.entrypoints, ["haproxy"]);
-        assert.deepEqual(c.command, ["-db", "-f", `${HAPROXY_GATEWAY_CONFIG_DIR}/haproxy.cfg`]);
+        assert.equal(c.uploads, undefined, "the config comes through the volume, so a new one replaces nothing");
+        assert.deepEqual(c.entrypoints, ["/bin/sh", "-c"]);
+        const cfgPath = `${HAPROXY_GATEWAY_CONFIG_DIR}/current/haproxy.cfg`;
+        assert.deepEqual(c.command, [
+            gatewaySupervisorScript({ kind: "haproxy", link: `${HAPROXY_GATEWAY_CONFIG_DIR}/current`, run: ["haproxy", "-W", "-db", "-f", cfgPath], check: ["haproxy", "-c", "-q", "-f", cfgPath] }),
+            "zto-gateway",
+        ]);
         assert.match(c.healthcheck.tests.join(" "), /127\.0\.0\.1 8443/);
         const ts = await gatewayOf(stack(["alice-laptop"], "    listen: tailscale", "  zero-trust-ollama:tailscale:\n    enabled: true\n    serverAddress: 100.101.102.103"));
         assert.deepEqual(ts.container.inputs.ports, [{ internal: GATEWAY_CONTAINER_PORT, external: 9443, ip: "100.101.102.103", protocol: "tcp" }]);
     });
 
     test("uploads the rendered haproxy.cfg and device maps; the key sits at <cert>.key, secret, 0400", async () => {
-        const { container } = await gatewayOf(stack(["alice-laptop", "bob-laptop"]));
+        const { writer: container } = await gatewayOf(stack(["alice-laptop", "bob-laptop"]));
         const cfg = upload(container, "haproxy.cfg").content;
-        assert.match(cfg, new RegExp(`bind 0\\.0\\.0\\.0:8443 ssl crt ${HAPROXY_GATEWAY_CONFIG_DIR}/tls/server\\.pem ca-file ${HAPROXY_GATEWAY_CONFIG_DIR}/tls/device-ca\\.crt verify required`));
+        const tls = `${HAPROXY_GATEWAY_CONFIG_DIR}/current/tls`;
+        assert.match(cfg, new RegExp(`bind 0\\.0\\.0\\.0:8443 ssl crt ${tls}/server\\.pem ca-file ${tls}/device-ca\\.crt verify required`));
+        assert.match(cfg, /hard-stop-after 120s/, "a reload's old worker is stopped after gateway.reloadDrainSeconds");
         assert.match(cfg, /server filter zto-mock-filter:\d+ resolvers zto_dns/);
         assert.deepEqual([...deviceMap(container).values()].sort(), ["alice-laptop", "bob-laptop"]);
         const key = upload(container, "tls/server.pem.key");
@@ -366,8 +377,10 @@ describe("Gateway component with gateway.kind haproxy (Pulumi mocks)", () => {
     });
 
     test("removing a device changes only its map lines", async () => {
-        const before = (await gatewayOf(stack(["alice-laptop", "bob-laptop", "carol-phone"]))).container;
-        const after = (await gatewayOf(stack(["alice-laptop", "carol-phone"]))).container;
+        const three = await gatewayOf(stack(["alice-laptop", "bob-laptop", "carol-phone"]));
+        const two = await gatewayOf(stack(["alice-laptop", "carol-phone"]));
+        assert.deepEqual(two.container.inputs, three.container.inputs, "the gateway container is not touched: the writer carries the change");
+        const [before, after] = [three.writer, two.writer];
         const bobFp = [...deviceMap(before)].find(([, n]) => n === "bob-laptop")![0];
         assert.equal(upload(after, "haproxy.cfg").content, upload(before, "haproxy.cfg").content, "the config itself is unchanged");
         for (const map of Object.values(HAPROXY_DEVICE_MAPS)) {

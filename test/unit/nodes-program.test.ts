@@ -109,13 +109,12 @@ describe("three-node stack (ollama.nodes)", () => {
         const cert = named(g, "tls:index/locallySignedCert:LocallySignedCert", "pki-gateway-client-cert");
         assert.ok((cert.inputs.allowedUses as string[]).includes("client_auth"));
         assert.ok(!(cert.inputs.allowedUses as string[]).includes("server_auth"), "the gateway's client certificate cannot serve TLS");
-        const gw = named(g, CONTAINER, "gateway-container");
-        const uploads = gw.inputs.uploads as { file: string; content: string }[];
+        const uploads = named(g, CONTAINER, "gateway-config-writer").inputs.uploads as { file: string; content: string }[];
         assert.equal(uploads.find((u) => u.file.endsWith("node-client.crt"))!.content, fakeCertPem("pki-gateway-client-cert"));
         assert.ok(uploads.some((u) => u.file.endsWith("node-client.key")));
         const conf = uploads.find((u) => u.file.endsWith("nginx.conf"))!.content;
         for (const n of NODES) assert.match(conf, new RegExp(`server ${n.address.replace(/\./g, "\\.")}:11443 max_fails=1 fail_timeout=30s; # ${n.name}`));
-        assert.match(conf, /proxy_ssl_certificate "\/etc\/nginx\/zto\/tls\/node-client\.crt";/);
+        assert.match(conf, /proxy_ssl_certificate "\/etc\/nginx\/zto\/current\/tls\/node-client\.crt";/);
         const filter = named(g, CONTAINER, "filter-container");
         assert.ok((filter.inputs.command as string[]).includes("http://zto-nodes-gateway:8480"), "the filter sends allowed requests to the gateway's pool router");
     });
@@ -151,7 +150,7 @@ describe("three-node stack (ollama.nodes)", () => {
         const inputsOf = (gr: Graph) => new Map(gr.resources.filter((r) => /node-gpu-(a|c)-|pki-node-gpu-(a|c)-/.test(r.name)).map((r) => [r.urn, r.maskedInputs]));
         assert.deepEqual(inputsOf(without), inputsOf(g));
         // The gateway's pool no longer names gpu-b.
-        const conf = (named(without, CONTAINER, "gateway-container").inputs.uploads as { file: string; content: string }[]).find((u) => u.file.endsWith("nginx.conf"))!.content;
+        const conf = (named(without, CONTAINER, "gateway-config-writer").inputs.uploads as { file: string; content: string }[]).find((u) => u.file.endsWith("nginx.conf"))!.content;
         assert.doesNotMatch(conf, /100\.101\.1\.2|gpu-b/);
     });
 });

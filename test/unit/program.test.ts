@@ -169,9 +169,9 @@ describe("revocation by config edit", () => {
         assert.deepEqual(gone.filter((n) => !namedForB(n)), [], "only b's resources are deleted");
         assert.deepEqual(after.resources.filter((r) => !beforeUrns.has(r.urn)).map((r) => r.name), [], "nothing new appears");
 
-        // Only resources that by design list every device (the gateway's allowlist, the filter's
+        // Only resources that by design list every device (the gateway config writer, the filter's
         // group map) may change; everything else, a's and c's certificates included, is identical.
-        const aggregates = new Set(["gateway", "filter"]);
+        const aggregates = new Set(["gateway-config", "filter"]);
         for (const r of before.resources) {
             const same = afterByUrn.get(r.urn);
             // Component args are not provider state; only custom resources can be replaced or updated.
