@@ -2,9 +2,14 @@
  * `npm run sandbox -- --stack <Pulumi.<stack>.yaml> --state <dir>`: run the stack's data plane
  * locally (DESIGN.md §4) and print `ready <dir>/sandbox.json` once it accepts requests.
  *
+ * While it runs, an edit of the stack file (device:add, device:revoke, a gateway limit) is put in
+ * force without a restart, as `pulumi up` would: the gateway reloads in place and the sandbox
+ * prints `reloaded <generation>`, or `reload refused: ...` on stderr (the old config keeps serving).
+ *
  * Exit codes: 0 stopped by SIGINT/SIGTERM/SIGHUP; 1 failed to start or a child died; 2 invalid
  * arguments or stack config (nothing started).
  */
+import { existsSync, statSync, watchFile } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { formatProblems, parseStackConfig } from "../components/config";
@@ -78,6 +83,40 @@ function parseCli(argv: string[]) {
 }
 
 const WATCH_INTERVAL_MS = 500;
+/** How often the stack file's mtime is looked at: part of the time from an edit to the reload. */
+const STACK_POLL_MS = 200;
+
+/**
+ * Put every edit of the stack file in force (see the header); an edit that fails validation
+ * changes nothing. `loadedMtimeMs` is the file's mtime when the running config was read, so an
+ * edit made while the sandbox was starting is picked up too.
+ */
+function reloadOnEdit(stack: string, loadedMtimeMs: number, sandbox: RunningSandbox): void {
+    let seen = loadedMtimeMs;
+    const check = () => {
+        let mtimeMs: number;
+        try {
+            mtimeMs = statSync(stack).mtimeMs;
+        } catch {
+            return; // mid-replace by an editor: the next poll sees the new file
+        }
+        if (mtimeMs === seen) return;
+        seen = mtimeMs;
+        try {
+            const parsed = parseStackConfig(readStackFile(stack).raw);
+            if (!parsed.ok) {
+                console.error(`reload refused, the running config stays in force: ${stack}: ${formatProblems(parsed.problems)}`);
+                return;
+            }
+            console.log(`reloaded ${sandbox.reload(parsed.config)}`);
+        } catch (e) {
+            if (!(e instanceof StackFileError || e instanceof SandboxError || e instanceof PkiError)) throw e;
+            console.error(`reload refused, the running config stays in force: ${e.message}`);
+        }
+    };
+    watchFile(stack, { interval: STACK_POLL_MS, persistent: false }, check);
+    check();
+}
 
 /** Call `gone` once process `pid` no longer exists (checked by signal 0, which sends nothing). */
 function watchProcess(pid: number, gone: () => void): void {
@@ -97,8 +136,11 @@ function watchProcess(pid: number, gone: () => void): void {
 async function main(): Promise<number> {
     let args;
     let cfg;
+    let loadedMtimeMs = 0;
     try {
         args = parseCli(process.argv.slice(2));
+        // Before the read: an edit made after it is then seen as one (see reloadOnEdit).
+        if (existsSync(args.stack)) loadedMtimeMs = statSync(args.stack).mtimeMs;
         const parsed = parseStackConfig(readStackFile(args.stack).raw);
         if (!parsed.ok) {
             console.error(`${args.stack}: ${formatProblems(parsed.problems)}`);
@@ -131,6 +173,7 @@ async function main(): Promise<number> {
         throw e;
     }
     console.log(`ready ${sandbox.infoPath}`);
+    reloadOnEdit(args.stack, loadedMtimeMs, sandbox);
 
     const outcome = await Promise.race([stopRequested.then(() => ({ code: 0, why: undefined })), sandbox.failed.then((why) => ({ code: 1, why }))]);
     if (outcome.why) console.error(`sandbox stopping: ${outcome.why}`);

@@ -6,9 +6,10 @@
  * fails with a clear message instead of breaking the whole sandbox.
  */
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { join, resolve } from "node:path";
+import { configWriterScript, CURRENT_LINK, currentFile, gatewaySupervisorScript, generationFile, generationId } from "../../components/gateway/reload";
 import type { GatewaySpec } from "../../components/gateway/spec";
 import { delay, SandboxError } from "./processes";
 
@@ -29,6 +30,10 @@ export function loadDelivered<T>(modulePath: string, exportName: string, unavail
 
 interface Flavor {
     readonly module: string;
+    /** Where the reloadable master writes its pid. */
+    readonly pidFile: (spec: GatewaySpec) => string;
+    /** Command that runs the gateway in the foreground as a reloadable master (its pid is the master's). */
+    readonly runMaster: (config: string, spec: GatewaySpec) => { argv: string[]; stdoutFile?: string };
     readonly exportName: string;
     readonly configName: string;
     /** Command that validates the config file (exit 0 = valid). */
@@ -51,6 +56,8 @@ const FLAVORS: Record<GatewaySpec["kind"], Flavor> = {
         configName: "nginx.conf",
         check: (config, spec) => nginxCheck(config, spec.runtimeDir, spec.logging.errorLog),
         run: (config, spec) => nginxRun(config, spec.runtimeDir, spec.logging.errorLog),
+        pidFile: (spec) => join(spec.runtimeDir, "nginx.pid"),
+        runMaster: (config, spec) => ({ argv: nginxRun(config, spec.runtimeDir, spec.logging.errorLog) }),
     },
     // haproxy (owned with components/gateway/haproxy.ts): the renderer returns haproxy.cfg plus
     // the device maps it reads from its own directory; haproxy cannot write log files, so its
@@ -62,6 +69,9 @@ const FLAVORS: Record<GatewaySpec["kind"], Flavor> = {
         configName: "haproxy.cfg",
         check: (config) => ["haproxy", "-c", "-q", "-f", config],
         run: (config, spec) => ["sh", "-c", 'exec haproxy -db -f "$1" >>"$2"', "haproxy", config, spec.logging.accessLog],
+        pidFile: (spec) => join(spec.runtimeDir, "haproxy.pid"),
+        // Master-worker, as in the container; -p records the master's pid for sandbox.json.
+        runMaster: (config, spec) => ({ argv: ["haproxy", "-W", "-db", "-f", config, "-p", join(spec.runtimeDir, "haproxy.pid")], stdoutFile: spec.logging.accessLog }),
         placeFiles: combinedServerPem,
     },
 };
@@ -82,17 +92,70 @@ export interface PreparedGateway {
     readonly args: readonly string[];
 }
 
-/** Render, write and validate the gateway config for `spec.kind`; nothing is started. */
-export function prepareGateway(spec: GatewaySpec, stateDir: string): PreparedGateway {
+/** Every file the gateway config for `spec.kind` consists of, by name (one directory). */
+function renderFiles(spec: GatewaySpec): Record<string, string> {
     const flavor = FLAVORS[spec.kind];
     const render = loadDelivered<(s: GatewaySpec) => string | Record<string, string>>(flavor.module, flavor.exportName, `${spec.kind} sandbox not available yet: ${flavor.module}.ts (${flavor.exportName}) does not exist`);
     mkdirSync(spec.runtimeDir, { recursive: true, mode: 0o700 });
-    const configFile = join(stateDir, flavor.configName);
     const rendered = render(flavor.placeFiles ? flavor.placeFiles(spec) : spec);
     // A renderer returns the config alone, or every file by name (config included) for one directory.
-    const files = typeof rendered === "string" ? { [flavor.configName]: rendered } : rendered;
-    for (const [name, text] of Object.entries(files)) writeFileSync(join(stateDir, name), text, { mode: 0o600 });
+    return typeof rendered === "string" ? { [flavor.configName]: rendered } : rendered;
+}
+
+/** Render, write and validate the gateway config for `spec.kind` as plain files; nothing is started. */
+export function prepareGateway(spec: GatewaySpec, stateDir: string): PreparedGateway {
+    const flavor = FLAVORS[spec.kind];
+    const configFile = join(stateDir, flavor.configName);
+    for (const [name, text] of Object.entries(renderFiles(spec))) writeFileSync(join(stateDir, name), text, { mode: 0o600 });
     return validated(configFile, flavor.check(configFile, spec), flavor.run(configFile, spec));
+}
+
+/** Where the sandbox keeps its gateway config generations (the container's config volume). */
+export const gatewayConfigRoot = (stateDir: string) => join(stateDir, "gateway-config");
+
+/**
+ * Render `spec` into a new generation under the state dir and put it in force the way the
+ * container's writer does: the files first, then the program's own writer script flips the
+ * link. The running supervisor (see prepareReloadableGateway) checks and loads it. Returns its id.
+ */
+export function writeGatewayGeneration(spec: GatewaySpec, stateDir: string): string {
+    const root = gatewayConfigRoot(stateDir);
+    const files = renderFiles(spec);
+    const id = generationId(files);
+    mkdirSync(generationFile(root, id, ""), { recursive: true, mode: 0o700 });
+    for (const [name, text] of Object.entries(files)) writeFileSync(generationFile(root, id, name), text, { mode: 0o600 });
+    try {
+        execFileSync("sh", ["-c", configWriterScript(root), "zto-config-writer", id], { stdio: ["ignore", "pipe", "pipe"], encoding: "utf8" });
+    } catch (e) {
+        throw new SandboxError(`the config writer could not put generation ${id} in force: ${String((e as { stderr?: string }).stderr ?? (e as Error).message).trim()}`);
+    }
+    return id;
+}
+
+export interface ReloadableGateway extends PreparedGateway {
+    /** The generation in force at start. */
+    readonly generation: string;
+    /** Where the master writes its pid (the supervisor's own pid is the child's). */
+    readonly pidFile: string;
+}
+
+/**
+ * The first generation, validated, and the command that runs the gateway as the container does:
+ * the program's supervisor script around the binary, reloading it in place whenever a later
+ * writeGatewayGeneration moves the link to a config that passes the binary's check.
+ */
+export function prepareReloadableGateway(spec: GatewaySpec, stateDir: string): ReloadableGateway {
+    const flavor = FLAVORS[spec.kind];
+    const generation = writeGatewayGeneration(spec, stateDir);
+    const root = gatewayConfigRoot(stateDir);
+    const configFile = currentFile(root, flavor.configName);
+    const master = flavor.runMaster(configFile, spec);
+    const check = flavor.check(configFile, spec);
+    const script = gatewaySupervisorScript({ kind: spec.kind, link: join(root, CURRENT_LINK), run: master.argv, check, stdoutFile: master.stdoutFile });
+    const pidFile = flavor.pidFile(spec);
+    // A stale pid file from an earlier run must never be taken for this master's.
+    rmSync(pidFile, { force: true });
+    return { ...validated(configFile, check, ["sh", "-c", script, "zto-gateway"]), generation, pidFile };
 }
 
 /** Run the binary's own config check; the prepared command once it passes. */

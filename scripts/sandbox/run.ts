@@ -9,7 +9,7 @@ import { join, resolve } from "node:path";
 import { nodePoolSettings, type StackConfig } from "../../components/config";
 import { deriveGatewaySpec, type GatewayPlacement, type GatewaySpec, type Upstream } from "../../components/gateway/spec";
 import { startFilter, type RunningFilter } from "./filter";
-import { prepareGateway, waitForListener, type PreparedGateway } from "./gateway";
+import { prepareReloadableGateway, waitForListener, writeGatewayGeneration, type ReloadableGateway } from "./gateway";
 import type { StubServer } from "./listen";
 import { apiKeyDigest } from "../../components/identity/api-keys";
 import { ensureSandboxApiKeys } from "./api-keys";
@@ -41,7 +41,11 @@ export interface SandboxInfo {
     readonly domain: string;
     /** Process id of the sandbox itself. */
     readonly pid: number;
-    readonly gateway: { readonly kind: "nginx" | "haproxy"; readonly pid: number; readonly config: string; readonly accessLog: string; readonly errorLog: string };
+    /**
+     * `pid` is the supervisor (the sandbox's child, as the container's command), `masterPid` the
+     * nginx/haproxy master it runs and reloads in place; `generation` is the config in force.
+     */
+    readonly gateway: { readonly kind: "nginx" | "haproxy"; readonly pid: number; readonly masterPid: number; readonly config: string; readonly generation: string; readonly accessLog: string; readonly errorLog: string };
     /** The stub oauth2-proxy, when identity.provider is not none; `log` lists every request it got. */
     readonly oauth2Proxy?: { readonly url: string; readonly log: string; readonly cookieName: string };
     /** The prompt filter, when filter.enabled. */
@@ -73,6 +77,30 @@ export interface RunningSandbox {
     stop(): Promise<void>;
     /** ollama.nodes: the running nodes, whose stub Ollama an in-process caller may stop and start. */
     readonly nodes?: readonly SandboxNode[];
+    /**
+     * Put an edited stack config in force without a restart, as `pulumi up` does: device
+     * certificates for new devices, a new gateway config generation (the running gateway checks
+     * and reloads it in place), sandbox.json updated. Returns the generation id. Throws
+     * SandboxError, changing nothing, when the edit touches more than devices and gateway limits.
+     */
+    reload(cfg: StackConfig): string;
+}
+
+/** gateway keys whose change needs new processes or ports, not a reload. */
+const GATEWAY_KEYS_FIXED = ["kind", "listen", "port", "image"] as const;
+
+/**
+ * What an edit changes beyond devices and the gateway's reloadable settings, by top-level key
+ * (`gateway.<key>` inside the gateway): the sandbox runs those as started, so it refuses them.
+ */
+export function keysNeedingRestart(running: StackConfig, edited: StackConfig): string[] {
+    const changed: string[] = [];
+    for (const key of new Set([...Object.keys(running), ...Object.keys(edited)]) as Set<keyof StackConfig>) {
+        if (key === "devices" || key === "gateway") continue;
+        if (JSON.stringify(running[key]) !== JSON.stringify(edited[key])) changed.push(key);
+    }
+    for (const key of GATEWAY_KEYS_FIXED) if (JSON.stringify(running.gateway[key]) !== JSON.stringify(edited.gateway[key])) changed.push(`gateway.${key}`);
+    return changed;
 }
 
 /** A port nothing listens on right now, for a child that cannot report the port it bound. */
@@ -101,19 +129,29 @@ function writeJsonAtomically(path: string, value: unknown): void {
 
 const BIND_ATTEMPTS = 3;
 
+/** The master's pid, once its pid file is written (it is, by the time the port listens or shortly after). */
+async function masterPidOf(pidFile: string, child: ChildHandle): Promise<number> {
+    for (let i = 0; i < 100 && child.running(); i++) {
+        const text = existsSync(pidFile) ? readFileSync(pidFile, "utf8").trim() : "";
+        if (/^\d+$/.test(text)) return Number(text);
+        await new Promise((r) => setTimeout(r, 20));
+    }
+    throw new SandboxError(`the gateway master wrote no pid to ${pidFile}`);
+}
+
 /**
  * Render and start the gateway on a free port. The port is picked before the binary binds it, so
  * another process can take it in between; that one case is retried on a new port.
  */
-async function startGateway(supervisor: Supervisor, specFor: (listen: Upstream) => GatewaySpec, stateDir: string): Promise<{ listen: Upstream; gateway: PreparedGateway; child: ChildHandle }> {
+async function startGateway(supervisor: Supervisor, specFor: (listen: Upstream) => GatewaySpec, stateDir: string): Promise<{ listen: Upstream; gateway: ReloadableGateway; child: ChildHandle; masterPid: number }> {
     for (let attempt = 1; ; attempt++) {
         const listen = { host: "127.0.0.1", port: await freePort() };
         const spec = specFor(listen);
-        const gateway = prepareGateway(spec, stateDir);
+        const gateway = prepareReloadableGateway(spec, stateDir);
         const child = await supervisor.spawn("gateway", gateway.command, gateway.args, { logFile: join(stateDir, "logs", "gateway.out") });
         try {
             await waitForListener(listen.host, listen.port, child.running);
-            return { listen, gateway, child };
+            return { listen, gateway, child, masterPid: await masterPidOf(gateway.pidFile, child) };
         } catch (e) {
             const output = `${child.lastOutput()}\n${existsSync(spec.logging.errorLog) ? readFileSync(spec.logging.errorLog, "utf8") : ""}`;
             const portTaken = /Address already in use|cannot bind socket/.test(output);
@@ -168,15 +206,15 @@ export async function startSandbox(cfg: StackConfig, opts: SandboxRunOptions): P
 
         // The stack's SIEM is neither reachable from nor meant for a sandbox: the renderers get the
         // same config with syslog pointed at a local stand-in (same protocol) instead.
-        let rendered = cfg;
         let syslog: SandboxInfo["syslog"];
         if (cfg.siem.syslogAddress) {
             const log = logFile("syslog.jsonl");
             const stub = await startStubSyslog(cfg.siem.syslogAddress.startsWith("tcp:") ? "tcp" : "udp", log);
             stubs.push(stub);
-            rendered = { ...cfg, siem: { ...cfg.siem, syslogAddress: stub.address } };
             syslog = { address: stub.address, log };
         }
+        const withSyslogStub = (c: StackConfig): StackConfig => (syslog ? { ...c, siem: { ...c.siem, syslogAddress: syslog.address } } : c);
+        const rendered = withSyslogStub(cfg);
 
         // ollama.nodes: the gateway's pool router (an internal listener of the gateway's nginx) is
         // "Ollama" for the filter and for the gateway's own hop; it picks a node per request.
@@ -204,26 +242,32 @@ export async function startSandbox(cfg: StackConfig, opts: SandboxRunOptions): P
             // As root, nginx would drop workers to "nobody", who cannot enter the private state dir.
             workerUser: process.getuid?.() === 0 ? "root" : undefined,
         };
-        const apiKeys = ensureSandboxApiKeys(stateDir, cfg);
-        const fingerprints = Object.fromEntries(
-            Object.entries(pki.devices).map(([name, d]) => [name, { fingerprintSha1: d.identity.sha1, serial: d.identity.serial, apiKeyDigest: apiKeys[name] && apiKeyDigest(apiKeys[name]) }]),
-        );
-        const { listen, gateway, child } = await startGateway(supervisor, (l) => deriveGatewaySpec(rendered, fingerprints, { ...placement, listen: l }), stateDir);
+        // Devices (certificates, API keys) as the gateway sees them, for this config or an edited one.
+        const deviceState = (c: StackConfig) => {
+            const certs = ensureSandboxPki(stateDir, c).devices;
+            const keys = ensureSandboxApiKeys(stateDir, c);
+            return {
+                facts: Object.fromEntries(Object.entries(certs).map(([name, d]) => [name, { fingerprintSha1: d.identity.sha1, serial: d.identity.serial, apiKeyDigest: keys[name] && apiKeyDigest(keys[name]) }])),
+                info: Object.fromEntries(
+                    Object.entries(certs).map(([name, d]) => [name, { cert: d.cert, key: d.key, fingerprintSha1: d.identity.sha1, fingerprintSha256: d.identity.sha256, ...(keys[name] ? { apiKey: keys[name] } : {}) }]),
+                ) as SandboxInfo["devices"],
+            };
+        };
+        const devices = deviceState(cfg);
+        const { listen, gateway, child, masterPid } = await startGateway(supervisor, (l) => deriveGatewaySpec(rendered, devices.facts, { ...placement, listen: l }), stateDir);
 
         const info: SandboxInfo = {
             url: `https://${listen.host}:${listen.port}`,
             ca: pki.ca.cert,
             caKey: pki.ca.key,
-            devices: Object.fromEntries(
-                Object.entries(pki.devices).map(([name, d]) => [name, { cert: d.cert, key: d.key, fingerprintSha1: d.identity.sha1, fingerprintSha256: d.identity.sha256, ...(apiKeys[name] ? { apiKey: apiKeys[name] } : {}) }]),
-            ),
+            devices: devices.info,
             users: Object.fromEntries(users.map((u) => [u.email, { cookie: `${SESSION_COOKIE}=${u.sessionToken}`, bearer: u.bearerToken, groups: u.groups }])),
             ollama: ollama.url,
             ollamaLog,
             stateDir,
             domain: cfg.domain,
             pid: process.pid,
-            gateway: { kind: cfg.gateway.kind, pid: child.pid, config: gateway.configFile, accessLog, errorLog },
+            gateway: { kind: cfg.gateway.kind, pid: child.pid, masterPid, config: gateway.configFile, generation: gateway.generation, accessLog, errorLog },
             oauth2Proxy: oauth2 && { url: oauth2.server.url, log: oauth2.log, cookieName: SESSION_COOKIE },
             filter: filter && { url: `http://${filter.host}:${filter.port}`, rules: filter.rulesFile, auditLog: filter.auditLog },
             syslog,
@@ -237,7 +281,20 @@ export async function startSandbox(cfg: StackConfig, opts: SandboxRunOptions): P
         writeJsonAtomically(infoPath, info);
         started = true;
         if (!child.running()) reportFailure(`the gateway exited right after it started${child.lastOutput() ? `; its last output:\n  ${child.lastOutput()}` : ""}`);
-        return { info, infoPath, failed, stop, nodes: pool?.nodes };
+
+        let running = cfg;
+        let current = info;
+        const reload = (edited: StackConfig): string => {
+            const fixed = keysNeedingRestart(running, edited);
+            if (fixed.length) throw new SandboxError(`the edit changes ${fixed.join(", ")}, which the running sandbox cannot reload; restart it to run them`);
+            const next = deviceState(edited);
+            const generation = writeGatewayGeneration(deriveGatewaySpec(withSyslogStub(edited), next.facts, { ...placement, listen }), stateDir);
+            running = edited;
+            current = { ...current, devices: next.info, gateway: { ...current.gateway, generation } };
+            writeJsonAtomically(infoPath, current);
+            return generation;
+        };
+        return { info, infoPath, failed, stop, reload, nodes: pool?.nodes };
     } catch (e) {
         await stop();
         throw e;

@@ -233,6 +233,16 @@ interface StubSettings {
     readonly intervalMs: number;
 }
 
+/** Longest answer a request may ask for with options.num_predict. */
+const MAX_NUM_PREDICT = 10_000;
+
+/** Tokens to answer with: Ollama's options.num_predict when the request sets it (a positive whole number), else the stub's default. */
+function answerLength(req: Json, tokens: number): number {
+    const options = req.options;
+    const asked = typeof options === "object" && options !== null && !Array.isArray(options) ? (options as Json).num_predict : undefined;
+    return typeof asked === "number" && Number.isInteger(asked) && asked > 0 ? Math.min(asked, MAX_NUM_PREDICT) : tokens;
+}
+
 /** How the stub answers one request (what to send, not when). */
 function planAnswer(method: string, rawTarget: string, body: string, s: StubSettings): Answer {
     const path = rawTarget.split("?")[0];
@@ -270,7 +280,7 @@ function planAnswer(method: string, rawTarget: string, body: string, s: StubSett
             : json(404, { error: `model '${model}' not found` });
     }
     const promptText = JSON.stringify(req.prompt ?? req.messages ?? req.input ?? req.system ?? "");
-    const tokens = Array.from({ length: s.tokens }, (_, i) => WORDS[i % WORDS.length]);
+    const tokens = Array.from({ length: answerLength(req, s.tokens) }, (_, i) => WORDS[i % WORDS.length]);
     const g: Generation = { model, tokens, text: tokens.join(""), promptTokens: Math.max(1, Math.ceil(promptText.length / 4)), intervalMs: s.intervalMs };
     switch (endpoint.id) {
         case "v1-model":

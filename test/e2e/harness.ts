@@ -137,8 +137,14 @@ export interface Sandbox {
     /** Parsed sandbox.json. */
     readonly info: SandboxInfo;
     readonly stateDir: string;
+    /** The stack file the sandbox runs; an edit of it is reloaded (the sandbox prints `reloaded <generation>`). */
+    readonly stackFile: string;
     /** Process id of the sandbox CLI. */
     readonly pid: number;
+    /** The first stdout line after `fromLine` lines that matches `pattern`; rejects after timeoutMs (default 10 s). */
+    waitForLine(pattern: RegExp, fromLine: number, timeoutMs?: number): Promise<RegExpMatchArray>;
+    /** Lines the sandbox printed on stdout so far (`ready` first). */
+    stdoutLines(): readonly string[];
     /** Requests the stub Ollama received since start (or the last resetOllamaLog). */
     ollamaRequests(): OllamaRequestEntry[];
     /** Everything in the stub Ollama log, client aborts included. */
@@ -293,19 +299,41 @@ export async function startSandbox(opts: StartOptions): Promise<Sandbox> {
             done({ code, signal });
         }),
     );
+    const lines: string[] = [];
+    const lineWaiters = new Set<() => void>();
+    createInterface({ input: proc.stdout! }).on("line", (line) => {
+        lines.push(line);
+        for (const w of lineWaiters) w();
+    });
+    const waitForLine = (pattern: RegExp, fromLine: number, waitMs = 10_000) =>
+        new Promise<RegExpMatchArray>((done, fail) => {
+            const look = () => {
+                for (const line of lines.slice(fromLine)) {
+                    const m = pattern.exec(line);
+                    if (m) {
+                        clearTimeout(timer);
+                        lineWaiters.delete(look);
+                        return done(m);
+                    }
+                }
+            };
+            const timer = setTimeout(() => {
+                lineWaiters.delete(look);
+                fail(new Error(`no stdout line matching ${pattern} within ${waitMs} ms; stdout:\n${lines.join("\n")}\nstderr:\n${stderr}`));
+            }, waitMs);
+            lineWaiters.add(look);
+            look();
+        });
     const timeoutMs = opts.readyTimeoutMs ?? 30_000;
     const infoPath = await new Promise<string>((done, fail) => {
         const timer = setTimeout(() => {
             proc.kill("SIGTERM");
             fail(new Error(`sandbox not ready within ${timeoutMs} ms; stderr:\n${stderr}`));
         }, timeoutMs);
-        createInterface({ input: proc.stdout! }).on("line", (line) => {
-            const m = /^ready (.+)$/.exec(line);
-            if (m) {
-                clearTimeout(timer);
-                done(m[1]);
-            }
-        });
+        void waitForLine(/^ready (.+)$/, 0, timeoutMs + 1000).then((m) => {
+            clearTimeout(timer);
+            done(m[1]);
+        }, () => {});
         void exited.then(({ code, signal }) => {
             clearTimeout(timer);
             fail(new Error(`sandbox exited before ready (code ${code}, signal ${signal}); stderr:\n${stderr}`));
@@ -315,7 +343,10 @@ export async function startSandbox(opts: StartOptions): Promise<Sandbox> {
     return {
         info,
         stateDir,
+        stackFile: stack,
         pid: proc.pid!,
+        waitForLine,
+        stdoutLines: () => [...lines],
         ollamaRequests: () => readJsonLines<OllamaLogEntry>(info.ollamaLog).filter((e): e is OllamaRequestEntry => e.kind === "request"),
         ollamaEvents: () => readJsonLines<OllamaLogEntry>(info.ollamaLog),
         resetOllamaLog: () => truncateSync(info.ollamaLog),

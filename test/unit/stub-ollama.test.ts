@@ -111,6 +111,13 @@ describe("stub Ollama", () => {
         assert.equal(lines.at(-1).model, "qwen2.5-coder:7b");
     });
 
+    test("options.num_predict sets the answer's length, as Ollama's does; anything but a positive whole number is ignored", async () => {
+        const frames = async (options: unknown) => (await call(stub, "POST", "/api/generate", { model: "llama3.2:3b", prompt: "hi", options })).body.trimEnd().split("\n").length - 1;
+        assert.equal(await frames({ num_predict: 2 }), 2);
+        assert.equal(await frames({ num_predict: TOKENS + 3 }), TOKENS + 3);
+        for (const ignored of [{ num_predict: 0 }, { num_predict: -1 }, { num_predict: 1.5 }, { num_predict: "9" }, [3], null]) assert.equal(await frames(ignored), TOKENS, JSON.stringify(ignored));
+    });
+
     test("/v1/chat/completions and /v1/completions stream SSE data frames ending in [DONE]", async () => {
         const chat = await call(stub, "POST", "/v1/chat/completions", { model: "llama3.2:3b", stream: true, stream_options: { include_usage: true }, messages: [{ role: "user", content: "hi" }] });
         assert.equal(chat.headers["content-type"], "text/event-stream");
