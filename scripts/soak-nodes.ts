@@ -92,7 +92,7 @@ export async function runSoak(sb: RunningSandbox, opts: SoakOptions): Promise<So
     let metadata5xxTotal = 0;
     let total = 0;
 
-    const workers = workersOf(info.gateway.pid);
+    const workers = workersOf(info.gateway.masterPid);
     // Both samples are taken under the same load: the first once every pool's keepalive
     // connections exist (a fifth into the run), the last just before the load stops.
     let start: ProcessSample[] = [];

@@ -169,9 +169,9 @@ describe("revocation by config edit", () => {
         assert.deepEqual(gone.filter((n) => !namedForB(n)), [], "only b's resources are deleted");
         assert.deepEqual(after.resources.filter((r) => !beforeUrns.has(r.urn)).map((r) => r.name), [], "nothing new appears");
 
-        // Only resources that by design list every device (the gateway config writer, the filter's
-        // group map) may change; everything else, a's and c's certificates included, is identical.
-        const aggregates = new Set(["gateway-config", "filter"]);
+        // Only the gateway's config writer lists every device (it carries the allowlist); everything
+        // else, the gateway and filter containers and a's and c's certificates included, is identical.
+        const aggregates = new Set(["gateway-config"]);
         for (const r of before.resources) {
             const same = afterByUrn.get(r.urn);
             // Component args are not provider state; only custom resources can be replaced or updated.
