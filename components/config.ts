@@ -149,6 +149,8 @@ const filterSchema = z.strictObject({
     maxMessages: z.number().int().min(1).max(10000).default(200),
     maxNumCtx: z.number().int().min(256).max(1_048_576).default(32768),
     maxOutputTokens: z.number().int().min(1).max(1_048_576).default(8192),
+    /** Opt-in: forward /api/generate `context` token arrays, which the filter cannot read. */
+    allowContextTokens: z.boolean().default(false),
     modelsByGroup: z
         .record(z.string().regex(/^(\*|[^\s,"\\]{1,128})$/, "must be a group name or \"*\""), z.array(z.string().regex(MODEL_PATTERN, "must be a model name like llama3.2:3b")))
         .default({ "*": ["llama3.2:3b"] }),

@@ -32,6 +32,8 @@ export const filterRulesSchema = z.strictObject({
         detectors: z.array(z.enum(PII_DETECTORS)).min(1),
     }),
     jailbreak: z.strictObject({ action: z.enum(["block", "off"]) }),
+    /** Forward /api/generate `context` token arrays unread (opt-in; refused otherwise). */
+    allowContextTokens: z.boolean(),
     limits: z.strictObject({
         /** Characters of prompt text summed over every message, prompt, system and input string. */
         maxPromptChars: z.number().int().min(1),
@@ -65,6 +67,7 @@ export function renderFilterRules(cfg: StackConfig): FilterRules {
         version: 1,
         pii: { action: f.pii, detectors: [...PII_DETECTORS] },
         jailbreak: { action: f.jailbreak },
+        allowContextTokens: f.allowContextTokens,
         limits: {
             maxPromptChars: f.maxPromptChars,
             maxMessages: f.maxMessages,

@@ -6,10 +6,11 @@
 import { canonicalModel } from "../../components/config";
 import type { FilterRules, PiiDetector } from "../../components/filter/rules";
 import { ENDPOINTS, matchEndpoint, type Endpoint } from "../../components/gateway/endpoints";
-import { foldCompatibility } from "./fold";
+import { foldCompatibility, foldedForms } from "./fold";
 import { findJailbreak } from "./jailbreak";
+import { parseRequestJson } from "./json";
 import { findPii, placeholder, redact, type PiiMatch } from "./pii";
-import { hasBodySpec, inspectBody, Refusal, setSlotText, slotText } from "./shape";
+import { canonicalBody, hasBodySpec, inspectBody, Refusal, setSlotText, slotText } from "./shape";
 
 /** Who is asking, as the gateway asserted it (see server.ts for why the filter may trust it). */
 export interface Identity {
@@ -40,8 +41,10 @@ interface Common {
 export interface Forward extends Common {
     readonly action: "forward";
     readonly endpoint: Endpoint;
-    /** Body to send upstream: the original bytes, or the re-serialised redacted body. */
+    /** Body to send upstream: always the filter's own serialisation of the validated (and redacted) value. */
     readonly body?: Buffer;
+    /** Every text the checks inspected, as inspected (before redaction). */
+    readonly inspected: readonly string[];
     /** Count of redacted values per detector (values themselves are never kept). */
     readonly redactions: Partial<Record<PiiDetector, number>>;
     readonly stream: boolean;
@@ -116,21 +119,18 @@ export function decide(policy: Policy, req: FilterRequest): Decision {
     if (endpoint.modelParam) {
         const model = req.path.slice(endpoint.path.length); // MODEL_PATH_SEGMENT admits no percent-encoding
         if (!modelAllowed(policy, req.identity.groups, model)) return refuse(403, "model_not_allowed", "models.allowlist", { endpoint, model });
-        return { action: "forward", endpoint, model, redactions: {}, stream: false, promptChars: 0, items: 0 };
+        return { action: "forward", endpoint, model, redactions: {}, stream: false, promptChars: 0, items: 0, inspected: [] };
     }
-    if (!hasBodySpec(endpoint.id)) return { action: "forward", endpoint, redactions: {}, stream: false, listing: LISTINGS[endpoint.id], promptChars: 0, items: 0 };
+    if (!hasBodySpec(endpoint.id)) return { action: "forward", endpoint, redactions: {}, stream: false, listing: LISTINGS[endpoint.id], promptChars: 0, items: 0, inspected: [] };
 
     const raw = req.body ?? Buffer.alloc(0);
     if (raw.length > rules.limits.maxBodyBytes) return refuse(413, "body_too_large", "limits.body-size", { endpoint });
-    let parsed: unknown;
-    try {
-        parsed = JSON.parse(raw.toString("utf8"));
-    } catch {
-        return refuse(400, "invalid_json", "shape.json", { endpoint });
-    }
+    const json = parseRequestJson(raw.toString("utf8"));
+    if ("problem" in json) return json.problem === "invalid-json" ? refuse(400, "invalid_json", "shape.json", { endpoint }) : refuse(400, "invalid_request", "shape.duplicate-key", { endpoint });
+    const parsed = json.value;
     let inspection;
     try {
-        inspection = inspectBody(endpoint.id, parsed, rules.limits);
+        inspection = inspectBody(endpoint.id, parsed, rules);
     } catch (e) {
         if (e instanceof Refusal) return refuse(e.status, e.code, e.rule, { endpoint });
         // Only a stack overflow on pathologically nested JSON gets here.
@@ -141,31 +141,35 @@ export function decide(policy: Policy, req: FilterRequest): Decision {
     if (inspection.promptChars > rules.limits.maxPromptChars) return refuse(413, "prompt_too_large", "limits.max-prompt-chars", facts);
     if (!modelAllowed(policy, req.identity.groups, inspection.model)) return refuse(403, "model_not_allowed", "models.allowlist", facts);
 
+    const inspected = inspection.texts.map(slotText);
     if (rules.jailbreak.action === "block") {
-        for (const slot of inspection.texts) {
-            const rule = findJailbreak(slotText(slot));
+        for (const text of inspected) {
+            const rule = findJailbreakInForms(text);
             if (rule) return refuse(422, "jailbreak_detected", rule, facts);
         }
     }
     const redactions: Partial<Record<PiiDetector, number>> = {};
-    let rewritten = false;
     if (rules.pii.action !== "off") {
         const detectors = rules.pii.detectors;
         for (const slot of inspection.texts) {
             const raw = slotText(slot);
-            // Both the text as sent and its folded form are scanned: folding reveals values hidden
-            // by invisible or full-width characters, and can also merge a value with a neighbour.
-            const folded = foldCompatibility(raw);
+            // The text as sent and each folded reading are scanned: folding reveals values hidden by
+            // invisible or full-width characters, and can also merge a value with a neighbour.
+            const forms = foldedForms(raw);
             const rawMatches = findPii(raw, detectors);
-            const matches = folded === raw ? rawMatches : findPii(folded, detectors);
-            if (!matches.length && !rawMatches.length) continue;
-            if (rules.pii.action === "block") return refuse(422, "pii_detected", `pii.${(matches[0] ?? rawMatches[0])!.type}`, facts);
-            // Redaction rewrites the folded text (what the model would read anyway), then removes
-            // whatever the raw scan found as well.
-            let text = redactAll(folded, matches, detectors, redactions);
+            const formMatches = forms.map((f) => (f === raw ? rawMatches : findPii(f, detectors)));
+            const first = rawMatches[0] ?? formMatches.find((m) => m.length)?.[0];
+            if (!first) continue;
+            // Keys and numbers cannot be rewritten in place: refuse them in redact mode too.
+            if (rules.pii.action === "block" || slot.fixed !== undefined) return refuse(422, "pii_detected", `pii.${first.type}`, facts);
+            // Redaction rewrites a folded reading (what the model would read anyway): the one where a
+            // value was found, preferring the first; then removes whatever the raw scan found as well.
+            const pick = Math.max(0, formMatches.findIndex((m) => m.length));
+            const fold = pick === 0 ? foldCompatibility : (t: string) => foldedForms(t)[pick] ?? foldCompatibility(t);
+            let text = redactAll(forms[pick]!, formMatches[pick]!, detectors, redactions);
             let replaced = false;
-            for (const m of folded === raw ? [] : rawMatches) {
-                const value = foldCompatibility(raw.slice(m.start, m.end));
+            for (const m of forms[pick] === raw ? [] : rawMatches) {
+                const value = fold(raw.slice(m.start, m.end));
                 if (text.includes(value)) {
                     text = text.split(value).join(placeholder(m.type));
                     redactions[m.type] = (redactions[m.type] ?? 0) + 1;
@@ -173,11 +177,21 @@ export function decide(policy: Policy, req: FilterRequest): Decision {
                 }
             }
             if (replaced) text = redactAll(text, findPii(text, detectors), detectors, redactions);
+            // A reading the chosen one did not show (a zero-width separator read as a space) must be clean too.
+            for (const form of foldedForms(text)) if (findPii(form, detectors).length) return refuse(422, "pii_detected", `pii.${findPii(form, detectors)[0]!.type}`, facts);
             setSlotText(slot, text);
-            rewritten = true;
         }
     }
-    return { action: "forward", ...facts, body: rewritten ? Buffer.from(JSON.stringify(parsed), "utf8") : raw, redactions, stream: inspection.stream };
+    return { action: "forward", ...facts, body: canonicalBody(parsed, inspection), redactions, stream: inspection.stream, inspected };
+}
+
+/** Rule id of the first heuristic that fires on any reading of `text` (see fold.ts). */
+function findJailbreakInForms(text: string): string | undefined {
+    for (const form of foldedForms(text)) {
+        const rule = findJailbreak(form);
+        if (rule) return rule;
+    }
+    return undefined;
 }
 
 /**

@@ -1,11 +1,13 @@
 /**
- * Request-body shape validation for every inference and model endpoint: known fields only,
- * correct types, message roles, model name syntax and parameter bounds. While validating it
- * records every prompt-bearing string as a slot (holder + key), so PII and jailbreak checks see
- * exactly the text the model will see and redaction can rewrite it in place.
+ * Request-body shape validation for every inference and model endpoint: known fields only (exact
+ * spelling: Go's decoder would bind `Prompt` or `PROMPT` to `prompt`, so a case variant is
+ * refused), correct types, message roles, model name syntax and parameter bounds. While
+ * validating it records every string the model will read as a slot (holder + key), so PII and
+ * jailbreak checks see exactly the text the model will see and redaction can rewrite it in place.
  */
 import { MODEL_PATTERN } from "../../components/config";
 import type { FilterRules } from "../../components/filter/rules";
+import { parseRequestJson } from "./json";
 
 /** A refusal found while inspecting a body: reason code + rule id, never the offending text. */
 export class Refusal extends Error {
@@ -21,10 +23,31 @@ export class Refusal extends Error {
 const invalid = (rule: string) => new Refusal(400, "invalid_request", rule);
 const outOfRange = (rule: string) => new Refusal(400, "parameter_out_of_range", rule);
 
-/** A string the model will read, addressed by its container so redaction can replace it. */
+/**
+ * A string the model will read, addressed by its container so redaction can replace it. Text that
+ * cannot be rewritten in place (an object key, a number in tool arguments) carries its content in
+ * `fixed`: it is inspected like any other text, and a PII match in it refuses even in redact mode.
+ */
 export interface TextSlot {
     readonly holder: Record<string, unknown> | unknown[];
     readonly key: string | number;
+    readonly fixed?: string;
+}
+
+/** A JSON document held in a string field (tool-call `arguments`): re-serialised after inspection. */
+interface EmbeddedJson {
+    readonly holder: Record<string, unknown>;
+    readonly key: string;
+    /** The decoded document under `doc` (a box, so its slots can rewrite even a top-level string). */
+    readonly box: { doc: unknown };
+}
+
+declare global {
+    // ES2024 String methods (Node 20 has them; the project's lib is ES2022).
+    interface String {
+        isWellFormed(): boolean;
+        toWellFormed(): string;
+    }
 }
 
 export interface Inspection {
@@ -34,22 +57,36 @@ export interface Inspection {
     readonly texts: TextSlot[];
     readonly promptChars: number;
     readonly stream: boolean;
+    readonly embedded: readonly EmbeddedJson[];
 }
 
 type Json = unknown;
 type Obj = Record<string, Json>;
-type Limits = FilterRules["limits"];
+/** What shape validation needs from the rules. */
+export type ShapeRules = Pick<FilterRules, "limits" | "allowContextTokens">;
 
 class Ctx {
     readonly texts: TextSlot[] = [];
+    readonly embedded: EmbeddedJson[] = [];
     promptChars = 0;
     items = 0;
-    constructor(readonly limits: Limits) {}
+    constructor(readonly rules: ShapeRules) {}
+    get limits() {
+        return this.rules.limits;
+    }
     text(holder: Obj | Json[], key: string | number): void {
-        const v = (holder as Record<string | number, Json>)[key];
+        const h = holder as Record<string | number, Json>;
+        const v = h[key];
         if (typeof v !== "string") throw invalid("shape.type");
+        // Go decodes an unpaired surrogate escape to U+FFFD: inspect (and forward) that text.
+        if (!v.isWellFormed()) h[key] = v.toWellFormed();
         this.texts.push({ holder, key });
         this.promptChars += v.length;
+    }
+    fixedText(holder: Obj | Json[], key: string | number, text: string): void {
+        const fixed = text.isWellFormed() ? text : text.toWellFormed();
+        this.texts.push({ holder, key, fixed });
+        this.promptChars += fixed.length;
     }
 }
 
@@ -57,12 +94,41 @@ type Check = (ctx: Ctx, holder: Obj, key: string) => void;
 
 const isObj = (v: Json): v is Obj => typeof v === "object" && v !== null && !Array.isArray(v);
 
+/**
+ * Go's encoding/json matches object keys to struct fields case-insensitively (Unicode simple
+ * folding, so `ſ` U+017F matches `s`, `K` U+212A `k`, `ı`/`İ` `i`). A key that folds to a known
+ * field but is not spelled exactly like it gets its own rule, so the refusal says why.
+ */
+const goFoldKey = (k: string) => k.toLowerCase().replace(/[\u017f\u0131\u0130\u212a]/g, (c) => ({ "\u017f": "s", "\u0131": "i", "\u0130": "i", "\u212a": "k" })[c]!);
+function unknownKey(spec: Record<string, Check>, k: string): Refusal {
+    const folded = goFoldKey(k);
+    return invalid(Object.keys(spec).some((name) => goFoldKey(name) === folded) ? "shape.key-case" : "shape.unknown-field");
+}
+
+/**
+ * Fields where JSON `null` must be refused because Go does NOT treat it as "absent": a
+ * json.RawMessage (`format`, Anthropic `input_schema`) keeps the literal `null`, and Ollama's
+ * tool-call argument map runs its own UnmarshalJSON on it. Everywhere else in the specs below a
+ * `null` means "unset" to both the filter and Ollama (Go sets pointers, slices, maps and
+ * interfaces to nil and leaves strings, numbers, bools and plain structs at their zero value,
+ * which, duplicate keys being refused, is the value of an absent field).
+ */
+const NULL_REFUSED = new Set<Check>();
+const notNull = (check: Check): Check => {
+    const refusingNull: Check = (c, o, k) => check(c, o, k);
+    NULL_REFUSED.add(refusingNull);
+    return refusingNull;
+};
+
 function fields(ctx: Ctx, o: Json, spec: Record<string, Check>, required: readonly string[] = []): Obj {
     if (!isObj(o)) throw invalid("shape.type");
     for (const k of Object.keys(o)) {
         const check = spec[k];
-        if (!check) throw invalid("shape.unknown-field");
-        if (o[k] === null && k !== "content") continue; // clients send explicit nulls for "unset"
+        if (!check) throw unknownKey(spec, k);
+        if (o[k] === null) {
+            if (NULL_REFUSED.has(check)) throw invalid("shape.null");
+            continue;
+        }
         check(ctx, o, k);
     }
     for (const k of required) if (o[k] === undefined || o[k] === null) throw invalid("shape.missing-field");
@@ -71,6 +137,8 @@ function fields(ctx: Ctx, o: Json, spec: Record<string, Check>, required: readon
 
 // --- leaf checks ---------------------------------------------------------------------------
 const any: Check = () => {};
+/** A json.RawMessage in Go (a JSON schema for structured output): any JSON but null, not model text. */
+const rawJson: Check = notNull(any);
 const str: Check = (_c, o, k) => {
     if (typeof o[k] !== "string") throw invalid("shape.type");
 };
@@ -79,9 +147,6 @@ const bool: Check = (_c, o, k) => {
 };
 const obj: Check = (_c, o, k) => {
     if (!isObj(o[k])) throw invalid("shape.type");
-};
-const arr: Check = (_c, o, k) => {
-    if (!Array.isArray(o[k])) throw invalid("shape.type");
 };
 const oneOf = (...values: readonly (string | boolean)[]): Check => (_c, o, k) => {
     if (!values.includes(o[k] as string)) throw invalid("shape.type");
@@ -117,18 +182,60 @@ const textOrTexts: Check = (c, o, k) => {
     c.items += v.length;
     v.forEach((_, i) => c.text(v, i));
 };
-/** Keys whose values are identifiers or binary payloads, not text a model reads. */
-const OPAQUE_KEYS = new Set(["id", "type", "call_id", "tool_call_id", "tool_use_id", "signature", "data", "url", "image_url", "source", "media_type", "images", "status", "cache_control", "detail", "file_id"]);
 const MAX_DEPTH = 32;
-/** Free-form structures (tool calls, tool results): every string leaf is prompt text. */
+/**
+ * Free-form structures (tool definitions, tool-call arguments, tool results): Ollama renders them
+ * into the prompt whole, so every string, every number and every object key, whatever it is
+ * called and however deep, is text the model reads.
+ */
 function textTree(c: Ctx, holder: Obj | Json[], key: string | number, depth = 0): void {
     if (depth > MAX_DEPTH) throw invalid("shape.depth");
     const v = (holder as Record<string | number, Json>)[key];
     if (typeof v === "string") return c.text(holder, key);
+    if (typeof v === "number") return c.fixedText(holder, key, JSON.stringify(v));
     if (Array.isArray(v)) v.forEach((_, i) => textTree(c, v, i, depth + 1));
-    else if (isObj(v)) for (const k of Object.keys(v)) if (!OPAQUE_KEYS.has(k)) textTree(c, v, k, depth + 1);
+    else if (isObj(v)) {
+        for (const k of Object.keys(v)) {
+            c.fixedText(v, k, k);
+            textTree(c, v, k, depth + 1);
+        }
+    }
 }
 const tree: Check = (c, o, k) => textTree(c, o, k);
+/**
+ * A string holding JSON that Ollama decodes before the model reads it (OpenAI tool-call
+ * `arguments`): the decoded document is inspected as a tree (escapes such as `\u0069gnore` are
+ * read as the model reads them) and forwarded re-serialised. A string that is not JSON is text.
+ */
+const jsonText: Check = (c, o, k) => {
+    const v = o[k];
+    if (typeof v !== "string") throw invalid("shape.type");
+    const parsed = parseRequestJson(v);
+    if ("problem" in parsed) {
+        if (parsed.problem === "duplicate-key") throw invalid("shape.duplicate-key");
+        return c.text(o, k);
+    }
+    const box = { doc: parsed.value };
+    textTree(c, box, "doc");
+    c.embedded.push({ holder: o, key: k, box });
+};
+/** Base64 image data (Go decodes it with base64.StdEncoding, so nothing else can ride along). */
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+const isBase64 = (v: Json) => typeof v === "string" && v.length % 4 === 0 && BASE64.test(v);
+const base64: Check = (_c, o, k) => {
+    if (!isBase64(o[k])) throw invalid("shape.image");
+};
+const base64Images: Check = (_c, o, k) => {
+    const v = o[k];
+    if (!Array.isArray(v) || !v.every(isBase64)) throw invalid("shape.image");
+};
+/** A data: URL with base64 image bytes, the only image URL Ollama accepts (it refuses http(s)). */
+const DATA_URL = /^data:(?:image\/(?:jpeg|jpg|png|webp))?;base64,/;
+const dataUrl: Check = (_c, o, k) => {
+    const v = o[k];
+    const m = typeof v === "string" ? DATA_URL.exec(v) : null;
+    if (!m || !isBase64((v as string).slice(m[0].length))) throw invalid("shape.image");
+};
 const arrayOf = (item: (c: Ctx, v: Json) => void, countItems = false): Check => (c, o, k) => {
     const v = o[k];
     if (!Array.isArray(v)) throw invalid("shape.type");
@@ -184,23 +291,33 @@ const keepAlive: Check = (_c, o, k) => {
 const think: Check = (_c, o, k) => {
     if (typeof o[k] !== "boolean" && !["low", "medium", "high"].includes(o[k] as string)) throw invalid("shape.type");
 };
-const intArray: Check = (_c, o, k) => {
+/** `context` tokens from an earlier answer decode to prompt text the filter cannot read: opt-in only. */
+const contextTokens: Check = (c, o, k) => {
     const v = o[k];
     if (!Array.isArray(v) || v.some((x) => !Number.isInteger(x))) throw invalid("shape.type");
+    if (v.length && !c.rules.allowContextTokens) throw invalid("shape.context-tokens");
 };
 const strArray: Check = (_c, o, k) => {
     const v = o[k];
     if (!Array.isArray(v) || v.some((x) => typeof x !== "string")) throw invalid("shape.type");
 };
 
-const nativeCommon = { model, options, stream: bool, keep_alive: keepAlive, format: any, think, truncate: bool, shift: bool, logprobs: bool, top_logprobs: num("params.top_logprobs", 0, 20, true) };
+const nativeCommon = { model, options, stream: bool, keep_alive: keepAlive, format: rawJson, think, truncate: bool, shift: bool, logprobs: bool, top_logprobs: num("params.top_logprobs", 0, 20, true) };
 
 function nativeMessage(c: Ctx, m: Json): void {
-    fields(c, m, { role: role("system", "user", "assistant", "tool"), content: text, images: strArray, thinking: text, tool_calls: tree, tool_name: str, tool_call_id: str }, ["role"]);
+    fields(c, m, { role: role("system", "user", "assistant", "tool"), content: text, images: base64Images, thinking: text, tool_calls: arrayOf(nativeToolCall), tool_name: text, tool_call_id: text }, ["role"]);
 }
+function nativeToolCall(c: Ctx, call: Json): void {
+    fields(c, call, { id: text, function: (c2, o, k) => void fields(c2, o[k], { index: num("shape.tool-index", 0, 65535, true), name: text, arguments: notNull(tree) }) });
+}
+/** Tool definitions: Ollama renders each whole into the prompt (names, descriptions, schemas, enums). */
+const tools: Check = arrayOf((c, t) => {
+    if (!isObj(t)) throw invalid("shape.type");
+    textTree(c, [t], 0);
+});
 
-const generate = { ...nativeCommon, prompt: text, suffix: text, system: text, template: text, context: intArray, raw: bool, images: strArray };
-const chat = { ...nativeCommon, messages: arrayOf(nativeMessage, true), tools: arr };
+const generate = { ...nativeCommon, prompt: text, suffix: text, system: text, template: text, context: contextTokens, raw: bool, images: base64Images };
+const chat = { ...nativeCommon, messages: arrayOf(nativeMessage, true), tools };
 const embed = { model, input: textOrTexts, truncate: bool, options, keep_alive: keepAlive, dimensions: num("params.dimensions", 1, 65536, true) };
 const embeddings = { model, prompt: text, options, keep_alive: keepAlive };
 const show = { model, name: model, verbose: bool };
@@ -209,9 +326,14 @@ const show = { model, name: model, verbose: bool };
 function openAiPart(c: Ctx, p: Json): void {
     if (!isObj(p)) throw invalid("shape.content-part");
     if (p.type === "text") fields(c, p, { type: str, text }, ["text"]);
-    else if (p.type === "image_url") fields(c, p, { type: str, image_url: any }, ["image_url"]);
+    else if (p.type === "image_url") fields(c, p, { type: str, image_url: imageUrl }, ["image_url"]);
     else throw invalid("shape.content-part");
 }
+/** `image_url`: a data URL, or `{ url, detail }` around one (Ollama reads only the URL). */
+const imageUrl: Check = (c, o, k) => {
+    if (typeof o[k] === "string") return dataUrl(c, o, k);
+    fields(c, o[k], { url: dataUrl, detail: oneOf("auto", "low", "high") }, ["url"]);
+};
 const openAiContent: Check = (c, o, k) => {
     const v = o[k];
     if (v === null || v === undefined) return;
@@ -220,7 +342,10 @@ const openAiContent: Check = (c, o, k) => {
     for (const p of v) openAiPart(c, p);
 };
 function openAiMessage(c: Ctx, m: Json): void {
-    fields(c, m, { role: role("system", "developer", "user", "assistant", "tool", "function"), content: openAiContent, name: str, tool_calls: tree, tool_call_id: str, reasoning: text, reasoning_content: text, refusal: str }, ["role"]);
+    fields(c, m, { role: role("system", "developer", "user", "assistant", "tool", "function"), content: openAiContent, name: text, tool_calls: arrayOf(openAiToolCall), tool_call_id: text, reasoning: text, reasoning_content: text, refusal: text }, ["role"]);
+}
+function openAiToolCall(c: Ctx, call: Json): void {
+    fields(c, call, { id: text, index: num("shape.tool-index", 0, 65535, true), type: oneOf("function"), function: (c2, o, k) => void fields(c2, o[k], { name: text, arguments: jsonText }) });
 }
 const openAiSampling = {
     model,
@@ -242,7 +367,7 @@ const v1Chat = {
     messages: arrayOf(openAiMessage, true),
     max_completion_tokens: outputTokens("params.max_completion_tokens"),
     response_format: any,
-    tools: arr,
+    tools,
     tool_choice: any,
     parallel_tool_calls: bool,
     reasoning_effort: oneOf("none", "minimal", "low", "medium", "high"),
@@ -257,8 +382,8 @@ const v1Embeddings = { model, input: textOrTexts, encoding_format: oneOf("float"
 
 function responsesPart(c: Ctx, p: Json): void {
     if (!isObj(p)) throw invalid("shape.content-part");
-    if (p.type === "input_text" || p.type === "output_text") fields(c, p, { type: str, text, annotations: any, logprobs: any }, ["text"]);
-    else if (p.type === "input_image") fields(c, p, { type: str, image_url: str, file_id: str, detail: str });
+    if (p.type === "input_text" || p.type === "output_text") fields(c, p, { type: str, text, annotations: tree, logprobs: any }, ["text"]);
+    else if (p.type === "input_image") fields(c, p, { type: str, image_url: dataUrl, file_id: text, detail: oneOf("auto", "low", "high") });
     else if (p.type === "refusal") fields(c, p, { type: str, refusal: text });
     else throw invalid("shape.content-part");
 }
@@ -272,8 +397,8 @@ function responsesItem(c: Ctx, item: Json): void {
     if (!isObj(item)) throw invalid("shape.type");
     const type = item.type ?? "message";
     if (type === "message") fields(c, item, { type: str, id: str, status: str, role: role("system", "developer", "user", "assistant"), content: responsesContent }, ["role", "content"]);
-    else if (type === "function_call") fields(c, item, { type: str, id: str, status: str, call_id: str, name: str, arguments: text }, ["call_id", "name"]);
-    else if (type === "function_call_output") fields(c, item, { type: str, id: str, status: str, call_id: str, output: tree }, ["call_id"]);
+    else if (type === "function_call") fields(c, item, { type: str, id: text, status: str, call_id: text, name: text, arguments: jsonText }, ["call_id", "name"]);
+    else if (type === "function_call_output") fields(c, item, { type: str, id: text, status: str, call_id: text, output: text }, ["call_id"]);
     else if (type === "reasoning") fields(c, item, { type: str, id: str, status: str, summary: tree, content: tree, encrypted_content: str });
     else throw invalid("shape.content-part");
 }
@@ -293,7 +418,7 @@ const v1Responses = {
     temperature: num("params.temperature", 0, 2),
     top_p: num("params.top_p", 0, 1),
     stream: bool,
-    tools: arr,
+    tools,
     tool_choice: any,
     parallel_tool_calls: bool,
     text: obj,
@@ -312,14 +437,14 @@ function anthropicBlock(c: Ctx, b: Json): void {
     const common = { type: str, cache_control: any };
     switch (b.type) {
         case "text":
-            return void fields(c, b, { ...common, text, citations: any }, ["text"]);
+            return void fields(c, b, { ...common, text, citations: tree }, ["text"]);
         case "image":
         case "document":
-            return void fields(c, b, { ...common, source: obj, title: text, context: text, citations: any }, ["source"]);
+            return void fields(c, b, { ...common, source: anthropicSource, title: text, context: text, citations: tree }, ["source"]);
         case "tool_use":
-            return void fields(c, b, { ...common, id: str, name: str, input: tree }, ["id", "name"]);
+            return void fields(c, b, { ...common, id: text, name: text, input: tree }, ["id", "name"]);
         case "tool_result":
-            return void fields(c, b, { ...common, tool_use_id: str, content: anthropicContent, is_error: bool }, ["tool_use_id"]);
+            return void fields(c, b, { ...common, tool_use_id: text, content: anthropicContent, is_error: bool }, ["tool_use_id"]);
         case "thinking":
             return void fields(c, b, { ...common, thinking: text, signature: str }, ["thinking"]);
         case "redacted_thinking":
@@ -328,6 +453,8 @@ function anthropicBlock(c: Ctx, b: Json): void {
             throw invalid("shape.content-part");
     }
 }
+/** Image source: base64 bytes only (Ollama refuses URL sources). */
+const anthropicSource: Check = (c, o, k) => void fields(c, o[k], { type: oneOf("base64"), media_type: oneOf("image/jpeg", "image/png", "image/webp", "image/gif", "application/pdf"), data: base64 }, ["type", "data"]);
 const anthropicContent: Check = (c, o, k) => {
     const v = o[k];
     if (typeof v === "string") return c.text(o, k);
@@ -347,7 +474,7 @@ const v1Messages = {
     top_k: num("params.top_k", 0, 1000, true),
     stop_sequences: strArray,
     stream: bool,
-    tools: arr,
+    tools,
     tool_choice: any,
     metadata: obj,
     thinking: obj,
@@ -378,19 +505,29 @@ const STREAMS_BY_DEFAULT = new Set(["generate", "chat"]);
  * Validate an already-parsed body for `endpointId` and collect its prompt text. Throws a
  * Refusal naming the rule; the caller applies size caps, the model allowlist, PII and jailbreak.
  */
-export function inspectBody(endpointId: string, body: Json, limits: Limits): Inspection {
+export function inspectBody(endpointId: string, body: Json, rules: ShapeRules): Inspection {
     const entry = BODY_SPECS[endpointId];
     if (!entry) throw new Refusal(404, "endpoint_not_allowed", "endpoints.allowlist");
-    const ctx = new Ctx(limits);
+    const ctx = new Ctx(rules);
     const o = fields(ctx, body, entry.spec, entry.required);
     const modelName = (o.model ?? o.name) as string | undefined;
     if (typeof modelName !== "string") throw invalid("shape.missing-field");
     const stream = typeof o.stream === "boolean" ? o.stream : STREAMS_BY_DEFAULT.has(endpointId);
-    return { model: modelName, items: ctx.items, texts: ctx.texts, promptChars: ctx.promptChars, stream };
+    return { model: modelName, items: ctx.items, texts: ctx.texts, promptChars: ctx.promptChars, stream, embedded: ctx.embedded };
+}
+
+/**
+ * The only bytes the filter forwards: its own serialisation of the value it validated (after any
+ * redaction), never the client's bytes, so no parser differential between JavaScript and Go can
+ * make Ollama read something else. Embedded JSON (tool-call arguments) is re-serialised too.
+ */
+export function canonicalBody(body: Json, inspection: Inspection): Buffer {
+    for (const e of inspection.embedded) e.holder[e.key] = JSON.stringify(e.box.doc);
+    return Buffer.from(JSON.stringify(body), "utf8");
 }
 
 /** Read the current value of a text slot. */
-export const slotText = (s: TextSlot) => (s.holder as Record<string | number, unknown>)[s.key] as string;
+export const slotText = (s: TextSlot) => s.fixed ?? ((s.holder as Record<string | number, unknown>)[s.key] as string);
 /** Replace the value of a text slot. */
 export function setSlotText(s: TextSlot, value: string): void {
     (s.holder as Record<string | number, unknown>)[s.key] = value;

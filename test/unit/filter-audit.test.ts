@@ -64,7 +64,7 @@ describe("audit event", () => {
             status: 200,
             responseBytes: 900,
             usage: { inputTokens: 10, outputTokens: 20, totalDurationNs: 3, loadDurationNs: 1, promptEvalDurationNs: 1, evalDurationNs: 1, finishReason: "stop" },
-            decision: { action: "forward", endpoint: chatEndpoint, model: "llama3.2:3b", promptChars: 40, items: 2, stream: true, redactions: { email: 2 } },
+            decision: { action: "forward", endpoint: chatEndpoint, model: "llama3.2:3b", promptChars: 40, items: 2, stream: true, redactions: { email: 2 }, inspected: [] },
         }) as any;
         assert.equal(e.event.kind, "event");
         assert.equal(e.event.action, "filter-redact");

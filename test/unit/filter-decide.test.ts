@@ -92,7 +92,7 @@ describe("shape validation", () => {
     test("pathologically nested tool arguments are refused, not crashed on", () => {
         const nested = (depth: number) => '{"a":'.repeat(depth) + '"x"' + "}".repeat(depth);
         for (const depth of [40, 100_000]) {
-            const raw = `{"model":"llama3.2:3b","messages":[{"role":"assistant","content":"","tool_calls":[${nested(depth)}]}]}`;
+            const raw = `{"model":"llama3.2:3b","messages":[{"role":"assistant","content":"","tool_calls":[{"function":{"name":"f","arguments":${nested(depth)}}}]}]}`;
             refused(post("/api/chat", raw), 400, "invalid_request", "shape.depth");
         }
         // Nesting outside any free-form field hits the schema first.
@@ -192,10 +192,11 @@ describe("PII", () => {
         assert.equal(d.body!.toString(), JSON.stringify({ model: "llama3.2:3b", messages: [{ role: "system", content: "x" }, { role: "user", content: "I am [REDACTED:email], card [REDACTED:payment-card]" }], max_tokens: 10 }));
         assert.deepEqual(d.redactions, { email: 1, "payment-card": 1 });
     });
-    test("redact never touches identifiers or images", () => {
-        const body = { model: "llama3.2:3b", messages: [{ role: "user", content: "hi", images: ["bob@example.com"] }] };
+    test("redact never touches images, and an image field carries only base64 bytes", () => {
+        const body = { model: "llama3.2:3b", messages: [{ role: "user", content: "hi", images: ["Ym9iQGV4YW1wbGUuY29t"] }] };
         const d = forwarded(post("/api/chat", body, { policy: REDACT }));
         assert.equal(d.body!.toString(), JSON.stringify(body));
+        refused(post("/api/chat", { model: "llama3.2:3b", messages: [{ role: "user", content: "hi", images: ["bob@example.com"] }] }, { policy: REDACT }), 400, "invalid_request", "shape.image");
     });
     test("invisible and full-width characters do not hide a value", () => {
         refused(post("/api/chat", chat("mail bob\u200b@example.com")), 422, "pii_detected", "pii.email");
