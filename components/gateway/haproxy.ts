@@ -22,7 +22,7 @@
  */
 import { FORWARDED_IDENTITY_HEADERS, type GatewaySpec, type Upstream } from "./spec";
 import { endpointPathRegex, type Endpoint } from "./endpoints";
-import { ERRORS_BY_STATUS, MASKED_UPSTREAM_STATUSES, REFUSALS, type GatewayError } from "./errors";
+import { ERRORS_BY_STATUS, maskedUpstreamStatuses, REFUSALS, type GatewayError } from "./errors";
 import { FORWARDED_CLIENT_HEADERS, retryAfterSeconds } from "./nginx";
 
 export const HAPROXY_CONFIG_FILE = "haproxy.cfg";
@@ -43,7 +43,7 @@ const SILENT_PARSER_STATUSES = [400, 408, 501];
 
 /**
  * The other statuses haproxy itself can produce (`http-error` supports these in 2.6), as the
- * same JSON errors nginx answers with. Upstream answers with MASKED_UPSTREAM_STATUSES are
+ * same JSON errors nginx answers with. Upstream answers with maskedUpstreamStatuses(via) are
  * replaced by these too, so no upstream body (host names, paths, versions) leaks.
  */
 const HAPROXY_ERRORS: readonly GatewayError[] = [401, 403, 404, 405, 407, 410, 413, 425, 429, 500, 502, 503, 504].map((s) => ERRORS_BY_STATUS[s]);
@@ -388,11 +388,8 @@ function frontendSection(spec: GatewaySpec): string[] {
             `http-request set-header ${h.groups} %[var(txn.groups)] if { var(txn.groups) -m found }`,
             `http-request set-header ${h.device} %[var(txn.device)]`,
             "",
-            "# Upstream errors may name hosts, paths or versions: replace them.",
-            ...MASKED_UPSTREAM_STATUSES.map((s) => {
-                const e = HAPROXY_ERRORS.find((x) => x.status === s)!;
-                return `http-response return status ${s} content-type application/json lf-string ${errorBody(e)} if { status ${s} }`;
-            }),
+            "# Upstream errors may name hosts, paths or versions (and Ollama's 4xx echo its Go decoder): replace them.",
+            ...maskedUpstreamStatuses(spec.upstream.via).map((s) => `http-response return status ${s} content-type application/json lf-string ${errorBody(ERRORS_BY_STATUS[s]!)} if { status ${s} }`),
             ...HIDDEN_UPSTREAM_HEADERS.map((x) => `http-response del-header ${x}`),
             "http-response del-header ^access-control- -m reg",
             ...afterResponseRules(spec),

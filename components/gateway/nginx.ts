@@ -29,7 +29,7 @@
  *   session split over several cookies needs oauth2-proxy's session store instead.
  * - Refused requests (403/405/421) are answered before the rate limit, so they are not counted.
  */
-import { ERRORS_BY_STATUS, MASKED_UPSTREAM_STATUSES, REFUSALS, type GatewayError } from "./errors";
+import { ERRORS_BY_STATUS, maskedUpstreamStatuses, MASKED_UPSTREAM_STATUSES, REFUSALS, type GatewayError } from "./errors";
 import { canonicalModel } from "../config";
 import { NODE_TLS_NAME, type NodePool, type PoolNode } from "./node-spec";
 import { FORWARDED_IDENTITY_HEADERS, type GatewaySpec, type Upstream } from "./spec";
@@ -65,7 +65,7 @@ const IGNORED_UPSTREAM_HEADERS = ["X-Accel-Redirect", "X-Accel-Expires", "X-Acce
  * 494-497 (header and certificate problems) go out as 400 with their own codes.
  */
 export const NGINX_ERRORS: readonly (GatewayError & { readonly nginxStatus: number })[] = [
-    ...[400, 403, 404, 405, 408, 411, 413, 414, 416, 429].map((s) => ({ nginxStatus: s, ...ERRORS_BY_STATUS[s] })),
+    ...[400, 401, 403, 404, 405, 408, 410, 411, 413, 414, 416, 429].map((s) => ({ nginxStatus: s, ...ERRORS_BY_STATUS[s] })),
     { nginxStatus: 494, status: 400, code: "request_headers_too_large", message: "request headers too large" },
     { nginxStatus: 495, status: 400, code: "client_certificate_invalid", message: "client certificate rejected" },
     { nginxStatus: 496, status: 400, code: "client_certificate_required", message: "client certificate required" },
@@ -273,6 +273,11 @@ function maps(spec: GatewaySpec): string[] {
         ...mapBlock("$host", "$zto_host_ok", hosts),
         ...mapBlock("$ssl_server_name", "$zto_sni_ok", [['""', "1"], ...sni]),
         ...mapBlock('"$zto_host_ok$zto_sni_ok"', "$zto_name_ok", [['"11"', "1"]]),
+        "# HTTP/0.9 answers carry no headers at all (no HSTS, CSP or JSON error): closed unanswered.",
+        "# ($server_protocol is empty for them: an HTTP/0.9 request line has no version.)",
+        ...mapBlock("$server_protocol", "$zto_http09", [['""', "1"]]),
+        "# HTTP/1.0 may omit Host (nginx would then use its server name): refused like a wrong Host.",
+        ...mapBlock('"$server_protocol:$http_host"', "$zto_host_missing", [['"HTTP/1.0:"', "1"]]),
         "",
         "# Absolute-form request targets (`GET https://host/path`) are for proxies, never for us.",
         ...mapBlock("$request", "$zto_absolute_form", [[nginxRegex("^[A-Za-z]+ +[A-Za-z][A-Za-z0-9+.-]*://"), "1"]]),
@@ -360,8 +365,8 @@ function routeDirectives(spec: GatewaySpec): string[] {
         `limit_req zone=zto_requests burst=${l.burst} nodelay;`,
         `limit_conn zto_connections ${l.connectionsPerClient};`,
         "",
-        ...ROUTE_ERROR_STATUSES.map(errorPage),
-        "# Upstream 5xx bodies may name hosts, paths or versions: replace them.",
+        ...(spec.upstream.via === "ollama" ? maskedUpstreamStatuses("ollama") : ROUTE_ERROR_STATUSES).map(errorPage),
+        "# Upstream error bodies may name hosts, paths or versions (and Ollama's 4xx echo its Go decoder): replace them.",
         "proxy_intercept_errors on;",
         "proxy_next_upstream off;",
         "",
@@ -447,7 +452,10 @@ function identityLocations(spec: GatewaySpec): string[] {
  */
 function requestChecks(): string[] {
     return [
+        // HTTP/0.9 first: any answer to it, even a refusal, would go out without headers.
+        "if ($zto_http09) { return 444; }",
         `if ($zto_device = "") { ${refuse(REFUSALS.deviceNotEnrolled)} }`,
+        `if ($zto_host_missing) { ${refuse(REFUSALS.unknownHost)} }`,
         `if ($zto_absolute_form) { ${refuse(REFUSALS.absoluteForm)} }`,
         `if ($zto_name_ok = "") { ${refuse(REFUSALS.unknownHost)} }`,
     ];

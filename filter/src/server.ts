@@ -41,7 +41,16 @@ const MESSAGES: Record<string, string> = {
     upstream_timeout: "The model server did not answer in time.",
     upstream_unavailable: "The model server is unavailable.",
     upstream_error: "The model server failed to answer.",
+    upstream_bad_request: "The model server refused the request.",
+    upstream_unauthorized: "The model server refused the request.",
+    upstream_forbidden: "The model server refused the request.",
+    upstream_not_found: "The model server does not have this model or endpoint.",
+    upstream_busy: "The model server is busy.",
+    upstream_rejected: "The model server refused the request.",
 };
+
+/** Safe reason codes for the 4xx statuses Ollama answers with; its own body (Go decoder text) is never relayed. */
+const UPSTREAM_4XX_CODES: Record<number, string> = { 400: "upstream_bad_request", 401: "upstream_unauthorized", 403: "upstream_forbidden", 404: "upstream_not_found", 429: "upstream_busy" };
 
 const MAX_LISTING_BYTES = 16 << 20;
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -113,6 +122,12 @@ export function createFilterServer(opts: FilterServerOptions): { server: http.Se
             sendJson(res, 500, errorBody("upstream_error", "filter.internal", "-"), "-");
         });
     });
+    // A request Node's HTTP parser refuses gets the same JSON error shape (Node's default has no type).
+    server.on("clientError", (_e, socket) => {
+        if (!socket.writable) return void socket.destroy();
+        const body = errorBody("invalid_request", "http.parse", "-");
+        socket.end(`HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    });
 
     async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
         const startedAt = new Date();
@@ -169,6 +184,13 @@ export function createFilterServer(opts: FilterServerOptions): { server: http.Se
         }
 
         const status = upstreamRes.statusCode;
+        if (status >= 400 && status < 500) {
+            // Ollama's 4xx bodies are its Go decoder's words about the body: keep the status, never the text.
+            await upstreamRes.body.dump({ limit: MAX_LISTING_BYTES }).catch(() => undefined);
+            if (clientGone) return audit(499, { clientAborted: true });
+            const code = UPSTREAM_4XX_CODES[status] ?? "upstream_rejected";
+            return refuseWith(status, code, "upstream", { upstreamError: code });
+        }
         if (status >= 500 || (decision.listing && status === 200 && method === "GET")) {
             // Error bodies may name internal hosts; listings must be filtered: both are read whole.
             const chunks: Buffer[] = [];

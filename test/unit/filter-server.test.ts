@@ -9,6 +9,7 @@ import { spawn } from "node:child_process";
 import * as dgram from "node:dgram";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import * as http from "node:http";
+import * as net from "node:net";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -250,6 +251,44 @@ describe("upstream failures are masked", () => {
         } finally {
             await f.close();
             up.close();
+        }
+    });
+
+    test("a 4xx keeps Ollama's status, never its text or content type", async () => {
+        const up = await leaky((req, res) => {
+            res.writeHead(req.url === "/api/show" ? 404 : 400, { "content-type": "text/plain" });
+            res.end("json: cannot unmarshal array into Go struct field ChatRequest.messages of type api.Message at 10.9.8.7");
+        });
+        const f = await startFilter(rulesFor({}), up.url);
+        try {
+            const r = await send(f.url, "POST", "/api/chat", chat("hi"));
+            assert.equal(r.status, 400);
+            assert.equal(r.headers["content-type"], "application/json");
+            assert.deepEqual([JSON.parse(r.body).error.code, JSON.parse(r.body).error.rule], ["upstream_bad_request", "upstream"]);
+            assert.ok(!r.body.includes("unmarshal") && !r.body.includes("10.9.8.7"));
+            const missing = await send(f.url, "POST", "/api/show", { model: "llama3.2:3b" });
+            assert.deepEqual([missing.status, JSON.parse(missing.body).error.code], [404, "upstream_not_found"]);
+        } finally {
+            await f.close();
+            up.close();
+        }
+    });
+
+    test("a request Node's parser refuses gets a JSON 400", async () => {
+        const f = await startFilter(rulesFor({}), "http://127.0.0.1:9");
+        try {
+            const port = Number(new URL(f.url).port);
+            const raw = await new Promise<string>((resolve) => {
+                const s = net.connect(port, "127.0.0.1", () => s.write("GET / HTTP/1.1\r\nBad Header\r\n\r\n"));
+                let text = "";
+                s.on("data", (c: Buffer) => (text += c.toString()));
+                s.on("close", () => resolve(text));
+            });
+            assert.match(raw, /^HTTP\/1\.1 400 /);
+            assert.match(raw, /\r\nContent-Type: application\/json\r\n/i);
+            assert.equal(JSON.parse(raw.split("\r\n\r\n")[1]!).error.code, "invalid_request");
+        } finally {
+            await f.close();
         }
     });
 

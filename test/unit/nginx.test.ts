@@ -117,7 +117,9 @@ describe("renderNginxConf: TLS and the device allowlist", () => {
     test("exactly the configured fingerprints map to device names; everything else is refused first", () => {
         assert.deepEqual(mapEntries(conf, "$ssl_client_fingerprint", "$zto_device"), [["default", '""'], [FP.alice, '"alice"'], [FP.bob, '"bob"']]);
         const main = block(conf, "location /");
-        assert.match(main.split("\n")[1], /if \(\$zto_device = ""\) \{ return 403 .*device_not_enrolled/);
+        // Only HTTP/0.9 goes before it: nginx could answer it only without headers, so it is closed unanswered.
+        assert.match(main.split("\n")[1], /if \(\$zto_http09\) \{ return 444; \}/);
+        assert.match(main.split("\n")[2], /if \(\$zto_device = ""\) \{ return 403 .*device_not_enrolled/);
     });
     test("removing a device removes only its lines", () => {
         const without = renderNginxConf({ ...specFor(), devices: specFor().devices.filter((d) => d.name !== "bob") });
