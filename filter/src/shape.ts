@@ -107,8 +107,8 @@ function unknownKey(spec: Record<string, Check>, k: string): Refusal {
 
 /**
  * Fields where JSON `null` must be refused because Go does NOT treat it as "absent": a
- * json.RawMessage (`format`, Anthropic `input_schema`) keeps the literal `null`, and Ollama's
- * tool-call argument map runs its own UnmarshalJSON on it. Everywhere else in the specs below a
+ * json.RawMessage (native `format`) keeps the literal `null`, and Ollama's tool-call argument
+ * map runs its own UnmarshalJSON on it. Everywhere else in the specs below a
  * `null` means "unset" to both the filter and Ollama (Go sets pointers, slices, maps and
  * interfaces to nil and leaves strings, numbers, bools and plain structs at their zero value,
  * which, duplicate keys being refused, is the value of an absent field).
