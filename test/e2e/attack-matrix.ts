@@ -758,41 +758,6 @@ const errorMaskingCases: AttackCase[] = [
         upstream: { reaches: true, path: "/api/ps", headers: { "x-device-name": "bob-workstation", "x-auth-request-groups": "analysts" } },
         appliesTo: BOTH,
     },
-    // Ollama's 4xx bodies are Go decoder / lookup messages (they name models and echo body
-    // structure): with no filter in between, the gateway keeps the status and answers its own JSON.
-    {
-        id: "upstream-404-masked",
-        description: "Ollama's 404 for a model it lacks: its text is replaced by the gateway's JSON error",
-        profile: "default",
-        send: { kind: "http", method: "POST", path: "/api/show", body: { model: "leaky-secret-name:1b" } },
-        status: [404],
-        errorCode: "not_found",
-        responseHeaders: { "content-type": "~^application/json" },
-        upstream: { reaches: true, path: "/api/show" },
-        appliesTo: BOTH,
-    },
-    {
-        id: "upstream-404-masked-v1",
-        description: "the same on an OpenAI-compatible route, whose 404 body Ollama shapes like the gateway's own",
-        profile: "default",
-        send: { kind: "http", method: "POST", path: "/v1/chat/completions", body: { model: "leaky-secret-name:1b", messages: [{ role: "user", content: "hi" }] } },
-        status: [404],
-        errorCode: "not_found",
-        responseHeaders: { "content-type": "~^application/json" },
-        upstream: { reaches: true, path: "/v1/chat/completions" },
-        appliesTo: BOTH,
-    },
-    {
-        id: "upstream-400-masked",
-        description: "Ollama's 400 for a body it cannot decode: the decoder's text never reaches the client",
-        profile: "default",
-        send: { kind: "http", method: "POST", path: "/api/chat", headers: { "Content-Type": "application/json" }, body: "[1,2" },
-        status: [400],
-        errorCode: "bad_request",
-        responseHeaders: { "content-type": "~^application/json" },
-        upstream: { reaches: true, path: "/api/chat" },
-        appliesTo: BOTH,
-    },
     {
         id: "internal-location",
         description: "the gateway's internal error pages are not addressable",
@@ -803,6 +768,27 @@ const errorMaskingCases: AttackCase[] = [
         appliesTo: BOTH,
     },
 ];
+
+/**
+ * Ollama's 4xx bodies are Go decoder and lookup messages (they name models and echo the body's
+ * structure): with no filter in between, the gateway keeps the status and answers its own JSON.
+ */
+const UPSTREAM_4XX: readonly (readonly [string, string, string, string | object, number, string])[] = [
+    ["upstream-404-masked", "Ollama's 404 for a model it lacks", "/api/show", { model: "leaky-secret-name:1b" }, 404, "not_found"],
+    ["upstream-404-masked-v1", "the same on an OpenAI-compatible route, whose 404 body Ollama shapes like the gateway's own", "/v1/chat/completions", { model: "leaky-secret-name:1b", messages: [{ role: "user", content: "hi" }] }, 404, "not_found"],
+    ["upstream-400-masked", "Ollama's 400 for a body it cannot decode", "/api/chat", "[1,2", 400, "bad_request"],
+];
+const upstream4xxCases: AttackCase[] = UPSTREAM_4XX.map(([id, what, path, body, status, code]) => ({
+    id,
+    description: `${what}: its text is replaced by the gateway's JSON error, status kept`,
+    profile: "default",
+    send: { kind: "http", method: "POST", path, headers: { "Content-Type": "application/json" }, body },
+    status: [status],
+    errorCode: code,
+    responseHeaders: { "content-type": "~^application/json" },
+    upstream: { reaches: true, path },
+    appliesTo: BOTH,
+}));
 
 /** The whole matrix. */
 export const ATTACK_MATRIX: readonly AttackCase[] = [
@@ -815,6 +801,7 @@ export const ATTACK_MATRIX: readonly AttackCase[] = [
     ...identityHeaderCases,
     ...corsCases,
     ...errorMaskingCases,
+    ...upstream4xxCases,
     ...allowedEndpointCases,
 ];
 

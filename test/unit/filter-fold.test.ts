@@ -41,9 +41,9 @@ const insideAndBetween = (text: string, c: string) =>
 const replacingSpaces = (text: string, c: string) => text.split(" ").join(c);
 const afterSpaces = (text: string, c: string) => c + text.split(" ").join(` ${c}`);
 
-function assertTrips(text: string, code: string, cp: number, how: string): void {
+function assertTrips(text: string, code: string, cp: number, placement: string): void {
     const d = decide(POLICY, { method: "POST", path: "/api/chat", identity: { groups: [] }, body: Buffer.from(JSON.stringify({ model: "llama3.2:3b", messages: [{ role: "user", content: text }] })) });
-    assert.ok(d.action === "refuse" && (d as Refuse).code === code, `U+${cp.toString(16).toUpperCase().padStart(4, "0")} ${how} hides ${JSON.stringify(text)} (${d.action})`);
+    assert.ok(d.action === "refuse" && (d as Refuse).code === code, `U+${cp.toString(16).toUpperCase().padStart(4, "0")} (${placement}) hides ${JSON.stringify(text)} (${d.action})`);
 }
 
 describe("folding by Unicode category", () => {
@@ -53,27 +53,20 @@ describe("folding by Unicode category", () => {
         assert.ok(MARKS.length > 1500, `${MARKS.length} marks`);
         for (const cp of [0x00ad, 0x200d, 0x2060, 0xfeff, 0x202e, 0xfe0f, 0xe0041, 0xe0100, 0x034f, 0x3164]) assert.ok(INVISIBLE.includes(cp), cp.toString(16));
     });
-    test("every invisible code point inside and between the words of each example still trips", () => {
-        for (const cp of INVISIBLE) {
-            const c = String.fromCodePoint(cp);
-            for (const t of PII) assertTrips(insideAndBetween(t, c), "pii_detected", cp, "inside/between words");
-            for (const t of JAILBREAK) assertTrips(insideAndBetween(t, c), "jailbreak_detected", cp, "inside/between words");
-        }
-    });
-    test("every unusual space standing in for a space still trips", () => {
-        for (const cp of SPACES) {
-            const c = String.fromCodePoint(cp);
-            for (const t of PII) assertTrips(replacingSpaces(t, c), "pii_detected", cp, "as a space");
-            for (const t of JAILBREAK) assertTrips(replacingSpaces(t, c), "jailbreak_detected", cp, "as a space");
-        }
-    });
-    test("every combining mark with nothing visible to combine with still trips", () => {
-        for (const cp of MARKS) {
-            const c = String.fromCodePoint(cp);
-            for (const t of PII) assertTrips(afterSpaces(t, c), "pii_detected", cp, "after a space");
-            for (const t of JAILBREAK) assertTrips(afterSpaces(t, c), "jailbreak_detected", cp, "after a space");
-        }
-    });
+    const placements: readonly [string, readonly number[], (text: string, c: string) => string][] = [
+        ["every invisible code point inside and between the words of each example", INVISIBLE, insideAndBetween],
+        ["every unusual space standing in for a space", SPACES, replacingSpaces],
+        ["every combining mark with nothing visible to combine with (after a space)", MARKS, afterSpaces],
+    ];
+    for (const [what, cps, place] of placements) {
+        test(`${what} still trips`, () => {
+            for (const cp of cps) {
+                const c = String.fromCodePoint(cp);
+                for (const t of PII) assertTrips(place(t, c), "pii_detected", cp, what);
+                for (const t of JAILBREAK) assertTrips(place(t, c), "jailbreak_detected", cp, what);
+            }
+        });
+    }
     test("fold results", () => {
         assert.equal(foldCompatibility("plain ascii"), "plain ascii");
         assert.equal(foldCompatibility("ｆｕｌｌ\u3000width"), "full width");
