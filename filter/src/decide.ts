@@ -142,20 +142,24 @@ export function decide(policy: Policy, req: FilterRequest): Decision {
     if (!modelAllowed(policy, req.identity.groups, inspection.model)) return refuse(403, "model_not_allowed", "models.allowlist", facts);
 
     const inspected = inspection.texts.map(slotText);
+    // Every reading of each text (see fold.ts), computed once for both checks.
+    const readings = inspected.map(foldedForms);
     if (rules.jailbreak.action === "block") {
-        for (const text of inspected) {
-            const rule = findJailbreakInForms(text);
-            if (rule) return refuse(422, "jailbreak_detected", rule, facts);
+        for (const forms of readings) {
+            for (const form of forms) {
+                const rule = findJailbreak(form);
+                if (rule) return refuse(422, "jailbreak_detected", rule, facts);
+            }
         }
     }
     const redactions: Partial<Record<PiiDetector, number>> = {};
     if (rules.pii.action !== "off") {
         const detectors = rules.pii.detectors;
-        for (const slot of inspection.texts) {
-            const raw = slotText(slot);
+        for (const [i, slot] of inspection.texts.entries()) {
+            const raw = inspected[i]!;
             // The text as sent and each folded reading are scanned: folding reveals values hidden by
             // invisible or full-width characters, and can also merge a value with a neighbour.
-            const forms = foldedForms(raw);
+            const forms = readings[i]!;
             const rawMatches = findPii(raw, detectors);
             const formMatches = forms.map((f) => (f === raw ? rawMatches : findPii(f, detectors)));
             const first = rawMatches[0] ?? formMatches.find((m) => m.length)?.[0];
@@ -183,15 +187,6 @@ export function decide(policy: Policy, req: FilterRequest): Decision {
         }
     }
     return { action: "forward", ...facts, body: canonicalBody(parsed, inspection), redactions, stream: inspection.stream, inspected };
-}
-
-/** Rule id of the first heuristic that fires on any reading of `text` (see fold.ts). */
-function findJailbreakInForms(text: string): string | undefined {
-    for (const form of foldedForms(text)) {
-        const rule = findJailbreak(form);
-        if (rule) return rule;
-    }
-    return undefined;
 }
 
 /**
