@@ -182,7 +182,10 @@ export function decide(policy: Policy, req: FilterRequest): Decision {
             }
             if (replaced) text = redactAll(text, findPii(text, detectors), detectors, redactions);
             // A reading the chosen one did not show (a zero-width separator read as a space) must be clean too.
-            for (const form of foldedForms(text)) if (findPii(form, detectors).length) return refuse(422, "pii_detected", `pii.${findPii(form, detectors)[0]!.type}`, facts);
+            for (const form of foldedForms(text)) {
+                const left = findPii(form, detectors)[0];
+                if (left) return refuse(422, "pii_detected", `pii.${left.type}`, facts);
+            }
             setSlotText(slot, text);
         }
     }
