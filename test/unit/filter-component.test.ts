@@ -106,6 +106,12 @@ describe("renderFilterRules", () => {
         assert.deepEqual(r.modelsByGroup, { "*": ["a:1"], g: ["b:2"] });
         assert.equal(r.upstream.timeoutSeconds, 30);
         assert.equal(r.audit.syslogAddress, undefined);
+        assert.equal(r.allowContextTokens, false);
+    });
+
+    test("filter.allowContextTokens is an opt-in boolean, validated like every key", () => {
+        assert.equal(renderFilterRules(loadStackConfig({ ...base, filter: { allowContextTokens: true } })).allowContextTokens, true);
+        assert.throws(() => loadStackConfig({ ...base, filter: { allowContextTokens: "yes" } }), /filter\.allowContextTokens/);
     });
 
     test("round-trips through JSON and the schema", () => {
