@@ -61,7 +61,7 @@ export const MASKED_UPSTREAM_STATUSES = [413, 429, 500, 502, 503, 504] as const;
  * decoder messages about request bodies nobody validated. The gateway keeps the status and
  * answers its own JSON error. (The filter masks them itself, so its JSON refusals pass unchanged.)
  */
-export const MASKED_OLLAMA_4XX_STATUSES = [400, 401, 403, 404, 405, 408, 410, 411, 414, 416] as const;
+export const MASKED_OLLAMA_4XX_STATUSES = [400, 403, 404, 405, 408, 410, 411, 414, 416] as const;
 
 /** Statuses a gateway replaces in answers from this upstream. */
 export const maskedUpstreamStatuses = (via: "filter" | "ollama"): readonly number[] => (via === "ollama" ? [...MASKED_OLLAMA_4XX_STATUSES, ...MASKED_UPSTREAM_STATUSES] : MASKED_UPSTREAM_STATUSES);

@@ -65,7 +65,7 @@ const IGNORED_UPSTREAM_HEADERS = ["X-Accel-Redirect", "X-Accel-Expires", "X-Acce
  * 494-497 (header and certificate problems) go out as 400 with their own codes.
  */
 export const NGINX_ERRORS: readonly (GatewayError & { readonly nginxStatus: number })[] = [
-    ...[400, 401, 403, 404, 405, 408, 410, 411, 413, 414, 416, 429].map((s) => ({ nginxStatus: s, ...ERRORS_BY_STATUS[s] })),
+    ...[400, 403, 404, 405, 408, 410, 411, 413, 414, 416, 429].map((s) => ({ nginxStatus: s, ...ERRORS_BY_STATUS[s] })),
     { nginxStatus: 494, status: 400, code: "request_headers_too_large", message: "request headers too large" },
     { nginxStatus: 495, status: 400, code: "client_certificate_invalid", message: "client certificate rejected" },
     { nginxStatus: 496, status: 400, code: "client_certificate_required", message: "client certificate required" },
