@@ -25,12 +25,18 @@ const GROUP_PATTERN = /^[^\s,"\\]{1,128}$/;
 const GUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const HOSTNAME_PATTERN = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
 
+/**
+ * The oauth2-proxy release the stack pins. The tests build and run this very version
+ * (scripts/lib/tools.ts reads it), so the image and the tested binary cannot drift apart.
+ */
+export const OAUTH2_PROXY_VERSION = "v7.15.6";
+
 /** Image defaults are version-pinned; stacks with `requirePinnedImages` must add a digest. */
 export const DEFAULT_IMAGES = {
     ollama: "ollama/ollama:0.12.3",
     nginx: "nginx:1.28.0-alpine",
     haproxy: "haproxy:2.8.15-alpine",
-    oauth2Proxy: "quay.io/oauth2-proxy/oauth2-proxy:v7.12.0",
+    oauth2Proxy: `quay.io/oauth2-proxy/oauth2-proxy:${OAUTH2_PROXY_VERSION}`,
 } as const;
 
 const email = z.string().regex(/^[^\s@]+@[^\s@]+\.[^\s@]+$/, "must be an email address like alice@example.com");

@@ -6,6 +6,7 @@
  */
 import { existsSync } from "node:fs";
 import * as path from "node:path";
+import { OAUTH2_PROXY_VERSION } from "../../components/config";
 
 export interface GoTool {
     /** Go module path that `go install` builds. */
@@ -39,7 +40,7 @@ export interface HeaderSource {
 }
 
 export const TOOLS = {
-    oauth2Proxy: { module: "github.com/oauth2-proxy/oauth2-proxy/v7", version: "v7.15.6", binary: "oauth2-proxy", cgo: false, versionVariable: { name: "github.com/oauth2-proxy/oauth2-proxy/v7/pkg/version.VERSION", value: "v7.15.6" } },
+    oauth2Proxy: { module: "github.com/oauth2-proxy/oauth2-proxy/v7", version: OAUTH2_PROXY_VERSION, binary: "oauth2-proxy", cgo: false, versionVariable: { name: "github.com/oauth2-proxy/oauth2-proxy/v7/pkg/version.VERSION", value: OAUTH2_PROXY_VERSION } },
     ollama: {
         module: "github.com/ollama/ollama",
         version: "v0.17.4",
