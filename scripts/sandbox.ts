@@ -16,7 +16,8 @@ import { formatProblems, parseStackConfig } from "../components/config";
 import { readStackFile, StackFileError } from "../components/stack-file";
 import { PkiError } from "./sandbox/pki";
 import { SandboxError } from "./sandbox/processes";
-import { startSandbox, type RunningSandbox } from "./sandbox/run";
+import { startSandbox, type IdpKind, type RunningSandbox } from "./sandbox/run";
+import { toolPath } from "./lib/tools";
 import type { ExtraUser } from "./sandbox/stub-oauth2-proxy";
 
 const USAGE = `usage: npm run sandbox -- --stack <Pulumi.<stack>.yaml> --state <dir> [options]
@@ -24,7 +25,12 @@ const USAGE = `usage: npm run sandbox -- --stack <Pulumi.<stack>.yaml> --state <
   --state <dir>               state dir: CA, device certs, logs, sandbox.json (created or reused)
   --token-interval-ms <n>     stub Ollama: pause before each streamed token (default 25)
   --tokens <n>                stub Ollama: tokens per answer (default 8)
-  --user <email>:<g1,g2>      add (or redefine) a stub IdP user; repeatable
+  --idp real|stub|auto        identity plane when identity.provider is not none: real = an OpenID
+                              provider (oidc-provider) and the pinned oauth2-proxy binary run with
+                              the component's rendered flags; stub = the recorder with ready tokens
+                              (fault injection); auto (default) = real when the binary is built
+  --user <email>:<g1,g2>[:<s>] add (or redefine) an IdP user; repeatable; <s>: its ID tokens'
+                              lifetime in seconds (real IdP)
   --watch-pid <pid>           stop (exit 0) once that process is gone, e.g. a test runner that crashed`;
 
 class UsageError extends Error {}
@@ -39,9 +45,22 @@ function wholeNumber(flag: string, value: string | undefined, min: number): numb
 }
 
 function extraUser(value: string): ExtraUser {
-    const m = /^([^\s@:]+@[^\s@:]+\.[^\s@:]+):([^\s:]*)$/.exec(value);
-    if (!m) throw new UsageError(`--user must be <email>:<group,group> such as carol@example.com:ml-eng,admins (got "${value}")`);
-    return { email: m[1], groups: m[2].split(",").filter(Boolean) };
+    const m = /^([^\s@:]+@[^\s@:]+\.[^\s@:]+):([^\s:]*)(?::([1-9]\d{0,5}))?$/.exec(value);
+    if (!m) throw new UsageError(`--user must be <email>:<group,group>[:<id-token-seconds>] such as carol@example.com:ml-eng,admins (got "${value}")`);
+    return { email: m[1], groups: m[2].split(",").filter(Boolean), ...(m[3] ? { idTokenTtlSeconds: Number(m[3]) } : {}) };
+}
+
+function idpKind(value: string | undefined): IdpKind {
+    switch (value ?? "auto") {
+        case "real":
+            return "real";
+        case "stub":
+            return "stub";
+        case "auto":
+            return existsSync(toolPath("oauth2Proxy")) ? "real" : "stub";
+        default:
+            throw new UsageError(`--idp must be real, stub or auto (got "${value}")`);
+    }
 }
 
 const OPTIONS = {
@@ -50,6 +69,7 @@ const OPTIONS = {
     "token-interval-ms": { type: "string" },
     tokens: { type: "string" },
     user: { type: "string", multiple: true },
+    idp: { type: "string" },
     "watch-pid": { type: "string" },
     help: { type: "boolean" },
 } as const;
@@ -78,6 +98,7 @@ function parseCli(argv: string[]) {
         tokenIntervalMs: wholeNumber("--token-interval-ms", values["token-interval-ms"], 0),
         tokens: wholeNumber("--tokens", values.tokens, 1),
         extraUsers: (values.user ?? []).map(extraUser),
+        idp: idpKind(values.idp),
         watchPid: wholeNumber("--watch-pid", values["watch-pid"], 1),
     };
 }

@@ -58,11 +58,40 @@ export interface OAuth2ProxySettingsInput {
     readonly port: number;
     /** OAuth client id: the Entra application's, or identity.clientId for oidc. */
     readonly clientId: string;
+    /** The secrets, when the caller holds them: they come back as `env`, never as flags. */
+    readonly secrets?: OAuth2ProxySecrets;
+    /** Where this oauth2-proxy runs; default: the container's (see CONTAINER_PLACEMENT). */
+    readonly placement?: OAuth2ProxyPlacement;
 }
+
+export interface OAuth2ProxySecrets {
+    /** OAuth client secret. */
+    readonly clientSecret: string;
+    /** 32 random bytes in standard base64 (as random.RandomBytes gives them). */
+    readonly cookieSecretBase64: string;
+}
+
+/**
+ * What differs between the container and the local sandbox: addresses and file paths, never a
+ * policy. Every other flag is the same for both, so the sandbox runs what ships.
+ */
+export interface OAuth2ProxyPlacement {
+    /** host:port oauth2-proxy listens on. */
+    readonly httpAddress: string;
+    /** Path of the authenticated-emails file as oauth2-proxy sees it. */
+    readonly authenticatedEmailsFile: string;
+    /** Issuer to use instead of the one the identity config names (the sandbox's local OpenID provider). */
+    readonly issuerUrl?: string;
+}
+
+/** The container: all interfaces (it publishes no port, so only its two networks reach it), the config volume. */
+export const CONTAINER_PLACEMENT: OAuth2ProxyPlacement = { httpAddress: `0.0.0.0:${OAUTH2_PROXY_PORT}`, authenticatedEmailsFile: AUTHENTICATED_EMAILS_FILE };
 
 export interface OAuth2ProxySettings {
     /** Command-line arguments, in a stable order. */
     readonly args: readonly string[];
+    /** Environment (`NAME=value`) carrying the secrets, when `secrets` was given. */
+    readonly env?: readonly string[];
     /** Content of the authenticated-emails file (one address per line), when identity.allowedEmails is set. */
     readonly authenticatedEmails?: string;
 }
@@ -86,10 +115,10 @@ export function issuerUrlOf(identity: IdentityConfig): string {
  * must be opened explicitly with `*`, which is only done when groups restrict instead (config
  * validation refuses an identity allowlist that is empty altogether).
  */
-function allowlistArgs(identity: IdentityConfig): string[] {
+function allowlistArgs(identity: IdentityConfig, emailsFile: string): string[] {
     const args = identity.allowedGroups.map((g) => `--allowed-group=${g}`);
     args.push(...identity.allowedEmailDomains.map((d) => `--email-domain=${d}`));
-    if (identity.allowedEmails.length) args.push(`--authenticated-emails-file=${AUTHENTICATED_EMAILS_FILE}`);
+    if (identity.allowedEmails.length) args.push(`--authenticated-emails-file=${emailsFile}`);
     if (!identity.allowedEmailDomains.length && !identity.allowedEmails.length) {
         if (!identity.allowedGroups.length) throw new Error("identity allowlist is empty: list allowedGroups, allowedEmailDomains or allowedEmails");
         args.push("--email-domain=*");
@@ -99,7 +128,8 @@ function allowlistArgs(identity: IdentityConfig): string[] {
 
 export function renderOAuth2ProxySettings(input: OAuth2ProxySettingsInput): OAuth2ProxySettings {
     const { identity } = input;
-    const issuer = issuerUrlOf(identity);
+    const placement = input.placement ?? CONTAINER_PLACEMENT;
+    const issuer = placement.issuerUrl ?? issuerUrlOf(identity);
     if (!input.clientId) throw new Error("oauth2-proxy needs a client id");
     const args = [
         // entra-id is oauth2-proxy's OIDC provider plus Entra's group-overage lookup through Graph.
@@ -107,8 +137,7 @@ export function renderOAuth2ProxySettings(input: OAuth2ProxySettingsInput): OAut
         `--oidc-issuer-url=${issuer}`,
         `--client-id=${input.clientId}`,
         `--redirect-url=${callbackUrl(input.domain, input.port)}`,
-        // All interfaces of the container: it publishes no port, so only the internal and egress networks reach it.
-        `--http-address=0.0.0.0:${OAUTH2_PROXY_PORT}`,
+        `--http-address=${placement.httpAddress}`,
         // Trust X-Real-IP / X-Forwarded-* from nginx, the only client that can reach it.
         "--reverse-proxy=true",
         // auth_request mode: answer 202 with X-Auth-Request-User/-Email/-Groups, proxy nothing.
@@ -131,7 +160,7 @@ export function renderOAuth2ProxySettings(input: OAuth2ProxySettingsInput): OAut
         // carry the client id as audience (Entra v2 tokens for this app do), so no extra issuer is trusted.
         "--skip-jwt-bearer-tokens=true",
         ...identity.extraAudiences.map((a) => `--oidc-extra-audience=${a}`),
-        ...allowlistArgs(identity),
+        ...allowlistArgs(identity, placement.authenticatedEmailsFile),
         // Sign-in, refresh and failures are audit events; per-request lines would duplicate nginx's access log.
         "--auth-logging=true",
         "--standard-logging=true",
@@ -139,5 +168,9 @@ export function renderOAuth2ProxySettings(input: OAuth2ProxySettingsInput): OAut
         "--silence-ping-logging=true",
     ];
     const authenticatedEmails = identity.allowedEmails.length ? identity.allowedEmails.map((e) => e.toLowerCase()).join("\n") + "\n" : undefined;
-    return { args, authenticatedEmails };
+    const env = input.secrets && [
+        `${OAUTH2_PROXY_SECRET_ENV.clientSecret}=${input.secrets.clientSecret}`,
+        `${OAUTH2_PROXY_SECRET_ENV.cookieSecret}=${cookieSecretFromBase64(input.secrets.cookieSecretBase64)}`,
+    ];
+    return { args, env, authenticatedEmails };
 }

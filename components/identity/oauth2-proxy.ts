@@ -13,8 +13,6 @@ import {
     COOKIE_SECRET_BYTES,
     OAUTH2_PROXY_CONFIG_DIR,
     OAUTH2_PROXY_PORT,
-    OAUTH2_PROXY_SECRET_ENV,
-    cookieSecretFromBase64,
     renderOAuth2ProxySettings,
 } from "./oauth2-proxy-settings";
 
@@ -61,13 +59,13 @@ export class OAuth2Proxy extends pulumi.ComponentResource {
         const child = { parent: this, provider: args.provider };
 
         const cookieSecret = new random.RandomBytes(`${name}-cookie-secret`, { length: COOKIE_SECRET_BYTES }, { parent: this });
-        const settings = pulumi.output(args.clientId).apply((clientId) => renderOAuth2ProxySettings({ identity: args.identity, domain: args.domain, port: args.port, clientId }));
-        const env = pulumi.secret(
-            pulumi.all([args.clientSecret, cookieSecret.base64]).apply(([clientSecret, cookie]) => [
-                `${OAUTH2_PROXY_SECRET_ENV.clientSecret}=${clientSecret}`,
-                `${OAUTH2_PROXY_SECRET_ENV.cookieSecret}=${cookieSecretFromBase64(cookie)}`,
-            ]),
-        );
+        // One rendering for flags and secret env, the same function the sandbox runs the real binary with.
+        const settings = pulumi
+            .all([args.clientId, args.clientSecret, cookieSecret.base64])
+            .apply(([clientId, clientSecret, cookieSecretBase64]) => renderOAuth2ProxySettings({ identity: args.identity, domain: args.domain, port: args.port, clientId, secrets: { clientSecret, cookieSecretBase64 } }));
+        // The flags carry no secret (the secrets are only in env), so they stay readable in the plan.
+        const command = pulumi.unsecret(settings.apply((s) => [...s.args]));
+        const env = pulumi.secret(settings.apply((s) => [...s.env!]));
 
         // The root filesystem is read-only and Docker refuses to copy files into one, so the
         // authenticated-emails file goes into a dedicated volume.
@@ -83,20 +81,20 @@ export class OAuth2Proxy extends pulumi.ComponentResource {
                 image: image.imageId,
                 ...hardenedContainerArgs("oauth2-proxy", args.logging),
                 user: OAUTH2_PROXY_USER,
-                command: settings.apply((s) => [...s.args]),
+                command,
                 envs: env,
                 networksAdvanced: [{ name: args.internalNetwork, aliases: ["oauth2-proxy"] }, { name: args.egressNetwork }],
                 readOnly: true,
                 memory: 256,
                 mounts: emailsVolume ? [{ type: "volume", source: emailsVolume.name, target: OAUTH2_PROXY_CONFIG_DIR }] : undefined,
-                uploads: emailsVolume ? settings.apply((s) => [{ file: AUTHENTICATED_EMAILS_FILE, content: s.authenticatedEmails! }]) : undefined,
+                uploads: emailsVolume ? pulumi.unsecret(settings.apply((s) => [{ file: AUTHENTICATED_EMAILS_FILE, content: s.authenticatedEmails! }])) : undefined,
             },
             child,
         );
 
         this.containerName = container.name;
         this.internalAddress = pulumi.interpolate`${container.name}:${OAUTH2_PROXY_PORT}`;
-        this.args = settings.apply((s) => [...s.args]);
+        this.args = command;
         this.registerOutputs({ containerName: this.containerName, internalAddress: this.internalAddress, args: this.args });
     }
 }

@@ -31,6 +31,10 @@ export interface SpawnOptions {
     /** Resolve only once a stdout line matches; the match is returned. */
     readonly readyLine?: RegExp;
     readonly readyTimeoutMs?: number;
+    /** The child's whole environment; default: this process's. */
+    readonly env?: NodeJS.ProcessEnv;
+    /** An exit after start-up is reported on stderr, not as a sandbox failure (a test may stop this child on purpose). */
+    readonly mayExit?: boolean;
 }
 
 /** A started child. */
@@ -53,7 +57,7 @@ export class Supervisor {
     /** Start a child; with `readyLine`, wait until it prints that line (or fail with its output). */
     async spawn(name: string, command: string, args: readonly string[], opts: SpawnOptions): Promise<ChildHandle> {
         const out = createWriteStream(opts.logFile, { flags: "a", mode: 0o600 });
-        const proc = spawn(command, args, { cwd: opts.cwd, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+        const proc = spawn(command, args, { cwd: opts.cwd, env: opts.env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
         proc.once("close", () => out.end());
         const tail: string[] = [];
         const keep = (line: string) => {
@@ -61,6 +65,8 @@ export class Supervisor {
             if (tail.length > TAIL_LINES) tail.shift();
         };
         let onReady: ((m: RegExpMatchArray) => void) | undefined;
+        // Set once the child counts as started (ready line seen, or spawned when none is asked for).
+        let started = false;
         createInterface({ input: proc.stdout! }).on("line", (line) => {
             out.write(line + "\n");
             keep(line);
@@ -77,18 +83,25 @@ export class Supervisor {
         });
         const exited = new Promise<void>((resolve) =>
             proc.once("exit", (code, signal) => {
-                if (!this.stopping) this.reportUnexpected(name, code, signal, tail);
+                if (this.stopping) {
+                    // Stopping: every exit is expected.
+                } else if (opts.mayExit && started) console.error(`sandbox: ${name} exited (${signal ? `signal ${signal}` : `exit code ${code}`}); the gateway now refuses what needed it`);
+                else this.reportUnexpected(name, code, signal, tail);
                 resolve();
             }),
         );
         await spawned;
         this.children.push({ name, proc, exited, tail });
         const handle = { pid: proc.pid!, running: () => proc.exitCode === null && proc.signalCode === null, lastOutput: () => tail.join("\n") };
-        if (!opts.readyLine) return handle;
+        if (!opts.readyLine) {
+            started = true;
+            return handle;
+        }
         const ready = await new Promise<RegExpMatchArray>((resolve, reject) => {
             const timer = setTimeout(() => reject(new SandboxError(`${name} did not report ready within ${opts.readyTimeoutMs ?? 15000} ms${lastWords(tail)}`)), opts.readyTimeoutMs ?? 15000);
             onReady = (m) => {
                 clearTimeout(timer);
+                started = true;
                 resolve(m);
             };
             void exited.then(() => {

@@ -3,6 +3,7 @@
  * stack has an identity provider), the filter (when enabled) and the real gateway binary running
  * the config the program's renderer produced, then `sandbox.json` describing it all.
  */
+import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join, resolve } from "node:path";
@@ -10,13 +11,13 @@ import { nodePoolSettings, type StackConfig } from "../../components/config";
 import { deriveGatewaySpec, type GatewayPlacement, type GatewaySpec, type Upstream } from "../../components/gateway/spec";
 import { startFilter, type RunningFilter } from "./filter";
 import { prepareReloadableGateway, waitForListener, writeGatewayGeneration, type ReloadableGateway } from "./gateway";
-import type { StubServer } from "./listen";
 import { apiKeyDigest } from "../../components/identity/api-keys";
 import { ensureSandboxApiKeys } from "./api-keys";
 import { ensureSandboxPki } from "./pki";
 import { SandboxError, Supervisor, type ChildHandle } from "./processes";
 import { startStubOauth2Proxy, sandboxUsers, SESSION_COOKIE, type ExtraUser, type SandboxUser } from "./stub-oauth2-proxy";
 import { startStubOllama } from "./stub-ollama";
+import { startRealIdentity, type RunningRealIdentity } from "./real-identity";
 import { startStubSyslog } from "./stub-syslog";
 import { startSandboxNodes, type SandboxNode, type SandboxNodePool } from "./nodes";
 
@@ -30,8 +31,11 @@ export interface SandboxInfo {
     readonly caKey: string;
     /** Every device in config: its client certificate and key, and the cert's fingerprints. */
     readonly devices: Readonly<Record<string, { readonly cert: string; readonly key: string; readonly fingerprintSha1: string; readonly fingerprintSha256: string; /** devices[].apiKey: the device's static API key. */ readonly apiKey?: string }>>;
-    /** Stub IdP users (empty when identity.provider is none). */
-    readonly users: Readonly<Record<string, { readonly cookie: string; readonly bearer: string; readonly groups: readonly string[] }>>;
+    /**
+     * IdP users (empty when identity.provider is none). With the stub: a ready session cookie and
+     * bearer token each. With the real IdP: the password to sign in with at its login page.
+     */
+    readonly users: Readonly<Record<string, { readonly cookie?: string; readonly bearer?: string; readonly password?: string; readonly groups: readonly string[] }>>;
     /** `http://127.0.0.1:<port>`: the stub Ollama, direct (bypassing the gateway). */
     readonly ollama: string;
     /** JSON lines, one per request the stub Ollama received (see OllamaLogEntry). */
@@ -46,8 +50,13 @@ export interface SandboxInfo {
      * nginx/haproxy master it runs and reloads in place; `generation` is the config in force.
      */
     readonly gateway: { readonly kind: "nginx" | "haproxy"; readonly pid: number; readonly masterPid: number; readonly config: string; readonly generation: string; readonly accessLog: string; readonly errorLog: string };
-    /** The stub oauth2-proxy, when identity.provider is not none; `log` lists every request it got. */
-    readonly oauth2Proxy?: { readonly url: string; readonly log: string; readonly cookieName: string };
+    /**
+     * oauth2-proxy, when identity.provider is not none. `stub`: `log` lists every request it got.
+     * `real`: the pinned binary; `log` is its output, `args` its command line, `pid` stops it.
+     */
+    readonly oauth2Proxy?: { readonly kind: IdpKind; readonly url: string; readonly log: string; readonly cookieName: string; readonly pid?: number; readonly args?: readonly string[] };
+    /** With `--idp real`: the OpenID provider and the client oauth2-proxy signs in with (`log`: one JSON line per request). */
+    readonly idp?: { readonly issuer: string; readonly clientId: string; readonly clientSecret: string; readonly redirectUri: string; readonly log: string };
     /** The prompt filter, when filter.enabled. */
     readonly filter?: { readonly url: string; readonly rules: string; readonly auditLog: string };
     /** Local stand-in for siem.syslogAddress, when set: every record received, one JSON line each. */
@@ -58,8 +67,13 @@ export interface SandboxInfo {
     readonly gatewayClient?: { readonly cert: string; readonly key: string };
 }
 
+/** stub: the recorder/fault injector with ready tokens; real: oidc-provider and the pinned oauth2-proxy. */
+export type IdpKind = "stub" | "real";
+
 export interface SandboxRunOptions {
     readonly stateDir: string;
+    /** Which identity plane runs when identity.provider is not none; default stub. */
+    readonly idp?: IdpKind;
     /** Stub Ollama: pause before each streamed token. */
     readonly tokenIntervalMs?: number;
     /** Stub Ollama: tokens per generated answer. */
@@ -196,12 +210,17 @@ export async function startSandbox(cfg: StackConfig, opts: SandboxRunOptions): P
         stubs.push(ollama);
 
         let users: SandboxUser[] = [];
-        let oauth2: { server: StubServer; log: string } | undefined;
-        if (cfg.identity.provider !== "none") {
-            users = sandboxUsers(cfg, opts.extraUsers);
+        let oauth2: { server: Upstream; log: string } | undefined;
+        const realIdp = cfg.identity.provider !== "none" && opts.idp === "real";
+        if (cfg.identity.provider !== "none") users = sandboxUsers(cfg, opts.extraUsers);
+        if (realIdp) {
+            // oauth2-proxy starts after the gateway (its redirect URI names the gateway's port); nginx only needs the address now.
+            oauth2 = { server: { host: "127.0.0.1", port: await freePort() }, log: logFile("oauth2-proxy.out") };
+        } else if (cfg.identity.provider !== "none") {
             const log = logFile("oauth2-proxy.jsonl");
-            oauth2 = { server: await startStubOauth2Proxy({ users, identity: cfg.identity, logFile: log }), log };
-            stubs.push(oauth2.server);
+            const server = await startStubOauth2Proxy({ users, identity: cfg.identity, logFile: log });
+            stubs.push(server);
+            oauth2 = { server, log };
         }
 
         // The stack's SIEM is neither reachable from nor meant for a sandbox: the renderers get the
@@ -256,19 +275,34 @@ export async function startSandbox(cfg: StackConfig, opts: SandboxRunOptions): P
         const devices = deviceState(cfg);
         const { listen, gateway, child, masterPid } = await startGateway(supervisor, (l) => deriveGatewaySpec(rendered, devices.facts, { ...placement, listen: l }), stateDir);
 
+        let real: RunningRealIdentity | undefined;
+        const passwords = new Map(users.map((u) => [u.email, randomBytes(18).toString("base64url")]));
+        if (realIdp) {
+            const idpUsers = users.map((u) => ({ email: u.email, groups: u.groups, password: passwords.get(u.email)!, idTokenTtlSeconds: u.idTokenTtlSeconds }));
+            real = await startRealIdentity(supervisor, { cfg, stateDir, ca: pki.ca, users: idpUsers, listen: oauth2!.server, gatewayPort: listen.port, idpLog: logFile("idp.jsonl"), oauth2ProxyLog: oauth2!.log });
+            stubs.push(real.provider);
+        }
+
         const info: SandboxInfo = {
             url: `https://${listen.host}:${listen.port}`,
             ca: pki.ca.cert,
             caKey: pki.ca.key,
             devices: devices.info,
-            users: Object.fromEntries(users.map((u) => [u.email, { cookie: `${SESSION_COOKIE}=${u.sessionToken}`, bearer: u.bearerToken, groups: u.groups }])),
+            users: Object.fromEntries(users.map((u) => [u.email, real ? { password: passwords.get(u.email)!, groups: u.groups } : { cookie: `${SESSION_COOKIE}=${u.sessionToken}`, bearer: u.bearerToken, groups: u.groups }])),
             ollama: ollama.url,
             ollamaLog,
             stateDir,
             domain: cfg.domain,
             pid: process.pid,
             gateway: { kind: cfg.gateway.kind, pid: child.pid, masterPid, config: gateway.configFile, generation: gateway.generation, accessLog, errorLog },
-            oauth2Proxy: oauth2 && { url: oauth2.server.url, log: oauth2.log, cookieName: SESSION_COOKIE },
+            oauth2Proxy: oauth2 && {
+                kind: real ? "real" : "stub",
+                url: `http://${oauth2.server.host}:${oauth2.server.port}`,
+                log: oauth2.log,
+                cookieName: SESSION_COOKIE,
+                ...(real ? { pid: real.oauth2Proxy.pid, args: real.args } : {}),
+            },
+            idp: real && { issuer: real.provider.issuer, clientId: real.clientId, clientSecret: real.clientSecret, redirectUri: real.redirectUri, log: join(logs, "idp.jsonl") },
             filter: filter && { url: `http://${filter.host}:${filter.port}`, rules: filter.rulesFile, auditLog: filter.auditLog },
             syslog,
             ...(pool

@@ -21,12 +21,16 @@ export interface SandboxUser {
     readonly sessionToken: string;
     /** Token accepted as `Authorization: Bearer <token>`. */
     readonly bearerToken: string;
+    /** Real IdP only: lifetime of the user's ID tokens. */
+    readonly idTokenTtlSeconds?: number;
 }
 
-/** A user added on the command line (`--user email:group,group`). */
+/** A user added on the command line (`--user email:group,group[:id-token-ttl-seconds]`). */
 export interface ExtraUser {
     readonly email: string;
     readonly groups: readonly string[];
+    /** Real IdP only: lifetime of the user's ID tokens (short, to watch a token expire). */
+    readonly idTokenTtlSeconds?: number;
 }
 
 const newToken = () => randomBytes(24).toString("base64url");
@@ -37,6 +41,7 @@ const newToken = () => randomBytes(24).toString("base64url");
  */
 export function sandboxUsers(cfg: StackConfig, extra: readonly ExtraUser[] = []): SandboxUser[] {
     const groups = new Map<string, Set<string>>();
+    const ttl = new Map(extra.filter((u) => u.idTokenTtlSeconds !== undefined).map((u) => [u.email, u.idTokenTtlSeconds]));
     const add = (email: string, gs: readonly string[]) => {
         const set = groups.get(email) ?? new Set<string>();
         gs.forEach((g) => set.add(g));
@@ -45,7 +50,7 @@ export function sandboxUsers(cfg: StackConfig, extra: readonly ExtraUser[] = [])
     cfg.devices.forEach((d) => add(d.owner, d.groups));
     cfg.identity.allowedEmails.forEach((e) => add(e, []));
     extra.forEach((u) => groups.set(u.email, new Set(u.groups)));
-    return [...groups].map(([email, gs]) => ({ email, groups: [...gs], sessionToken: newToken(), bearerToken: newToken() }));
+    return [...groups].map(([email, gs]) => ({ email, groups: [...gs], sessionToken: newToken(), bearerToken: newToken(), ...(ttl.has(email) ? { idTokenTtlSeconds: ttl.get(email) } : {}) }));
 }
 
 /** oauth2-proxy's decision for an authenticated user: allowed, or 403. */

@@ -187,8 +187,10 @@ export async function gatewayRequest(info: SandboxInfo, opts: RequestOptions): P
     if (opts.user) {
         const u = info.users[opts.user];
         if (!u) throw new Error(`no user ${opts.user} in sandbox.json (users: ${Object.keys(info.users).join(", ") || "none"})`);
-        if (opts.auth === "bearer") headers.Authorization = `Bearer ${u.bearer}`;
-        else headers.Cookie = u.cookie;
+        const token = opts.auth === "bearer" ? u.bearer : u.cookie;
+        if (token === undefined) throw new Error(`user ${opts.user} has no ready ${opts.auth ?? "cookie"} (the real IdP signs in instead: see test/e2e/signin.ts)`);
+        if (opts.auth === "bearer") headers.Authorization = `Bearer ${token}`;
+        else headers.Cookie = token;
     }
     const { host, port } = gatewayAddress(info);
     const started = performance.now();
@@ -286,7 +288,9 @@ export async function startSandbox(opts: StartOptions): Promise<Sandbox> {
     const stack = opts.stack ?? writeStackFile(opts.config!);
     const stateDir = opts.stateDir ?? tempDir("zto-sandbox-");
     // --watch-pid: if this test process dies without stopping the sandbox, the sandbox stops itself.
-    const proc = spawn(process.execPath, ["--import", "tsx", SANDBOX_CLI, "--stack", stack, "--state", stateDir, "--watch-pid", String(process.pid), ...(opts.extraArgs ?? [])], {
+    // Tests get the stub identity plane (ready tokens, request log) unless they ask for the real one.
+    const idp = opts.extraArgs?.includes("--idp") ? [] : ["--idp", "stub"];
+    const proc = spawn(process.execPath, ["--import", "tsx", SANDBOX_CLI, "--stack", stack, "--state", stateDir, "--watch-pid", String(process.pid), ...idp, ...(opts.extraArgs ?? [])], {
         cwd: REPO_ROOT,
         stdio: ["ignore", "pipe", "pipe"],
     });

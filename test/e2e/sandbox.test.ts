@@ -235,7 +235,7 @@ describe("sandbox CLI", () => {
         try {
             const users = sb.info.users;
             assert.deepEqual(Object.keys(users).sort(), ["alice@example.com", "bob@example.com", "carol@example.com"]);
-            assert.match(users["alice@example.com"].cookie, /^__Host-oauth2_proxy=[A-Za-z0-9_-]{32}$/);
+            assert.match(users["alice@example.com"].cookie ?? "", /^__Host-oauth2_proxy=[A-Za-z0-9_-]{32}$/);
             assert.deepEqual(users["carol@example.com"].groups, ["admins"]);
             assert.ok(sb.info.oauth2Proxy && existsSync(sb.info.oauth2Proxy.log));
 
