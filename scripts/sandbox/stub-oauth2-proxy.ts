@@ -2,7 +2,9 @@
  * Stub oauth2-proxy for the sandbox: the endpoints nginx's auth_request flow uses, backed by a
  * fixed table of users with random per-run tokens instead of a real IdP. Authorisation mirrors
  * oauth2-proxy: the email must match an allowed domain OR be an allowed email (both lists empty:
- * anyone), AND, when groups are listed, the user must be in one of them.
+ * anyone), AND, when groups are listed, the user must be in one of them. As the real v7.15.6
+ * binary does (test/e2e/signin-real.test.ts), a user failing that allowlist gets 401 with the
+ * session cookie cleared; 403 only comes from a per-request `?allowed_groups=` narrowing.
  */
 import { randomBytes } from "node:crypto";
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from "node:http";
@@ -53,7 +55,7 @@ export function sandboxUsers(cfg: StackConfig, extra: readonly ExtraUser[] = [])
     return [...groups].map(([email, gs]) => ({ email, groups: [...gs], sessionToken: newToken(), bearerToken: newToken(), ...(ttl.has(email) ? { idTokenTtlSeconds: ttl.get(email) } : {}) }));
 }
 
-/** oauth2-proxy's decision for an authenticated user: allowed, or 403. */
+/** oauth2-proxy's allowlist decision for an authenticated user (failing it: 401, session cleared). */
 export function identityAllows(user: Pick<SandboxUser, "email" | "groups">, identity: Pick<IdentityConfig, "allowedEmailDomains" | "allowedEmails" | "allowedGroups">): boolean {
     const email = user.email.toLowerCase();
     const domain = email.slice(email.lastIndexOf("@") + 1);
@@ -127,9 +129,11 @@ export async function startStubOauth2Proxy(opts: StubOauth2ProxyOptions): Promis
             case "/oauth2/auth": {
                 if (!user) return finish(401, { "Content-Type": "text/plain; charset=utf-8" }, "Unauthorized");
                 // nginx may narrow the groups per location with ?allowed_groups=a,b (oauth2-proxy feature).
+                if (!identityAllows(user, opts.identity)) {
+                    return finish(401, { "Content-Type": "text/plain; charset=utf-8", "Set-Cookie": `${SESSION_COOKIE}=; Path=/; Max-Age=0; Secure; HttpOnly; SameSite=Lax` }, "Unauthorized");
+                }
                 const perRequestGroups = url.searchParams.get("allowed_groups")?.split(",").filter(Boolean) ?? [];
-                const allowed = identityAllows(user, opts.identity) && (perRequestGroups.length === 0 || perRequestGroups.some((g) => user.groups.includes(g)));
-                if (!allowed) return finish(403, { "Content-Type": "text/plain; charset=utf-8" }, "Forbidden");
+                if (perRequestGroups.length && !perRequestGroups.some((g) => user.groups.includes(g))) return finish(403, { "Content-Type": "text/plain; charset=utf-8" }, "Forbidden");
                 return finish(202, {
                     [FORWARDED_IDENTITY_HEADERS.user]: user.email,
                     [FORWARDED_IDENTITY_HEADERS.email]: user.email,

@@ -112,13 +112,15 @@ describe("identity (entra) through the real nginx", () => {
         assert.ok(!JSON.stringify(got.rawHeaders).includes("admin@corp.example"));
     });
 
+    // oauth2-proxy (v7.15.6, checked against the real binary in signin-real.test.ts) answers 401 for
+    // a session or token whose user fails the allowlist, so the gateway asks for sign-in again.
     test("users outside the allowed groups or domains are refused at the gateway", async () => {
         fresh();
         for (const user of [MALLORY, EVE]) {
             for (const auth of ["cookie", "bearer"] as const) {
                 const r = await sb.request({ path: "/api/tags", device: "alice-laptop", user, auth });
-                assert.equal(r.status, 403, `${user} via ${auth}: ${r.body}`);
-                assert.equal(errorCode(r), "forbidden");
+                assert.equal(r.status, 401, `${user} via ${auth}: ${r.body}`);
+                assert.equal(errorCode(r), "unauthenticated");
             }
         }
         assert.deepEqual(sb.ollamaRequests(), []);

@@ -112,6 +112,22 @@ describe("oauth2-proxy settings", () => {
         assert.ok(!s.args.some((a) => /secret/i.test(a)), "client and cookie secrets travel only as environment variables");
     });
 
+    test("secrets come back only as environment; a placement changes the listen address, emails file and issuer and nothing else", () => {
+        const id = identity({ provider: "oidc", issuerUrl: "https://idp.example", clientId: "c", allowedEmails: ["a@example.com"] }, { oidcClientSecret: "x" });
+        const container = renderOAuth2ProxySettings({ identity: id, domain: "d.example", port: 443, clientId: "c", secrets: { clientSecret: "s3cret", cookieSecretBase64: Buffer.alloc(32, 0xfb).toString("base64") } });
+        assert.deepEqual(container.env, ["OAUTH2_PROXY_CLIENT_SECRET=s3cret", `OAUTH2_PROXY_COOKIE_SECRET=${Buffer.alloc(32, 0xfb).toString("base64url")}`]);
+        assert.ok(!container.args.some((a) => a.includes("s3cret")));
+        assert.equal(renderOAuth2ProxySettings({ identity: id, domain: "d.example", port: 443, clientId: "c" }).env, undefined, "no secrets given, no env");
+        const sandbox = renderOAuth2ProxySettings({ identity: id, domain: "d.example", port: 443, clientId: "c", placement: { httpAddress: "127.0.0.1:5000", authenticatedEmailsFile: "/state/emails.txt", issuerUrl: "https://127.0.0.1:6000" } });
+        const differing = container.args.map((a, i) => [a, sandbox.args[i]]).filter(([a, b]) => a !== b);
+        assert.equal(sandbox.args.length, container.args.length);
+        assert.deepEqual(differing, [
+            ["--oidc-issuer-url=https://idp.example", "--oidc-issuer-url=https://127.0.0.1:6000"],
+            ["--http-address=0.0.0.0:4180", "--http-address=127.0.0.1:5000"],
+            [`--authenticated-emails-file=${AUTHENTICATED_EMAILS_FILE}`, "--authenticated-emails-file=/state/emails.txt"],
+        ]);
+    });
+
     test("renderer refuses provider none and non-https issuers even without config validation", () => {
         const none = identity({});
         assert.throws(() => renderOAuth2ProxySettings({ identity: none, domain: "d.example", port: 443, clientId: "c" }), /entra or oidc/);

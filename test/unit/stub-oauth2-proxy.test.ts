@@ -111,8 +111,10 @@ describe("stub oauth2-proxy server", () => {
         }
     });
 
-    test("/oauth2/auth: 403 for a user outside the allowed domains/emails, or outside ?allowed_groups", async () => {
-        assert.equal((await call("/oauth2/auth", { Authorization: `Bearer ${users["eve@evil.test"].bearerToken}` })).status, 403);
+    test("/oauth2/auth: 401 (session cleared) for a user outside the allowed domains/emails, 403 outside ?allowed_groups (as the real v7.15.6)", async () => {
+        const outside = await call("/oauth2/auth", { Authorization: `Bearer ${users["eve@evil.test"].bearerToken}` });
+        assert.equal(outside.status, 401);
+        assert.match(String(outside.headers["set-cookie"]), /Max-Age=0/);
         const bob = { Authorization: `Bearer ${users["bob@partner.org"].bearerToken}` };
         assert.equal((await call("/oauth2/auth?allowed_groups=ml-eng", bob)).status, 403);
         assert.equal((await call("/oauth2/auth?allowed_groups=ml-eng,analysts", bob)).status, 202);
