@@ -215,3 +215,43 @@ describe("real sign-in: oauth2-proxy (pinned binary) + OpenID provider through t
         assert.deepEqual(sb.ollamaRequests(), []);
     });
 });
+
+describe("real sign-in with identity.provider oidc: the emails file, extra audience and cookie timing flags under the real binary", { skip: !inCi && missingBinary }, () => {
+    const CAROL = "carol@partner.example";
+    let sb: Sandbox;
+    before(async () => {
+        assert.equal(missingBinary, undefined, missingBinary);
+        sb = await startSandbox({
+            config: {
+                domain: "ollama.example.com",
+                devices: [{ name: "carol-laptop", owner: CAROL, groups: [] }],
+                identity: { provider: "oidc", issuerUrl: "https://idp.example.com", clientId: "ollama-gateway", allowedEmails: [CAROL], extraAudiences: ["api://zto-cli"], cookieExpireHours: 12, cookieRefreshMinutes: 15 },
+                oidcClientSecret: "unused-by-the-sandbox",
+                filter: { enabled: false },
+            },
+            extraArgs: ["--idp", "real", "--user", "dave@partner.example:"],
+            readyTimeoutMs: 60_000,
+        });
+    });
+    after(async () => {
+        await sb?.stop();
+    });
+
+    test("an allowed email signs in and reaches Ollama; an unlisted one is refused at the callback", async () => {
+        const args = sb.info.oauth2Proxy!.args!;
+        assert.ok(args.includes("--provider=oidc") && args.includes("--oidc-extra-audience=api://zto-cli") && args.some((a) => a.startsWith("--authenticated-emails-file=")));
+        assert.equal(sb.info.idp!.clientId, "ollama-gateway", "the stack's own client id");
+        sb.resetOllamaLog();
+        const { client } = await signInThroughGateway(sb.info, "carol-laptop", CAROL, sb.info.users[CAROL].password!, "/chat");
+        const r = await client.send("/api/tags");
+        assert.equal(r.status, 200, r.body);
+        assert.equal(sb.ollamaRequests()[0]?.headers["x-auth-request-email"], CAROL);
+
+        sb.resetOllamaLog();
+        const dave = await signInThroughGateway(sb.info, "carol-laptop", "dave@partner.example", sb.info.users["dave@partner.example"].password!, "/chat");
+        const callback = dave.client.hops.find((x) => x.url.startsWith(`${dave.client.gatewayOrigin}/oauth2/callback?`));
+        assert.equal(callback?.status, 403, JSON.stringify(dave.client.hops));
+        assert.equal((await dave.client.send("/api/tags")).status, 401);
+        assert.deepEqual(sb.ollamaRequests(), []);
+    });
+});
