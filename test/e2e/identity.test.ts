@@ -10,15 +10,9 @@ import { readJsonLines } from "../../scripts/sandbox/json-log";
 import type { Oauth2LogEntry } from "../../scripts/sandbox/stub-oauth2-proxy";
 import { startSandbox, type HttpResult, type Sandbox } from "./harness";
 import { runApiKeyChecks } from "./api-key-checks";
+import { ALICE, MALLORY, ML, OTHER, TENANT } from "./corp-identities";
 
-const TENANT = "00000000-1111-2222-3333-444444444444";
-const ML = "6f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b";
-const OTHER = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
-
-const ALICE = "alice@corp.example";
 const CI = "ci@corp.example";
-/** Signs in fine but is in no allowed group. */
-const MALLORY = "mallory@corp.example";
 /** In the allowed group but outside the allowed email domain. */
 const EVE = "eve@elsewhere.example";
 

@@ -16,15 +16,10 @@ import type { IdpLogEntry } from "../../scripts/sandbox/openid-provider";
 import { delay } from "../../scripts/sandbox/processes";
 import { toolPath } from "../../scripts/lib/tools";
 import { browserPrerequisiteMissing, launchBrowser } from "./browser";
+import { ALICE, MALLORY, ML, OTHER, TENANT } from "./corp-identities";
 import { REPO_ROOT, startSandbox, type Sandbox } from "./harness";
 import { foreignJwt, idTokenFromProvider, jwtClaims, SignInClient, signInThroughGateway } from "./signin";
 
-const TENANT = "00000000-1111-2222-3333-444444444444";
-const ML = "6f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b";
-const OTHER = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
-const ALICE = "alice@corp.example";
-/** Signs in fine but is in no allowed group. */
-const MALLORY = "mallory@corp.example";
 /** Allowed, with ID tokens that live a few seconds. */
 const BRIEF = "brief@corp.example";
 const BRIEF_TTL_SECONDS = 4;
