@@ -6,6 +6,7 @@
  * In CI (CI=true) a missing oauth2-proxy build or Chromium fails the suite instead of skipping it.
  */
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -66,6 +67,12 @@ describe("real sign-in: oauth2-proxy (pinned binary) + OpenID provider through t
         assert.deepEqual(o.args, expected.args);
         assert.ok(o.args!.includes("--provider=entra-id") && o.args!.includes("--skip-jwt-bearer-tokens=true"));
         assert.ok(!o.args!.some((a) => a.includes(sb.info.idp!.clientSecret)), "no secret on the command line");
+    });
+
+    test("the binary refuses a flag it does not know, so a clean start vouches for every rendered flag", () => {
+        const r = spawnSync(toolPath("oauth2Proxy"), [...sb.info.oauth2Proxy!.args!, "--cookie-secure-typo=true"], { encoding: "utf8", timeout: 15_000, env: { PATH: process.env.PATH } });
+        assert.notEqual(r.status, 0);
+        assert.match(`${r.stdout}${r.stderr}`, /unknown flag: --cookie-secure-typo/);
     });
 
     test("seed 000 with an HTTP client: 401 for the API, 302 to sign-in, provider login with PKCE, __Host- cookie, retry reaches Ollama as the user", async (t) => {
