@@ -17,7 +17,7 @@ import { ensureSandboxPki } from "./pki";
 import { SandboxError, Supervisor, type ChildHandle } from "./processes";
 import { startStubOauth2Proxy, sandboxUsers, SESSION_COOKIE, type ExtraUser, type SandboxUser } from "./stub-oauth2-proxy";
 import { startStubOllama } from "./stub-ollama";
-import { startRealIdentity, type RunningRealIdentity } from "./real-identity";
+import type { RunningRealIdentity } from "./real-identity";
 import { startStubSyslog } from "./stub-syslog";
 import { startSandboxNodes, type SandboxNode, type SandboxNodePool } from "./nodes";
 
@@ -278,6 +278,8 @@ export async function startSandbox(cfg: StackConfig, opts: SandboxRunOptions): P
         let real: RunningRealIdentity | undefined;
         const passwords = new Map(users.map((u) => [u.email, randomBytes(18).toString("base64url")]));
         if (realIdp) {
+            // Loaded only when used: oidc-provider and its dependencies take seconds to load on a busy machine.
+            const { startRealIdentity } = await import("./real-identity");
             const idpUsers = users.map((u) => ({ email: u.email, groups: u.groups, password: passwords.get(u.email)!, idTokenTtlSeconds: u.idTokenTtlSeconds }));
             real = await startRealIdentity(supervisor, { cfg, stateDir, ca: pki.ca, users: idpUsers, listen: oauth2!.server, gatewayPort: listen.port, idpLog: logFile("idp.jsonl"), oauth2ProxyLog: oauth2!.log });
             stubs.push(real.provider);
