@@ -5,8 +5,8 @@
  * AutoSelectCertificateForUrls policy, exactly how a managed fleet hands a device cert to Chrome.
  */
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { accessSync, constants, existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { chromium, type BrowserContext } from "playwright-core";
 import { tempDir } from "./harness";
@@ -96,6 +96,14 @@ export function browserPrerequisiteMissing(): string | undefined {
         } catch {
             return `${tool} is missing (apt-get install libnss3-tools)`;
         }
+    }
+    // Chromium takes managed policy only from this system folder: writing it needs root (CI runs as root).
+    let dir = POLICY_DIR;
+    while (!existsSync(dir)) dir = dirname(dir);
+    try {
+        accessSync(dir, constants.W_OK);
+    } catch {
+        return `${POLICY_DIR} is not writable (the AutoSelectCertificateForUrls policy goes there; run as root)`;
     }
     return undefined;
 }
