@@ -4,14 +4,13 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as runtimeConfig from "@pulumi/pulumi/runtime/config";
-import { PROJECT, fromPulumiConfigMap, parseStackConfig, formatProblems } from "./components/config";
+import { formatProblems, parsePulumiConfig } from "./components/config";
 import { deployStack } from "./components/stack";
 
 // The SDK knows which config keys hold secrets (`secure:` values) but does not type this accessor.
 const { isConfigSecret } = runtimeConfig as unknown as { isConfigSecret(fullKey: string): boolean };
-const allConfig = pulumi.runtime.allConfig();
-const providerConfig = { keys: Object.keys(allConfig).filter((k) => !k.startsWith(PROJECT + ":")), isSecret: isConfigSecret };
-const parsed = parseStackConfig(fromPulumiConfigMap(allConfig), providerConfig);
+// Every key of every namespace is checked: a misspelled namespace is an error, never skipped.
+const parsed = parsePulumiConfig(pulumi.runtime.allConfig(), isConfigSecret);
 if (!parsed.ok) {
     // RunError ends the program with this message only: no stack trace, non-zero exit.
     throw new pulumi.RunError(formatProblems(parsed.problems));

@@ -254,13 +254,65 @@ function valueAt(raw: unknown, path: readonly PropertyKey[]): unknown {
     return cur;
 }
 
+/**
+ * Edit distance between two words (optimal string alignment: insertions, deletions,
+ * substitutions and swaps of neighbours each cost 1), for "did you mean" hints.
+ */
+export function editDistance(a: string, b: string): number {
+    const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+    for (let i = 1; i <= a.length; i++) {
+        for (let j = 1; j <= b.length; j++) {
+            const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+            d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost);
+            if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
+        }
+    }
+    return d[a.length][b.length];
+}
+
+/** The candidate closest to `word` if it is close enough to be a typo of it (ties: the first listed). */
+export function closestKnown(word: string, candidates: readonly string[]): string | undefined {
+    const limit = Math.max(1, Math.floor(word.length / 3));
+    let best: { name: string; distance: number } | undefined;
+    for (const c of candidates) {
+        const distance = editDistance(word.toLowerCase(), c.toLowerCase());
+        if (distance <= limit && (!best || distance < best.distance)) best = { name: c, distance };
+    }
+    return best?.name;
+}
+
+/** The schema without its default/optional wrappers. */
+function unwrapSchema(schema: z.ZodType): z.ZodType {
+    let cur = schema;
+    while (cur instanceof z.ZodDefault || cur instanceof z.ZodOptional) cur = cur.def.innerType as z.ZodType;
+    return cur;
+}
+
+/** Keys the schema allows in the object at `path` of the config (list indexes and record keys step into their elements). */
+function knownKeysAt(path: readonly PropertyKey[]): string[] {
+    let cur: z.ZodType | undefined = unwrapSchema(configSchema);
+    for (const seg of path) {
+        if (cur instanceof z.ZodObject) cur = (cur.shape as Record<string, z.ZodType>)[String(seg)];
+        else if (cur instanceof z.ZodArray) cur = cur.element as z.ZodType;
+        else if (cur instanceof z.ZodRecord) cur = cur.valueType as z.ZodType;
+        else return [];
+        if (!cur) return [];
+        cur = unwrapSchema(cur);
+    }
+    return cur instanceof z.ZodObject ? Object.keys(cur.shape) : [];
+}
+
+function unknownKeyMessage(key: string, known: readonly string[]): string {
+    const guess = closestKnown(key, known);
+    return `unknown key (${guess ? `did you mean "${guess}"? ` : ""}check the spelling; every key is documented in Pulumi.yaml)`;
+}
+
 function schemaProblems(raw: unknown, error: z.ZodError): ConfigProblem[] {
     const out: ConfigProblem[] = [];
     for (const issue of error.issues) {
         if (issue.code === "unrecognized_keys") {
-            for (const k of issue.keys) {
-                out.push({ path: keyPath([...issue.path, k]), message: "unknown key (check the spelling; every key is documented in Pulumi.yaml)" });
-            }
+            const known = knownKeysAt(issue.path);
+            for (const k of issue.keys) out.push({ path: keyPath([...issue.path, k]), message: unknownKeyMessage(k, known) });
             continue;
         }
         const got = valueAt(raw, issue.path);
@@ -429,6 +481,29 @@ function nodeProblems(c: z.output<typeof configSchema>): ConfigProblem[] {
  */
 export const PROVIDER_CREDENTIAL_KEYS = ["tailscale:apiKey", "tailscale:oauthClientSecret"] as const;
 
+/**
+ * Config namespaces besides this project's that a stack may set: the providers the program uses
+ * (and Pulumi's own). Any other namespace is refused, because a misspelled project namespace
+ * (`zero-trust-olama:identity`) would otherwise be skipped and switch a control off.
+ */
+export const PROVIDER_NAMESPACES = ["docker", "tailscale", "azuread", "tls", "random", "pulumi"] as const;
+
+/** One problem per key whose namespace is neither this project's nor a provider's, with the closest known one. */
+export function namespaceProblems(fullKeys: readonly string[]): ConfigProblem[] {
+    const known = [PROJECT, ...PROVIDER_NAMESPACES];
+    const out: ConfigProblem[] = [];
+    for (const fullKey of fullKeys) {
+        const sep = fullKey.indexOf(":");
+        if (sep < 0) continue; // no namespace: Pulumi reads it as the project's
+        const ns = fullKey.slice(0, sep);
+        if ((known as readonly string[]).includes(ns)) continue;
+        const guess = closestKnown(ns, known);
+        const hint = guess ? `did you mean "${guess}${fullKey.slice(sep)}"? ` : "";
+        out.push({ path: fullKey, message: `unknown config namespace "${ns}" (${hint}keys must be ${PROJECT}:<key> or belong to a provider this program uses: ${PROVIDER_NAMESPACES.join(", ")})` });
+    }
+    return out;
+}
+
 /** Other-namespace config as the program sees it: which keys are set and which are secrets. */
 export interface ProviderConfigView {
     /** Full keys (`namespace:key`) set outside this project's namespace. */
@@ -454,7 +529,7 @@ export type ParseResult = { ok: true; config: StackConfig } | { ok: false; probl
  * once the per-key shape is valid.
  */
 export function parseStackConfig(raw: Record<string, unknown>, providerConfig?: ProviderConfigView): ParseResult {
-    const credentialProblems = providerConfig ? plaintextCredentialProblems(providerConfig) : [];
+    const credentialProblems = providerConfig ? [...namespaceProblems(providerConfig.keys), ...plaintextCredentialProblems(providerConfig)] : [];
     const result = configSchema.safeParse(raw);
     if (!result.success) return { ok: false, problems: [...schemaProblems(raw, result.error), ...credentialProblems] };
     const problems = [...crossFieldProblems(result.data), ...credentialProblems];
@@ -474,10 +549,20 @@ export function loadStackConfig(raw: Record<string, unknown>, providerConfig?: P
 export const SECRET_KEYS = ["oidcClientSecret", "tailscaleLogstreamToken"] as const;
 
 /**
- * Pulumi hands config over as `project:key` -> string (objects JSON-encoded). Strip the
- * namespace, decode JSON values and ignore other namespaces (provider config such as `tailscale:`).
+ * The whole config as Pulumi hands it to the program (`namespace:key` -> string, objects
+ * JSON-encoded), validated: namespaces, project keys at every depth, provider credentials. The one
+ * entry point of index.ts and, through `parseStackFileConfig`, of plan, sandbox and device:*.
  */
-export function fromPulumiConfigMap(all: Record<string, string>): Record<string, unknown> {
+export function parsePulumiConfig(all: Record<string, string>, isSecret: (fullKey: string) => boolean): ParseResult {
+    const otherKeys = Object.keys(all).filter((k) => !k.startsWith(PROJECT + ":"));
+    return parseStackConfig(fromPulumiConfigMap(all), { keys: otherKeys, isSecret });
+}
+
+/**
+ * Pulumi hands config over as `project:key` -> string (objects JSON-encoded). Strip the
+ * namespace and decode JSON values; other namespaces are left to `parsePulumiConfig`'s checks.
+ */
+function fromPulumiConfigMap(all: Record<string, string>): Record<string, unknown> {
     const out: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(all)) {
         if (!k.startsWith(PROJECT + ":")) continue;

@@ -5,7 +5,7 @@
  */
 import { readFileSync } from "node:fs";
 import { parse } from "yaml";
-import { PROJECT, SECRET_KEYS, type ProviderConfigView } from "./config";
+import { PROJECT, SECRET_KEYS, parsePulumiConfig, type ParseResult, type ProviderConfigView } from "./config";
 
 /** Placeholder that stands in for a `secure:` value that cannot be decrypted offline. */
 export const SECRET_PLACEHOLDER = "[secret]";
@@ -32,13 +32,21 @@ function isSecure(v: unknown): v is { secure: string } {
     return typeof v === "object" && v !== null && !Array.isArray(v) && Object.keys(v).length === 1 && typeof (v as { secure?: unknown }).secure === "string";
 }
 
+/**
+ * A YAML syntax error as the yaml library reports it: what is wrong, "at line L, column C:" and
+ * its code frame (the offending lines with a caret), kept whole so the operator sees where.
+ */
+export function yamlErrorMessage(source: string, e: Error): string {
+    return `${source}: not valid YAML: ${e.message.trimEnd()}`;
+}
+
 /** Parse stack-file text; `source` names the file in errors. */
 export function parseStackFile(text: string, source: string): StackFile {
     let doc: unknown;
     try {
         doc = parse(text);
     } catch (e) {
-        throw new StackFileError(`${source}: not valid YAML: ${(e as Error).message.split("\n")[0]}`);
+        throw new StackFileError(yamlErrorMessage(source, e as Error));
     }
     if (doc === null || doc === undefined) doc = {};
     if (typeof doc !== "object" || Array.isArray(doc)) throw new StackFileError(`${source}: expected a YAML mapping with a "config:" key`);
@@ -91,4 +99,13 @@ export function toPulumiConfigMap(file: StackFile): { config: Record<string, str
 /** The file's provider config as `parseStackConfig` checks it (plain-text credentials are errors). */
 export function providerConfigView(file: StackFile): ProviderConfigView {
     return { keys: Object.keys(file.otherConfig), isSecret: (k) => file.secureOtherKeys.includes(k) };
+}
+
+/**
+ * The file's config validated exactly as the program validates what the Pulumi CLI hands it:
+ * the same `namespace:key` -> string map, through the same `parsePulumiConfig`.
+ */
+export function parseStackFileConfig(file: StackFile): ParseResult {
+    const { config, secretKeys } = toPulumiConfigMap(file);
+    return parsePulumiConfig(config, (k) => secretKeys.includes(k));
 }

@@ -12,8 +12,8 @@
 import { existsSync, statSync, watchFile } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { formatProblems, parseStackConfig } from "../components/config";
-import { readStackFile, StackFileError } from "../components/stack-file";
+import { formatProblems } from "../components/config";
+import { parseStackFileConfig, readStackFile, StackFileError } from "../components/stack-file";
 import { PkiError } from "./sandbox/pki";
 import { SandboxError } from "./sandbox/processes";
 import { startSandbox, type IdpKind, type RunningSandbox } from "./sandbox/run";
@@ -124,7 +124,7 @@ function reloadOnEdit(stack: string, loadedMtimeMs: number, sandbox: RunningSand
         if (mtimeMs === seen) return;
         seen = mtimeMs;
         try {
-            const parsed = parseStackConfig(readStackFile(stack).raw);
+            const parsed = parseStackFileConfig(readStackFile(stack));
             if (!parsed.ok) {
                 console.error(`reload refused, the running config stays in force: ${stack}: ${formatProblems(parsed.problems)}`);
                 return;
@@ -162,7 +162,7 @@ async function main(): Promise<number> {
         args = parseCli(process.argv.slice(2));
         // Before the read: an edit made after it is then seen as one (see reloadOnEdit).
         if (existsSync(args.stack)) loadedMtimeMs = statSync(args.stack).mtimeMs;
-        const parsed = parseStackConfig(readStackFile(args.stack).raw);
+        const parsed = parseStackFileConfig(readStackFile(args.stack));
         if (!parsed.ok) {
             console.error(`${args.stack}: ${formatProblems(parsed.problems)}`);
             return 2;

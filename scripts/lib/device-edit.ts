@@ -10,8 +10,8 @@ import { readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from "n
 import { basename, dirname, isAbsolute, join, resolve as resolvePath } from "node:path";
 import { isDeepStrictEqual, parseArgs } from "node:util";
 import { Document, isMap, isScalar, isSeq, parse, parseDocument, type Pair, type YAMLMap, type YAMLSeq } from "yaml";
-import { PROJECT, parseStackConfig, type ConfigProblem } from "../../components/config";
-import { StackFileError, parseStackFile, providerConfigView, type StackFile } from "../../components/stack-file";
+import { PROJECT, type ConfigProblem } from "../../components/config";
+import { StackFileError, parseStackFile, parseStackFileConfig, yamlErrorMessage, type StackFile } from "../../components/stack-file";
 
 /** A refused edit: the message says what is wrong and how to fix it. The file is untouched. */
 export class DeviceEditError extends Error {
@@ -50,7 +50,7 @@ interface DevicesLocation {
 
 function locate(text: string, source: string): DevicesLocation {
     const doc = parseDocument(text);
-    if (doc.errors.length) throw new DeviceEditError(`${source}: not valid YAML: ${doc.errors[0].message.split("\n")[0]}`);
+    if (doc.errors.length) throw new DeviceEditError(yamlErrorMessage(source, doc.errors[0]));
     const root = doc.contents;
     if (!isMap(root)) throw new DeviceEditError(`${source}: expected a YAML mapping with a "config:" key`);
     const config = root.get("config", true);
@@ -153,7 +153,7 @@ function checkResult(before: string, after: string, source: string, expectedDevi
     } catch (e) {
         throw new DeviceEditError(e instanceof StackFileError ? e.message : String(e));
     }
-    const parsed = parseStackConfig(file.raw, providerConfigView(file));
+    const parsed = parseStackFileConfig(file);
     if (!parsed.ok) {
         const lines = parsed.problems.map((p) => withFlagHint(p, editedIndex));
         throw new DeviceEditError(`${source}: the edit would make the stack config invalid, nothing was written:\n${lines.join("\n")}`);

@@ -5,9 +5,9 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as settings from "@pulumi/pulumi/runtime/settings";
-import { PROJECT, parseStackConfig, type ConfigProblem, type StackConfig } from "../../components/config";
+import { PROJECT, type ConfigProblem, type StackConfig } from "../../components/config";
 import { deployStack, type StackOutputs } from "../../components/stack";
-import { providerConfigView, toPulumiConfigMap, type StackFile } from "../../components/stack-file";
+import { parseStackFileConfig, toPulumiConfigMap, type StackFile } from "../../components/stack-file";
 import { mockOutputs } from "./mock-outputs";
 
 /** Pulumi's wire marker for a secret value. */
@@ -140,7 +140,7 @@ export async function runProgramUnderMocks(file: StackFile, opts: MockRunOptions
     pulumi.runtime.setAllConfig(config, secretKeys);
 
     let outputs: StackOutputs;
-    const parsed = parseStackConfig(file.raw, providerConfigView(file));
+    const parsed = parseStackFileConfig(file);
     if (opts.viaIndex) {
         // The real entry point: it validates config itself and throws a RunError when invalid.
         const indexPath = require.resolve("../../index");
