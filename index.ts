@@ -4,7 +4,10 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as runtimeConfig from "@pulumi/pulumi/runtime/config";
+import { MockMonitor } from "@pulumi/pulumi/runtime/mocks";
+import { getMonitor } from "@pulumi/pulumi/runtime/settings";
 import { formatProblems, parsePulumiConfig } from "./components/config";
+import { modelsPathProblems, statPath } from "./components/host-preflight";
 import { deployStack } from "./components/stack";
 
 // The SDK knows which config keys hold secrets (`secure:` values) but does not type this accessor.
@@ -15,6 +18,10 @@ if (!parsed.ok) {
     // RunError ends the program with this message only: no stack trace, non-zero exit.
     throw new pulumi.RunError(formatProblems(parsed.problems));
 }
+// Step two, on the deploying machine: what Docker would otherwise fail on half-way through. Under
+// mocks (plan, tests) there is no Docker host to look at.
+const hostProblems = getMonitor() instanceof MockMonitor ? [] : modelsPathProblems(parsed.config, statPath);
+if (hostProblems.length) throw new pulumi.RunError(formatProblems(hostProblems, "the stack cannot be deployed on this host"));
 const config = new pulumi.Config();
 const outputs = deployStack(parsed.config, {
     oidcClientSecret: parsed.config.hasOidcClientSecret ? config.requireSecret("oidcClientSecret") : undefined,

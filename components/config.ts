@@ -225,9 +225,9 @@ export class ConfigError extends Error {
     }
 }
 
-export function formatProblems(problems: readonly ConfigProblem[]): string {
+export function formatProblems(problems: readonly ConfigProblem[], heading = "invalid stack config"): string {
     const lines = problems.map((p) => `  - ${p.path}: ${p.message}`);
-    return `invalid stack config (${problems.length} problem${problems.length === 1 ? "" : "s"}):\n${lines.join("\n")}`;
+    return `${heading} (${problems.length} problem${problems.length === 1 ? "" : "s"}):\n${lines.join("\n")}`;
 }
 
 /** `["devices", 2, "name"]` -> `zero-trust-ollama:devices[2].name` */
