@@ -11,7 +11,10 @@ import { describe, test } from "node:test";
 const FILTER = join(__dirname, "..", "..", "filter");
 const read = (name: string) => readFileSync(join(FILTER, name), "utf8");
 
-interface LockEntry { version?: string; resolved?: string; integrity?: string; link?: boolean }
+interface LockEntry {
+    version?: string;
+    integrity?: string;
+}
 
 describe("filter image dependencies are locked", () => {
     const pkg = JSON.parse(read("package.json")) as { dependencies: Record<string, string>; devDependencies: Record<string, string> };
@@ -34,11 +37,13 @@ describe("filter image dependencies are locked", () => {
         }
     });
 
-    test("every locked package has a registry URL and an integrity hash", () => {
+    // `resolved` URLs are left out (as in the root lockfile): npm ci takes the configured registry
+    // and refuses any tarball whose hash differs.
+    test("every locked package has a version and an integrity hash", () => {
         const entries = Object.entries(lock.packages).filter(([k]) => k !== "");
         assert.ok(entries.length >= 3);
         for (const [k, e] of entries) {
-            assert.match(e.resolved ?? "", /^https:\/\/registry\.npmjs\.org\//, k);
+            assert.match(e.version ?? "", /^\d+\.\d+\.\d+/, k);
             assert.match(e.integrity ?? "", /^sha512-/, k);
         }
     });
