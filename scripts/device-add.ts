@@ -4,7 +4,8 @@
  * `devices` list. The file is edited in place (comments and layout kept) and only when the
  * result passes the program's config validation.
  */
-import { UsageError, addDevice, editStackFile, fromUserCwd, parseFlags, runCli, stackNameOf } from "./lib/device-edit";
+import { fromUserCwd } from "./lib/cli";
+import { UsageError, addDevice, applyCommands, editStackFile, parseFlags, runCli, stackNameOf } from "./lib/device-edit";
 
 const USAGE = `usage: npm run device:add -- --stack <Pulumi.<stack>.yaml> --name <device> --owner <email> [--groups a,b] [--tailscale-id <node id>] [--api-key]
 
@@ -35,11 +36,13 @@ runCli(USAGE, () => {
     if (missing.length) throw new UsageError(`missing ${missing.map((k) => "--" + k).join(", ")}`);
     const groups = flags.groups === undefined ? undefined : flags.groups.split(",").map((g) => g.trim()).filter(Boolean);
     const device = { name: flags.name!, owner: flags.owner!, groups, tailscaleDeviceId: flags["tailscale-id"], apiKey: flags["api-key"] };
-    editStackFile(fromUserCwd(flags.stack!), (text) => addDevice(text, flags.stack!, device));
-    const stack = stackNameOf(flags.stack!);
-    process.stdout.write(
-        `enrolled "${device.name}" (owner ${device.owner}) in ${flags.stack}\n` +
-            `next: pulumi up --stack ${stack}   (issues the device certificate and adds it to the gateway allowlist)\n` +
-            `then: npm run device:bundle -- --stack ${stack} --name ${device.name} --out ./${device.name}-bundle\n`,
-    );
+    const file = fromUserCwd(flags.stack!);
+    editStackFile(file, (text) => addDevice(text, flags.stack!, device));
+    const apply = applyCommands(flags.stack!, file);
+    const out = `--name ${device.name} --out ./${device.name}-bundle`;
+    const lines = [`enrolled "${device.name}" (owner ${device.owner}) in ${flags.stack}`, `next: ${apply.deploy}   (issues the device certificate and adds it to the gateway allowlist)`];
+    if (apply.sandbox) lines.push(`  or: ${apply.sandbox}`);
+    lines.push(`then: npm run device:bundle -- --stack-name ${stackNameOf(file)} ${out}`);
+    if (apply.sandbox) lines.push(`  or: npm run device:bundle -- --sandbox <its state dir>/sandbox.json ${out}`);
+    process.stdout.write(lines.join("\n") + "\n");
 });

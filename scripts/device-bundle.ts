@@ -1,5 +1,5 @@
 /**
- * `npm run device:bundle -- --name <device> --out <dir> [--from <outputs.json>] [--stack <stack>]`:
+ * `npm run device:bundle -- --name <device> --out <dir> [--from <outputs.json> | --stack-name <stack> | --sandbox <sandbox.json>]`:
  * write everything a device needs to reach the gateway into a private directory: PEM
  * certificate and key, the CA certificate, a PKCS#12 file for browsers (its passphrase is
  * printed once and never stored), and ready-to-run curl and OpenAI-SDK examples.
@@ -10,16 +10,17 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, unlinkSync, w
 import { join } from "node:path";
 import { BundleError, bundleFileNames, bundleInputsFrom, checkBundle, curlExample, gatewayTarget, pkcs12ExportArgs, pythonExample, stackOutputsFromSandbox } from "./lib/device-bundle";
 import { NAME_PATTERN } from "../components/config";
-import { UsageError, fromUserCwd, parseFlags, runCli } from "./lib/device-edit";
+import { fromUserCwd } from "./lib/cli";
+import { UsageError, parseFlags, runCli, stackNameOf } from "./lib/device-edit";
 
-const USAGE = `usage: npm run device:bundle -- --name <device> --out <dir> [--from <outputs.json> | --stack <stack> | --sandbox <sandbox.json>]
+const USAGE = `usage: npm run device:bundle -- --name <device> --out <dir> [--from <outputs.json> | --stack-name <stack> | --sandbox <sandbox.json>]
 
-  --name     the enrolled device
-  --out      directory to write the bundle to (created with mode 0700; an existing one must not
-             be readable by other users)
-  --from     a saved copy of \`pulumi stack output --json --show-secrets\`
-  --stack    the Pulumi stack to read with the pulumi CLI (default: the selected stack)
-  --sandbox  the sandbox.json of a local \`npm run sandbox\` instead of a deployed stack
+  --name        the enrolled device
+  --out         directory to write the bundle to (created with mode 0700; an existing one must not
+                be readable by other users)
+  --from        a saved copy of \`pulumi stack output --json --show-secrets\`
+  --stack-name  the Pulumi stack to read with the pulumi CLI, e.g. dev (default: the selected stack)
+  --sandbox     the sandbox.json of a local \`npm run sandbox\` instead of a deployed stack
 
 Exit codes: 0 written, 1 refused (nothing usable was written), 2 usage error.`;
 
@@ -84,6 +85,7 @@ runCli(USAGE, () => {
         out: { type: "string" },
         from: { type: "string" },
         stack: { type: "string" },
+        "stack-name": { type: "string" },
         sandbox: { type: "string" },
         help: { type: "boolean" },
     });
@@ -91,9 +93,11 @@ runCli(USAGE, () => {
         process.stdout.write(USAGE + "\n");
         return;
     }
+    // --stack is a stack file in every other command; a stack name has its own flag.
+    if (flags.stack !== undefined) throw new UsageError(`--stack takes a stack file in the other commands; here give the Pulumi stack's name: --stack-name ${stackNameOf(flags.stack)}`);
     const missing = (["name", "out"] as const).filter((k) => !flags[k]);
     if (missing.length) throw new UsageError(`missing ${missing.map((k) => "--" + k).join(", ")}`);
-    const sources = (["from", "stack", "sandbox"] as const).filter((k) => flags[k] !== undefined);
+    const sources = (["from", "stack-name", "sandbox"] as const).filter((k) => flags[k] !== undefined);
     if (sources.length > 1) throw new UsageError(`give only one of ${sources.map((k) => "--" + k).join(", ")}`);
     const device = flags.name!;
     // The name becomes file names in --out: only the config's device-name syntax is accepted.
@@ -102,7 +106,7 @@ runCli(USAGE, () => {
 
     // Everything is checked before the first byte is written.
     const userPath = (p: string | undefined) => (p === undefined ? undefined : fromUserCwd(p));
-    const { json, source } = readOutputs(userPath(flags.from), flags.stack, userPath(flags.sandbox));
+    const { json, source } = readOutputs(userPath(flags.from), flags["stack-name"], userPath(flags.sandbox));
     const inputs = bundleInputsFrom(json, source, device);
     const { notAfter } = checkBundle(inputs, device);
     const target = gatewayTarget(inputs.gatewayUrl);

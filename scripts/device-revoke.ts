@@ -3,7 +3,8 @@
  * stack file's `devices` list. The next `pulumi up` deletes its certificate, its gateway
  * allowlist entry and its Tailscale tags.
  */
-import { UsageError, editStackFile, fromUserCwd, parseFlags, revokeDevice, runCli, stackNameOf } from "./lib/device-edit";
+import { fromUserCwd } from "./lib/cli";
+import { UsageError, applyCommands, editStackFile, parseFlags, revokeDevice, runCli } from "./lib/device-edit";
 
 const USAGE = `usage: npm run device:revoke -- --stack <Pulumi.<stack>.yaml> --name <device>
 
@@ -20,9 +21,10 @@ runCli(USAGE, () => {
     }
     const missing = (["stack", "name"] as const).filter((k) => !flags[k]);
     if (missing.length) throw new UsageError(`missing ${missing.map((k) => "--" + k).join(", ")}`);
-    editStackFile(fromUserCwd(flags.stack!), (text) => revokeDevice(text, flags.stack!, flags.name!));
-    process.stdout.write(
-        `removed "${flags.name}" from ${flags.stack}\n` +
-            `next: pulumi up --stack ${stackNameOf(flags.stack!)}   (the device is refused at the gateway only after this runs)\n`,
-    );
+    const file = fromUserCwd(flags.stack!);
+    editStackFile(file, (text) => revokeDevice(text, flags.stack!, flags.name!));
+    const apply = applyCommands(flags.stack!, file);
+    const lines = [`removed "${flags.name}" from ${flags.stack}`, `next: ${apply.deploy}   (the device is refused at the gateway only after this runs)`];
+    if (apply.sandbox) lines.push(`  or: ${apply.sandbox}`);
+    process.stdout.write(lines.join("\n") + "\n");
 });

@@ -10,10 +10,10 @@
  * arguments or stack config (nothing started).
  */
 import { existsSync, statSync, watchFile } from "node:fs";
-import { isAbsolute, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { formatProblems } from "../components/config";
 import { parseStackFileConfig, readStackFile, StackFileError } from "../components/stack-file";
+import { fromUserCwd } from "./lib/cli";
 import { PkiError } from "./sandbox/pki";
 import { SandboxError } from "./sandbox/processes";
 import { startSandbox, type IdpKind, type RunningSandbox } from "./sandbox/run";
@@ -35,8 +35,6 @@ const USAGE = `usage: npm run sandbox -- --stack <Pulumi.<stack>.yaml> --state <
 
 class UsageError extends Error {}
 
-/** Paths are relative to where the user typed the command, not to the package root npm uses. */
-const fromUserCwd = (p: string) => (isAbsolute(p) ? p : resolve(process.env.INIT_CWD ?? process.cwd(), p));
 
 function wholeNumber(flag: string, value: string | undefined, min: number): number | undefined {
     if (value === undefined) return undefined;

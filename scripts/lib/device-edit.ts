@@ -7,7 +7,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from "node:fs";
-import { basename, dirname, isAbsolute, join, resolve as resolvePath } from "node:path";
+import { basename, dirname, join, relative as relativePath, resolve as resolvePath } from "node:path";
 import { isDeepStrictEqual, parseArgs } from "node:util";
 import { Document, isMap, isScalar, isSeq, parse, parseDocument, type Pair, type YAMLMap, type YAMLSeq } from "yaml";
 import { PROJECT, type ConfigProblem } from "../../components/config";
@@ -239,6 +239,29 @@ export function stackNameOf(path: string): string {
     return m ? m[1] : "<stack>";
 }
 
+/** The project directory: where Pulumi.yaml is, and where `pulumi` looks for `Pulumi.<stack>.yaml`. */
+const PROJECT_DIR = resolvePath(__dirname, "..", "..");
+
+/**
+ * The commands that apply an edit of the stack file `typed` (as the user wrote it; `resolved` is
+ * its absolute path). Pulumi reads `Pulumi.<stack>.yaml` from the project directory only; a file
+ * elsewhere (a sandbox copy in `.sandbox/`) needs `--config-file`, or is run by the sandbox.
+ */
+export function applyCommands(typed: string, resolved: string): { deploy: string; sandbox?: string } {
+    const stack = stackNameOf(resolved);
+    if (dirname(resolved) === PROJECT_DIR && stack !== "<stack>") return { deploy: `pulumi up --stack ${stack}` };
+    // pulumi runs in the project directory: from elsewhere, say so with --cwd and an absolute path.
+    const userCwd = process.env.INIT_CWD ?? process.cwd();
+    const deploy =
+        userCwd === PROJECT_DIR
+            ? `pulumi up --stack ${stack} --config-file ${relativePath(PROJECT_DIR, resolved)}`
+            : `pulumi --cwd ${relativePath(userCwd, PROJECT_DIR) || "."} up --stack ${stack} --config-file ${resolved}`;
+    return {
+        deploy,
+        sandbox: `npm run sandbox -- --stack ${typed} --state <its state dir>   (a running sandbox reads the stack file only at start: stop and start it)`,
+    };
+}
+
 /**
  * Read, transform and write a stack file. The new text goes to a temporary file in the same
  * directory (same mode as the original) and replaces the original by rename, only after the
@@ -269,14 +292,6 @@ export function editStackFile(path: string, transform: (text: string) => string)
         if (e instanceof DeviceEditError) throw e;
         throw new DeviceEditError(`${path}: cannot write stack file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); it is unchanged`);
     }
-}
-
-/**
- * A path argument resolved against the directory the user typed the command in: `npm run`
- * changes to the package root but keeps the original directory in INIT_CWD.
- */
-export function fromUserCwd(path: string): string {
-    return isAbsolute(path) ? path : resolvePath(process.env.INIT_CWD ?? process.cwd(), path);
 }
 
 /** Wrong or missing command-line arguments (exit code 2). */

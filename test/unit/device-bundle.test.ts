@@ -182,9 +182,16 @@ describe("device:bundle", () => {
         const bin = mkdtempSync(join(work, "bin-"));
         const argsLog = join(bin, "args");
         writeFileSync(join(bin, "pulumi"), `#!/bin/sh\nprintf '%s\\n' "$@" > ${JSON.stringify(argsLog)}\ncat ${JSON.stringify(saved(outputs()))}\n`, { mode: 0o755 });
-        const ok = bundle(["--name", "alice-laptop", "--out", join(work, "via-cli"), "--stack", "dev"], { ...process.env, PATH: `${bin}:${process.env.PATH}` });
+        const ok = bundle(["--name", "alice-laptop", "--out", join(work, "via-cli"), "--stack-name", "dev"], { ...process.env, PATH: `${bin}:${process.env.PATH}` });
         assert.equal(ok.code, 0, ok.stderr);
         assert.equal(readFileSync(argsLog, "utf8"), "stack\noutput\n--json\n--show-secrets\n--stack\ndev\n");
+    });
+
+    test("--stack is a stack file everywhere: here it is refused with the --stack-name to use", () => {
+        const r = bundle(["--name", "alice-laptop", "--out", join(work, "wrong-flag"), "--stack", "Pulumi.dev.yaml"]);
+        assert.equal(r.code, 2);
+        assert.match(r.stderr, /--stack takes a stack file in the other commands; here give the Pulumi stack's name: --stack-name dev/);
+        assert.equal(existsSync(join(work, "wrong-flag")), false);
     });
 
     test("--sandbox reads a sandbox.json; a vanished state dir is a clear error", () => {

@@ -4,6 +4,7 @@ import { copyFileSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync 
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { after, describe, test } from "node:test";
+import { applyCommands } from "../../scripts/lib/device-edit";
 
 const ROOT = resolve(__dirname, "../..");
 const work = mkdtempSync(join(tmpdir(), "device-cli-"));
@@ -39,8 +40,10 @@ describe("device:add / device:revoke command line", () => {
         const add = run("device-add", ["--stack", f.path, "--name", "carol-phone", "--owner", "carol@example.com", "--groups", "ml-eng,analysts"]);
         assert.equal(add.code, 0, add.stderr);
         assert.match(add.stdout, /enrolled "carol-phone" \(owner carol@example\.com\)/);
-        assert.match(add.stdout, /pulumi up --stack dev/);
-        assert.match(add.stdout, /npm run device:bundle -- --stack dev --name carol-phone/);
+        // A copy outside the project directory: Pulumi would not read it without --config-file.
+        assert.match(add.stdout, /^next: pulumi up --stack dev --config-file \S+Pulumi\.dev\.yaml /m);
+        assert.match(add.stdout, /^ {2}or: npm run sandbox -- --stack \S+Pulumi\.dev\.yaml --state <its state dir>/m);
+        assert.match(add.stdout, /^then: npm run device:bundle -- --stack-name dev --name carol-phone --out \.\/carol-phone-bundle$/m);
         assert.match(readFileSync(f.path, "utf8"), /    - name: carol-phone\n      owner: carol@example.com\n      groups: \[ml-eng, analysts\]\n/);
         const revoke = run("device-revoke", ["--stack", f.path, "--name", "carol-phone"]);
         assert.equal(revoke.code, 0, revoke.stderr);
@@ -83,6 +86,21 @@ describe("device:add / device:revoke command line", () => {
         assert.equal(r.code, 0, r.stderr);
         assert.match(readFileSync(f.path, "utf8"), /- name: erin-tablet/);
         assert.equal(readFileSync(join(ROOT, "Pulumi.dev.yaml"), "utf8").includes("erin-tablet"), false, "the repository's own stack file is untouched");
+    });
+
+    test("the next steps fit where the stack file is: the project's own, or a sandbox copy in .sandbox/", () => {
+        const copy = join(mkdtempSync(join(work, "try-")), "Pulumi.try.yaml");
+        copyFileSync(join(ROOT, "Pulumi.dev.yaml"), copy);
+        // Like the README's `.sandbox/Pulumi.try.yaml`: a copy outside the project directory.
+        const env = { ...process.env, INIT_CWD: dirname(copy) };
+        const add = run("device-add", ["--stack", "Pulumi.try.yaml", "--name", "carol-phone", "--owner", "carol@example.com"], env);
+        assert.equal(add.code, 0, add.stderr);
+        assert.doesNotMatch(add.stdout, /--stack try(?! --config-file)/, "pulumi would look for Pulumi.try.yaml in the project directory, not here");
+        assert.match(add.stdout, new RegExp(`^next: pulumi --cwd \\S+ up --stack try --config-file ${copy.replace(/[.]/g, "\\.")} `, "m"));
+        assert.match(add.stdout, /^ {2}or: npm run sandbox -- --stack Pulumi\.try\.yaml --state <its state dir>/m);
+        assert.match(add.stdout, /^ {2}or: npm run device:bundle -- --sandbox <its state dir>\/sandbox\.json --name carol-phone/m);
+        // A stack file in the project directory is what `pulumi up --stack <name>` reads.
+        assert.deepEqual(applyCommands("Pulumi.dev.yaml", join(ROOT, "Pulumi.dev.yaml")), { deploy: "pulumi up --stack dev" });
     });
 
     test("a missing stack file is a clear error", () => {
