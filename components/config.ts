@@ -36,7 +36,8 @@ export const DEFAULT_IMAGES = {
     ollama: "ollama/ollama:0.12.3",
     nginx: "nginx:1.28.0-alpine",
     haproxy: "haproxy:2.8.15-alpine",
-    oauth2Proxy: `quay.io/oauth2-proxy/oauth2-proxy:${OAUTH2_PROXY_VERSION}`,
+    // The -alpine variant: its busybox wget runs the healthcheck (the distroless one has no HTTP client).
+    oauth2Proxy: `quay.io/oauth2-proxy/oauth2-proxy:${OAUTH2_PROXY_VERSION}-alpine`,
 } as const;
 
 const email = z.string().regex(/^[^\s@]+@[^\s@]+\.[^\s@]+$/, "must be an email address like alice@example.com");
@@ -379,6 +380,9 @@ function crossFieldProblems(c: z.output<typeof configSchema>): ConfigProblem[] {
         if (id.cookieRefreshMinutes >= id.cookieExpireHours * 60) {
             add(["identity", "cookieRefreshMinutes"], `must be less than identity.cookieExpireHours (${id.cookieExpireHours} h = ${id.cookieExpireHours * 60} min), or sessions expire before they are refreshed`);
         }
+    }
+    if (id.provider !== "none" && id.image !== undefined && !/:[^/@]*-alpine(@sha256:[a-f0-9]{64})?$/.test(id.image)) {
+        add(["identity", "image"], `must be an -alpine variant of oauth2-proxy, e.g. quay.io/oauth2-proxy/oauth2-proxy:v7.12.0-alpine: its healthcheck runs wget in the container, and the distroless image has no HTTP client (got "${id.image}")`);
     }
     if (c.gateway.kind === "haproxy" && id.provider !== "none") {
         add(["identity", "provider"], `"${id.provider}" needs the nginx gateway (HAProxy has no auth_request); use gateway.kind: nginx, or identity.provider: none with device certificates and Tailscale`);

@@ -10,7 +10,7 @@
  * adversarial input; <= 2 ms time to first token added by the filter hop.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import * as http from "node:http";
 import * as https from "node:https";
 import { loadavg, tmpdir } from "node:os";
@@ -22,6 +22,7 @@ import { findJailbreak, JAILBREAK_RULES, TEMPLATE_TOKEN_RULE, TEMPLATE_TOKENS } 
 import { findPii } from "../filter/src/pii";
 import { startStubOllama } from "./sandbox/stub-ollama";
 import { startSandbox } from "../test/e2e/harness";
+import { cleanUpOnSignal, exitWithUsageIfAsked } from "./lib/cli";
 
 const MiB = 1024 * 1024;
 
@@ -210,9 +211,19 @@ function httpTtft(base: string, agent: http.Agent): Promise<number> {
 /** Child-process mode: serve a stub Ollama and print its URL (the bench then runs it out of process). */
 const STUB_FLAG = "--serve-stub-ollama";
 
+/** Processes and temp dirs this bench started, stopped and removed on exit (a signal included). */
+const started = new Set<ChildProcess>();
+const tempDirs: string[] = [];
+function stopStarted(): void {
+    for (const c of started) c.kill("SIGTERM");
+    for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
+}
+
 /** Start `argv` with tsx and resolve the first stdout line matching `ready`. */
 function spawnReady(args: string[], ready: RegExp): Promise<{ child: ChildProcess; match: RegExpExecArray }> {
     const child = spawn(process.execPath, ["--import", "tsx", ...args], { stdio: ["ignore", "pipe", "inherit"] });
+    started.add(child);
+    child.once("exit", () => started.delete(child));
     return new Promise((resolve, reject) => {
         let out = "";
         const onData = (d: Buffer) => {
@@ -235,6 +246,7 @@ function spawnReady(args: string[], ready: RegExp): Promise<{ child: ChildProces
  */
 async function benchFilterHop(runs: number) {
     const dir = mkdtempSync(join(tmpdir(), "zto-bench-"));
+    tempDirs.push(dir);
     const rulesFile = join(dir, "rules.json");
     writeFileSync(rulesFile, JSON.stringify(rules));
     const stub = await spawnReady([__filename, STUB_FLAG, dir], /^stub (http:\/\/\S+)$/m);
@@ -284,6 +296,11 @@ async function benchGatewayPath(runs: number) {
     }
 }
 
+const USAGE = `usage: npm run bench:filter
+  Measures the prompt filter's decision throughput and latency, ReDoS worst cases and the time
+  to first token it adds (filter hop and through the nginx sandbox), and prints one JSON
+  document. Takes no options; targets 127.0.0.1 only. Ctrl-C stops every process it started.`;
+
 async function main(): Promise<void> {
     const loadAvgAtStart = loadavg().map((x) => round(x, 2));
     const decisions = { "1KiB": benchDecisions(1024, 20000), "8KiB": benchDecisions(8 * 1024, 10000), "64KiB": benchDecisions(64 * 1024, 1000) };
@@ -313,7 +330,11 @@ if (process.argv[2] === STUB_FLAG) {
     void startStubOllama({ logFile: join(process.argv[3]!, "ollama.log"), tokenIntervalMs: 0, tokens: 4 }).then((s) => process.stdout.write(`stub ${s.url}\n`));
     process.on("SIGTERM", () => process.exit(0));
 } else {
-    main().catch((e: Error) => {
+    exitWithUsageIfAsked(process.argv.slice(2), USAGE);
+    // The e2e harness's own exit handler stops the sandboxes it started.
+    process.on("exit", stopStarted);
+    cleanUpOnSignal("bench:filter", stopStarted);
+    main().then(stopStarted, (e: Error) => {
         process.stderr.write(`bench-filter: ${e.message}\n`);
         process.exit(1);
     });

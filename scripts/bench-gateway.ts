@@ -19,6 +19,7 @@
  * keep-alive HTTP/1.1 client on raw sockets (tools like wrk cannot present client certificates).
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { cleanUpOnSignal, exitWithUsageIfAsked } from "./lib/cli";
 import { mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { connect as netConnect, type Socket } from "node:net";
 import { cpus, loadavg, tmpdir } from "node:os";
@@ -277,7 +278,8 @@ function stopAll(): void {
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGTERM");
 }
 process.on("exit", stopAll);
-for (const sig of ["SIGINT", "SIGTERM"] as const) process.on(sig, () => process.exit(130));
+// Exiting runs the exit handlers: children stopped, the temp dir removed.
+cleanUpOnSignal("bench:gateway", stopAll);
 
 const CLOCK_TICKS_PER_SECOND = 100;
 
@@ -504,7 +506,14 @@ function haproxyVersion(kinds: readonly string[]): string | undefined {
     return kinds.includes("haproxy") ? spawnSync("haproxy", ["-v"], { encoding: "utf8" }).stdout.split("\n")[0].trim() : undefined;
 }
 
+const USAGE = `usage: npm run bench:gateway -- [--kinds nginx,haproxy] [--seconds <n>] [--concurrency <n>]
+  --kinds <list>       gateway kinds to measure (default nginx,haproxy)
+  --seconds <n>        seconds per load phase (default 5)
+  --concurrency <n>    parallel connections (default 16)
+  Prints one JSON document; targets 127.0.0.1 only. Ctrl-C stops every process it started.`;
+
 async function main(): Promise<void> {
+    exitWithUsageIfAsked(process.argv.slice(2), USAGE);
     const { values } = parseArgs({ options: { kinds: { type: "string", default: "nginx,haproxy" }, seconds: { type: "string", default: "5" }, concurrency: { type: "string", default: "16" } } });
     const kinds = values.kinds!.split(",").map((k) => k.trim()) as ("nginx" | "haproxy")[];
     for (const k of kinds) if (k !== "nginx" && k !== "haproxy") throw new Error(`--kinds: unknown gateway kind "${k}" (nginx, haproxy)`);

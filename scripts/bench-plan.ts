@@ -11,6 +11,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse, stringify } from "yaml";
+import { cleanUpOnSignal, exitWithUsageIfAsked } from "./lib/cli";
 
 const DEVICE_COUNTS = [10, 100, 1000];
 const TARGET_SECONDS_AT_1000 = 10;
@@ -42,8 +43,13 @@ function childrenCpuSeconds(): number | undefined {
 
 const round = (x: number) => Math.round(x * 1000) / 1000;
 
+let benchDir: string | undefined;
+function removeBenchDir(): void {
+    if (benchDir) rmSync(benchDir, { recursive: true, force: true });
+}
+
 function main(): void {
-    const dir = mkdtempSync(join(tmpdir(), "bench-plan-"));
+    const dir = (benchDir = mkdtempSync(join(tmpdir(), "zto-bench-plan-")));
     try {
         const runs = DEVICE_COUNTS.map((devices) => {
             const stackFile = join(dir, `Pulumi.bench${devices}.yaml`);
@@ -66,7 +72,14 @@ function main(): void {
     }
 }
 
+const USAGE = `usage: npm run bench:plan
+  Times \`npm run plan -- --json\` for the production example with 10, 100 and 1,000 devices and
+  prints one JSON document (target: 1,000 devices in under ${TARGET_SECONDS_AT_1000} s). Takes no options.`;
+
 if (require.main === module) {
+    exitWithUsageIfAsked(process.argv.slice(2), USAGE);
+    // Ctrl-C reaches the plan child too (same process group); the temp dir goes either way.
+    cleanUpOnSignal("bench:plan", removeBenchDir);
     try {
         main();
     } catch (e) {

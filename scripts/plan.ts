@@ -11,10 +11,15 @@ import { formatProblems } from "../components/config";
 import { StackFileError, readStackFile } from "../components/stack-file";
 import { GET_DEVICE_TOKEN } from "../components/tailnet";
 import { POLICIES } from "../policies/all";
+import { exitWithUsageIfAsked, fromUserCwd } from "./lib/cli";
 import { runProgramUnderMocks, type RecordedResource } from "./lib/mock-program";
 import { EXIT, PolicyInputError, evaluatePolicies, resourceRefsToUrns, runCli, formatPolicyReport, graphFromMockRun, hasMandatory, loadPolicyConfig, violationsJson } from "./lib/policy-eval";
 
-const USAGE = "usage: npm run plan -- --stack <Pulumi.<stack>.yaml> [--json] [--policy-config <file.json>]";
+const USAGE = `usage: npm run plan -- --stack <Pulumi.<stack>.yaml> [--json] [--policy-config <file.json>]
+  --stack <file>          the stack file to plan (paths are relative to where you ran the command)
+  --json                  print { resources, violations } as JSON instead of the tree and report
+  --policy-config <file>  policy configuration (enforcement levels, rule settings) as JSON
+Exit codes: 0 no mandatory violation, 1 mandatory violation(s), 2 invalid input.`;
 
 /** Tailscale address `plan` answers a server host-name lookup with (no tailnet is reachable offline). */
 export const PLACEHOLDER_TAILSCALE_ADDRESS = "100.64.0.1";
@@ -52,6 +57,7 @@ function resourceTree(resources: readonly RecordedResource[]): string {
 class UsageError extends PolicyInputError {}
 
 async function main(argv: string[]): Promise<number> {
+    exitWithUsageIfAsked(argv, USAGE);
     let values;
     try {
         ({ values } = parseArgs({ args: argv, options: { stack: { type: "string" }, json: { type: "boolean", default: false }, "policy-config": { type: "string" } }, strict: true, allowPositionals: false }));
@@ -59,8 +65,8 @@ async function main(argv: string[]): Promise<number> {
         throw new UsageError(`${(e as Error).message}\n${USAGE}`);
     }
     if (!values.stack) throw new UsageError(`--stack is required\n${USAGE}`);
-    const resolved = loadPolicyConfig(POLICIES, values["policy-config"]);
-    const file = readStackFile(values.stack);
+    const resolved = loadPolicyConfig(POLICIES, values["policy-config"] === undefined ? undefined : fromUserCwd(values["policy-config"]));
+    const file = readStackFile(fromUserCwd(values.stack));
     const run = await runProgramUnderMocks(file, { stack: stackNameOf(values.stack), calls: OFFLINE_CALLS });
     if (!run.ok) {
         process.stderr.write(`${values.stack}: ${formatProblems(run.problems)}\n`);

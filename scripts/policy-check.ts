@@ -7,11 +7,17 @@
  */
 import { parseArgs } from "node:util";
 import { POLICIES } from "../policies/all";
+import { exitWithUsageIfAsked, fromUserCwd } from "./lib/cli";
 import { EXIT, PolicyInputError, evaluatePolicies, formatPolicyReport, graphFromStackExport, hasMandatory, loadPolicyConfig, readJsonFile, runCli, violationsJson } from "./lib/policy-eval";
 
-const USAGE = "usage: npm run policy:check -- <stack-export.json> [--json] [--policy-config <file.json>]";
+const USAGE = `usage: npm run policy:check -- <stack-export.json> [--json] [--policy-config <file.json>]
+  <stack-export.json>     a \`pulumi stack export\` document (paths are relative to where you ran the command)
+  --json                  print { violations } as JSON instead of the report
+  --policy-config <file>  policy configuration (enforcement levels, rule settings) as JSON
+Exit codes: 0 no mandatory violation, 1 mandatory violation(s), 2 invalid input.`;
 
 async function main(argv: string[]): Promise<number> {
+    exitWithUsageIfAsked(argv, USAGE);
     let parsed;
     try {
         parsed = parseArgs({ args: argv, options: { json: { type: "boolean", default: false }, "policy-config": { type: "string" } }, strict: true, allowPositionals: true });
@@ -20,8 +26,8 @@ async function main(argv: string[]): Promise<number> {
     }
     const { values, positionals } = parsed;
     if (positionals.length !== 1) throw new PolicyInputError(`expected exactly one stack export file (got ${positionals.length})\n${USAGE}`);
-    const resolved = loadPolicyConfig(POLICIES, values["policy-config"]);
-    const graph = graphFromStackExport(readJsonFile(positionals[0], "stack export"), positionals[0]);
+    const resolved = loadPolicyConfig(POLICIES, values["policy-config"] === undefined ? undefined : fromUserCwd(values["policy-config"]));
+    const graph = graphFromStackExport(readJsonFile(fromUserCwd(positionals[0]), "stack export"), positionals[0]);
     const violations = await evaluatePolicies(resolved, graph);
     if (values.json) process.stdout.write(JSON.stringify({ violations: violationsJson(violations) }, null, 2) + "\n");
     else process.stdout.write(`${positionals[0]}: ${graph.length} resources\n${formatPolicyReport(violations, POLICIES.length)}\n`);

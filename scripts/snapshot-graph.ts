@@ -7,12 +7,19 @@
 import * as path from "node:path";
 import { readStackFile } from "../components/stack-file";
 import { graphSnapshot } from "./lib/graph-snapshot";
+import { exitWithUsageIfAsked, fromUserCwd } from "./lib/cli";
 import { runProgramUnderMocks } from "./lib/mock-program";
 
+const USAGE = `usage: npm run graph:snapshot -- <Pulumi.<stack>.yaml>...
+  Prints { "<stack file name>": <graph snapshot> } as JSON for each stack file (paths are relative
+  to where you ran the command); used to record test/fixtures/one-node-graphs.json.`;
+
 async function main(files: string[]): Promise<void> {
+    exitWithUsageIfAsked(files, USAGE);
+    if (!files.length) throw new Error(`give at least one stack file\n${USAGE}`);
     const out: Record<string, unknown> = {};
     for (const f of files) {
-        const r = await runProgramUnderMocks(readStackFile(f));
+        const r = await runProgramUnderMocks(readStackFile(fromUserCwd(f)));
         if (!r.ok) throw new Error(`${f}: config rejected: ${JSON.stringify(r.problems)}`);
         out[path.basename(f)] = graphSnapshot(r.resources);
     }

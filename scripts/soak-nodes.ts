@@ -13,6 +13,8 @@ import { startSandbox, type RunningSandbox } from "./sandbox/run";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { cleanUpOnSignal, exitWithUsageIfAsked } from "./lib/cli";
 
 export interface SoakOptions {
     readonly durationS: number;
@@ -147,26 +149,50 @@ export async function runSoak(sb: RunningSandbox, opts: SoakOptions): Promise<So
     };
 }
 
-function flag(argv: readonly string[], name: string, fallback: number): number {
-    const i = argv.indexOf(name);
-    if (i < 0) return fallback;
-    const v = Number(argv[i + 1]);
-    if (!Number.isFinite(v) || v <= 0) throw new Error(`${name} must be a positive number`);
+const USAGE = `usage: npm run soak:nodes -- [--duration-s <n>] [--concurrency <n>]
+  --duration-s <n>    seconds of load (default 60); one node's Ollama is stopped at half time
+  --concurrency <n>   parallel clients (default 8)
+  Runs the three-node sandbox on 127.0.0.1 and prints one JSON report. Ctrl-C stops every
+  process it started and removes its temp dir.`;
+
+function positive(flag: string, value: string | undefined, fallback: number): number {
+    if (value === undefined) return fallback;
+    const v = Number(value);
+    if (!Number.isFinite(v) || v <= 0) throw new Error(`${flag} must be a positive number (got "${value}")\n${USAGE}`);
     return v;
 }
 
-async function main(argv: readonly string[]): Promise<void> {
-    const durationS = flag(argv, "--duration-s", 60);
-    const concurrency = flag(argv, "--concurrency", 8);
+async function main(argv: string[]): Promise<void> {
+    exitWithUsageIfAsked(argv, USAGE);
+    let values;
+    try {
+        ({ values } = parseArgs({ args: argv, options: { "duration-s": { type: "string" }, concurrency: { type: "string" } }, strict: true, allowPositionals: false }));
+    } catch (e) {
+        throw new Error(`${(e as Error).message}\n${USAGE}`);
+    }
+    const durationS = positive("--duration-s", values["duration-s"], 60);
+    const concurrency = positive("--concurrency", values.concurrency, 8);
     const failTimeoutS = 5;
     const stateDir = mkdtempSync(join(tmpdir(), "zto-soak-"));
-    const sb = await startSandbox(nodePoolStack({ failTimeoutSeconds: failTimeoutS }), { stateDir, tokenIntervalMs: 5, tokens: 8 });
+    let starting: Promise<RunningSandbox> | undefined;
+    // Once only, whether the run ends or a signal comes first (or both). A signal during start-up
+    // waits for the start to finish (or fail), so every process it spawned is stopped.
+    let cleaning: Promise<void> | undefined;
+    const cleanup = () =>
+        (cleaning ??= (async () => {
+            const sb = await starting?.catch(() => undefined);
+            await sb?.stop();
+            rmSync(stateDir, { recursive: true, force: true });
+        })());
+    cleanUpOnSignal("soak:nodes", cleanup);
     try {
+        starting = startSandbox(nodePoolStack({ failTimeoutSeconds: failTimeoutS }), { stateDir, tokenIntervalMs: 5, tokens: 8 });
+        const sb = await starting;
+        process.stderr.write(`soak:nodes: running for ${durationS} s (state ${stateDir})\n`);
         const report = await runSoak(sb, { durationS, concurrency, restartNode: "gpu-b", downS: 3, failTimeoutS });
         process.stdout.write(JSON.stringify(report, null, 2) + "\n");
     } finally {
-        await sb.stop();
-        rmSync(stateDir, { recursive: true, force: true });
+        await cleanup();
     }
 }
 

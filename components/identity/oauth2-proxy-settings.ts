@@ -9,6 +9,14 @@ import type { IdentityConfig } from "../config";
 /** Port oauth2-proxy listens on inside the internal network. */
 export const OAUTH2_PROXY_PORT = 4180;
 /**
+ * Docker healthcheck: GET /ping (oauth2-proxy's --ping-path, answered 200 without sign-in) with
+ * busybox `wget`. The binary has no health subcommand and the distroless image no HTTP client, so
+ * the image is the official `-alpine` variant (config.ts refuses other identity.image tags).
+ */
+export function oauth2ProxyHealthcheck(port: number = OAUTH2_PROXY_PORT): string[] {
+    return ["CMD", "wget", "-q", "-O", "/dev/null", "-T", "3", `http://127.0.0.1:${port}/ping`];
+}
+/**
  * Session cookie name. The `__Host-` prefix makes browsers refuse the cookie unless it is Secure,
  * has Path=/ and no Domain attribute, so no sibling host can set or read it.
  */

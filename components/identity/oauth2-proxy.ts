@@ -13,10 +13,13 @@ import {
     COOKIE_SECRET_BYTES,
     OAUTH2_PROXY_CONFIG_DIR,
     OAUTH2_PROXY_PORT,
+    OAUTH2_PROXY_SECRET_ENV,
+    cookieSecretFromBase64,
+    oauth2ProxyHealthcheck,
     renderOAuth2ProxySettings,
 } from "./oauth2-proxy-settings";
 
-/** The distroless oauth2-proxy image's unprivileged user. */
+/** The unprivileged user of the official images (distroless nonroot; set explicitly for -alpine). */
 export const OAUTH2_PROXY_USER = "65532:65532";
 
 export interface OAuth2ProxyArgs {
@@ -86,6 +89,7 @@ export class OAuth2Proxy extends pulumi.ComponentResource {
                 networksAdvanced: [{ name: args.internalNetwork, aliases: ["oauth2-proxy"] }, { name: args.egressNetwork }],
                 readOnly: true,
                 memory: 256,
+                healthcheck: { tests: oauth2ProxyHealthcheck(), interval: "30s", timeout: "5s", retries: 3, startPeriod: "10s" },
                 mounts: emailsVolume ? [{ type: "volume", source: emailsVolume.name, target: OAUTH2_PROXY_CONFIG_DIR }] : undefined,
                 uploads: emailsVolume ? pulumi.unsecret(settings.apply((s) => [{ file: AUTHENTICATED_EMAILS_FILE, content: s.authenticatedEmails! }])) : undefined,
             },

@@ -164,7 +164,7 @@ describe("oauth2-proxy container (mocks)", () => {
         const r = await run(entraStack());
         const c = only(r.resources, "docker:index/container:Container", "oauth2-proxy-container");
         const img = only(r.resources, "docker:index/remoteImage:RemoteImage", "oauth2-proxy-image");
-        assert.equal(img.inputs.name, "quay.io/oauth2-proxy/oauth2-proxy:v7.15.6");
+        assert.equal(img.inputs.name, "quay.io/oauth2-proxy/oauth2-proxy:v7.15.6-alpine");
         assert.equal(c.inputs.ports, undefined);
         assert.notEqual(c.inputs.publishAllPorts, true);
         assert.equal(c.inputs.networkMode, undefined);

@@ -2,12 +2,19 @@
  * docs/SECURITY.md must point at real things. Every file it names exists, every symbol it says a
  * file implements is in that file, every quoted test title is a test in the named file, every
  * policy is a rule of the pack with a test, every attack-matrix case exists, and every control
- * marked "proven" cites at least one test, policy or attack case.
+ * marked "proven" cites at least one test, policy or attack case. Claims a plan can show (health
+ * checks, container least privilege, published ports, pinned images) are also checked against the
+ * resource graph of every example stack, so a claim cannot stay in the doc once the plan breaks it.
  */
 import assert from "node:assert/strict";
 import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { describe, test } from "node:test";
+import { before, describe, test } from "node:test";
+import { isTailscaleAddress } from "../../components/config";
+import { ROLE_LABEL } from "../../components/hardening";
+import { readStackFile } from "../../components/stack-file";
+import { GET_DEVICE_TOKEN } from "../../components/tailnet";
+import { runProgramUnderMocks, type RecordedResource } from "../../scripts/lib/mock-program";
 
 const ROOT = resolve(__dirname, "../..");
 const DOC = readFileSync(join(ROOT, "docs/SECURITY.md"), "utf8");
@@ -106,4 +113,81 @@ describe("docs/SECURITY.md points at real code, tests and policies", () => {
             else assert.ok(r.status.length > "not proven".length + 3, `${r.control}: say what is missing`);
         }
     });
+});
+
+type Graph = readonly RecordedResource[];
+const CONTAINER = "docker:index/container:Container";
+const containers = (g: Graph) => g.filter((r) => r.type === CONTAINER);
+const roleOf = (r: RecordedResource) => ((r.inputs.labels ?? []) as { label: string; value: string }[]).find((l) => l.label === ROLE_LABEL)?.value;
+
+/**
+ * Controls whose claim the plan can show, each as a check over one stack's resources returning
+ * what breaks it (empty: the claim holds).
+ */
+const PLAN_CHECKS: Record<string, { claim: RegExp; check: (g: Graph, stack: string) => string[] }> = {
+    "MO-5": {
+        claim: /Health checks on every container/,
+        check: (g) => containers(g).filter((c) => !(c.inputs.healthcheck?.tests?.length > 0)).map((c) => `${c.name} has no healthcheck`),
+    },
+    "LP-7": {
+        claim: /every capability dropped, no-new-privileges, read-only root filesystems, not privileged, no host namespaces, no Docker socket/,
+        check: (g) =>
+            containers(g).flatMap((c) => {
+                const i = c.inputs;
+                const bad: string[] = [];
+                if (!(i.capabilities?.drops ?? []).includes("ALL")) bad.push("capabilities not all dropped");
+                if (!(i.securityOpts ?? []).includes("no-new-privileges:true")) bad.push("no no-new-privileges");
+                if (i.readOnly !== true) bad.push("root filesystem writable");
+                if (i.privileged === true) bad.push("privileged");
+                for (const ns of ["networkMode", "pidMode", "ipcMode", "userns"]) if (i[ns] === "host") bad.push(`${ns}: host`);
+                for (const m of [...(i.mounts ?? []), ...(i.volumes ?? [])]) if (/docker\.sock/.test(String(m.source ?? m.hostPath ?? ""))) bad.push("mounts the Docker socket");
+                return bad.map((b) => `${c.name}: ${b}`);
+            }),
+    },
+    "AB-1": {
+        claim: /Ollama has no host port/,
+        check: (g) => containers(g).filter((c) => roleOf(c) === "ollama" && (c.inputs.ports?.length ?? 0) > 0).map((c) => `${c.name} publishes ${JSON.stringify(c.inputs.ports)}`),
+    },
+    "AB-3": {
+        claim: /the gateway is the only container that publishes a port, exactly one, on 127\.0\.0\.1 or the Tailscale address, never a wildcard.*a GPU node's enclave proxy publishes one port on the node's Tailscale address/,
+        check: (g) =>
+            containers(g).flatMap((c) => {
+                const ports = (c.inputs.ports ?? []) as { ip?: string }[];
+                // A GPU node's enclave proxy runs on the node's own host, reachable on its Tailscale address only.
+                const publishes = roleOf(c) === "gateway" || roleOf(c) === "enclave";
+                if (!publishes) return ports.length ? [`${c.name} (${roleOf(c)}) publishes a port`] : [];
+                if (ports.length !== 1) return [`${c.name} publishes ${ports.length} ports`];
+                const ip = ports[0].ip ?? "every address";
+                const allowed = roleOf(c) === "gateway" ? ip === "127.0.0.1" || isTailscaleAddress(ip) : isTailscaleAddress(ip);
+                return allowed ? [] : [`${c.name} listens on ${ip}`];
+            }),
+    },
+    "AB-12": {
+        claim: /images pinned by digest \(mandatory with `requirePinnedImages`, as in the prod example\)/,
+        check: (g, stack) =>
+            stack !== "Pulumi.prod.yaml" ? [] : g.filter((r) => r.type === "docker:index/remoteImage:RemoteImage" && !/@sha256:[a-f0-9]{64}$/.test(r.inputs.name)).map((r) => `${r.name}: ${r.inputs.name} not pinned`),
+    },
+};
+
+describe("docs/SECURITY.md claims hold in the plan of every example stack", () => {
+    const graphs = new Map<string, Graph>();
+    before(async () => {
+        const calls = { [GET_DEVICE_TOKEN]: (i: Record<string, any>) => ({ id: "doc", hostname: i.hostname, name: i.hostname, addresses: ["100.64.0.1"], tags: [] }) };
+        for (const f of ["Pulumi.dev.yaml", "Pulumi.prod.yaml", "test/fixtures/Pulumi.nodes.yaml"]) {
+            const r = await runProgramUnderMocks(readStackFile(join(ROOT, f)), { calls });
+            assert.ok(r.ok, `${f}: ${JSON.stringify(!r.ok && r.problems)}`);
+            graphs.set(f, r.resources);
+        }
+    });
+
+    for (const [control, { claim, check }] of Object.entries(PLAN_CHECKS)) {
+        test(`${control}: the claim is in the doc and no example stack's plan breaks it`, () => {
+            const row = controlRows().find((r) => r.cells[0] === control);
+            assert.ok(row, `no ${control} row`);
+            assert.match(row.cells[1], claim, `${control}'s claim changed: update its plan check`);
+            const broken = [...graphs].flatMap(([stack, g]) => check(g, stack).map((b) => `${stack}: ${b}`));
+            assert.deepEqual(broken, []);
+            assert.ok([...graphs.values()].every((g) => containers(g).length > 0), "a stack without containers checks nothing");
+        });
+    }
 });
