@@ -3,7 +3,7 @@
  * the body it inspected, canonically; a client's own X-Zto-Model never travels upstream.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -18,6 +18,7 @@ import type { StubServer } from "../../scripts/sandbox/listen";
 import { startStubOllama, type OllamaRequestEntry } from "../../scripts/sandbox/stub-ollama";
 
 const dir = mkdtempSync(join(tmpdir(), "zto-filter-routing-"));
+after(() => rmSync(dir, { recursive: true, force: true }));
 const stubLog = join(dir, "ollama.log");
 let stub: StubServer;
 let filter: { url: string; close: () => Promise<void> };

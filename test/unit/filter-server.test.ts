@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import * as dgram from "node:dgram";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import * as http from "node:http";
 import * as net from "node:net";
 import type { AddressInfo } from "node:net";
@@ -91,6 +91,7 @@ after(async () => {
     await block.close();
     await redact.close();
     await stub.close();
+    rmSync(dir, { recursive: true, force: true });
 });
 
 describe("refusals reach nothing upstream", () => {
