@@ -127,7 +127,8 @@ const roleOf = (r: RecordedResource) => ((r.inputs.labels ?? []) as { label: str
 const PLAN_CHECKS: Record<string, { claim: RegExp; check: (g: Graph, stack: string) => string[] }> = {
     "MO-5": {
         claim: /Health checks on every container/,
-        check: (g) => containers(g).filter((c) => !(c.inputs.healthcheck?.tests?.length > 0)).map((c) => `${c.name} has no healthcheck`),
+        // One-shot containers (restart "no", attached until they exit) are not services to watch.
+        check: (g) => containers(g).filter((c) => !(c.inputs.restart === "no" && c.inputs.attach === true) && !(c.inputs.healthcheck?.tests?.length > 0)).map((c) => `${c.name} has no healthcheck`),
     },
     "LP-7": {
         claim: /every capability dropped, no-new-privileges, read-only root filesystems, not privileged, no host namespaces, no Docker socket/,
