@@ -382,7 +382,7 @@ function crossFieldProblems(c: z.output<typeof configSchema>): ConfigProblem[] {
         }
     }
     if (id.provider !== "none" && id.image !== undefined && !/:[^/@]*-alpine(@sha256:[a-f0-9]{64})?$/.test(id.image)) {
-        add(["identity", "image"], `must be an -alpine variant of oauth2-proxy, e.g. quay.io/oauth2-proxy/oauth2-proxy:v7.12.0-alpine: its healthcheck runs wget in the container, and the distroless image has no HTTP client (got "${id.image}")`);
+        add(["identity", "image"], `must be an -alpine variant of oauth2-proxy, e.g. quay.io/oauth2-proxy/oauth2-proxy:v7.15.6-alpine: its healthcheck runs wget in the container, and the distroless image has no HTTP client (got "${id.image}")`);
     }
     if (c.gateway.kind === "haproxy" && id.provider !== "none") {
         add(["identity", "provider"], `"${id.provider}" needs the nginx gateway (HAProxy has no auth_request); use gateway.kind: nginx, or identity.provider: none with device certificates and Tailscale`);

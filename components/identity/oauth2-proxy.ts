@@ -13,8 +13,6 @@ import {
     COOKIE_SECRET_BYTES,
     OAUTH2_PROXY_CONFIG_DIR,
     OAUTH2_PROXY_PORT,
-    OAUTH2_PROXY_SECRET_ENV,
-    cookieSecretFromBase64,
     oauth2ProxyHealthcheck,
     renderOAuth2ProxySettings,
 } from "./oauth2-proxy-settings";
