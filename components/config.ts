@@ -33,7 +33,7 @@ export const OAUTH2_PROXY_VERSION = "v7.15.6";
 
 /** Image defaults are version-pinned; stacks with `requirePinnedImages` must add a digest. */
 export const DEFAULT_IMAGES = {
-    ollama: "ollama/ollama:0.12.3",
+    ollama: "ollama/ollama:0.17.4",
     nginx: "nginx:1.28.0-alpine",
     haproxy: "haproxy:2.8.15-alpine",
     // The -alpine variant: its busybox wget runs the healthcheck (the distroless one has no HTTP client).

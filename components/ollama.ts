@@ -1,6 +1,7 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { ENCRYPTED_STORE_LABEL, hardenedContainerArgs, type LoggingTarget } from "./hardening";
+import { compareVersions, NO_CLOUD_SINCE, ollamaImageVersion } from "./ollama-version";
 
 /** Port Ollama listens on inside the internal network. */
 export const OLLAMA_PORT = 11434;
@@ -30,6 +31,19 @@ export interface OllamaRuntimeArgs {
     readonly logging: LoggingTarget;
 }
 
+/**
+ * Ollama's environment. `OLLAMA_NO_CLOUD=1` is set unless the pinned tag names a release older
+ * than NO_CLOUD_SINCE: there it would be a no-op that only makes the graph claim a control it
+ * does not have (cloud models on such pins are refused by the filter's name check and cannot
+ * reach ollama.com anyway, as Ollama's only network has no egress). An unknown tag (`latest`)
+ * keeps the variable: fail closed.
+ */
+export function ollamaEnvs(image: string, keepAlive: string): string[] {
+    const version = ollamaImageVersion(image);
+    const noCloud = version === undefined || compareVersions(version, NO_CLOUD_SINCE) >= 0;
+    return [`OLLAMA_HOST=0.0.0.0:${OLLAMA_PORT}`, ...(noCloud ? ["OLLAMA_NO_CLOUD=1"] : []), `OLLAMA_KEEP_ALIVE=${keepAlive}`];
+}
+
 /** The `gpus` argument Docker understands, or undefined for CPU-only. */
 export function dockerGpus(gpus: GpuRequest): string | undefined {
     return gpus === "none" ? undefined : String(gpus);
@@ -37,7 +51,8 @@ export function dockerGpus(gpus: GpuRequest): string | undefined {
 
 /**
  * Ollama on the internal network only: no `ports`, no published ports, no host network, so the
- * gateway is the only way in. Cloud model forwarding is off; models live on the encrypted mount.
+ * gateway is the only way in. Cloud model forwarding is off (on pins that support switching it
+ * off, see ollamaEnvs); models live on the encrypted mount.
  */
 export class OllamaRuntime extends pulumi.ComponentResource {
     public readonly containerName: pulumi.Output<string>;
@@ -56,11 +71,7 @@ export class OllamaRuntime extends pulumi.ComponentResource {
                 image: image.imageId,
                 ...hardenedContainerArgs("ollama", args.logging, { [ENCRYPTED_STORE_LABEL]: OLLAMA_MODELS_DIR }),
                 gpus: dockerGpus(args.gpus),
-                envs: [
-                    `OLLAMA_HOST=0.0.0.0:${OLLAMA_PORT}`,
-                    "OLLAMA_NO_CLOUD=1",
-                    pulumi.interpolate`OLLAMA_KEEP_ALIVE=${args.keepAlive}`,
-                ],
+                envs: pulumi.all([args.image, args.keepAlive]).apply(([image, keepAlive]) => ollamaEnvs(image, keepAlive)),
                 networksAdvanced: [{ name: args.internalNetwork, aliases: ["ollama"] }],
                 mounts: [{ type: "bind", source: args.modelsPath, target: OLLAMA_MODELS_DIR, readOnly: false }],
                 readOnly: true,

@@ -6,7 +6,8 @@
  */
 import { existsSync } from "node:fs";
 import * as path from "node:path";
-import { OAUTH2_PROXY_VERSION } from "../../components/config";
+import { DEFAULT_IMAGES, OAUTH2_PROXY_VERSION } from "../../components/config";
+import { ollamaImageVersion } from "../../components/ollama-version";
 
 export interface GoTool {
     /** Go module path that `go install` builds. */
@@ -39,14 +40,25 @@ export interface HeaderSource {
     readonly pypiSdist?: string;
 }
 
+/**
+ * The Ollama release the stack pins by default (e.g. 0.17.4): the tests run exactly the server a
+ * stack deploys unless it overrides ollama.image.
+ */
+function pinnedOllamaRelease(): string {
+    const v = ollamaImageVersion(DEFAULT_IMAGES.ollama);
+    if (!v) throw new Error(`DEFAULT_IMAGES.ollama "${DEFAULT_IMAGES.ollama}" names no release number; pin a release tag`);
+    return v.join(".");
+}
+const PINNED_OLLAMA = pinnedOllamaRelease();
+
 export const TOOLS = {
     oauth2Proxy: { module: "github.com/oauth2-proxy/oauth2-proxy/v7", version: OAUTH2_PROXY_VERSION, binary: "oauth2-proxy", cgo: false, versionVariable: { name: "github.com/oauth2-proxy/oauth2-proxy/v7/pkg/version.VERSION", value: OAUTH2_PROXY_VERSION } },
     ollama: {
         module: "github.com/ollama/ollama",
-        version: "v0.17.4",
+        version: `v${PINNED_OLLAMA}`,
         binary: "ollama",
         cgo: true,
-        versionVariable: { name: "github.com/ollama/ollama/version.Version", value: "0.17.4" },
+        versionVariable: { name: "github.com/ollama/ollama/version.Version", value: PINNED_OLLAMA },
         headers: [
             { include: "stb/stb_image.h", debian: "libstb-dev" },
             { include: "nlohmann/json.hpp", debian: "nlohmann-json3-dev" },
