@@ -19,6 +19,7 @@ import { entraRequireSingleTenant } from "./rules/entra-require-single-tenant";
 import { gatewayRequireSingleIngress } from "./rules/gateway-require-single-ingress";
 import { imageRequireDigestPin } from "./rules/image-require-digest-pin";
 import { ollamaDisallowHostPorts } from "./rules/ollama-disallow-host-ports";
+import { ollamaDisallowVulnerableVersion } from "./rules/ollama-disallow-vulnerable-version";
 import { ollamaRequireEncryptedModelStore } from "./rules/ollama-require-encrypted-model-store";
 import { ollamaRequireGpuReservation } from "./rules/ollama-require-gpu-reservation";
 import { ollamaRequireInternalNetwork } from "./rules/ollama-require-internal-network";
@@ -46,6 +47,7 @@ export const POLICIES: Policies = [
     containerRequireNoNewPrivileges,
     containerRequireRoleLabel,
     imageRequireDigestPin,
+    ollamaDisallowVulnerableVersion,
     ollamaRequireGpuReservation,
     ollamaRequireEncryptedModelStore,
     tlsRequireStrongKeys,

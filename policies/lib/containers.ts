@@ -153,3 +153,14 @@ export function networksOf(props: Props): { names: string[]; mode: string } {
 export function normaliseCapability(cap: string): string {
     return cap.trim().toUpperCase().replace(/^CAP_/, "");
 }
+
+/**
+ * The release number an Ollama image tag names (`:0.17.4`, `:v0.17.4-rocm`, digest allowed), as
+ * [major, minor, patch]; undefined for `latest`, no tag or a bare digest. The pack runs on its own,
+ * so this mirrors components/ollama-version.ts; test/policy/containers.test.ts holds them equal.
+ */
+export function ollamaTagVersion(ref: string): [number, number, number] | undefined {
+    const tag = ref.replace(/@sha256:[a-f0-9]{64}$/, "").split("/").pop()!.split(":")[1];
+    const m = tag === undefined ? null : /^v?(\d+)\.(\d+)\.(\d+)(-[A-Za-z0-9.-]+)?$/.exec(tag);
+    return m ? [+m[1], +m[2], +m[3]] : undefined;
+}
