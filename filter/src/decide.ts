@@ -6,6 +6,7 @@
 import { canonicalModel } from "../../components/config";
 import type { FilterRules, PiiDetector } from "../../components/filter/rules";
 import { ENDPOINTS, matchEndpoint, type Endpoint } from "../../components/gateway/endpoints";
+import { namesCloudModel } from "./cloud";
 import { foldCompatibility, foldedForms } from "./fold";
 import { findJailbreak } from "./jailbreak";
 import { parseRequestJson } from "./json";
@@ -76,8 +77,9 @@ export function compilePolicy(rules: FilterRules): Policy {
     return { rules, modelsByGroup };
 }
 
-/** True when any of the caller's groups (or "*") lists the model. */
+/** True when any of the caller's groups (or "*") lists the model and it is no cloud model. */
 export function modelAllowed(policy: Policy, groups: readonly string[], model: string): boolean {
+    if (namesCloudModel(model)) return false;
     const canonical = canonicalModel(model);
     if (policy.modelsByGroup.get("*")?.has(canonical)) return true;
     return groups.some((g) => policy.modelsByGroup.get(g)?.has(canonical) === true);
@@ -108,6 +110,9 @@ function refuse(status: number, code: string, rule: string, extra: Partial<Commo
     return { action: "refuse", status, code, rule, promptChars: 0, items: 0, ...extra };
 }
 
+/** The rule a refused model broke: models.cloud for a cloud model (never allowed), else the allowlist. */
+const modelRule = (model: string) => (namesCloudModel(model) ? "models.cloud" : "models.allowlist");
+
 /** Decide one request. Never throws: malformed input of any kind becomes a Refuse. */
 export function decide(policy: Policy, req: FilterRequest): Decision {
     const endpoint = matchEndpoint(req.method, req.path);
@@ -118,7 +123,7 @@ export function decide(policy: Policy, req: FilterRequest): Decision {
     const { rules } = policy;
     if (endpoint.modelParam) {
         const model = req.path.slice(endpoint.path.length); // MODEL_PATH_SEGMENT admits no percent-encoding
-        if (!modelAllowed(policy, req.identity.groups, model)) return refuse(403, "model_not_allowed", "models.allowlist", { endpoint, model });
+        if (!modelAllowed(policy, req.identity.groups, model)) return refuse(403, "model_not_allowed", modelRule(model), { endpoint, model });
         return { action: "forward", endpoint, model, redactions: {}, stream: false, promptChars: 0, items: 0, inspected: [] };
     }
     if (!hasBodySpec(endpoint.id)) return { action: "forward", endpoint, redactions: {}, stream: false, listing: LISTINGS[endpoint.id], promptChars: 0, items: 0, inspected: [] };
@@ -139,7 +144,7 @@ export function decide(policy: Policy, req: FilterRequest): Decision {
     const facts = { endpoint, model: inspection.model, promptChars: inspection.promptChars, items: inspection.items };
     if (inspection.items > rules.limits.maxMessages) return refuse(413, "too_many_messages", "limits.max-messages", facts);
     if (inspection.promptChars > rules.limits.maxPromptChars) return refuse(413, "prompt_too_large", "limits.max-prompt-chars", facts);
-    if (!modelAllowed(policy, req.identity.groups, inspection.model)) return refuse(403, "model_not_allowed", "models.allowlist", facts);
+    if (!modelAllowed(policy, req.identity.groups, inspection.model)) return refuse(403, "model_not_allowed", modelRule(inspection.model), facts);
 
     const inspected = inspection.texts.map(slotText);
     // Every reading of each text (see fold.ts), computed once for both checks.
