@@ -31,6 +31,9 @@ const USAGE = `usage: npm run sandbox -- --stack <Pulumi.<stack>.yaml> --state <
                               (fault injection); auto (default) = real when the binary is built
   --user <email>:<g1,g2>[:<s>] add (or redefine) an IdP user; repeatable; <s>: its ID tokens'
                               lifetime in seconds (real IdP)
+  --ollama <path-or-url>      a real Ollama instead of the stub: the ollama binary (run on a free
+                              127.0.0.1 port, own model store in <state>/ollama, tiny model zto-tiny
+                              created) or your own Ollama's loopback URL, e.g. http://127.0.0.1:11434
   --watch-pid <pid>           stop (exit 0) once that process is gone, e.g. a test runner that crashed`;
 
 class UsageError extends Error {}
@@ -61,6 +64,12 @@ function idpKind(value: string | undefined): IdpKind {
     }
 }
 
+/** A URL stays as given; a path is taken from where the user typed the command. */
+function ollamaSpec(value: string): string {
+    if (value === "") throw new UsageError("--ollama needs the ollama binary's path or a URL like http://127.0.0.1:11434");
+    return /^[a-z][a-z0-9+.-]*:\/\//i.test(value) ? value : fromUserCwd(value);
+}
+
 const OPTIONS = {
     stack: { type: "string" },
     state: { type: "string" },
@@ -68,6 +77,7 @@ const OPTIONS = {
     tokens: { type: "string" },
     user: { type: "string", multiple: true },
     idp: { type: "string" },
+    ollama: { type: "string" },
     "watch-pid": { type: "string" },
     help: { type: "boolean" },
 } as const;
@@ -97,6 +107,7 @@ function parseCli(argv: string[]) {
         tokens: wholeNumber("--tokens", values.tokens, 1),
         extraUsers: (values.user ?? []).map(extraUser),
         idp: idpKind(values.idp),
+        ollama: values.ollama === undefined ? undefined : ollamaSpec(values.ollama),
         watchPid: wholeNumber("--watch-pid", values["watch-pid"], 1),
     };
 }

@@ -46,8 +46,10 @@ export const ENDPOINTS: readonly Endpoint[] = [
 
 /**
  * Routes Ollama serves that must never be reachable (model management, cloud sign-in, blobs,
- * experimental). Listed so tests and docs can name them; the gateway denies them because they
- * are absent from ENDPOINTS, not because of this list.
+ * experimental aliases, image generation). Listed so tests and docs can name them; the gateway
+ * denies them because they are absent from ENDPOINTS, not because of this list. Every route of
+ * the pinned Ollama (test/fixtures/ollama-routes.json) is either in ENDPOINTS with the same
+ * methods or here (test/unit/ollama-routes.test.ts).
  */
 export const DENIED_ROUTES: readonly { readonly method: HttpMethod | "DELETE" | "PUT"; readonly path: string }[] = [
     { method: "POST", path: "/api/pull" },
@@ -60,6 +62,13 @@ export const DENIED_ROUTES: readonly { readonly method: HttpMethod | "DELETE" | 
     { method: "POST", path: "/api/me" },
     { method: "POST", path: "/api/signout" },
     { method: "GET", path: "/api/user/keys" },
+    { method: "DELETE", path: "/api/user/keys/c3NoLWVkMjU1MTk" },
+    { method: "GET", path: "/api/experimental/aliases" },
+    { method: "POST", path: "/api/experimental/aliases" },
+    { method: "DELETE", path: "/api/experimental/aliases" },
+    { method: "POST", path: "/v1/images/generations" },
+    { method: "POST", path: "/v1/images/edits" },
+    { method: "HEAD", path: "/" },
     { method: "POST", path: "/api/experimental/web_search" },
     { method: "GET", path: "/api/status" },
     { method: "GET", path: "/" },

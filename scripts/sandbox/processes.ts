@@ -28,6 +28,8 @@ export interface SpawnOptions {
     /** File that receives the child's stdout and stderr. */
     readonly logFile: string;
     readonly cwd?: string;
+    /** The child's whole environment (default: this process's). */
+    readonly env?: NodeJS.ProcessEnv;
     /** Resolve only once a stdout line matches; the match is returned. */
     readonly readyLine?: RegExp;
     readonly readyTimeoutMs?: number;

@@ -18,6 +18,7 @@ import { SandboxError, Supervisor, type ChildHandle } from "./processes";
 import { startStubOauth2Proxy, sandboxUsers, SESSION_COOKIE, type ExtraUser, type SandboxUser } from "./stub-oauth2-proxy";
 import { startStubOllama } from "./stub-ollama";
 import type { RunningRealIdentity } from "./real-identity";
+import { startRealOllama, type RealOllama } from "./real-ollama";
 import { startStubSyslog } from "./stub-syslog";
 import { startSandboxNodes, type SandboxNode, type SandboxNodePool } from "./nodes";
 
@@ -36,10 +37,16 @@ export interface SandboxInfo {
      * bearer token each. With the real IdP: the password to sign in with at its login page.
      */
     readonly users: Readonly<Record<string, { readonly cookie?: string; readonly bearer?: string; readonly password?: string; readonly groups: readonly string[] }>>;
-    /** `http://127.0.0.1:<port>`: the stub Ollama, direct (bypassing the gateway). */
+    /** `http://127.0.0.1:<port>`: the stub Ollama (or, with --ollama, the real one), direct (bypassing the gateway). */
     readonly ollama: string;
-    /** JSON lines, one per request the stub Ollama received (see OllamaLogEntry). */
-    readonly ollamaLog: string;
+    /**
+     * Stub: JSON lines, one per request it received (see OllamaLogEntry). With `--ollama <binary>`:
+     * that server's own log (a `[GIN]` line per request it handled). Absent with `--ollama <url>`:
+     * the sandbox cannot see that server's log.
+     */
+    readonly ollamaLog?: string;
+    /** With --ollama: which real Ollama the gateway fronts. */
+    readonly ollamaServer?: { readonly kind: RealOllama["kind"]; readonly version: string; readonly pid?: number; readonly modelsDir?: string };
     readonly stateDir: string;
     /** The config domain: the server certificate's DNS SAN (besides localhost, 127.0.0.1, ::1). */
     readonly domain: string;
@@ -80,6 +87,8 @@ export interface SandboxRunOptions {
     readonly tokens?: number;
     /** Extra stub IdP users; they replace same-email users derived from config. */
     readonly extraUsers?: readonly ExtraUser[];
+    /** A real Ollama instead of the stub: a binary to run or a loopback URL (see real-ollama.ts). */
+    readonly ollama?: string;
 }
 
 export interface RunningSandbox {
@@ -202,12 +211,23 @@ export async function startSandbox(cfg: StackConfig, opts: SandboxRunOptions): P
             writeFileSync(path, "", { mode: 0o600 });
             return path;
         };
-        const ollamaLog = logFile("ollama-requests.jsonl");
         const accessLog = logFile("gateway-access.log");
         const errorLog = logFile("gateway-error.log");
 
-        const ollama = await startStubOllama({ logFile: ollamaLog, tokenIntervalMs: opts.tokenIntervalMs, tokens: opts.tokens, models: configuredModels(cfg) });
-        stubs.push(ollama);
+        let ollama: { host: string; port: number; url: string };
+        let ollamaLog: string | undefined;
+        let real: RealOllama | undefined;
+        if (opts.ollama !== undefined) {
+            if (nodePoolSettings(cfg)) throw new SandboxError("--ollama cannot be combined with ollama.nodes (each node runs its own stub Ollama)");
+            real = await startRealOllama(supervisor, { spec: opts.ollama, stateDir, freePort });
+            ollama = real;
+            ollamaLog = real.log;
+        } else {
+            ollamaLog = logFile("ollama-requests.jsonl");
+            const stub = await startStubOllama({ logFile: ollamaLog, tokenIntervalMs: opts.tokenIntervalMs, tokens: opts.tokens, models: configuredModels(cfg) });
+            stubs.push(stub);
+            ollama = stub;
+        }
 
         let users: SandboxUser[] = [];
         let oauth2: { server: Upstream; log: string } | undefined;
@@ -292,7 +312,8 @@ export async function startSandbox(cfg: StackConfig, opts: SandboxRunOptions): P
             devices: devices.info,
             users: Object.fromEntries(users.map((u) => [u.email, real ? { password: passwords.get(u.email)!, groups: u.groups } : { cookie: `${SESSION_COOKIE}=${u.sessionToken}`, bearer: u.bearerToken, groups: u.groups }])),
             ollama: ollama.url,
-            ollamaLog,
+            ...(ollamaLog ? { ollamaLog } : {}),
+            ...(real ? { ollamaServer: { kind: real.kind, version: real.version, pid: real.pid, modelsDir: real.modelsDir } } : {}),
             stateDir,
             domain: cfg.domain,
             pid: process.pid,

@@ -100,7 +100,7 @@ describe("PII through the gateway", () => {
         const got = redacting.ollamaRequests();
         assert.equal(got.length, 1);
         assert.equal(JSON.parse(got[0]!.body).messages[0].content, "call [REDACTED:phone] or mail [REDACTED:email]");
-        assert.ok(!readFileSync(redacting.info.ollamaLog, "utf8").includes("carol@example.com"));
+        assert.ok(!readFileSync(redacting.info.ollamaLog!, "utf8").includes("carol@example.com"));
         assert.equal(Number(got[0]!.headers["content-length"]), got[0]!.bodyBytes);
     });
 

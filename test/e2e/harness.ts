@@ -344,6 +344,10 @@ export async function startSandbox(opts: StartOptions): Promise<Sandbox> {
         });
     });
     const info = JSON.parse(readFileSync(infoPath, "utf8")) as SandboxInfo;
+    const stubLog = () => {
+        if (!info.ollamaLog || info.ollamaServer) throw new Error("this sandbox runs a real Ollama: it has no stub request log");
+        return info.ollamaLog;
+    };
     return {
         info,
         stateDir,
@@ -351,9 +355,9 @@ export async function startSandbox(opts: StartOptions): Promise<Sandbox> {
         pid: proc.pid!,
         waitForLine,
         stdoutLines: () => [...lines],
-        ollamaRequests: () => readJsonLines<OllamaLogEntry>(info.ollamaLog).filter((e): e is OllamaRequestEntry => e.kind === "request"),
-        ollamaEvents: () => readJsonLines<OllamaLogEntry>(info.ollamaLog),
-        resetOllamaLog: () => truncateSync(info.ollamaLog),
+        ollamaRequests: () => readJsonLines<OllamaLogEntry>(stubLog()).filter((e): e is OllamaRequestEntry => e.kind === "request"),
+        ollamaEvents: () => readJsonLines<OllamaLogEntry>(stubLog()),
+        resetOllamaLog: () => truncateSync(stubLog()),
         request: (r) => gatewayRequest(info, r),
         rawRequest: (r) => gatewayRawRequest(info, r),
         stderr: () => stderr,

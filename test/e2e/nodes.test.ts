@@ -76,7 +76,7 @@ describe("GPU node pool through the real nginx gateway and enclaves", () => {
         const shared = (n: string) => byNode[n].filter((m) => m === POOL_MODELS.shared).length;
         assert.equal(shared("gpu-a") + shared("gpu-b"), 6);
         assert.ok(shared("gpu-a") > 0 && shared("gpu-b") > 0, `least connections spreads concurrent requests: ${JSON.stringify(byNode)}`);
-        assert.deepEqual(requestsOf(sb.info.ollamaLog), [], "nothing goes to an Ollama outside the pool");
+        assert.deepEqual(requestsOf(sb.info.ollamaLog!), [], "nothing goes to an Ollama outside the pool");
     });
 
     describe("a node's enclave admits only the gateway's certificate and only allowlisted endpoints", () => {

@@ -52,7 +52,7 @@ describe("sandbox CLI", () => {
             assert.match(info.url, /^https:\/\/127\.0\.0\.1:\d+$/);
             assert.match(info.ollama, /^http:\/\/127\.0\.0\.1:\d+$/);
             assert.notEqual(new URL(info.url).port, "8443", "free port, not the stack's deployment port");
-            for (const f of [info.ca, info.caKey, info.ollamaLog]) assert.ok(existsSync(f), f);
+            for (const f of [info.ca, info.caKey, info.ollamaLog!]) assert.ok(existsSync(f), f);
             assert.deepEqual(Object.keys(info.devices).sort(), ["alice-laptop", "bob-workstation"]);
             for (const [name, d] of Object.entries(info.devices)) {
                 assert.equal(d.cert, join(sb.stateDir, "devices", `${name}.crt`));
