@@ -16,6 +16,7 @@ import { parseStackFileConfig, readStackFile, StackFileError } from "../componen
 import { fromUserCwd } from "./lib/cli";
 import { PkiError } from "./sandbox/pki";
 import { SandboxError } from "./sandbox/processes";
+import { checkOllamaSpec } from "./sandbox/real-ollama";
 import { startSandbox, type IdpKind, type RunningSandbox } from "./sandbox/run";
 import { toolPath } from "./lib/tools";
 import type { ExtraUser } from "./sandbox/stub-oauth2-proxy";
@@ -67,7 +68,13 @@ function idpKind(value: string | undefined): IdpKind {
 /** A URL stays as given; a path is taken from where the user typed the command. */
 function ollamaSpec(value: string): string {
     if (value === "") throw new UsageError("--ollama needs the ollama binary's path or a URL like http://127.0.0.1:11434");
-    return /^[a-z][a-z0-9+.-]*:\/\//i.test(value) ? value : fromUserCwd(value);
+    const spec = /^[a-z][a-z0-9+.-]*:\/\//i.test(value) ? value : fromUserCwd(value);
+    try {
+        checkOllamaSpec(spec);
+    } catch (e) {
+        throw new UsageError((e as Error).message);
+    }
+    return spec;
 }
 
 const OPTIONS = {

@@ -85,6 +85,17 @@ export async function createTinyModel(url: string): Promise<void> {
     if (!create.ok) throw new SandboxError(`creating the tiny model in Ollama failed: HTTP ${create.status} ${await create.text()}`);
 }
 
+/** Refuse an unusable `--ollama` before anything starts: a bad URL, or a path that is no executable file. */
+export function checkOllamaSpec(spec: string): void {
+    if (parseOllamaUrl(spec)) return;
+    if (!existsSync(spec) || !statSync(spec).isFile()) throw new SandboxError(`--ollama ${spec}: no such file (give the ollama binary, e.g. .tools/ollama-v0.17.4/ollama after npm run tools:build, or http://127.0.0.1:11434)`);
+    try {
+        accessSync(spec, constants.X_OK);
+    } catch {
+        throw new SandboxError(`--ollama ${spec}: not executable`);
+    }
+}
+
 export interface RealOllamaOptions {
     /** `--ollama`: a binary's path or a loopback URL. */
     readonly spec: string;
@@ -102,12 +113,7 @@ export async function startRealOllama(supervisor: Supervisor, opts: RealOllamaOp
         return { kind: "url", ...remote, url, version };
     }
     const binary = opts.spec;
-    if (!existsSync(binary) || !statSync(binary).isFile()) throw new SandboxError(`--ollama ${binary}: no such file (give the ollama binary, e.g. .tools/ollama-v0.17.4/ollama after npm run tools:build, or http://127.0.0.1:11434)`);
-    try {
-        accessSync(binary, constants.X_OK);
-    } catch {
-        throw new SandboxError(`--ollama ${binary}: not executable`);
-    }
+    checkOllamaSpec(binary);
     const root = join(opts.stateDir, "ollama");
     const modelsDir = join(root, "models");
     const home = join(root, "home");

@@ -15,7 +15,11 @@ import { after, before, describe, test } from "node:test";
 import { DENIED_ROUTES, ENDPOINTS, endpointPathRegex } from "../../components/gateway/endpoints";
 import type { OllamaRouteFixture } from "../../scripts/lib/ollama-routes";
 import { toolPath, TOOLS } from "../../scripts/lib/tools";
-import { startSandbox, type Sandbox } from "./harness";
+import { spawn } from "node:child_process";
+import { join } from "node:path";
+import { freePort } from "../../scripts/sandbox/run";
+import { createTinyModel } from "../../scripts/sandbox/real-ollama";
+import { startSandbox, tempDir, type Sandbox } from "./harness";
 
 const BINARY = toolPath("ollama");
 const MISSING = !existsSync(BINARY);
@@ -208,3 +212,37 @@ for (const kind of ["nginx", "haproxy"] as const) {
         });
     });
 }
+
+describe("the user's own Ollama by URL behind the sandbox gateway", { skip: SKIP }, () => {
+    test("--ollama http://127.0.0.1:<port> fronts an Ollama the sandbox did not start", async () => {
+        assert.ok(!MISSING, `${BINARY} is missing (CI must build it: npm run tools:build)`);
+        // Stands in for the user's own `ollama serve`: started here, stopped here.
+        const home = tempDir("zto-own-ollama-");
+        const port = await freePort();
+        const own = spawn(BINARY, ["serve"], { env: { PATH: process.env.PATH, HOME: home, OLLAMA_HOST: `127.0.0.1:${port}`, OLLAMA_MODELS: join(home, "models") }, stdio: "ignore" });
+        let sb: Sandbox | undefined;
+        try {
+            const url = `http://127.0.0.1:${port}`;
+            for (let i = 0; ; i++) {
+                const up = await fetch(`${url}/api/version`).then((r) => r.ok, () => false);
+                if (up) break;
+                assert.ok(i < 300, "the own Ollama did not start within 30 s");
+                await new Promise((r) => setTimeout(r, 100));
+            }
+            await createTinyModel(url);
+            sb = await startSandbox({
+                config: { domain: "ollama.localhost", devices: [{ name: "alice-laptop", owner: "alice@example.com" }], identity: { provider: "none" }, ollama: { gpus: "none" }, filter: { enabled: true, modelsByGroup: { "*": [MODEL] } } },
+                extraArgs: ["--ollama", url],
+                readyTimeoutMs: 60_000,
+            });
+            assert.deepEqual({ kind: sb.info.ollamaServer?.kind, ollama: sb.info.ollama, log: sb.info.ollamaLog }, { kind: "url", ollama: url, log: undefined });
+            const r = await sb.request({ path: "/api/generate", method: "POST", body: { model: MODEL, prompt: "hi", stream: false, options: { num_predict: 2 } }, timeoutMs: 60_000 });
+            assert.equal(r.status, 200, r.body);
+            assert.equal(r.json<{ eval_count: number }>().eval_count, 2);
+            assert.equal((await sb.request({ path: "/api/pull", method: "POST", body: { model: "x" } })).status, 403);
+        } finally {
+            await sb?.stop();
+            own.kill("SIGTERM");
+        }
+    });
+});
