@@ -26,4 +26,5 @@ test("OLLAMA_NO_CLOUD from 0.16.2 on and for tags that name no release; never fo
 test("the tools build runs the Ollama release the stack pins by default", () => {
     assert.equal(TOOLS.ollama.version, `v${ollamaImageVersion(DEFAULT_IMAGES.ollama)!.join(".")}`);
     assert.equal(TOOLS.ollama.version, "v0.17.4");
+    assert.equal(`v${TOOLS.ollama.versionVariable.value}`, TOOLS.ollama.version, "the stamped version is the pinned one");
 });
