@@ -33,8 +33,6 @@ export interface SpawnOptions {
     /** Resolve only once a stdout line matches; the match is returned. */
     readonly readyLine?: RegExp;
     readonly readyTimeoutMs?: number;
-    /** The child's whole environment; default: this process's. */
-    readonly env?: NodeJS.ProcessEnv;
     /** An exit after start-up is reported on stderr, not as a sandbox failure (a test may stop this child on purpose). */
     readonly mayExit?: boolean;
 }

@@ -216,12 +216,12 @@ export async function startSandbox(cfg: StackConfig, opts: SandboxRunOptions): P
 
         let ollama: { host: string; port: number; url: string };
         let ollamaLog: string | undefined;
-        let real: RealOllama | undefined;
+        let realOllama: RealOllama | undefined;
         if (opts.ollama !== undefined) {
             if (nodePoolSettings(cfg)) throw new SandboxError("--ollama cannot be combined with ollama.nodes (each node runs its own stub Ollama)");
-            real = await startRealOllama(supervisor, { spec: opts.ollama, stateDir, freePort });
-            ollama = real;
-            ollamaLog = real.log;
+            realOllama = await startRealOllama(supervisor, { spec: opts.ollama, stateDir, freePort });
+            ollama = realOllama;
+            ollamaLog = realOllama.log;
         } else {
             ollamaLog = logFile("ollama-requests.jsonl");
             const stub = await startStubOllama({ logFile: ollamaLog, tokenIntervalMs: opts.tokenIntervalMs, tokens: opts.tokens, models: configuredModels(cfg) });
@@ -295,14 +295,14 @@ export async function startSandbox(cfg: StackConfig, opts: SandboxRunOptions): P
         const devices = deviceState(cfg);
         const { listen, gateway, child, masterPid } = await startGateway(supervisor, (l) => deriveGatewaySpec(rendered, devices.facts, { ...placement, listen: l }), stateDir);
 
-        let real: RunningRealIdentity | undefined;
+        let realIdentity: RunningRealIdentity | undefined;
         const passwords = new Map(users.map((u) => [u.email, randomBytes(18).toString("base64url")]));
         if (realIdp) {
             // Loaded only when used: oidc-provider and its dependencies take seconds to load on a busy machine.
             const { startRealIdentity } = await import("./real-identity");
             const idpUsers = users.map((u) => ({ email: u.email, groups: u.groups, password: passwords.get(u.email)!, idTokenTtlSeconds: u.idTokenTtlSeconds }));
-            real = await startRealIdentity(supervisor, { cfg, stateDir, ca: pki.ca, users: idpUsers, listen: oauth2!.server, gatewayPort: listen.port, idpLog: logFile("idp.jsonl"), oauth2ProxyLog: oauth2!.log });
-            stubs.push(real.provider);
+            realIdentity = await startRealIdentity(supervisor, { cfg, stateDir, ca: pki.ca, users: idpUsers, listen: oauth2!.server, gatewayPort: listen.port, idpLog: logFile("idp.jsonl"), oauth2ProxyLog: oauth2!.log });
+            stubs.push(realIdentity.provider);
         }
 
         const info: SandboxInfo = {
@@ -310,22 +310,22 @@ export async function startSandbox(cfg: StackConfig, opts: SandboxRunOptions): P
             ca: pki.ca.cert,
             caKey: pki.ca.key,
             devices: devices.info,
-            users: Object.fromEntries(users.map((u) => [u.email, real ? { password: passwords.get(u.email)!, groups: u.groups } : { cookie: `${SESSION_COOKIE}=${u.sessionToken}`, bearer: u.bearerToken, groups: u.groups }])),
+            users: Object.fromEntries(users.map((u) => [u.email, realIdentity ? { password: passwords.get(u.email)!, groups: u.groups } : { cookie: `${SESSION_COOKIE}=${u.sessionToken}`, bearer: u.bearerToken, groups: u.groups }])),
             ollama: ollama.url,
             ...(ollamaLog ? { ollamaLog } : {}),
-            ...(real ? { ollamaServer: { kind: real.kind, version: real.version, pid: real.pid, modelsDir: real.modelsDir } } : {}),
+            ...(realOllama ? { ollamaServer: { kind: realOllama.kind, version: realOllama.version, pid: realOllama.pid, modelsDir: realOllama.modelsDir } } : {}),
             stateDir,
             domain: cfg.domain,
             pid: process.pid,
             gateway: { kind: cfg.gateway.kind, pid: child.pid, masterPid, config: gateway.configFile, generation: gateway.generation, accessLog, errorLog },
             oauth2Proxy: oauth2 && {
-                kind: real ? "real" : "stub",
+                kind: realIdentity ? "real" : "stub",
                 url: `http://${oauth2.server.host}:${oauth2.server.port}`,
                 log: oauth2.log,
                 cookieName: SESSION_COOKIE,
-                ...(real ? { pid: real.oauth2Proxy.pid, args: real.args } : {}),
+                ...(realIdentity ? { pid: realIdentity.oauth2Proxy.pid, args: realIdentity.args } : {}),
             },
-            idp: real && { issuer: real.provider.issuer, clientId: real.clientId, clientSecret: real.clientSecret, redirectUri: real.redirectUri, log: join(logs, "idp.jsonl") },
+            idp: realIdentity && { issuer: realIdentity.provider.issuer, clientId: realIdentity.clientId, clientSecret: realIdentity.clientSecret, redirectUri: realIdentity.redirectUri, log: join(logs, "idp.jsonl") },
             filter: filter && { url: `http://${filter.host}:${filter.port}`, rules: filter.rulesFile, auditLog: filter.auditLog },
             syslog,
             ...(pool
