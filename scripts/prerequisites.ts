@@ -7,8 +7,9 @@
  */
 import { spawnSync } from "node:child_process";
 import { parseArgs } from "node:util";
+import { TOOLS, toolPath } from "./lib/tools";
 
-/** One program the test suite needs. Later work adds rows (docker, chromium, built tools). */
+/** One program the test suite needs. */
 export interface Prerequisite {
     /** What the operator installs, as they would call it. */
     readonly name: string;
@@ -58,6 +59,12 @@ export const PREREQUISITES: readonly Prerequisite[] = [
         install: "sudo apt-get install python3-httpx",
         neededFor: "the SDK example's HTTP client (with the client certificate)",
     },
+    { name: "busybox", command: "busybox", args: [], version: /BusyBox v(\d+\.\d+\.\d+)/, min: "1.30.0", install: "sudo apt-get install busybox", neededFor: "running the gateway's reload watcher under the alpine images' shell" },
+    { name: "chromium", command: "/usr/bin/chromium", args: ["--version"], version: /Chromium (\d+\.\d+\.\d+)/, min: "120.0.0", install: "sudo apt-get install chromium libnss3-tools", neededFor: "the browser sign-in test (playwright-core drives Debian's Chromium)" },
+    { name: "go", command: "go", args: ["version"], version: /go(\d+\.\d+(?:\.\d+)?)/, min: "1.24", install: "install Go 1.24 or later from https://go.dev/doc/install (or put /usr/local/go/bin on PATH)", neededFor: "npm run tools:build and the Ollama route fixture check" },
+    // The real upstreams, built at exactly the pinned releases (scripts/lib/tools.ts).
+    { name: "oauth2-proxy", command: toolPath("oauth2Proxy"), args: ["--version"], version: /oauth2-proxy v(\d+\.\d+\.\d+)/, min: TOOLS.oauth2Proxy.version.replace(/^v/, ""), install: "npm run tools:build", neededFor: "the sign-in tests against the real oauth2-proxy" },
+    { name: "ollama", command: toolPath("ollama"), args: ["--version"], version: /client version is (\d+\.\d+\.\d+)/, min: TOOLS.ollama.version.replace(/^v/, ""), install: "npm run tools:build", neededFor: "the e2e tests against the real Ollama" },
 ];
 
 /** True when dotted version `a` >= `b`. */
