@@ -99,8 +99,14 @@ async function measureKind(kind: "nginx" | "haproxy", runs: number, ollama: stri
     }
 }
 
+const USAGE = "usage: npm run bench:real-ollama [-- --kinds nginx,haproxy] [--runs 30] [--ollama <binary>]";
+
 async function main(): Promise<void> {
-    const { values } = parseArgs({ options: { kinds: { type: "string", default: "nginx,haproxy" }, runs: { type: "string", default: "30" }, ollama: { type: "string" } }, strict: true });
+    const { values } = parseArgs({ options: { kinds: { type: "string", default: "nginx,haproxy" }, runs: { type: "string", default: "30" }, ollama: { type: "string" }, help: { type: "boolean" } }, strict: true });
+    if (values.help) {
+        process.stdout.write(USAGE + "\n");
+        return;
+    }
     const kinds = values.kinds!.split(",");
     for (const k of kinds) if (k !== "nginx" && k !== "haproxy") throw new Error(`--kinds: unknown gateway kind "${k}" (nginx, haproxy)`);
     const runs = Number(values.runs);

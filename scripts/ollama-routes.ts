@@ -6,6 +6,10 @@
 import { TOOLS } from "./lib/tools";
 import { fixtureFromModule, goModuleDir } from "./lib/ollama-routes";
 
+if (process.argv.includes("--help") || process.argv.includes("-h")) {
+    console.log("usage: npm run -s ollama:routes > test/fixtures/ollama-routes.json   (the pinned Ollama's routes, from its source)");
+    process.exit(0);
+}
 const { module, version } = TOOLS.ollama;
 const dir = goModuleDir(module, version);
 if (!dir) {

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { test } from "node:test";
@@ -50,6 +50,7 @@ test("the CLI refuses a missing binary or a foreign URL before starting anything
     const empty = spawnSync(process.execPath, ["--import", "tsx", "scripts/sandbox.ts", "--stack", stack, "--state", join(dir, "state"), "--ollama="], { cwd: ROOT, encoding: "utf8", timeout: 60_000 });
     assert.equal(empty.status, 2);
     assert.match(empty.stderr, /--ollama needs the ollama binary's path or a URL/);
+    rmSync(dir, { recursive: true, force: true });
 });
 
 test("the tiny model is a GGUF v3 file of a few hundred KiB, the same bytes every time", () => {
