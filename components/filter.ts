@@ -1,6 +1,6 @@
 /**
  * The prompt/policy filter (issue 6): built from filter/Dockerfile and run inline between the
- * gateway and Ollama, on the internal network only (no published port, no egress). Its rules file
+ * gateway and Ollama, on its two hop networks only (no published port, no egress). Its rules file
  * is rendered from stack config by `renderFilterRules` and uploaded into the container.
  */
 import * as path from "node:path";
@@ -25,8 +25,10 @@ export interface PromptFilterArgs {
     readonly provider: docker.Provider;
     /** Rules rendered from stack config by renderFilterRules. */
     readonly rules: FilterRules;
-    /** Name of the internal (no egress) network; the filter's only network. */
-    readonly internalNetwork: pulumi.Input<string>;
+    /** The network the gateway calls the filter on (shared with the gateway only). */
+    readonly gatewayNetwork: pulumi.Input<string>;
+    /** The network to Ollama (shared with Ollama only); absent with a node pool, whose router is the gateway. */
+    readonly ollamaNetwork?: pulumi.Input<string>;
     /** Container name; also the DNS name the gateway uses to reach the filter. */
     readonly containerName: string;
     /** Ollama's host:port on the internal network. */
@@ -63,7 +65,7 @@ export class PromptFilter extends pulumi.ComponentResource {
                 ...hardenedContainerArgs("filter", {}),
                 user: FILTER_USER,
                 command: pulumi.interpolate`--rules ${FILTER_RULES_FILE} --listen 0.0.0.0:${FILTER_PORT} --upstream http://${args.ollamaAddress}`.apply((c) => c.split(" ")),
-                networksAdvanced: [{ name: args.internalNetwork, aliases: ["filter"] }],
+                networksAdvanced: [{ name: args.gatewayNetwork, aliases: ["filter"] }, ...(args.ollamaNetwork ? [{ name: args.ollamaNetwork }] : [])],
                 readOnly: true,
                 memory: 512,
                 mounts: [{ type: "volume", source: rulesVolume.name, target: FILTER_RULES_DIR }],

@@ -120,8 +120,8 @@ export interface GatewayArgs {
     readonly serverKeyPem: pulumi.Input<string>;
     /** Edge network: the one the port is published on. */
     readonly edgeNetwork: pulumi.Input<string>;
-    /** Internal network: Ollama, the filter and oauth2-proxy. */
-    readonly internalNetwork: pulumi.Input<string>;
+    /** Hop networks to the gateway's backends (filter or Ollama, oauth2-proxy), one per backend. */
+    readonly backendNetworks: readonly pulumi.Input<string>[];
     /** Container name on the host. */
     readonly containerName: string;
     /** Host address the single port is published on: 127.0.0.1 or the server's Tailscale IP. */
@@ -284,7 +284,7 @@ export class Gateway extends pulumi.ComponentResource {
                 // The supervisor runs the binary and reloads it in place when `current` moves.
                 entrypoints: ["/bin/sh", "-c"],
                 command: [gatewaySupervisorScript({ kind: cfg.gateway.kind, link: `${root}/${CURRENT_LINK}`, run: flavor.run, check: flavor.check }), "zto-gateway"],
-                networksAdvanced: [{ name: args.edgeNetwork }, { name: args.internalNetwork, aliases: ["gateway"] }],
+                networksAdvanced: [{ name: args.edgeNetwork }, ...args.backendNetworks.map((name) => ({ name, aliases: ["gateway"] }))],
                 ports: [{ internal: GATEWAY_CONTAINER_PORT, external: args.publishPort, ip: pulumi.output(args.publishAddress).apply(checkPublishAddress), protocol: "tcp" }],
                 readOnly: true,
                 tmpfs: flavor.tmpfs,

@@ -72,7 +72,7 @@ export class GpuNode extends pulumi.ComponentResource {
         const provider = new docker.Provider(`${name}-docker`, { host: args.dockerHost }, { parent: this });
         const child = { parent: this, provider };
 
-        const network = new Network(`${name}-network`, { provider, namePrefix: args.namePrefix, egress: false }, { parent: this });
+        const network = new Network(`${name}-network`, { provider, namePrefix: args.namePrefix, callees: ["ollama"] }, { parent: this });
         const ollama = new OllamaRuntime(
             `${name}-ollama`,
             {
@@ -80,7 +80,7 @@ export class GpuNode extends pulumi.ComponentResource {
                 image: args.ollamaImage,
                 gpus: args.gpus,
                 modelsPath: args.modelsPath,
-                internalNetwork: network.internal.name,
+                callerNetwork: network.hopTo("ollama").name,
                 containerName: `${args.namePrefix}-ollama`,
                 memoryLimitMiB: args.memoryLimitMiB,
                 keepAlive: args.keepAlive,
@@ -115,7 +115,7 @@ export class GpuNode extends pulumi.ComponentResource {
                 user: ENCLAVE_USER,
                 entrypoints: ["nginx"],
                 command: ["-c", ENCLAVE_CONFIG_FILE, "-e", "stderr", "-g", "daemon off;"],
-                networksAdvanced: [{ name: network.edge.name }, { name: network.internal.name }],
+                networksAdvanced: [{ name: network.edge.name }, { name: network.hopTo("ollama").name }],
                 // The one published socket of the node: its Tailscale address only.
                 ports: [{ internal: ENCLAVE_CONTAINER_PORT, external: args.enclavePort, ip: checkPublishAddress(args.tailscaleAddress), protocol: "tcp" }],
                 readOnly: true,

@@ -19,8 +19,8 @@ export interface OllamaRuntimeArgs {
     readonly gpus: GpuRequest;
     /** Host path of the encrypted (LUKS/FileVault) model store. */
     readonly modelsPath: pulumi.Input<string>;
-    /** Name of the internal (no egress) network; Ollama's only network. */
-    readonly internalNetwork: pulumi.Input<string>;
+    /** The network Ollama shares with its single caller (internal, no host address); its only network. */
+    readonly callerNetwork: pulumi.Input<string>;
     /** Container name; also the DNS name the gateway and filter use. */
     readonly containerName: pulumi.Input<string>;
     /** Memory limit in MiB. */
@@ -50,8 +50,8 @@ export function dockerGpus(gpus: GpuRequest): string | undefined {
 }
 
 /**
- * Ollama on the internal network only: no `ports`, no published ports, no host network, so the
- * gateway is the only way in. Cloud model forwarding is off (on pins that support switching it
+ * Ollama on the network to its single caller only: no `ports`, no published ports, no host
+ * network, so its caller (the filter, or the gateway when the filter is off) is the only way in. Cloud model forwarding is off (on pins that support switching it
  * off, see ollamaEnvs); models live on the encrypted mount.
  */
 export class OllamaRuntime extends pulumi.ComponentResource {
@@ -72,7 +72,7 @@ export class OllamaRuntime extends pulumi.ComponentResource {
                 ...hardenedContainerArgs("ollama", args.logging, { [ENCRYPTED_STORE_LABEL]: OLLAMA_MODELS_DIR }),
                 gpus: dockerGpus(args.gpus),
                 envs: pulumi.all([args.image, args.keepAlive]).apply(([image, keepAlive]) => ollamaEnvs(image, keepAlive)),
-                networksAdvanced: [{ name: args.internalNetwork, aliases: ["ollama"] }],
+                networksAdvanced: [{ name: args.callerNetwork, aliases: ["ollama"] }],
                 mounts: [{ type: "bind", source: args.modelsPath, target: OLLAMA_MODELS_DIR, readOnly: false }],
                 readOnly: true,
                 tmpfs: { "/tmp": "rw,nosuid,nodev,size=1g" },

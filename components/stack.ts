@@ -9,7 +9,7 @@ import { PromptFilter } from "./filter";
 import { renderFilterRules } from "./filter/rules";
 import { Gateway, NODE_ROUTER_PORT } from "./gateway";
 import { deployIdentity } from "./identity";
-import { Network } from "./network";
+import { Network, type Callee } from "./network";
 import { GpuNode } from "./node";
 import { OLLAMA_PORT, OllamaRuntime } from "./ollama";
 import { Pki } from "./pki";
@@ -73,7 +73,9 @@ export function deployStack(cfg: StackConfig, secrets: StackSecrets = {}): Stack
         ...(pool ? { nodes: pool.nodes.map((n) => ({ name: n.name, address: n.tailscaleAddress })) } : {}),
     });
 
-    const network = new Network("network", { provider, namePrefix, egress: cfg.identity.provider !== "none" });
+    // One network per hop; Ollama's is shared with its single caller: the filter, else the gateway.
+    const callees: Callee[] = [...(pool ? [] : ["ollama" as const]), ...(cfg.filter.enabled ? ["filter" as const] : []), ...(cfg.identity.provider !== "none" ? ["oauth2-proxy" as const] : [])];
+    const network = new Network("network", { provider, namePrefix, callees });
 
     const ollama = pool
         ? undefined
@@ -82,7 +84,7 @@ export function deployStack(cfg: StackConfig, secrets: StackSecrets = {}): Stack
               image: cfg.ollama.image,
               gpus: cfg.ollama.gpus,
               modelsPath: cfg.ollama.modelsPath,
-              internalNetwork: network.internal.name,
+              callerNetwork: network.hopTo("ollama").name,
               containerName: `${namePrefix}-ollama`,
               memoryLimitMiB: cfg.ollama.memoryLimitMiB,
               keepAlive: cfg.ollama.keepAlive,
@@ -120,7 +122,8 @@ export function deployStack(cfg: StackConfig, secrets: StackSecrets = {}): Stack
         ? new PromptFilter("filter", {
               provider,
               rules: renderFilterRules(cfg),
-              internalNetwork: network.internal.name,
+              gatewayNetwork: network.hopTo("filter").name,
+              ollamaNetwork: network.to.ollama?.name,
               containerName: `${namePrefix}-filter`,
               ollamaAddress,
               imageName: `${namePrefix}-filter:local`,
@@ -130,7 +133,7 @@ export function deployStack(cfg: StackConfig, secrets: StackSecrets = {}): Stack
     const identity = deployIdentity(cfg, {
         provider,
         namePrefix,
-        internalNetwork: network.internal.name,
+        gatewayNetwork: network.to["oauth2-proxy"]?.name,
         egressNetwork: network.egress?.name,
         logging,
         oidcClientSecret: secrets.oidcClientSecret,
@@ -170,7 +173,8 @@ export function deployStack(cfg: StackConfig, secrets: StackSecrets = {}): Stack
         serverCertPem: pki.serverCertPem,
         serverKeyPem: pki.serverPrivateKeyPem,
         edgeNetwork: network.edge.name,
-        internalNetwork: network.internal.name,
+        // Without the filter the gateway calls Ollama itself; with it, the filter is Ollama's only caller.
+        backendNetworks: [filter ? network.hopTo("filter").name : network.to.ollama?.name, network.to["oauth2-proxy"]?.name].filter((n): n is pulumi.Output<string> => n !== undefined),
         containerName: gatewayContainerName,
         publishAddress: gatewayListenAddress,
         publishPort: cfg.gateway.port,

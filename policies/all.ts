@@ -23,6 +23,7 @@ import { ollamaDisallowVulnerableVersion } from "./rules/ollama-disallow-vulnera
 import { ollamaRequireEncryptedModelStore } from "./rules/ollama-require-encrypted-model-store";
 import { ollamaRequireGpuReservation } from "./rules/ollama-require-gpu-reservation";
 import { ollamaRequireInternalNetwork } from "./rules/ollama-require-internal-network";
+import { ollamaRestrictNetworkPeers } from "./rules/ollama-restrict-network-peers";
 import { randomRequireCookieSecretLength } from "./rules/random-require-cookie-secret-length";
 import { tailscaleDisallowWildcards } from "./rules/tailscale-disallow-wildcards";
 import { tailscaleRequireAclTests } from "./rules/tailscale-require-acl-tests";
@@ -37,6 +38,7 @@ export const PACK_NAME = "zero-trust-ollama";
 export const POLICIES: Policies = [
     ollamaDisallowHostPorts,
     ollamaRequireInternalNetwork,
+    ollamaRestrictNetworkPeers,
     gatewayRequireSingleIngress,
     ollamaRequireNodeEnclaveMtls,
     containerDisallowPrivileged,

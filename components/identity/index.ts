@@ -27,7 +27,8 @@ export interface IdentityPlacement {
     readonly provider: docker.Provider;
     /** Prefix of container names on the host. */
     readonly namePrefix: string;
-    readonly internalNetwork: pulumi.Input<string>;
+    /** The network the gateway calls oauth2-proxy on; required when identity.provider is not none. */
+    readonly gatewayNetwork?: pulumi.Input<string>;
     /** Egress network; must exist when identity.provider is not none. */
     readonly egressNetwork?: pulumi.Input<string>;
     readonly logging: LoggingTarget;
@@ -43,7 +44,7 @@ export function deployIdentity(cfg: StackConfig, placement: IdentityPlacement): 
     const apiKeys = keyed.length ? new DeviceApiKeys("api-keys", { devices: keyed }) : undefined;
     if (id.provider === "none") return { apiKeys };
 
-    if (!placement.egressNetwork) throw new Error(`identity.provider is ${id.provider} but no egress network was created for oauth2-proxy`);
+    if (!placement.egressNetwork || !placement.gatewayNetwork) throw new Error(`identity.provider is ${id.provider} but no egress or gateway network was created for oauth2-proxy`);
     const entra =
         id.provider === "entra"
             ? new EntraIdentity("entra", {
@@ -67,7 +68,7 @@ export function deployIdentity(cfg: StackConfig, placement: IdentityPlacement): 
         provider: placement.provider,
         image: id.image ?? DEFAULT_IMAGES.oauth2Proxy,
         containerName: `${placement.namePrefix}-oauth2-proxy`,
-        internalNetwork: placement.internalNetwork,
+        gatewayNetwork: placement.gatewayNetwork,
         egressNetwork: placement.egressNetwork,
         identity: id,
         domain: cfg.domain,

@@ -1,7 +1,7 @@
 /**
  * The oauth2-proxy container: nginx's `auth_request` target. Pinned image, settings from the pure
- * renderer, secrets only in its environment, on the internal network (for nginx) and the egress
- * network (for the IdP) and nothing else, with no published port.
+ * renderer, secrets only in its environment, on its network to the gateway and the egress
+ * network (for the IdP) and nothing else (never Ollama's), with no published port.
  */
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
@@ -27,8 +27,8 @@ export interface OAuth2ProxyArgs {
     readonly image: pulumi.Input<string>;
     /** Container name; the DNS name nginx uses on the internal network. */
     readonly containerName: pulumi.Input<string>;
-    /** Internal network shared with the gateway. */
-    readonly internalNetwork: pulumi.Input<string>;
+    /** The network the gateway calls oauth2-proxy on (shared with the gateway only). */
+    readonly gatewayNetwork: pulumi.Input<string>;
     /** Egress network through which the container reaches the IdP. */
     readonly egressNetwork: pulumi.Input<string>;
     /** Validated identity config (provider entra or oidc). */
@@ -84,7 +84,7 @@ export class OAuth2Proxy extends pulumi.ComponentResource {
                 user: OAUTH2_PROXY_USER,
                 command,
                 envs: env,
-                networksAdvanced: [{ name: args.internalNetwork, aliases: ["oauth2-proxy"] }, { name: args.egressNetwork }],
+                networksAdvanced: [{ name: args.gatewayNetwork, aliases: ["oauth2-proxy"] }, { name: args.egressNetwork }],
                 readOnly: true,
                 memory: 256,
                 healthcheck: { tests: oauth2ProxyHealthcheck(), interval: "30s", timeout: "5s", retries: 3, startPeriod: "10s" },

@@ -133,7 +133,7 @@ describe("npm run policy:check", () => {
         const fired = new Set(violations.filter((v) => v.enforcementLevel === "mandatory").map((v) => v.policy));
         assert.deepEqual(
             [...fired].sort(),
-            ["container-disallow-dangerous-capabilities", "container-disallow-docker-socket", "entra-disallow-implicit-grant", "gateway-require-single-ingress", "ollama-disallow-host-ports", "ollama-require-internal-network", "tls-require-strong-keys"],
+            ["container-disallow-dangerous-capabilities", "container-disallow-docker-socket", "entra-disallow-implicit-grant", "gateway-require-single-ingress", "ollama-disallow-host-ports", "ollama-require-internal-network", "ollama-restrict-network-peers", "tls-require-strong-keys"],
         );
         assert.ok(violations.every((v) => typeof v.urn === "string" && v.urn.startsWith("urn:pulumi:prod::")));
     });

@@ -155,7 +155,7 @@ describe("the pack served by the real CrossGuard server", () => {
         breakIt(graph, "ollama-container", (p) => (p.ports = [{ internal: 11434, external: 11434 }]));
         breakIt(graph, "gateway-container", (p) => Object.assign(p, { privileged: true, securityOpts: [] }));
         breakIt(graph, "pki-ca-key", (p) => Object.assign(p, { algorithm: "RSA", rsaBits: 2048 }));
-        breakIt(graph, "network-internal", (p) => (p.internal = false));
+        breakIt(graph, "network-to-ollama", (p) => (p.internal = false));
         await assertSameFindings(graph, 6);
     });
 

@@ -85,7 +85,7 @@ describe("the pack itself", () => {
             assert.ok(names.has(n), n);
         }
         const stackPolicies = POLICIES.filter((p) => "validateStack" in p).map((p) => p.name).sort();
-        assert.deepEqual(stackPolicies, ["gateway-require-single-ingress", "ollama-require-internal-network", "tailscale-restrict-server-access"]);
+        assert.deepEqual(stackPolicies, ["gateway-require-single-ingress", "ollama-require-internal-network", "ollama-restrict-network-peers", "tailscale-restrict-server-access"]);
     });
 });
 

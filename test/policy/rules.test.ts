@@ -24,6 +24,7 @@ import { ollamaDisallowHostPorts } from "../../policies/rules/ollama-disallow-ho
 import { ollamaRequireEncryptedModelStore } from "../../policies/rules/ollama-require-encrypted-model-store";
 import { ollamaRequireGpuReservation } from "../../policies/rules/ollama-require-gpu-reservation";
 import { ollamaRequireInternalNetwork } from "../../policies/rules/ollama-require-internal-network";
+import { ollamaRestrictNetworkPeers } from "../../policies/rules/ollama-restrict-network-peers";
 import { randomRequireCookieSecretLength } from "../../policies/rules/random-require-cookie-secret-length";
 import { tailscaleDisallowWildcards } from "../../policies/rules/tailscale-disallow-wildcards";
 import { tailscaleRequireAclTests } from "../../policies/rules/tailscale-require-acl-tests";
@@ -78,6 +79,37 @@ describe("ollama-require-internal-network (stack)", () => {
         const image = res("docker:index/remoteImage:RemoteImage", "img", { name: "ollama/ollama:0.12.3" }, { imageId: IMAGE_ID });
         const unlabelled = { ...ollamaProps(), labels: [], networksAdvanced: [{ name: "zto-test-edge" }] };
         await assertFails(p, [internalNet, edgeNet, image, container("o", unlabelled)], [/not internal/]);
+    });
+});
+
+describe("ollama-restrict-network-peers (stack)", () => {
+    const p = [ollamaRestrictNetworkPeers];
+    const hop = (name: string, options: Record<string, string> = { "com.docker.network.bridge.inhibit_ipv4": "true" }) => res("docker:index/network:Network", name, { name, internal: true, options });
+    const on = (role: string, name: string, ...nets: string[]) => container(name, containerProps(role, { networksAdvanced: nets.map((n) => ({ name: n })) }));
+    const ollama = container("ollama", ollamaProps({ name: "zto-test-ollama", networksAdvanced: [{ name: "to-ollama" }] }));
+    const segmented = [hop("to-ollama"), hop("to-filter"), hop("to-oauth2-proxy"), ollama, on("filter", "filter", "to-filter", "to-ollama"), on("gateway", "gateway", "to-filter", "to-oauth2-proxy"), on("oauth2-proxy", "oauth2-proxy", "to-oauth2-proxy")];
+    test("passes Ollama sharing its inhibited network with the filter only (or the gateway when there is no filter, the enclave on a node)", async () => {
+        assert.deepEqual(await messages(p, segmented), []);
+        assert.deepEqual(await messages(p, [hop("to-ollama"), ollama, on("gateway", "gateway", "to-ollama")]), []);
+        assert.deepEqual(await messages(p, [hop("to-ollama"), ollama, on("enclave", "enclave", "to-ollama"), on("filter", "filter", "to-filter")]), []);
+    });
+    test("fails oauth2-proxy or the gateway on Ollama's network when the filter is its caller", async () => {
+        await assertFails(p, [...segmented.slice(0, 6), on("oauth2-proxy", "oauth2-proxy", "to-oauth2-proxy", "to-ollama")], [/oauth2-proxy \(role oauth2-proxy\) shares Ollama's network "to-ollama"; only the filter may/]);
+        await assertFails(p, [...segmented.slice(0, 5), on("gateway", "gateway", "to-filter", "to-ollama")], [/gateway \(role gateway\) shares Ollama's network/]);
+    });
+    test("fails an unlabelled peer, two callers, a shared network namespace and a network Ollama joins by mode", async () => {
+        await assertFails(p, [hop("to-ollama"), ollama, on("gateway", "gateway", "to-ollama"), container("sidecar", { networksAdvanced: [{ name: "to-ollama" }] })], [/sidecar \(role unlabelled\)/]);
+        await assertFails(p, [hop("to-ollama"), ollama, on("gateway", "gw-a", "to-ollama"), on("gateway", "gw-b", "to-ollama")], [/shared with 2 gateway containers \(gw-a, gw-b\)/]);
+        await assertFails(p, [hop("to-ollama"), ollama, on("gateway", "gateway", "to-ollama"), container("debug", containerProps("gateway", { networksAdvanced: [], networkMode: "container:zto-test-ollama" }))], [/debug \(role gateway\) shares Ollama's network namespace/]);
+        await assertFails(p, [hop("lan", {}), container("o", ollamaProps({ networksAdvanced: [], networkMode: "lan" }))], [/"lan" lacks the bridge option/]);
+    });
+    test("fails a network without the host-address inhibition, with it off, or not defined by the stack", async () => {
+        await assertFails(p, [hop("to-ollama", {}), ollama, on("gateway", "gateway", "to-ollama")], [/network "to-ollama" lacks the bridge option com\.docker\.network\.bridge\.inhibit_ipv4/]);
+        await assertFails(p, [hop("to-ollama", { "com.docker.network.bridge.inhibit_ipv4": "false" }), ollama, on("gateway", "gateway", "to-ollama")], [/lacks the bridge option/]);
+        await assertFails(p, [ollama, on("gateway", "gateway", "to-ollama")], [/"to-ollama", which this stack does not define/]);
+    });
+    test("is not applicable without an Ollama container", async () => {
+        assert.deepEqual(await messages(p, [hop("to-filter"), on("filter", "filter", "to-filter")]), []);
     });
 });
 

@@ -40,15 +40,15 @@ describe("PromptFilter component", () => {
         assert.ok(image.parent?.endsWith("::filter"), "image is a child of the component");
     });
 
-    test("runs on the internal network only, no ports, hardened, non-root, read-only", async () => {
+    test("runs on its two hop networks only (from the gateway, to Ollama), no ports, hardened, non-root, read-only", async () => {
         const g = await graph(stack(ENABLED));
         const c = find(g.resources, "docker:index/container:Container", "filter-container");
         assert.equal(labelsOf(c)[ROLE_LABEL], "filter");
         assert.equal(c.inputs.ports, undefined);
         assert.notEqual(c.inputs.publishAllPorts, true);
         assert.equal(c.inputs.networkMode, undefined);
-        const internal = find(g.resources, "docker:index/network:Network", "network-internal");
-        assert.deepEqual((c.inputs.networksAdvanced as { name: string }[]).map((n) => n.name), [internal.inputs.name]);
+        const hops = ["network-to-filter", "network-to-ollama"].map((n) => find(g.resources, "docker:index/network:Network", n).inputs.name);
+        assert.deepEqual((c.inputs.networksAdvanced as { name: string }[]).map((n) => n.name), hops);
         assert.deepEqual(c.inputs.capabilities, { drops: ["ALL"] });
         assert.deepEqual(c.inputs.securityOpts, ["no-new-privileges:true"]);
         assert.equal(c.inputs.privileged, false);

@@ -160,7 +160,7 @@ describe("Entra app registration (mocks)", () => {
 });
 
 describe("oauth2-proxy container (mocks)", () => {
-    test("pinned image, hardened, internal + egress networks only, no host port, secrets only in a secret env", async () => {
+    test("pinned image, hardened, its network to the gateway + egress only, no host port, secrets only in a secret env", async () => {
         const r = await run(entraStack());
         const c = only(r.resources, "docker:index/container:Container", "oauth2-proxy-container");
         const img = only(r.resources, "docker:index/remoteImage:RemoteImage", "oauth2-proxy-image");
@@ -168,7 +168,7 @@ describe("oauth2-proxy container (mocks)", () => {
         assert.equal(c.inputs.ports, undefined);
         assert.notEqual(c.inputs.publishAllPorts, true);
         assert.equal(c.inputs.networkMode, undefined);
-        assert.deepEqual(c.inputs.networksAdvanced.map((n: { name: string }) => n.name), ["zto-mock-internal", "zto-mock-egress"]);
+        assert.deepEqual(c.inputs.networksAdvanced.map((n: { name: string }) => n.name), ["zto-mock-to-oauth2-proxy", "zto-mock-egress"]);
         assert.deepEqual(c.inputs.capabilities, { drops: ["ALL"] });
         assert.deepEqual(c.inputs.securityOpts, ["no-new-privileges:true"]);
         assert.equal(c.inputs.readOnly, true);

@@ -75,7 +75,7 @@ describe("three-node stack (ollama.nodes)", () => {
         assert.deepEqual(ollamas.map((r) => r.name).sort(), NODES.map((n) => `node-${n.name}-ollama-container`));
         for (const n of NODES) {
             const c = named(g, CONTAINER, `node-${n.name}-ollama-container`);
-            const internal = named(g, "docker:index/network:Network", `node-${n.name}-network-internal`);
+            const internal = named(g, "docker:index/network:Network", `node-${n.name}-network-to-ollama`);
             assert.equal(c.inputs.ports, undefined);
             assert.equal(internal.inputs.internal, true);
             assert.deepEqual((c.inputs.networksAdvanced as { name: string }[]).map((x) => x.name), [internal.inputs.name]);

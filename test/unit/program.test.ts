@@ -35,16 +35,17 @@ const ollamaContainer = (g: { resources: RecordedResource[] }) => {
 };
 
 describe("OllamaRuntime", () => {
-    test("has no ports and sits only on the internal network", async () => {
+    test("has no ports and sits only on its network to the filter, which is internal with no host address", async () => {
         const g = await runOk(readStackFile("Pulumi.dev.yaml"));
         const c = ollamaContainer(g);
         assert.equal(c.inputs.ports, undefined);
         assert.notEqual(c.inputs.publishAllPorts, true);
         assert.equal(c.inputs.networkMode, undefined);
         const nets = (c.inputs.networksAdvanced as { name: string }[]).map((n) => n.name);
-        const internal = byTypeName(g, "docker:index/network:Network", "network-internal");
-        assert.deepEqual(nets, [internal.inputs.name]);
-        assert.equal(internal.inputs.internal, true);
+        const toOllama = byTypeName(g, "docker:index/network:Network", "network-to-ollama");
+        assert.deepEqual(nets, [toOllama.inputs.name]);
+        assert.equal(toOllama.inputs.internal, true);
+        assert.equal(toOllama.inputs.options["com.docker.network.bridge.inhibit_ipv4"], "true");
     });
 
     test("is hardened, cloud forwarding off, models on the labelled encrypted mount", async () => {
@@ -78,12 +79,34 @@ describe("OllamaRuntime", () => {
 });
 
 describe("Network", () => {
-    test("internal network has no egress; egress network only when an IdP must be reached", async () => {
+    test("one network per hop: each callee shares a network with its single caller only", async () => {
+        const joined = (g: Awaited<ReturnType<typeof runOk>>, container: string) =>
+            (byTypeName(g, "docker:index/container:Container", container).inputs.networksAdvanced as { name: string }[]).map((n) => n.name);
         const dev = await runOk(readStackFile("Pulumi.dev.yaml"));
-        assert.equal(byTypeName(dev, "docker:index/network:Network", "network-internal").inputs.internal, true);
-        assert.equal(dev.resources.some((r) => r.name === "network-egress"), false);
+        assert.deepEqual(joined(dev, "ollama-container"), ["zto-mock-to-ollama"]);
+        assert.deepEqual(joined(dev, "filter-container"), ["zto-mock-to-filter", "zto-mock-to-ollama"]);
+        assert.deepEqual(joined(dev, "gateway-container"), ["zto-mock-edge", "zto-mock-to-filter"]);
+        assert.equal(dev.resources.some((r) => r.name === "network-egress" || r.name === "network-to-oauth2-proxy"), false);
         const prod = await runOk(readStackFile("Pulumi.prod.yaml"));
-        assert.equal(byTypeName(prod, "docker:index/network:Network", "network-egress").inputs.internal, false);
+        assert.deepEqual(joined(prod, "oauth2-proxy-container"), ["zto-mock-to-oauth2-proxy", "zto-mock-egress"]);
+        assert.deepEqual(joined(prod, "gateway-container"), ["zto-mock-edge", "zto-mock-to-filter", "zto-mock-to-oauth2-proxy"]);
+        // Without the filter the gateway is Ollama's caller.
+        const noFilter = await runOk(stackWith("  zero-trust-ollama:filter:\n    enabled: false\n"));
+        assert.deepEqual(joined(noFilter, "gateway-container"), ["zto-mock-edge", "zto-mock-to-ollama"]);
+    });
+
+    test("hop networks are internal with no host address; edge and egress keep theirs (publishing, NAT)", async () => {
+        const prod = await runOk(readStackFile("Pulumi.prod.yaml"));
+        for (const hop of ["network-to-ollama", "network-to-filter", "network-to-oauth2-proxy"]) {
+            const n = byTypeName(prod, "docker:index/network:Network", hop).inputs;
+            assert.equal(n.internal, true, hop);
+            assert.equal(n.options["com.docker.network.bridge.inhibit_ipv4"], "true", hop);
+        }
+        for (const open of ["network-edge", "network-egress"]) {
+            const n = byTypeName(prod, "docker:index/network:Network", open).inputs;
+            assert.equal(n.internal, false, open);
+            assert.equal(n.options?.["com.docker.network.bridge.inhibit_ipv4"], undefined, open);
+        }
     });
 
     test("the Docker provider targets docker.host", async () => {
