@@ -3,7 +3,7 @@
  * OAuth2Proxy component's rendered flags, against a real OpenID provider (oidc-provider), first
  * with a cookie-keeping HTTP client, then in headless Chromium with the device certificate in its
  * NSS store. Every refusal is checked at the client and in the stub Ollama's request log.
- * In CI (CI=true) a missing oauth2-proxy build or Chromium fails the suite instead of skipping it.
+ * A missing oauth2-proxy build or Chromium fails the suite (never skipped); npm test's prerequisite check names it first.
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -36,13 +36,12 @@ const ARTIFACTS = join(REPO_ROOT, "test-artifacts", "signin");
 
 const missingBinary = existsSync(toolPath("oauth2Proxy")) ? undefined : `${toolPath("oauth2Proxy")} is not built (npm run tools:build)`;
 const missingBrowser = browserPrerequisiteMissing();
-const inCi = process.env.CI === "true";
 
-describe("real sign-in: oauth2-proxy (pinned binary) + OpenID provider through the real nginx", { skip: !inCi && missingBinary }, () => {
+describe("real sign-in: oauth2-proxy (pinned binary) + OpenID provider through the real nginx", () => {
     let sb: Sandbox;
     const password = (email: string) => sb.info.users[email].password!;
     before(async () => {
-        // In CI the real programs are a requirement: a missing one fails here, it is never skipped.
+        // The real programs are a requirement: a missing one fails here, it is never skipped.
         assert.equal(missingBinary, undefined, missingBinary);
         sb = await startSandbox({ config: CONFIG, extraArgs: ["--idp", "real", "--user", `${MALLORY}:${OTHER}`, "--user", `${BRIEF}:${ML}:${BRIEF_TTL_SECONDS}`], readyTimeoutMs: 60_000 });
         mkdirSync(ARTIFACTS, { recursive: true });
@@ -160,7 +159,7 @@ describe("real sign-in: oauth2-proxy (pinned binary) + OpenID provider through t
         assert.deepEqual(sb.ollamaRequests(), []);
     });
 
-    test("headless Chromium: device certificate from its NSS store (picked by policy), provider login, then the API as the user", { skip: !inCi && missingBrowser }, async (t) => {
+    test("headless Chromium: device certificate from its NSS store (picked by policy), provider login, then the API as the user", async (t) => {
         assert.equal(missingBrowser, undefined, missingBrowser);
         sb.resetOllamaLog();
         const gatewayOrigin = `https://${sb.info.domain}:${new URL(sb.info.url).port}`;
@@ -218,7 +217,7 @@ describe("real sign-in: oauth2-proxy (pinned binary) + OpenID provider through t
     });
 });
 
-describe("real sign-in with identity.provider oidc: the emails file, extra audience and cookie timing flags under the real binary", { skip: !inCi && missingBinary }, () => {
+describe("real sign-in with identity.provider oidc: the emails file, extra audience and cookie timing flags under the real binary", () => {
     const CAROL = "carol@partner.example";
     let sb: Sandbox;
     before(async () => {
