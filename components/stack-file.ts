@@ -78,13 +78,16 @@ export function parseStackFile(text: string, source: string): StackFile {
 }
 
 export function readStackFile(path: string): StackFile {
-    let text: string;
+    return parseStackFile(readStackFileText(path), path);
+}
+
+/** The stack file's text; a StackFileError naming the file when it cannot be read. */
+export function readStackFileText(path: string): string {
     try {
-        text = readFileSync(path, "utf8");
+        return readFileSync(path, "utf8");
     } catch (e) {
         throw new StackFileError(`${path}: cannot read stack file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
     }
-    return parseStackFile(text, path);
 }
 
 /** The `project:key -> string` map Pulumi's runtime would see for this file (for mocks). */

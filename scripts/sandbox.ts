@@ -9,10 +9,10 @@
  * Exit codes: 0 stopped by SIGINT/SIGTERM/SIGHUP; 1 failed to start or a child died; 2 invalid
  * arguments or stack config (nothing started).
  */
-import { existsSync, statSync, watchFile } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { formatProblems } from "../components/config";
-import { parseStackFileConfig, readStackFile, StackFileError } from "../components/stack-file";
+import { parseStackFile, parseStackFileConfig, readStackFileText, StackFileError } from "../components/stack-file";
 import { fromUserCwd } from "./lib/cli";
 import { PkiError } from "./sandbox/pki";
 import { SandboxError } from "./sandbox/processes";
@@ -120,27 +120,30 @@ function parseCli(argv: string[]) {
 }
 
 const WATCH_INTERVAL_MS = 500;
-/** How often the stack file's mtime is looked at: part of the time from an edit to the reload. */
+/** How often the stack file is read for an edit: part of the time from an edit to the reload. */
 const STACK_POLL_MS = 200;
 
 /**
  * Put every edit of the stack file in force (see the header); an edit that fails validation
- * changes nothing. `loadedMtimeMs` is the file's mtime when the running config was read, so an
- * edit made while the sandbox was starting is picked up too.
+ * changes nothing. Edits are told apart by content, not mtime: two writes within one kernel
+ * clock tick keep the same mtime, and a missed edit would leave a revoked device in force.
+ * `loadedText` is what the running config was read from, so an edit made while the sandbox
+ * was starting is picked up too.
  */
-function reloadOnEdit(stack: string, loadedMtimeMs: number, sandbox: RunningSandbox): void {
-    let seen = loadedMtimeMs;
+function reloadOnEdit(stack: string, loadedText: string, sandbox: RunningSandbox): void {
+    let seen = loadedText;
     const check = () => {
-        let mtimeMs: number;
+        let text: string;
         try {
-            mtimeMs = statSync(stack).mtimeMs;
+            text = readFileSync(stack, "utf8");
         } catch {
             return; // mid-replace by an editor: the next poll sees the new file
         }
-        if (mtimeMs === seen) return;
-        seen = mtimeMs;
+        // Empty is a truncate caught before its write (no stack file is empty); the write follows.
+        if (text === seen || text === "") return;
+        seen = text;
         try {
-            const parsed = parseStackFileConfig(readStackFile(stack));
+            const parsed = parseStackFileConfig(parseStackFile(text, stack));
             if (!parsed.ok) {
                 console.error(`reload refused, the running config stays in force: ${stack}: ${formatProblems(parsed.problems)}`);
                 return;
@@ -151,7 +154,7 @@ function reloadOnEdit(stack: string, loadedMtimeMs: number, sandbox: RunningSand
             console.error(`reload refused, the running config stays in force: ${e.message}`);
         }
     };
-    watchFile(stack, { interval: STACK_POLL_MS, persistent: false }, check);
+    setInterval(check, STACK_POLL_MS).unref();
     check();
 }
 
@@ -173,12 +176,11 @@ function watchProcess(pid: number, gone: () => void): void {
 async function main(): Promise<number> {
     let args;
     let cfg;
-    let loadedMtimeMs = 0;
+    let loadedText = "";
     try {
         args = parseCli(process.argv.slice(2));
-        // Before the read: an edit made after it is then seen as one (see reloadOnEdit).
-        if (existsSync(args.stack)) loadedMtimeMs = statSync(args.stack).mtimeMs;
-        const parsed = parseStackFileConfig(readStackFile(args.stack));
+        loadedText = readStackFileText(args.stack);
+        const parsed = parseStackFileConfig(parseStackFile(loadedText, args.stack));
         if (!parsed.ok) {
             console.error(`${args.stack}: ${formatProblems(parsed.problems)}`);
             return 2;
@@ -210,7 +212,7 @@ async function main(): Promise<number> {
         throw e;
     }
     console.log(`ready ${sandbox.infoPath}`);
-    reloadOnEdit(args.stack, loadedMtimeMs, sandbox);
+    reloadOnEdit(args.stack, loadedText, sandbox);
 
     const outcome = await Promise.race([stopRequested.then(() => ({ code: 0, why: undefined })), sandbox.failed.then((why) => ({ code: 1, why }))]);
     if (outcome.why) console.error(`sandbox stopping: ${outcome.why}`);

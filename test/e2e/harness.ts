@@ -309,7 +309,7 @@ export async function startSandbox(opts: StartOptions): Promise<Sandbox> {
         lines.push(line);
         for (const w of lineWaiters) w();
     });
-    const waitForLine = (pattern: RegExp, fromLine: number, waitMs = 10_000) =>
+    const waitForLine = (pattern: RegExp, fromLine: number, waitMs = 20_000) =>
         new Promise<RegExpMatchArray>((done, fail) => {
             const look = () => {
                 for (const line of lines.slice(fromLine)) {
