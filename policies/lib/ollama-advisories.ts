@@ -1,9 +1,15 @@
 /**
  * Published Ollama vulnerabilities by affected release range: the one data file the
- * `ollama-disallow-vulnerable-version` rule reads. An entry gives `fixed` (first release without
- * the flaw) or, when an advisory names no fix, `lastAffected` (last release it names as
- * affected). Add an entry when an advisory is published; never delete one. The default pin,
- * 0.17.4, is outside every range except CVE-2026-7020's, which is accepted (see its entry).
+ * `ollama-disallow-vulnerable-version` rule reads. An entry gives exactly one bound: `fixed`
+ * (first release without the flaw), `lastAffected` (last release an advisory names, when it
+ * names no fix), or `noFixedRelease` (the record, e.g. the Go vulnerability database's, lists no
+ * fixed version: every release is affected). Add an entry when an advisory is published; never
+ * delete one. The default pin, 0.17.4, is outside every range except those of the accepted
+ * entries (see each `acceptedBecause`).
+ *
+ * Not entered yet: GO-2025-3559, GO-2025-3582, GO-2025-3689 and GO-2025-3695 (denial of service
+ * by divide-by-zero, nil dereference and crafted input; no fixed version recorded). Their
+ * records as read here name no route, and an entry must say which route reaches it.
  */
 
 export interface OllamaAdvisory {
@@ -17,6 +23,8 @@ export interface OllamaAdvisory {
     readonly fixed?: string;
     /** Last affected release, when the advisory names no fix. */
     readonly lastAffected?: string;
+    /** No release fixes it (none recorded): every release is affected. */
+    readonly noFixedRelease?: true;
     /** Where the range comes from. */
     readonly source: string;
     /**
@@ -59,8 +67,47 @@ export const OLLAMA_ADVISORIES: readonly OllamaAdvisory[] = [
         id: "CVE-2025-63389",
         summary: "model management (create, copy, delete, push) needs no authentication",
         via: ["/api/create", "/api/copy", "/api/delete", "/api/push"],
-        lastAffected: "0.12.3",
-        source: "GHSA-f6mr-38g8-39rg / NVD CVE-2025-63389 (through 0.12.3)",
+        noFixedRelease: true,
+        source: "GHSA-f6mr-38g8-39rg / NVD CVE-2025-63389 say through 0.12.3, but no later release adds authentication (github/advisory-database#6571) and GO-2025-4251 records no fix",
+        acceptedBecause: "Ollama is reachable only through the gateway, which authenticates every request and refuses all four routes",
+    },
+    {
+        id: "CVE-2024-45436",
+        summary: "a ZIP model archive can write files outside the models directory (Zip Slip)",
+        via: ["/api/create", "/api/blobs/:digest"],
+        fixed: "0.1.47",
+        source: "NVD CVE-2024-45436 (extractFromZipFile before 0.1.47; fix ollama/ollama#5314)",
+    },
+    {
+        id: "CVE-2024-12886",
+        summary: "a registry answering a pull with a gzip bomb exhausts the server's memory",
+        via: ["/api/pull"],
+        noFixedRelease: true,
+        source: "NVD CVE-2024-12886 / GO-2025-3548 (no fixed version recorded)",
+        acceptedBecause: "reached only by pulling from a registry: the gateway refuses /api/pull and Ollama's only network has no egress",
+    },
+    {
+        id: "CVE-2025-0315",
+        summary: "a crafted GGUF file makes the server allocate without limit (denial of service)",
+        via: ["/api/create", "/api/blobs/:digest"],
+        noFixedRelease: true,
+        source: "GHSA-fccc-8m69-8r78 (through 0.3.14) / GO-2025-3557 (no fixed version recorded)",
+        acceptedBecause: "reached only by creating a model from an uploaded file: the gateway refuses /api/create and /api/blobs",
+    },
+    {
+        id: "CVE-2024-12055",
+        summary: "a crafted GGUF file causes an out-of-bounds read in gguf.go that crashes the server",
+        via: ["/api/create", "/api/blobs/:digest"],
+        noFixedRelease: true,
+        source: "GHSA-89qx-m49c-8crf (through 0.3.14) / GO-2025-3558 (no fixed version recorded)",
+        acceptedBecause: "reached only by creating a model from an uploaded file: the gateway refuses /api/create and /api/blobs",
+    },
+    {
+        id: "CVE-2025-51471",
+        summary: "a registry's WWW-Authenticate realm on another host receives the server's registry token",
+        via: ["/api/pull", "/api/push"],
+        fixed: "0.14.3",
+        source: "GHSA-x9hg-5q6g-q3jr / GO-2025-3824 (last_affected 0.9.6, no fix recorded); the same-host check landed in ollama/ollama#13738 (commit 7601f0e, 2026-01-16), first in 0.14.3 per github/advisory-database#8826",
     },
     {
         id: "CVE-2026-7482",

@@ -15,7 +15,7 @@ const DEFAULTS: Config = { includeAccepted: false };
 
 /** The advisories whose affected range holds `version`. */
 export function advisoriesAffecting(version: Version): OllamaAdvisory[] {
-    return OLLAMA_ADVISORIES.filter((a) => (a.fixed !== undefined ? cmp(version, parse(a.fixed)) < 0 : cmp(version, parse(a.lastAffected!)) <= 0));
+    return OLLAMA_ADVISORIES.filter((a) => a.noFixedRelease || (a.fixed !== undefined ? cmp(version, parse(a.fixed)) < 0 : cmp(version, parse(a.lastAffected!)) <= 0));
 }
 
 function check(ref: string, config: Config, report: (message: string) => void): void {
@@ -23,7 +23,7 @@ function check(ref: string, config: Config, report: (message: string) => void): 
     if (!version) return;
     for (const a of advisoriesAffecting(version)) {
         if (a.acceptedBecause !== undefined && !config.includeAccepted) continue;
-        const range = a.fixed !== undefined ? `before ${a.fixed}` : `through ${a.lastAffected}`;
+        const range = a.noFixedRelease ? "every release: no fixed release" : a.fixed !== undefined ? `before ${a.fixed}` : `through ${a.lastAffected}`;
         report(`Ollama image "${ref}" (${version.join(".")}) is affected by ${a.id} (${range}): ${a.summary}; reached through ${a.via.join(", ")}.${a.acceptedBecause ? ` Accepted: ${a.acceptedBecause}.` : ""}`);
     }
 }

@@ -17,28 +17,32 @@ const image = (name: string) => res("docker:index/remoteImage:RemoteImage", "img
 const ids = (msgs: string[]) => msgs.map((m) => /affected by (\S+)/.exec(m)![1]).sort();
 
 describe("ollama-disallow-vulnerable-version", () => {
-    test("the default pin passes; with includeAccepted it reports only the accepted CVE-2026-7020", async () => {
+    test("the default pin passes; with includeAccepted it reports only the accepted entries", async () => {
         assert.deepEqual(await messages(p, [image(DEFAULT_IMAGES.ollama)]), []);
         const msgs = await messages(p, [image(`${DEFAULT_IMAGES.ollama}@${DIGEST}`)], { "ollama-disallow-vulnerable-version": { includeAccepted: true } });
-        assert.deepEqual(ids(msgs), ["CVE-2026-7020"]);
-        assert.match(msgs[0], /Accepted: reached only by pulling a model/);
+        assert.deepEqual(ids(msgs), ["CVE-2024-12055", "CVE-2024-12886", "CVE-2025-0315", "CVE-2025-63389", "CVE-2026-7020"]);
+        assert.ok(OLLAMA_ADVISORIES.filter((a) => ids(msgs).includes(a.id)).every((a) => a.acceptedBecause), "only accepted entries are reported");
+        assert.match(msgs.join("\n"), /CVE-2026-7020 \(through 0\.20\.2\).*Accepted: reached only by pulling a model/);
+        assert.match(msgs.join("\n"), /CVE-2025-63389 \(every release: no fixed release\).*Accepted: Ollama is reachable only through the gateway/);
     });
 
-    test("the old default 0.12.3 fails with CVE-2025-63389 and CVE-2026-7482", async () => {
+    test("the old default 0.12.3 fails with CVE-2025-51471 and CVE-2026-7482", async () => {
         const msgs = await messages(p, [image("ollama/ollama:0.12.3")]);
-        assert.deepEqual(ids(msgs), ["CVE-2025-63389", "CVE-2026-7482"]);
+        assert.deepEqual(ids(msgs), ["CVE-2025-51471", "CVE-2026-7482"]);
         assert.match(msgs.join("\n"), /ollama\/ollama:0\.12\.3" \(0\.12\.3\) is affected by CVE-2026-7482 \(before 0\.17\.1\).*\/api\/create/);
     });
 
     test("range edges: fixed is exclusive, lastAffected inclusive", async () => {
         assert.deepEqual(ids(await messages(p, [image("ollama/ollama:0.17.0")])), ["CVE-2026-7482"]);
         assert.deepEqual(await messages(p, [image("ollama/ollama:0.17.1")]), []);
-        assert.deepEqual(ids(await messages(p, [image("ollama/ollama:0.12.4")])), ["CVE-2026-7482"]);
-        assert.deepEqual(ids(await messages(p, [image("docker.io/ollama/ollama:v0.1.33-rocm")])), ["CVE-2024-39720", "CVE-2024-39722", "CVE-2024-37032", "CVE-2025-63389", "CVE-2026-7482"].sort());
+        assert.deepEqual(ids(await messages(p, [image("ollama/ollama:0.14.2")])), ["CVE-2025-51471", "CVE-2026-7482"]);
+        assert.deepEqual(ids(await messages(p, [image("ollama/ollama:0.14.3")])), ["CVE-2026-7482"]);
+        assert.deepEqual(ids(await messages(p, [image("docker.io/ollama/ollama:v0.1.33-rocm")])), ["CVE-2024-39720", "CVE-2024-39722", "CVE-2024-37032", "CVE-2024-45436", "CVE-2025-51471", "CVE-2026-7482"].sort());
+        assert.deepEqual(ids(await messages(p, [image("ollama/ollama:0.1.47")])), ["CVE-2025-51471", "CVE-2026-7482"]);
     });
 
     test("a container started from an Ollama reference is judged; one from an image id or another image is not applicable", async () => {
-        assert.deepEqual(ids(await messages(p, [res(CONTAINER, "o", containerProps("ollama", { image: "ollama/ollama:0.12.3" }))])), ["CVE-2025-63389", "CVE-2026-7482"]);
+        assert.deepEqual(ids(await messages(p, [res(CONTAINER, "o", containerProps("ollama", { image: "ollama/ollama:0.12.3" }))])), ["CVE-2025-51471", "CVE-2026-7482"]);
         assert.deepEqual(await violations(p, [res(CONTAINER, "o", containerProps("ollama", { image: IMAGE_ID })), image("nginx:1.28.0-alpine"), image("quay.io/oauth2-proxy/oauth2-proxy:v7.12.0")]), []);
     });
 
@@ -51,13 +55,14 @@ describe("ollama-disallow-vulnerable-version", () => {
         assert.deepEqual(vs.map((v) => v.enforcementLevel), ["mandatory"]);
     });
 
-    test("every advisory has exactly one bound and a source", () => {
+    test("every advisory has exactly one bound and a source; a future release is affected only by the unfixed ones", () => {
         for (const a of OLLAMA_ADVISORIES) {
-            assert.ok((a.fixed === undefined) !== (a.lastAffected === undefined), a.id);
-            assert.match(a.fixed ?? a.lastAffected!, /^\d+\.\d+\.\d+$/, a.id);
+            assert.equal([a.fixed, a.lastAffected, a.noFixedRelease].filter((b) => b !== undefined).length, 1, a.id);
+            if (!a.noFixedRelease) assert.match(a.fixed ?? a.lastAffected!, /^\d+\.\d+\.\d+$/, a.id);
             assert.ok(a.source.length > 0 && a.via.length > 0, a.id);
         }
-        assert.deepEqual(advisoriesAffecting([0, 99, 0]), []);
+        assert.deepEqual(advisoriesAffecting([0, 99, 0]).map((a) => a.id), OLLAMA_ADVISORIES.filter((a) => a.noFixedRelease).map((a) => a.id));
+        assert.ok(OLLAMA_ADVISORIES.filter((a) => a.noFixedRelease).length >= 4);
     });
 
     test("the pack's tag parser agrees with the program's", () => {
