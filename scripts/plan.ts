@@ -25,7 +25,7 @@ Exit codes: 0 no mandatory violation, 1 mandatory violation(s), 2 invalid input.
 export const PLACEHOLDER_TAILSCALE_ADDRESS = "100.64.0.1";
 
 /** Invokes the program may make, answered offline with placeholders. */
-const OFFLINE_CALLS = {
+export const OFFLINE_CALLS = {
     [GET_DEVICE_TOKEN]: (inputs: Record<string, any>) => ({ id: "plan-placeholder", hostname: inputs.hostname, name: inputs.hostname, addresses: [PLACEHOLDER_TAILSCALE_ADDRESS], tags: [] }),
 };
 

@@ -42,6 +42,8 @@ export interface MockRunOptions {
     readonly calls?: Record<string, CallMock>;
     /** Run the program as `index.ts` would be run (import it) instead of calling deployStack. */
     readonly viaIndex?: boolean;
+    /** Outputs for some resources instead of the placeholders (the rehearsal's real PKI); undefined: the placeholders. */
+    readonly outputs?: (type: string, name: string, inputs: Record<string, any>) => Record<string, unknown> | undefined;
 }
 
 export type MockRunResult =
@@ -97,7 +99,7 @@ export async function runProgramUnderMocks(file: StackFile, opts: MockRunOptions
 
     await pulumi.runtime.setMocks(
         {
-            newResource: (args) => ({ id: `${args.name}-id`, state: { ...args.inputs, ...mockOutputs(args.type, args.name, args.inputs) } }),
+            newResource: (args) => ({ id: `${args.name}-id`, state: { ...args.inputs, ...(opts.outputs?.(args.type, args.name, unwrap(args.inputs).plain) ?? mockOutputs(args.type, args.name, args.inputs)) } }),
             call: (args) => {
                 const fn = opts.calls?.[args.token];
                 if (!fn) throw new Error(`unexpected invoke ${args.token} under mocks`);

@@ -1,0 +1,158 @@
+/**
+ * One rehearsal: the program under the same mocks `plan` uses (with real key material), its
+ * Docker resources mapped (mapping.ts) and created on the local engine (engine.ts), every
+ * container healthy by its own healthcheck. Used by `npm run rehearse` and the engine tests.
+ */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import * as path from "node:path";
+import { formatProblems, type StackConfig } from "../../components/config";
+import type { StackFile } from "../../components/stack-file";
+import type { StackOutputs } from "../../components/stack";
+import { mockOutputs } from "../lib/mock-outputs";
+import { outputOf, runProgramUnderMocks, type MockRunOptions, type RecordedResource } from "../lib/mock-program";
+import { sandboxUsers, type SandboxUser } from "../sandbox/stub-oauth2-proxy";
+import { deploy, removeLeftovers, teardown, waitHealthy, type Deployed } from "./engine";
+import { planRehearsal, TYPES, type RehearsalPlan } from "./mapping";
+import { realTlsOutputs } from "./real-pki";
+
+export interface RehearsalOptions {
+    /** Stack name: every Docker object is named zto-<stackName>-…, so two rehearsals never collide. */
+    readonly stackName: string;
+    /** Invokes the program may make (plan's offline answers). */
+    readonly calls?: MockRunOptions["calls"];
+    readonly log?: (line: string) => void;
+    /** How long containers may take to become healthy. */
+    readonly healthTimeoutMs?: number;
+}
+
+export interface Rehearsal {
+    readonly config: StackConfig;
+    readonly plan: RehearsalPlan;
+    readonly deployed: Deployed;
+    /** Scratch directory: device certificates, bind-mount stand-ins. */
+    readonly dir: string;
+    /** https://127.0.0.1:<port> of the published gateway. */
+    readonly url: string;
+    readonly caPath: string;
+    /** Device name -> cert and key paths (real certificates signed by the stack's CA). */
+    readonly devices: Record<string, { cert: string; key: string }>;
+    /** The stub oauth2-proxy's users (session cookie and bearer token each). */
+    readonly users: SandboxUser[];
+    /** Container name of the stack's container of this role (first one). */
+    containerOf(role: string): { name: string; id: string };
+    /** Seconds: program under mocks, images, create+start, healthy. */
+    readonly timings: Record<string, number>;
+}
+
+class RehearsalError extends Error {}
+
+/** The program's resources under the plan mocks, with real tls outputs. */
+export async function programUnderMocks(file: StackFile, opts: Pick<RehearsalOptions, "stackName" | "calls">): Promise<{ config: StackConfig; resources: RecordedResource[]; outputs: StackOutputs }> {
+    const run = await runProgramUnderMocks(file, { stack: opts.stackName, calls: opts.calls, outputs: (type, _name, inputs) => realTlsOutputs(type, inputs) });
+    if (!run.ok) throw new RehearsalError(formatProblems(run.problems));
+    return run;
+}
+
+/** The id a container's `image` input holds for each image resource (what the plan mocks return). */
+export const mockImageIds = (r: RecordedResource): string => {
+    const out = mockOutputs(r.type, r.name, r.inputs) as { imageId?: string; repoDigest?: string };
+    return String(r.type === TYPES.remoteImage ? out.imageId : out.repoDigest);
+};
+
+export async function rehearse(file: StackFile, opts: RehearsalOptions): Promise<Rehearsal> {
+    const log = opts.log ?? (() => undefined);
+    const timings: Record<string, number> = {};
+    const since = (t0: number) => Math.round((Date.now() - t0) / 100) / 10;
+    let t0 = Date.now();
+    const { config, resources, outputs } = await programUnderMocks(file, opts);
+    if (config.gateway.listen !== "loopback") throw new RehearsalError("gateway.listen must be loopback to rehearse: this machine has no Tailscale address to publish on");
+    const plan = planRehearsal(resources, mockImageIds);
+    timings.program = since(t0);
+    for (const n of plan.notApplied) log(`rehearse: ${n}`);
+
+    const dir = mkdtempSync(path.join(tmpdir(), "zto-rehearsal-"));
+    const users = config.identity.provider === "none" ? [] : sandboxUsers(config);
+    const oauth2 = plan.containers.find((c) => c.role === "oauth2-proxy");
+    const extraEnv = oauth2 ? { [oauth2.resourceName]: [`ZTO_STUB_USERS=${JSON.stringify(users)}`] } : {};
+    t0 = Date.now();
+    let deployed: Deployed;
+    try {
+        await removeLeftovers(plan, log);
+        deployed = await deploy(plan, dir, extraEnv, log);
+    } catch (e) {
+        rmSync(dir, { recursive: true, force: true });
+        throw e;
+    }
+    timings.images = Math.round(deployed.imageSeconds * 10) / 10;
+    timings.create = Math.round((since(t0) - timings.images) * 10) / 10;
+    try {
+        t0 = Date.now();
+        await waitHealthy(deployed, opts.healthTimeoutMs ?? 90_000);
+        timings.healthy = since(t0);
+    } catch (e) {
+        await teardown(deployed);
+        rmSync(dir, { recursive: true, force: true });
+        throw e;
+    }
+
+    const caPath = path.join(dir, "ca.crt");
+    writeFileSync(caPath, (await outputOf(outputs.caCertPem)).value);
+    const bundles = (await outputOf(outputs.deviceBundles)).value;
+    const devices: Record<string, { cert: string; key: string }> = {};
+    mkdirSync(path.join(dir, "devices"), { recursive: true });
+    for (const [name, b] of Object.entries(bundles)) {
+        devices[name] = { cert: path.join(dir, "devices", `${name}.crt`), key: path.join(dir, "devices", `${name}.key`) };
+        writeFileSync(devices[name].cert, b.certPem);
+        writeFileSync(devices[name].key, b.keyPem, { mode: 0o600 });
+    }
+    return {
+        config,
+        plan,
+        deployed,
+        dir,
+        url: `https://127.0.0.1:${config.gateway.port}`,
+        caPath,
+        devices,
+        users,
+        timings,
+        containerOf(role) {
+            const c = deployed.containers.find((x) => x.plan.role === role);
+            if (!c) throw new RehearsalError(`no ${role} container in this rehearsal`);
+            return c;
+        },
+    };
+}
+
+/** Removes every Docker object of the rehearsal and its scratch directory. */
+export async function endRehearsal(r: Rehearsal): Promise<void> {
+    await teardown(r.deployed);
+    rmSync(r.dir, { recursive: true, force: true });
+}
+
+/**
+ * `pulumi up` after a config edit: the program runs again and the containers whose inputs
+ * changed are replaced (removed, created from the new plan, uploads copied, started), as the
+ * provider replaces a container whose uploads change. Returns the replaced container names.
+ */
+export async function applyAgain(r: Rehearsal, file: StackFile, opts: RehearsalOptions): Promise<string[]> {
+    const { resources } = await programUnderMocks(file, opts);
+    const next = planRehearsal(resources, mockImageIds);
+    const replaced: string[] = [];
+    for (const c of next.containers) {
+        const i = r.deployed.containers.findIndex((x) => x.plan.resourceName === c.resourceName);
+        if (i < 0) throw new RehearsalError(`${c.resourceName}: a new container; the rehearsal replaces containers only`);
+        const old = r.deployed.containers[i];
+        if (JSON.stringify(old.plan) === JSON.stringify(c)) continue;
+        await r.deployed.docker.getContainer(old.id).remove({ force: true });
+        // Only this container's image; networks and volumes stay (the provider keeps them too).
+        const only = { ...next, networks: [], volumes: [], containers: [c], remoteImages: next.remoteImages.filter((x) => x.imageId === c.imageInput), builds: next.builds.filter((x) => x.repoDigest === c.imageInput) };
+        const fresh = await deploy(only, r.dir, {}, opts.log ?? (() => undefined));
+        r.deployed.containers[i] = fresh.containers[0];
+        replaced.push(c.create.name);
+    }
+    await waitHealthy(r.deployed, opts.healthTimeoutMs ?? 90_000);
+    return replaced;
+}
+
+export { RehearsalError };
