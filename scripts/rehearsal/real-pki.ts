@@ -44,8 +44,21 @@ function extensions(inputs: Record<string, any>, sans: string[]): string {
 /** Subject and SANs travel from the CertRequest to the LocallySignedCert by the CSR's PEM. */
 const requests = new Map<string, { subject: string; sans: string[] }>();
 
+/**
+ * Outputs already made, by type, name and inputs: a second run of the program (a config edit,
+ * then "pulumi up" again) keeps the keys and certificates whose inputs did not change, as
+ * Pulumi's state does.
+ */
+const made = new Map<string, Record<string, unknown> | undefined>();
+
 /** Outputs of a tls resource made with openssl; undefined for other types (the plan mocks answer). */
-export function realTlsOutputs(type: string, inputs: Record<string, any>): Record<string, unknown> | undefined {
+export function realTlsOutputs(type: string, name: string, inputs: Record<string, any>): Record<string, unknown> | undefined {
+    const key = JSON.stringify([type, name, inputs]);
+    if (!made.has(key)) made.set(key, makeTlsOutputs(type, inputs));
+    return made.get(key);
+}
+
+function makeTlsOutputs(type: string, inputs: Record<string, any>): Record<string, unknown> | undefined {
     const days = String(Math.max(1, Math.round((inputs.validityPeriodHours ?? 24) / 24)));
     switch (type) {
         case "tls:index/privateKey:PrivateKey": {

@@ -49,7 +49,7 @@ class RehearsalError extends Error {}
 
 /** The program's resources under the plan mocks, with real tls outputs. */
 export async function programUnderMocks(file: StackFile, opts: Pick<RehearsalOptions, "stackName" | "calls">): Promise<{ config: StackConfig; resources: RecordedResource[]; outputs: StackOutputs }> {
-    const run = await runProgramUnderMocks(file, { stack: opts.stackName, calls: opts.calls, outputs: (type, _name, inputs) => realTlsOutputs(type, inputs) });
+    const run = await runProgramUnderMocks(file, { stack: opts.stackName, calls: opts.calls, outputs: realTlsOutputs });
     if (!run.ok) throw new RehearsalError(formatProblems(run.problems));
     return run;
 }
