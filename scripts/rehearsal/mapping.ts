@@ -113,9 +113,9 @@ export const CONTAINER_FIELDS: FieldTable<ContainerDraft> = {
     ulimits: { map: (v: any[], d, where) => (d.host.Ulimits = v.map((u, i) => (only(u, ["name", "soft", "hard"], `${where}[${i}]`), { Name: u.name, Soft: u.soft, Hard: u.hard }))) },
     restart: { map: (v, d) => (d.host.RestartPolicy = { Name: v }) },
     logDriver: {
-        map: (v, d) => {
+        map: (v, d, where) => {
             // No syslog receiver runs here: the engine would refuse to start the container.
-            if (v === "syslog") d.notes.push(`${d.create.name}: logDriver syslog not applied (no syslog receiver on this machine); json-file used`);
+            if (v === "syslog") d.notes.push(`${where} syslog not applied: no syslog receiver on this machine, json-file used instead`);
             d.host.LogConfig = { ...(d.host.LogConfig ?? {}), Type: v === "syslog" ? "json-file" : v };
         },
     },
