@@ -56,7 +56,8 @@ async function main(argv: string[]): Promise<number> {
         await endRehearsal(r);
     };
     try {
-        log(`rehearse: ${r.deployed.containers.length} containers healthy at ${r.url} (program ${r.timings.program} s, images ${r.timings.images} s, create ${r.timings.create} s, healthy ${r.timings.healthy} s; total ${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+        const oneShots = r.deployed.containers.filter((c) => c.plan.runToExit).length;
+        log(`rehearse: ${r.deployed.containers.length - oneShots} services healthy and ${oneShots} one-shot container(s) exited 0, at ${r.url} (program ${r.timings.program} s, images ${r.timings.images} s, create ${r.timings.create} s, healthy ${r.timings.healthy} s; total ${((Date.now() - t0) / 1000).toFixed(1)} s)`);
         if (values.matrix) {
             const tm = Date.now();
             log(formatMatrix(values.stack, await measure(r.deployed)));

@@ -3,6 +3,7 @@
  * order (images, networks, volumes, containers with their uploads, then start), and removes
  * everything it created, in reverse, on teardown.
  */
+import { createHash } from "node:crypto";
 import { mkdirSync, readFileSync, readdirSync, statSync } from "node:fs";
 import * as path from "node:path";
 import Docker from "dockerode";
@@ -90,12 +91,29 @@ function clampUlimit(u: { Name: string; Soft: number; Hard: number }, log: (line
     return { ...u, Soft: Math.min(u.Soft, max), Hard: max };
 }
 
+/** Label on every object a rehearsal creates, valued with its stack name: clean-up goes by it. */
+export const REHEARSAL_LABEL = "zero-trust-ollama.rehearsal";
+/** Label on the filter images the rehearsal built, valued with the digest of their build input. */
+const BUILD_LABEL = "zero-trust-ollama.rehearsal.build";
+
+export interface DeployedContainer {
+    readonly plan: ContainerPlan;
+    readonly name: string;
+    readonly id: string;
+}
+
 export interface Deployed {
     readonly docker: Docker;
-    /** Container name -> its plan, in start order. */
-    readonly containers: { plan: ContainerPlan; name: string; id: string }[];
+    /** The stack name every object is labelled with. */
+    readonly owner: string;
+    /** Containers in start order (one-shots included, already exited 0). */
+    readonly containers: DeployedContainer[];
     readonly networks: string[];
     readonly volumes: string[];
+    /** Image input (id or digest the program hands a container) -> local tag. */
+    readonly images: Map<string, string>;
+    /** Tags this rehearsal put on a shared build (removed on teardown; the build stays cached). */
+    readonly tags: string[];
     /** Seconds the image work (stand-ins, filter build) took. */
     readonly imageSeconds: number;
 }
@@ -110,112 +128,204 @@ async function followBuild(docker: Docker, stream: NodeJS.ReadableStream): Promi
     );
 }
 
-/**
- * Creates everything in the plan. `scratch` holds the stand-in directories for bind mounts (the
- * operator's encrypted store does not exist here). On any failure, what was created is removed.
- */
-export async function deploy(plan: RehearsalPlan, scratch: string, extraEnv: Record<string, string[]>, log: (line: string) => void): Promise<Deployed> {
-    const docker = new Docker();
-    const owned = { [REHEARSAL_LABEL]: "true" };
-    const t0 = Date.now();
-    const tags = ensureStandInImages(plan.remoteImages.map((i) => i.ref), log);
-    const imageByInput = new Map<string, string>(plan.remoteImages.map((i) => [i.imageId, tags.get(i.ref)!]));
-    for (const b of plan.builds) {
-        const tb = Date.now();
-        const stream = await docker.buildImage(buildContext(b.context, b.dockerfile) as unknown as NodeJS.ReadableStream, { t: b.imageName, dockerfile: path.relative(b.context, b.dockerfile), buildargs: { NODE_IMAGE: nodeBuildBase(log) }, rm: true, forcerm: true });
-        await followBuild(docker, stream);
-        log(`images: build ${b.imageName} from ${path.relative(b.context, b.dockerfile)} took ${((Date.now() - tb) / 1000).toFixed(1)} s`);
-        imageByInput.set(b.repoDigest, b.imageName);
+/** stdout and stderr of a container, demultiplexed (no TTY: 8-byte frame headers). */
+export function demuxLogs(raw: Buffer): string {
+    const parts: Buffer[] = [];
+    for (let at = 0; at + 8 <= raw.length; ) {
+        const size = raw.readUInt32BE(at + 4);
+        parts.push(raw.subarray(at + 8, at + 8 + size));
+        at += 8 + size;
     }
-    const imageSeconds = (Date.now() - t0) / 1000;
-    const deployed: Deployed = { docker, containers: [], networks: [], volumes: [], imageSeconds };
+    return Buffer.concat(parts).toString("utf8");
+}
+
+export async function containerLogs(docker: Docker, id: string, tail?: number): Promise<string> {
+    const raw = (await docker.getContainer(id).logs({ stdout: true, stderr: true, follow: false, ...(tail ? { tail } : {}) })) as unknown as Buffer;
+    return demuxLogs(raw).trim();
+}
+
+/**
+ * The stand-in images and the engine-built images of a plan. A build is tagged once under the
+ * digest of its context (the next rehearsal finds it and builds nothing), then under the name
+ * the program gives it; teardown removes only that second tag.
+ */
+async function prepareImages(docker: Docker, plan: Pick<RehearsalPlan, "remoteImages" | "builds">, log: (line: string) => void): Promise<{ images: Map<string, string>; tags: string[]; seconds: number }> {
+    const t0 = Date.now();
+    const standIns = ensureStandInImages(plan.remoteImages.map((i) => i.ref), log);
+    const images = new Map<string, string>(plan.remoteImages.map((i) => [i.imageId, standIns.get(i.ref)!]));
+    const tags: string[] = [];
+    for (const b of plan.builds) {
+        const base = nodeBuildBase(log);
+        const context = buildContext(b.context, b.dockerfile);
+        const digest = createHash("sha256").update(context).update(base).digest("hex").slice(0, 16);
+        const cached = `zto-rehearsal/build-${path.basename(path.dirname(b.dockerfile))}:${digest}`;
+        const have = await docker.getImage(cached).inspect().catch(() => undefined);
+        if (have?.Config?.Labels?.[BUILD_LABEL] === digest) log(`images: ${cached} (from ${path.relative(b.context, b.dockerfile)}) cached`);
+        else {
+            const tb = Date.now();
+            const stream = await docker.buildImage(context as unknown as NodeJS.ReadableStream, { t: cached, dockerfile: path.relative(b.context, b.dockerfile), buildargs: { NODE_IMAGE: base }, labels: { [BUILD_LABEL]: digest }, rm: true, forcerm: true });
+            await followBuild(docker, stream);
+            log(`images: build ${cached} from ${path.relative(b.context, b.dockerfile)} took ${((Date.now() - tb) / 1000).toFixed(1)} s`);
+        }
+        const [repo, tag] = splitTag(b.imageName);
+        await docker.getImage(cached).tag({ repo, tag });
+        tags.push(b.imageName);
+        images.set(b.repoDigest, b.imageName);
+    }
+    return { images, tags, seconds: (Date.now() - t0) / 1000 };
+}
+
+function splitTag(ref: string): [string, string] {
+    const at = ref.lastIndexOf(":");
+    return at > ref.lastIndexOf("/") ? [ref.slice(0, at), ref.slice(at + 1)] : [ref, "latest"];
+}
+
+/** How long a one-shot container may run before the rehearsal gives up on it (a loaded machine). */
+export const RUN_TO_EXIT_TIMEOUT_MS = 120_000;
+
+/**
+ * Creates one container as the provider does (create, connect its other networks, copy its
+ * uploads, start) and, for a one-shot, waits for it to exit: exit 0 or an error carrying its logs.
+ * Every container it depends on must already be in `ready`.
+ */
+async function startContainer(d: Deployed, c: ContainerPlan, scratch: string, extraEnv: readonly string[], ready: ReadonlySet<string>, log: (line: string) => void): Promise<DeployedContainer> {
+    const { docker } = d;
+    const missing = c.dependsOn.filter((dep) => !ready.has(dep));
+    if (missing.length) throw new Error(`${c.resourceName}: depends on ${missing.join(", ")}, which the rehearsal has not started before it`);
+    const image = d.images.get(c.imageInput);
+    if (!image) throw new Error(`${c.resourceName}: image input ${c.imageInput} comes from no image resource of the stack`);
+    const mounts = (c.create.HostConfig.Mounts ?? []).map((m: any) => {
+        if (m.Type !== "bind") return m;
+        const dir = path.join(scratch, "binds", c.resourceName, m.Source.replace(/[^A-Za-z0-9]+/g, "_"));
+        mkdirSync(dir, { recursive: true });
+        return { ...m, Source: dir };
+    });
+    const ulimits = c.create.HostConfig.Ulimits?.map((u: { Name: string; Soft: number; Hard: number }) => clampUlimit(u, log, c.create.name));
+    const create = { ...c.create, Labels: { ...c.create.Labels, [REHEARSAL_LABEL]: d.owner }, Image: image, Env: [...(c.create.Env ?? []), ...extraEnv], HostConfig: { ...c.create.HostConfig, Mounts: mounts, Ulimits: ulimits } };
+    const container = await docker.createContainer(create);
+    const deployed: DeployedContainer = { plan: c, name: c.create.name, id: container.id };
+    d.containers.push(deployed);
+    for (const n of c.networks.slice(1)) await docker.getNetwork(n.name).connect({ Container: container.id, EndpointConfig: { Aliases: n.aliases } });
+    for (const a of uploadArchives(c.uploads, mounts.map((m: { Target: string }) => m.Target), c.create.HostConfig.ReadonlyRootfs === true)) await container.putArchive(a.archive, { path: a.path });
+    await container.start();
+    if (!c.runToExit) return deployed;
+    let timer: NodeJS.Timeout | undefined;
+    const exit = await Promise.race([
+        container.wait() as Promise<{ StatusCode: number }>,
+        new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), RUN_TO_EXIT_TIMEOUT_MS))),
+    ]).finally(() => clearTimeout(timer));
+    const logs = await containerLogs(docker, container.id);
+    if (exit === undefined) throw new Error(`${c.create.name}: a one-shot container still running after ${RUN_TO_EXIT_TIMEOUT_MS / 1000} s; logs: ${logs || "(none)"}`);
+    if (exit.StatusCode !== 0) throw new Error(`${c.create.name}: a one-shot container exited with status ${exit.StatusCode}, so what depends on it was not started; logs: ${logs || "(none)"}`);
+    if (c.keepLogs) for (const line of logs.split("\n")) log(`rehearse: ${c.create.name} (exit 0): ${line}`);
+    return deployed;
+}
+
+/**
+ * Creates everything in the plan, in dependency order: images, networks, volumes, then each
+ * container started in the program's order, a one-shot run to exit 0 before the next. `scratch`
+ * holds the stand-in directories for bind mounts (the operator's encrypted store does not exist
+ * here). On any failure, everything labelled with `owner` is removed.
+ */
+export async function deploy(plan: RehearsalPlan, owner: string, scratch: string, extraEnv: Record<string, string[]>, log: (line: string) => void): Promise<Deployed> {
+    const docker = new Docker();
+    const prepared = await prepareImages(docker, plan, log);
+    const d: Deployed = { docker, owner, containers: [], networks: [], volumes: [], images: prepared.images, tags: prepared.tags, imageSeconds: prepared.seconds };
+    const owned = { [REHEARSAL_LABEL]: owner };
     try {
         for (const n of plan.networks) {
             await docker.createNetwork({ ...n.create, Labels: { ...n.create.Labels, ...owned } } as Docker.NetworkCreateOptions);
-            deployed.networks.push(n.create.Name);
+            d.networks.push(n.create.Name);
         }
         for (const v of plan.volumes) {
             await docker.createVolume({ ...v.create, Labels: { ...v.create.Labels, ...owned } });
-            deployed.volumes.push(v.create.Name);
+            d.volumes.push(v.create.Name);
         }
+        const ready = new Set<string>();
         for (const c of plan.containers) {
-            const image = imageByInput.get(c.imageInput);
-            if (!image) throw new Error(`${c.resourceName}: image input ${c.imageInput} comes from no image resource of the stack`);
-            const mounts = (c.create.HostConfig.Mounts ?? []).map((m: any) => {
-                if (m.Type !== "bind") return m;
-                const dir = path.join(scratch, "binds", c.resourceName, m.Source.replace(/[^A-Za-z0-9]+/g, "_"));
-                mkdirSync(dir, { recursive: true });
-                return { ...m, Source: dir };
-            });
-            const ulimits = c.create.HostConfig.Ulimits?.map((u: { Name: string; Soft: number; Hard: number }) => clampUlimit(u, log, c.create.name));
-            const create = { ...c.create, Labels: { ...c.create.Labels, ...owned }, Image: image, Env: [...(c.create.Env ?? []), ...(extraEnv[c.resourceName] ?? [])], HostConfig: { ...c.create.HostConfig, Mounts: mounts, Ulimits: ulimits } };
-            const container = await docker.createContainer(create);
-            deployed.containers.push({ plan: c, name: c.create.name, id: container.id });
-            for (const n of c.networks.slice(1)) await docker.getNetwork(n.name).connect({ Container: container.id, EndpointConfig: { Aliases: n.aliases } });
-            for (const a of uploadArchives(c.uploads, mounts.map((m: { Target: string }) => m.Target), c.create.HostConfig.ReadonlyRootfs === true)) await container.putArchive(a.archive, { path: a.path });
+            await startContainer(d, c, scratch, extraEnv[c.resourceName] ?? [], ready, log);
+            ready.add(c.resourceName);
         }
-        for (const c of deployed.containers) await docker.getContainer(c.id).start();
-        return deployed;
+        return d;
     } catch (e) {
-        await teardown(deployed);
+        await teardown(d);
         throw e;
     }
 }
 
-/** Label on every object a rehearsal creates, so leftovers of a killed run can be found. */
-export const REHEARSAL_LABEL = "zero-trust-ollama.rehearsal";
+/**
+ * `pulumi up` of a changed container: a one-shot is replaced create-before-delete (the new one,
+ * under its new name, runs to exit 0 before the old one is removed, as Pulumi replaces it); a
+ * service with a fixed name is removed, then created again.
+ */
+export async function replaceContainer(d: Deployed, old: DeployedContainer, next: ContainerPlan, scratch: string, log: (line: string) => void): Promise<void> {
+    const ready = new Set(d.containers.map((c) => c.plan.resourceName));
+    const drop = async () => {
+        await d.docker.getContainer(old.id).remove({ force: true, v: true });
+        d.containers.splice(d.containers.indexOf(old), 1);
+    };
+    if (!next.runToExit || next.create.name === old.name) await drop();
+    await startContainer(d, next, scratch, [], ready, log);
+    if (d.containers.includes(old)) await drop();
+}
+
+/** Removes every container, volume and network labelled with this stack name, in that order. */
+export async function removeByLabel(owner: string, log: (line: string) => void = () => undefined): Promise<void> {
+    const docker = new Docker();
+    const filters = JSON.stringify({ label: [`${REHEARSAL_LABEL}=${owner}`] });
+    for (const c of await docker.listContainers({ all: true, filters })) {
+        await docker.getContainer(c.Id).remove({ force: true, v: true }).catch((e) => log(`rehearse: could not remove container ${c.Names.join(",")}: ${(e as Error).message}`));
+    }
+    for (const v of (await docker.listVolumes({ filters })).Volumes ?? []) {
+        await docker.getVolume(v.Name).remove().catch((e) => log(`rehearse: could not remove volume ${v.Name}: ${(e as Error).message}`));
+    }
+    for (const n of await docker.listNetworks({ filters })) {
+        await docker.getNetwork(n.Id).remove().catch((e) => log(`rehearse: could not remove network ${n.Name}: ${(e as Error).message}`));
+    }
+}
+
+/** Removes what `deploy` created (by its label, so a container created half-way goes too) and the tags it added. */
+export async function teardown(d: Deployed): Promise<void> {
+    await removeByLabel(d.owner);
+    for (const t of d.tags) await d.docker.getImage(t).remove({ noprune: true }).catch(() => undefined);
+}
+
+/** A healthcheck whose program is missing from the image can never pass: no point waiting for it. */
+async function someCheckCannotRun(d: Deployed, names: string[]): Promise<boolean> {
+    for (const c of d.containers.filter((x) => names.includes(x.name))) {
+        const out = (await d.docker.getContainer(c.id).inspect()).State.Health?.Log?.at(-1)?.Output ?? "";
+        if (/OCI runtime exec failed|executable file not found/.test(out)) return true;
+    }
+    return false;
+}
 
 /**
- * Removes the rehearsal objects a killed earlier run left under these names (same stack name),
- * and only those: an object without the rehearsal label is never touched.
+ * Waits until every service (every container but the one-shots, which already exited 0) is
+ * healthy by its own healthcheck; throws naming the ones that are not, with their last check
+ * and logs. "unhealthy" is not final (a check that timed out on a loaded machine passes later):
+ * only an exited service or the deadline ends the wait early.
  */
-export async function removeLeftovers(plan: RehearsalPlan, log: (line: string) => void): Promise<void> {
-    const docker = new Docker();
-    const mine = (labels?: Record<string, string> | null) => labels?.[REHEARSAL_LABEL] === "true";
-    for (const c of plan.containers) {
-        const info = await docker.getContainer(c.create.name).inspect().catch(() => undefined);
-        if (info && mine(info.Config.Labels)) {
-            log(`rehearse: removing leftover container ${c.create.name}`);
-            await docker.getContainer(info.Id).remove({ force: true, v: true });
-        }
-    }
-    for (const v of plan.volumes) {
-        const info = await docker.getVolume(v.create.Name).inspect().catch(() => undefined);
-        if (info && mine(info.Labels)) await docker.getVolume(v.create.Name).remove();
-    }
-    for (const n of plan.networks) {
-        const info = await docker.getNetwork(n.create.Name).inspect().catch(() => undefined);
-        if (info && mine(info.Labels)) await docker.getNetwork(n.create.Name).remove();
-    }
-}
-
-/** Removes what `deploy` created, containers first (with their anonymous volumes), then volumes and networks. */
-export async function teardown(d: Deployed): Promise<void> {
-    for (const c of [...d.containers].reverse()) await d.docker.getContainer(c.id).remove({ force: true, v: true }).catch(() => undefined);
-    for (const v of [...d.volumes].reverse()) await d.docker.getVolume(v).remove().catch(() => undefined);
-    for (const n of [...d.networks].reverse()) await d.docker.getNetwork(n).remove().catch(() => undefined);
-}
-
-/** Waits until every container with a healthcheck is healthy; throws naming the ones that are not. */
 export async function waitHealthy(d: Deployed, timeoutMs: number): Promise<Record<string, string>> {
     const deadline = Date.now() + timeoutMs;
+    const services = () => d.containers.filter((c) => !c.plan.runToExit);
     for (;;) {
         const states: Record<string, string> = {};
-        for (const c of d.containers) {
+        for (const c of services()) {
             const info = await d.docker.getContainer(c.id).inspect();
-            states[c.name] = info.State.Health?.Status ?? (info.State.Running ? "running (no healthcheck)" : `exited ${info.State.ExitCode}`);
+            states[c.name] = info.State.Running ? (info.State.Health?.Status ?? "running without a healthcheck") : `exited ${info.State.ExitCode}`;
         }
-        // A container that declares no healthcheck (oauth2-proxy) only has to keep running.
-        const pending = Object.entries(states).filter(([, s]) => s !== "healthy" && s !== "running (no healthcheck)");
+        const pending = Object.entries(states).filter(([, s]) => s !== "healthy");
         if (pending.length === 0) return states;
-        if (Date.now() > deadline || pending.some(([, s]) => s === "unhealthy" || s.startsWith("exited"))) {
-            const details = await Promise.all(pending.map(async ([name]) => {
-                const c = d.containers.find((x) => x.name === name)!;
-                const info = await d.docker.getContainer(c.id).inspect();
-                const last = info.State.Health?.Log?.at(-1)?.Output?.trim().slice(0, 300);
-                const logs = (await d.docker.getContainer(c.id).logs({ stdout: true, stderr: true, tail: 5 })).toString("utf8").replace(/[\x00-\x08]/g, "").trim().slice(-400);
-                return `${name}: ${states[name]}${last ? ` (last check: ${last})` : ""}${logs ? ` (logs: ${logs})` : ""}`;
-            }));
+        if (Date.now() > deadline || pending.some(([, s]) => s.startsWith("exited")) || (await someCheckCannotRun(d, pending.map(([n]) => n)))) {
+            const details = await Promise.all(
+                pending.map(async ([name]) => {
+                    const c = services().find((x) => x.name === name)!;
+                    const info = await d.docker.getContainer(c.id).inspect();
+                    const last = info.State.Health?.Log?.at(-1)?.Output?.trim().slice(0, 300);
+                    const logs = (await containerLogs(d.docker, c.id, 5)).slice(-400);
+                    return `${name}: ${states[name]}${last ? ` (last check: ${last})` : ""}${logs ? ` (logs: ${logs})` : ""}`;
+                }),
+            );
             throw new Error(`not healthy: ${details.join("; ")}`);
         }
         await new Promise((r) => setTimeout(r, 1000));

@@ -37,6 +37,15 @@ export interface ContainerPlan {
     readonly imageInput: string;
     /** Host paths of bind mounts (the rehearsal substitutes a scratch directory for each). */
     readonly bindSources: string[];
+    /**
+     * A one-shot container (`attach`): Pulumi waits for it to exit before anything that depends on
+     * it is created, so the rehearsal runs it to exit 0 (and fails with its logs otherwise) first.
+     */
+    readonly runToExit: boolean;
+    /** `logs`: the provider keeps the one-shot's output in the state; the rehearsal prints it. */
+    readonly keepLogs: boolean;
+    /** Resource names of the stack's containers this one depends on (created and started before it). */
+    readonly dependsOn: string[];
 }
 
 export interface RehearsalPlan {
@@ -57,6 +66,9 @@ type Rule<T> = { readonly map: Mapper<T> } | { readonly notApplicable: string };
 export type FieldTable<T> = Readonly<Record<string, Rule<T>>>;
 
 class MappingError extends Error {}
+
+/** The resource name of a container's URN (`…$docker:index/container:Container::<name>`). */
+const CONTAINER_URN = /(?:\$|::)docker:index\/container:Container::(.+)$/;
 
 /** Fails on a nested key the mapper does not know. */
 function only(value: Record<string, unknown>, keys: readonly string[], where: string): void {
@@ -80,6 +92,10 @@ interface ContainerDraft {
     bindSources: string[];
     role?: string;
     notes: string[];
+    attach: boolean;
+    /** Undefined: the provider's default (true, the container must keep running). */
+    mustRun?: boolean;
+    keepLogs: boolean;
 }
 
 /** Healthchecks run every few seconds here, so a stack is judged in seconds, not minutes. */
@@ -173,6 +189,10 @@ export const CONTAINER_FIELDS: FieldTable<ContainerDraft> = {
             };
         },
     },
+    networkMode: { map: (v, d) => (d.host.NetworkMode = v) },
+    attach: { map: (v, d) => (d.attach = v === true) },
+    mustRun: { map: (v, d) => (d.mustRun = v !== false) },
+    logs: { map: (v, d) => (d.keepLogs = v === true) },
     gpus: { notApplicable: "GPU device requests: this machine has no GPU; the Ollama stand-in runs on the CPU" },
 };
 
@@ -212,6 +232,22 @@ export const PROVIDER_FIELDS: FieldTable<{ host?: string }> = {
     host: { map: (v, c) => (c.host = v) },
     version: { notApplicable: "the provider plugin version; no plugin runs here" },
 };
+
+/**
+ * `attach` makes the provider wait for the container to exit: one that the engine restarts, or
+ * that must keep running, would never let the apply go on. Such a combination is refused rather
+ * than rehearsed as something else; so are `logs` without `attach` and `mustRun: false` on a
+ * service (the provider would then accept a dead one, which the rehearsal does not).
+ */
+function checkOneShot(d: ContainerDraft, where: string): void {
+    if (d.attach) {
+        if (d.mustRun !== false) throw new MappingError(`${where}.mustRun: a container Pulumi waits for (attach) must set mustRun false; it exits`);
+        if (d.host.RestartPolicy?.Name !== "no") throw new MappingError(`${where}.restart: a container Pulumi waits for (attach) must not be restarted (restart "no"), got "${d.host.RestartPolicy?.Name ?? "unset"}"`);
+    } else {
+        if (d.keepLogs) throw new MappingError(`${where}.logs: the provider keeps logs only of an attached container; without attach the rehearsal cannot say what it means`);
+        if (d.mustRun === false) throw new MappingError(`${where}.mustRun: false on a service (no attach) would let a dead container pass; the rehearsal does not map it`);
+    }
+}
 
 /** Applies a table to one resource's inputs; unknown fields fail, not-applicable ones are noted. */
 function applyTable<T>(table: FieldTable<T>, inputs: Record<string, any>, into: T, where: string, notes: string[]): void {
@@ -266,8 +302,9 @@ export function planRehearsal(resources: readonly RecordedResource[], mockImageI
                 break;
             }
             case TYPES.container: {
-                const d: ContainerDraft = { create: {}, host: {}, networks: [], uploads: [], imageInput: "", bindSources: [], notes };
+                const d: ContainerDraft = { create: {}, host: {}, networks: [], uploads: [], imageInput: "", bindSources: [], notes, attach: false, keepLogs: false };
                 applyTable(CONTAINER_FIELDS, r.inputs, d, where, notes);
+                checkOneShot(d, where);
                 const [first] = d.networks;
                 plan.containers.push({
                     resourceName: r.name,
@@ -277,6 +314,9 @@ export function planRehearsal(resources: readonly RecordedResource[], mockImageI
                     uploads: d.uploads,
                     imageInput: d.imageInput,
                     bindSources: d.bindSources,
+                    runToExit: d.attach,
+                    keepLogs: d.keepLogs,
+                    dependsOn: r.dependencies.flatMap((urn) => CONTAINER_URN.exec(urn)?.[1] ?? []),
                 });
                 break;
             }

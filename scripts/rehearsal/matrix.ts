@@ -84,7 +84,8 @@ function connects(pid: number | undefined, address: string, port: number): boole
 export async function endpointsOf(d: Deployed): Promise<Endpoint[]> {
     const out: Endpoint[] = [];
     const hostAddresses = new Set([...execFileSync("ip", ["-o", "-4", "addr", "show"], { encoding: "utf8" }).matchAll(/ inet (\S+)\//g)].map((m) => m[1]));
-    for (const c of d.containers) {
+    // One-shots (the gateway's config writer) have exited: no network namespace is left to measure.
+    for (const c of d.containers.filter((x) => !x.plan.runToExit)) {
         const info = await d.docker.getContainer(c.id).inspect();
         const addresses = Object.fromEntries(Object.entries(info.NetworkSettings.Networks).map(([net, n]) => [net, (n as Docker.NetworkInfo).IPAddress]));
         const published = Object.entries(info.NetworkSettings.Ports ?? {}).flatMap(([port, binds]) => (binds ?? []).map((b) => `${b.HostIp}:${b.HostPort}->${port}`));

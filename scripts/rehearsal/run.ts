@@ -12,7 +12,7 @@ import type { StackOutputs } from "../../components/stack";
 import { mockOutputs } from "../lib/mock-outputs";
 import { outputOf, runProgramUnderMocks, type MockRunOptions, type RecordedResource } from "../lib/mock-program";
 import { sandboxUsers, type SandboxUser } from "../sandbox/stub-oauth2-proxy";
-import { deploy, removeLeftovers, teardown, waitHealthy, type Deployed } from "./engine";
+import { deploy, removeByLabel, replaceContainer, teardown, waitHealthy, type Deployed } from "./engine";
 import { planRehearsal, TYPES, type RehearsalPlan } from "./mapping";
 import { realTlsOutputs } from "./real-pki";
 
@@ -22,7 +22,7 @@ export interface RehearsalOptions {
     /** Invokes the program may make (plan's offline answers). */
     readonly calls?: MockRunOptions["calls"];
     readonly log?: (line: string) => void;
-    /** How long containers may take to become healthy. */
+    /** How long services may take to become healthy (a bound, not a target: default 180 s). */
     readonly healthTimeoutMs?: number;
 }
 
@@ -46,6 +46,8 @@ export interface Rehearsal {
 }
 
 class RehearsalError extends Error {}
+
+const DEFAULT_HEALTH_TIMEOUT_MS = 180_000;
 
 /** The program's resources under the plan mocks, with real tls outputs. */
 export async function programUnderMocks(file: StackFile, opts: Pick<RehearsalOptions, "stackName" | "calls">): Promise<{ config: StackConfig; resources: RecordedResource[]; outputs: StackOutputs }> {
@@ -78,8 +80,9 @@ export async function rehearse(file: StackFile, opts: RehearsalOptions): Promise
     t0 = Date.now();
     let deployed: Deployed;
     try {
-        await removeLeftovers(plan, log);
-        deployed = await deploy(plan, dir, extraEnv, log);
+        // Leftovers of a killed earlier run of this stack name, found by their label.
+        await removeByLabel(opts.stackName, log);
+        deployed = await deploy(plan, opts.stackName, dir, extraEnv, log);
     } catch (e) {
         rmSync(dir, { recursive: true, force: true });
         throw e;
@@ -88,7 +91,7 @@ export async function rehearse(file: StackFile, opts: RehearsalOptions): Promise
     timings.create = Math.round((since(t0) - timings.images) * 10) / 10;
     try {
         t0 = Date.now();
-        await waitHealthy(deployed, opts.healthTimeoutMs ?? 90_000);
+        await waitHealthy(deployed, opts.healthTimeoutMs ?? DEFAULT_HEALTH_TIMEOUT_MS);
         timings.healthy = since(t0);
     } catch (e) {
         await teardown(deployed);
@@ -130,29 +133,37 @@ export async function endRehearsal(r: Rehearsal): Promise<void> {
     rmSync(r.dir, { recursive: true, force: true });
 }
 
+/** What a second apply did: containers replaced, and those left running as they were. */
+export interface Applied {
+    readonly replaced: string[];
+    readonly kept: string[];
+}
+
 /**
- * `pulumi up` after a config edit: the program runs again and the containers whose inputs
- * changed are replaced (removed, created from the new plan, uploads copied, started), as the
- * provider replaces a container whose uploads change. Returns the replaced container names.
+ * `pulumi up` after a config edit: the program runs again and only the containers whose inputs
+ * changed are replaced (engine.ts `replaceContainer`), in the program's order; networks and
+ * volumes stay, as the provider keeps them. A device change replaces only the gateway's config
+ * writer: the gateway itself keeps running and reloads the new generation in place.
  */
-export async function applyAgain(r: Rehearsal, file: StackFile, opts: RehearsalOptions): Promise<string[]> {
+export async function applyAgain(r: Rehearsal, file: StackFile, opts: RehearsalOptions): Promise<Applied> {
+    const log = opts.log ?? (() => undefined);
     const { resources } = await programUnderMocks(file, opts);
     const next = planRehearsal(resources, mockImageIds);
-    const replaced: string[] = [];
+    const known = new Set(r.plan.containers.map((c) => c.resourceName));
+    const added = next.containers.filter((c) => !known.has(c.resourceName));
+    if (added.length) throw new RehearsalError(`${added.map((c) => c.resourceName).join(", ")}: new containers; the rehearsal replaces containers only`);
+    const applied: Applied = { replaced: [], kept: [] };
     for (const c of next.containers) {
-        const i = r.deployed.containers.findIndex((x) => x.plan.resourceName === c.resourceName);
-        if (i < 0) throw new RehearsalError(`${c.resourceName}: a new container; the rehearsal replaces containers only`);
-        const old = r.deployed.containers[i];
-        if (JSON.stringify(old.plan) === JSON.stringify(c)) continue;
-        await r.deployed.docker.getContainer(old.id).remove({ force: true });
-        // Only this container's image; networks and volumes stay (the provider keeps them too).
-        const only = { ...next, networks: [], volumes: [], containers: [c], remoteImages: next.remoteImages.filter((x) => x.imageId === c.imageInput), builds: next.builds.filter((x) => x.repoDigest === c.imageInput) };
-        const fresh = await deploy(only, r.dir, {}, opts.log ?? (() => undefined));
-        r.deployed.containers[i] = fresh.containers[0];
-        replaced.push(c.create.name);
+        const old = r.deployed.containers.find((x) => x.plan.resourceName === c.resourceName)!;
+        if (JSON.stringify(old.plan) === JSON.stringify(c)) {
+            applied.kept.push(old.name);
+            continue;
+        }
+        await replaceContainer(r.deployed, old, c, r.dir, log);
+        applied.replaced.push(c.resourceName);
     }
-    await waitHealthy(r.deployed, opts.healthTimeoutMs ?? 90_000);
-    return replaced;
+    await waitHealthy(r.deployed, opts.healthTimeoutMs ?? DEFAULT_HEALTH_TIMEOUT_MS);
+    return applied;
 }
 
 export { RehearsalError };

@@ -15,6 +15,7 @@ import { parseStackFile } from "../../components/stack-file";
 import { OFFLINE_CALLS } from "../../scripts/plan";
 import { stackWithPort } from "../../scripts/rehearse";
 import { measure, formatMatrix, type Matrix } from "../../scripts/rehearsal/matrix";
+import { containerLogs, removeByLabel } from "../../scripts/rehearsal/engine";
 import { applyAgain, endRehearsal, rehearse, type Rehearsal } from "../../scripts/rehearsal/run";
 import { SESSION_COOKIE } from "../../scripts/sandbox/stub-oauth2-proxy";
 import type { OllamaLogEntry, OllamaRequestEntry } from "../../scripts/sandbox/stub-ollama";
@@ -54,7 +55,19 @@ function ollamaLog(r: Rehearsal): OllamaLogEntry[] {
 const paths = (log: OllamaLogEntry[]) =>
     log.filter((e): e is OllamaRequestEntry => e.kind === "request" && !String(e.headers["user-agent"] ?? "").startsWith("ollama/")).map((e) => e.path);
 
-const opts = (stackName: string) => ({ stackName, calls: OFFLINE_CALLS, healthTimeoutMs: 120_000 });
+// Generous bounds for a loaded 2-core machine: they end a wait, they are not performance targets.
+const opts = (stackName: string) => ({ stackName, calls: OFFLINE_CALLS, healthTimeoutMs: 240_000 });
+const HOOK_TIMEOUT_MS = 900_000;
+
+/** Every object of this test's stack name goes, whether or not the rehearsal came up. */
+async function cleanUp(r: Rehearsal | undefined, stackName: string): Promise<void> {
+    if (r) await endRehearsal(r);
+    await removeByLabel(stackName);
+}
+
+const services = (r: Rehearsal) => r.deployed.containers.filter((c) => !c.plan.runToExit);
+const oneShots = (r: Rehearsal) => r.deployed.containers.filter((c) => c.plan.runToExit);
+const inspect = (id: string) => JSON.parse(execFileSync("docker", ["inspect", id], { encoding: "utf8" }))[0];
 const DENIED = ["/api/pull", "/api/delete", "/api/create", "/api/push", "/api/copy", "/API/PULL", "/api/%70ull", "/api//pull", "/api/tags/../pull", "/api/pull;x=1", "/", "/api/blobs/sha256:00"];
 
 function checkSegmentation(m: Matrix, caller: string, others: string[]): void {
@@ -74,8 +87,15 @@ function checkSegmentation(m: Matrix, caller: string, others: string[]): void {
 }
 
 function checkHardening(r: Rehearsal): void {
-    for (const c of r.deployed.containers) {
-        const info = JSON.parse(execFileSync("docker", ["inspect", c.id], { encoding: "utf8" }))[0];
+    // A one-shot has exited, so there is no /proc to read: what the engine applied to it is read back.
+    assert.ok(oneShots(r).length > 0, "the gateway's config writer ran");
+    for (const c of oneShots(r)) {
+        const info = inspect(c.id);
+        assert.equal(info.State.ExitCode, 0, c.name);
+        assert.deepEqual([info.HostConfig.NetworkMode, info.HostConfig.ReadonlyRootfs, info.HostConfig.CapDrop, info.HostConfig.SecurityOpt, info.HostConfig.RestartPolicy.Name], ["none", true, ["ALL"], ["no-new-privileges:true"], "no"], c.name);
+    }
+    for (const c of services(r)) {
+        const info = inspect(c.id);
         const status = readFileSync(`/proc/${info.State.Pid}/status`, "utf8");
         const field = (k: string) => new RegExp(`^${k}:\\s+(.*)$`, "m").exec(status)?.[1].trim();
         assert.equal(field("CapEff"), "0000000000000000", `${c.name}: CapEff`);
@@ -106,14 +126,16 @@ describe("dev stack on the real engine", { skip }, () => {
         r = await rehearse(stackWithPort("Pulumi.dev.yaml", String(port)), opts(name));
         m = await measure(r.deployed);
         process.stdout.write(`${formatMatrix("Pulumi.dev.yaml", m)}\ntimings ${JSON.stringify(r.timings)}\n`);
-    });
-    after(async () => r && (await endRehearsal(r)));
+    }, { timeout: HOOK_TIMEOUT_MS });
+    after(() => cleanUp(r, name), { timeout: HOOK_TIMEOUT_MS });
 
-    test("every container reached healthy by its own declared healthcheck", async () => {
-        for (const c of r.deployed.containers) {
-            const state = JSON.parse(execFileSync("docker", ["inspect", "-f", "{{json .State.Health}}", c.id], { encoding: "utf8" }));
-            assert.equal(state?.Status, "healthy", c.name);
-        }
+    test("the config writer ran to exit 0 before the gateway started; every service reached healthy by its own declared healthcheck", async () => {
+        const [writer] = oneShots(r);
+        const gateway = r.containerOf("gateway");
+        assert.ok(writer, "a one-shot config writer");
+        assert.ok(Date.parse(inspect(writer.id).State.FinishedAt) <= Date.parse(inspect(gateway.id).State.StartedAt), "the writer finished before the gateway started");
+        assert.match(await containerLogs(r.deployed.docker, writer.id), /zto-config-writer: current -> generations\/[0-9a-f]{16} \(was nothing\)/);
+        for (const c of services(r)) assert.equal(inspect(c.id).State.Health?.Status, "healthy", c.name);
     });
 
     test("reachability: only the filter reaches Ollama; the host has no route to it; only the gateway publishes", () => {
@@ -138,30 +160,62 @@ describe("dev stack on the real engine", { skip }, () => {
         checkHardening(r);
     });
 
-    test("revocation: remove a device, apply again (the gateway is replaced), its certificate gets 403 and Ollama sees nothing", async () => {
+    test("revocation: remove a device and apply again: only the config writer is replaced, the gateway reloads in place, the device gets 403 and Ollama sees nothing", async () => {
+        const gateway = r.containerOf("gateway");
+        const startedAt = inspect(gateway.id).State.StartedAt;
+        const workers = nginxWorkers(gateway.id);
+        assert.ok(workers.length > 0, "nginx workers before the edit");
+
         const doc = parse(readFileSync("Pulumi.dev.yaml", "utf8"));
         doc.config["zero-trust-ollama:devices"] = doc.config["zero-trust-ollama:devices"].filter((d: { name: string }) => d.name !== "alice-laptop");
         doc.config["zero-trust-ollama:gateway"].port = port;
-        const replaced = await applyAgain(r, parseStackFile(stringify(doc), "Pulumi.dev.yaml without alice-laptop"), opts(name));
-        assert.ok(replaced.some((n) => n.endsWith("-gateway")), `replaced: ${replaced}`);
+        const applied = await applyAgain(r, parseStackFile(stringify(doc), "Pulumi.dev.yaml without alice-laptop"), opts(name));
+        assert.deepEqual(applied.replaced, ["gateway-config-writer"]);
+
+        const after = r.containerOf("gateway");
+        assert.equal(after.id, gateway.id, "the gateway container was not replaced");
+        assert.equal(inspect(after.id).State.StartedAt, startedAt, "nor restarted");
+        const [writer] = oneShots(r);
+        const generation = /-config-([0-9a-f]{16})$/.exec(writer.name)![1];
+        // The supervisor polls the link once a second; then the old workers must have stopped
+        // accepting (shutting down or gone), so the next connection meets the new config.
+        await waitFor(`the gateway reloads generation ${generation}`, async () => (await containerLogs(r.deployed.docker, gateway.id)).includes(`-> generations/${generation} (nginx check passed)`));
+        await waitFor("the old nginx workers stop accepting", async () => !nginxWorkers(gateway.id).some((pid) => workers.includes(pid)));
+
         const info = clientInfo(r);
         const before = ollamaLog(r).length;
         const res = await gatewayRequest(info, { path: "/api/tags", device: "alice-laptop" });
         assert.equal(res.status, 403, res.body);
-        assert.deepEqual(paths(ollamaLog(r).slice(before)), []);
+        assert.deepEqual(paths(ollamaLog(r).slice(before)), [], "Ollama received nothing for the removed device");
         assert.equal((await gatewayRequest(info, { path: "/api/tags", device: "bob-workstation" })).status, 200, "the remaining device still works");
     });
 });
 
+/** Pids of nginx workers that accept connections (not those "shutting down" after a reload). */
+function nginxWorkers(id: string): string[] {
+    const out = execFileSync("docker", ["top", id, "-eo", "pid,args"], { encoding: "utf8" });
+    return out.split("\n").filter((l) => /nginx: worker process\s*$/.test(l)).map((l) => l.trim().split(/\s+/)[0]);
+}
+
+/** Polls until `ok` holds, at most 90 s (a bound for a loaded machine, not a target). */
+async function waitFor(what: string, ok: () => Promise<boolean>): Promise<void> {
+    const deadline = Date.now() + 90_000;
+    while (!(await ok())) {
+        if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+        await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+}
+
 describe("prod-like stack (oidc, filter on, loopback) on the real engine", { skip }, () => {
     let r: Rehearsal;
     let m: Matrix;
+    const name = `e2e-prod-${process.pid}`;
     before(async () => {
-        r = await rehearse(stackWithPort("test/fixtures/Pulumi.rehearsal.yaml", String(await freePort())), opts(`e2e-prod-${process.pid}`));
+        r = await rehearse(stackWithPort("test/fixtures/Pulumi.rehearsal.yaml", String(await freePort())), opts(name));
         m = await measure(r.deployed);
         process.stdout.write(`${formatMatrix("test/fixtures/Pulumi.rehearsal.yaml", m)}\ntimings ${JSON.stringify(r.timings)}\n`);
-    });
-    after(async () => r && (await endRehearsal(r)));
+    }, { timeout: HOOK_TIMEOUT_MS });
+    after(() => cleanUp(r, name), { timeout: HOOK_TIMEOUT_MS });
 
     test("reachability: only the filter reaches Ollama; oauth2-proxy and the gateway cannot; the host has no route to it", () => {
         checkSegmentation(m, "filter", ["gateway", "oauth2-proxy"]);

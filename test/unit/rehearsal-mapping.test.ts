@@ -54,7 +54,10 @@ describe("rehearsal field mapping", () => {
         assert.equal(gw.create.User, "101:101");
         assert.deepEqual(Object.values(gw.create.HostConfig.PortBindings), [[{ HostIp: "127.0.0.1", HostPort: "8443" }]]);
         assert.deepEqual(gw.networks.map((n) => n.name), ["zto-mapping-edge", "zto-mapping-to-filter"]);
-        assert.ok(gw.uploads.some((u) => u.file.endsWith("server.key") && u.mode === 0o400 && u.uid === 101));
+        // The TLS key reaches the gateway through its config writer, readable by the gateway's uid only.
+        const writer = plan.containers.find((c) => c.role === "gateway-config")!;
+        assert.deepEqual(gw.uploads, []);
+        assert.ok(writer.uploads.some((u) => u.file.endsWith("server.key") && u.mode === 0o400 && u.uid === 101));
     });
 
     const first = (rs: RecordedResource[], type: string) => rs.findIndex((r) => r.type === type);
@@ -77,12 +80,33 @@ describe("rehearsal field mapping", () => {
         });
     }
 
-    test("a second container (a config writer) with only known fields maps; every table entry is a mapper or has a reason", () => {
-        const plan = withChange((r) => {
-            const c = structuredClone(r[first(r, TYPES.container)]);
-            r.push({ ...c, name: "gateway-config-writer", inputs: { ...c.inputs, name: "zto-mapping-writer" } });
-        })();
-        assert.ok(plan.containers.some((c) => c.resourceName === "gateway-config-writer"));
+    test("the gateway's config writer maps as a one-shot: no network, run to exit before the gateway, its logs kept", () => {
+        for (const [name, resources] of Object.entries(graphs)) {
+            const plan = planRehearsal(resources, mockImageIds);
+            const writer = plan.containers.find((c) => c.role === "gateway-config")!;
+            const gateway = plan.containers.find((c) => c.role === "gateway")!;
+            assert.ok(writer.runToExit && writer.keepLogs, name);
+            assert.equal(writer.create.HostConfig.NetworkMode, "none", name);
+            assert.deepEqual(writer.create.HostConfig.RestartPolicy, { Name: "no" }, name);
+            assert.ok(gateway.dependsOn.includes(writer.resourceName), `${name}: the gateway depends on the writer`);
+            assert.ok(plan.containers.indexOf(writer) < plan.containers.indexOf(gateway), `${name}: the writer comes first`);
+            assert.ok(!gateway.runToExit && !gateway.keepLogs, name);
+            assert.ok(writer.uploads.length > 0 && writer.uploads.every((u) => u.file.includes("/generations/")), name);
+        }
         for (const [field, rule] of Object.entries(CONTAINER_FIELDS)) assert.ok("map" in rule || rule.notApplicable.length > 20, field);
     });
+
+    const writerOf = (r: RecordedResource[]) => r.find((x) => x.name === "gateway-config-writer")!;
+    const oneShotCases: { what: string; change: (w: RecordedResource) => void; says: RegExp }[] = [
+        { what: "a new writer field (wait)", change: (w) => (w.inputs.wait = true), says: /gateway-config-writer \(docker:index\/container:Container\)\.wait: the rehearsal neither maps/ },
+        { what: "an attached container the engine would restart", change: (w) => (w.inputs.restart = "unless-stopped"), says: /\.restart: a container Pulumi waits for \(attach\) must not be restarted/ },
+        { what: "an attached container that must keep running", change: (w) => delete w.inputs.mustRun, says: /\.mustRun: a container Pulumi waits for \(attach\) must set mustRun false/ },
+        { what: "logs without attach", change: (w) => delete w.inputs.attach, says: /\.logs: the provider keeps logs only of an attached container/ },
+        { what: "mustRun false on a service", change: (w) => (delete w.inputs.attach, delete w.inputs.logs), says: /\.mustRun: false on a service/ },
+    ];
+    for (const c of oneShotCases) {
+        test(`fails, naming the field: ${c.what}`, () => {
+            assert.throws(withChange((r) => c.change(writerOf(r))), (e: Error) => e instanceof MappingError && c.says.test(e.message));
+        });
+    }
 });
