@@ -1,6 +1,6 @@
 /**
  * Local images for the engine rehearsal, built without any registry: one Debian rootfs from
- * `debootstrap --variant=minbase` (nginx, haproxy, curl, nc, and the host's Node 20 binary with
+ * `debootstrap --variant=minbase` (nginx, haproxy, curl, wget, nc, and the host's Node 20 binary with
  * npm copied in under the official image's paths), imported with `docker import`, and one small
  * image per pinned reference on top of it. The rootfs tarball is cached by content in the tools
  * folder; an image whose recipe label matches is not built again.
@@ -14,7 +14,11 @@ import { buildSync } from "esbuild";
 import { requireTool, toolsDir } from "../lib/tools";
 
 export const ROOTFS_SUITE = "bookworm";
-export const ROOTFS_PACKAGES = ["nginx", "haproxy", "curl", "netcat-openbsd", "ca-certificates"] as const;
+/**
+ * wget: the oauth2-proxy healthcheck runs the -alpine image's busybox wget; Debian's busybox 1.35
+ * wget crashes (SIGSEGV) on its `-T` option, so GNU wget, which takes the same flags, stands in.
+ */
+export const ROOTFS_PACKAGES = ["nginx", "haproxy", "curl", "wget", "netcat-openbsd", "ca-certificates"] as const;
 /** Bumped when the rootfs post-processing below changes. */
 const ROOTFS_RECIPE = 1;
 /** Users the components run as: nginx 101 (official nginx image), haproxy 99, node 1000. */

@@ -160,6 +160,9 @@ export async function startStubOauth2Proxy(opts: StubOauth2ProxyOptions): Promis
                     Location: safeReturnPath(url.searchParams.get("state")),
                 });
             }
+            case "/ping":
+                // The real proxy's --ping-path (default /ping): 200 without sign-in; the healthcheck asks it.
+                return finish(200, { "Content-Type": "text/plain; charset=utf-8" }, "OK");
             case "/oauth2/sign_out":
                 return finish(302, { "Set-Cookie": `${SESSION_COOKIE}=; Path=/; Max-Age=0; Secure; HttpOnly; SameSite=Lax`, Location: safeReturnPath(url.searchParams.get("rd")) });
             default:
