@@ -1,8 +1,9 @@
 /**
  * `npm run plan -- --stack <Pulumi.<stack>.yaml> [--json] [--policy-config <file>]`
  *
- * Runs the program under Pulumi mocks (no CLI, credentials or network), evaluates the policy pack
- * on every resource it registers, and prints the resource tree and the policy report (or JSON).
+ * Runs the program under Pulumi mocks (no CLI, credentials or network), sends every resource it
+ * registers to the policy pack's own analyzer server (./lib/policy-server), and prints the
+ * resource tree and the policy report (or JSON).
  * Exit 0: no mandatory violation; 1: mandatory violation(s); 2: invalid input. DESIGN.md §5.
  */
 import { basename } from "node:path";
@@ -11,9 +12,10 @@ import { formatProblems } from "../components/config";
 import { StackFileError, readStackFile } from "../components/stack-file";
 import { GET_DEVICE_TOKEN } from "../components/tailnet";
 import { POLICIES } from "../policies/all";
-import { exitWithUsageIfAsked, fromUserCwd } from "./lib/cli";
+import { cleanUpOnSignal, exitWithUsageIfAsked, fromUserCwd } from "./lib/cli";
 import { runProgramUnderMocks, type RecordedResource } from "./lib/mock-program";
-import { EXIT, PolicyInputError, evaluatePolicies, resourceRefsToUrns, runCli, formatPolicyReport, graphFromMockRun, hasMandatory, loadPolicyConfig, violationsJson } from "./lib/policy-eval";
+import { EXIT, PolicyInputError, resourceRefsToUrns, runCli, formatPolicyReport, graphFromMockRun, hasMandatory, loadPolicyConfig, violationsJson } from "./lib/policy-eval";
+import { PolicyServer, PolicyServerError, analyzeWithPackServer, stopPolicyServers } from "./lib/policy-server";
 
 const USAGE = `usage: npm run plan -- --stack <Pulumi.<stack>.yaml> [--json] [--policy-config <file.json>]
   --stack <file>          the stack file to plan (paths are relative to where you ran the command)
@@ -67,12 +69,19 @@ async function main(argv: string[]): Promise<number> {
     if (!values.stack) throw new UsageError(`--stack is required\n${USAGE}`);
     const resolved = loadPolicyConfig(POLICIES, values["policy-config"] === undefined ? undefined : fromUserCwd(values["policy-config"]));
     const file = readStackFile(fromUserCwd(values.stack));
-    const run = await runProgramUnderMocks(file, { stack: stackNameOf(values.stack), calls: OFFLINE_CALLS });
+    // The server starts (a second process) while the program runs under mocks.
+    const starting = PolicyServer.start();
+    let run;
+    try {
+        run = await runProgramUnderMocks(file, { stack: stackNameOf(values.stack), calls: OFFLINE_CALLS });
+    } finally {
+        if (!run?.ok) await starting.then((s) => s.stop(), () => undefined);
+    }
     if (!run.ok) {
         process.stderr.write(`${values.stack}: ${formatProblems(run.problems)}\n`);
         return EXIT.invalidInput;
     }
-    const violations = await evaluatePolicies(resolved, graphFromMockRun(run.resources));
+    const violations = await analyzeWithPackServer(resolved, graphFromMockRun(run.resources), starting);
     if (values.json) {
         const resources = run.resources.map((r) => ({ urn: r.urn, type: r.type, name: r.name, parent: r.parent ?? null, inputs: resourceRefsToUrns(r.maskedInputs) }));
         process.stdout.write(JSON.stringify({ resources, violations: violationsJson(violations) }, null, 2) + "\n");
@@ -89,5 +98,6 @@ if (require.main === module) {
     Error.stackTraceLimit = 0;
     process.setSourceMapsEnabled(false);
     // Known input problems carry their own message; anything else is still reported in one line.
-    runCli("plan", () => main(process.argv.slice(2)), (e) => e instanceof PolicyInputError || e instanceof StackFileError);
+    cleanUpOnSignal("plan", stopPolicyServers);
+    runCli("plan", () => main(process.argv.slice(2)), (e) => e instanceof PolicyInputError || e instanceof StackFileError || e instanceof PolicyServerError);
 }

@@ -1,14 +1,16 @@
 /**
  * `npm run policy:check -- <stack-export.json> [--json] [--policy-config <file>]`
  *
- * Evaluates the policy pack against a `pulumi stack export` document, offline: resource policies
- * see each resource's inputs, stack policies its outputs (DESIGN.md §5). Encrypted secrets in the
+ * Sends the resources of a `pulumi stack export` document to the policy pack's own analyzer server
+ * (./lib/policy-server), offline: resource policies see each resource's inputs, stack policies its
+ * outputs (DESIGN.md §5). Encrypted secrets in the
  * export stay "[secret]". Exit 0: no mandatory violation; 1: mandatory violation(s); 2: invalid input.
  */
 import { parseArgs } from "node:util";
 import { POLICIES } from "../policies/all";
-import { exitWithUsageIfAsked, fromUserCwd } from "./lib/cli";
-import { EXIT, PolicyInputError, evaluatePolicies, formatPolicyReport, graphFromStackExport, hasMandatory, loadPolicyConfig, readJsonFile, runCli, violationsJson } from "./lib/policy-eval";
+import { cleanUpOnSignal, exitWithUsageIfAsked, fromUserCwd } from "./lib/cli";
+import { EXIT, PolicyInputError, formatPolicyReport, graphFromStackExport, hasMandatory, loadPolicyConfig, readJsonFile, runCli, violationsJson } from "./lib/policy-eval";
+import { PolicyServerError, analyzeWithPackServer, stopPolicyServers } from "./lib/policy-server";
 
 const USAGE = `usage: npm run policy:check -- <stack-export.json> [--json] [--policy-config <file.json>]
   <stack-export.json>     a \`pulumi stack export\` document (paths are relative to where you ran the command)
@@ -28,12 +30,13 @@ async function main(argv: string[]): Promise<number> {
     if (positionals.length !== 1) throw new PolicyInputError(`expected exactly one stack export file (got ${positionals.length})\n${USAGE}`);
     const resolved = loadPolicyConfig(POLICIES, values["policy-config"] === undefined ? undefined : fromUserCwd(values["policy-config"]));
     const graph = graphFromStackExport(readJsonFile(fromUserCwd(positionals[0]), "stack export"), positionals[0]);
-    const violations = await evaluatePolicies(resolved, graph);
+    const violations = await analyzeWithPackServer(resolved, graph);
     if (values.json) process.stdout.write(JSON.stringify({ violations: violationsJson(violations) }, null, 2) + "\n");
     else process.stdout.write(`${positionals[0]}: ${graph.length} resources\n${formatPolicyReport(violations, POLICIES.length)}\n`);
     return hasMandatory(violations) ? EXIT.mandatoryViolation : EXIT.clean;
 }
 
 if (require.main === module) {
-    runCli("policy:check", () => main(process.argv.slice(2)), (e) => e instanceof PolicyInputError);
+    cleanUpOnSignal("policy:check", stopPolicyServers);
+    runCli("policy:check", () => main(process.argv.slice(2)), (e) => e instanceof PolicyInputError || e instanceof PolicyServerError);
 }

@@ -1,36 +1,22 @@
 /**
- * Offline CrossGuard evaluator: runs the pack's own policy objects against a resource graph the
- * way the Pulumi CLI's analyzer does (resource policies see inputs, stack policies see every
- * resource's outputs with parent and dependency links), without the CLI, a server or
- * credentials. The graph comes from the mocked program (`npm run plan`) or from a
- * `pulumi stack export` document (`npm run policy:check`).
+ * What `plan` and `policy:check` do around the policy analyzer (./policy-server), i.e. what the
+ * Pulumi CLI does around it: read and validate policy config against each policy's configSchema
+ * (@pulumi/policy leaves that to the CLI), build the resource graph from the mocked program
+ * (`npm run plan`) or a `pulumi stack export` document (`npm run policy:check`), and report.
  */
 import { readFileSync } from "node:fs";
 import type {
     EnforcementLevel,
     Policies,
     PolicyConfigSchema,
-    PolicyProviderResource,
-    PolicyResource,
-    ReportViolation,
-    ResourceValidation,
-    ResourceValidationArgs,
     ResourceValidationPolicy,
-    StackValidationArgs,
     StackValidationPolicy,
 } from "@pulumi/policy";
 import type { PolicyConfigJSONSchema } from "@pulumi/policy/schema";
 import type { RecordedResource } from "./mock-program";
 import { mockOutputs } from "./mock-outputs";
 
-/**
- * The analyzer hands policies their props wrapped in this proxy (it throws on unknown values);
- * wrapping them here too means a policy that works offline works under the CLI. Loaded from its
- * own module: the package index also loads the gRPC server.
- */
-const { unknownCheckingProxy } = require("@pulumi/policy/proxy") as { unknownCheckingProxy<T extends object>(props: T): T };
-
-/** One resource as the evaluator sees it. */
+/** One resource as the CLI sends it to the analyzer. */
 export interface GraphResource {
     readonly urn: string;
     readonly type: string;
@@ -62,7 +48,7 @@ export class PolicyInputError extends Error {
     }
 }
 
-/** A policy threw while validating; the real analyzer fails the preview the same way. */
+/** A policy threw while validating (the analyzer fails the preview the same way). */
 export class PolicyEvaluationError extends Error {
     constructor(policy: string, urn: string | undefined, cause: unknown) {
         super(`policy ${policy} failed${urn ? ` on ${urn}` : ""}: ${cause instanceof Error ? cause.message : String(cause)}`);
@@ -333,137 +319,6 @@ export function graphFromStackExport(doc: unknown, source: string): GraphResourc
     });
     if (problems.length) throw fail(problems);
     return graph;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Evaluation
-
-class NotApplicable extends Error {}
-const notApplicable = (reason?: string): never => {
-    throw new NotApplicable(reason);
-};
-
-/** Same test as the CrossGuard server: the class's `__pulumiType`, else its `isInstance`. */
-function isTypeOf(type: string, resourceClass: unknown): boolean {
-    const token = (resourceClass as { __pulumiType?: unknown })?.__pulumiType;
-    if (typeof token === "string" && token) return type === token;
-    const isInstance = (resourceClass as { isInstance?: unknown })?.isInstance;
-    return typeof isInstance === "function" && isInstance({ __pulumiType: type }) === true;
-}
-
-const NO_TAGS: ReadonlyMap<string, string> = new Map();
-
-function optionsOf(r: GraphResource) {
-    return { protect: false, ignoreChanges: [], aliases: [], customTimeouts: { createSeconds: 0, updateSeconds: 0, deleteSeconds: 0 }, additionalSecretOutputs: [], parent: r.parent };
-}
-
-/** The analyzer's view of a resource's provider: its type, name, URN and (when in the graph) its state. */
-function providerResolver(graph: readonly GraphResource[]): (r: GraphResource) => PolicyProviderResource | undefined {
-    const byUrn = new Map(graph.map((g) => [g.urn, g]));
-    return (r) => {
-        if (!r.provider) return undefined;
-        const p = byUrn.get(r.provider);
-        const i = r.provider.lastIndexOf("::");
-        // urn:pulumi:<stack>::<project>::<parent type>$<type>::<name>
-        const qualifiedType = r.provider.slice(r.provider.lastIndexOf("::", i - 1) + 2, i);
-        return { type: p?.type ?? qualifiedType.slice(qualifiedType.lastIndexOf("$") + 1), props: p?.outputs ?? {}, urn: r.provider, name: p?.name ?? r.provider.slice(i + 2) };
-    };
-}
-
-async function runResourcePolicy(rp: ResolvedPolicy, graph: readonly GraphResource[], out: Violation[]): Promise<void> {
-    const policy = rp.policy as ResourceValidationPolicy;
-    const validations = ([] as ResourceValidation[]).concat(policy.validateResource ?? []);
-    const providerOf = providerResolver(graph);
-    for (const validate of validations) {
-        const onlyType = (validate as { __pulumiType?: string }).__pulumiType;
-        for (const r of graph) {
-            if (onlyType && r.type !== onlyType) continue;
-            const report: ReportViolation = (message) => out.push({ policy: policy.name, enforcementLevel: rp.enforcementLevel, urn: r.urn, message });
-            const props = unknownCheckingProxy(r.inputs);
-            const args: ResourceValidationArgs = {
-                type: r.type,
-                props,
-                urn: r.urn,
-                name: r.name,
-                opts: optionsOf(r),
-                stackTags: NO_TAGS,
-                isType: (cls) => isTypeOf(r.type, cls),
-                asType: ((cls: unknown) => (isTypeOf(r.type, cls) ? props : undefined)) as ResourceValidationArgs["asType"],
-                getConfig: <T extends object>() => structuredClone(rp.config) as T,
-                notApplicable,
-            };
-            const provider = providerOf(r);
-            if (provider) args.provider = provider;
-            try {
-                await validate(args, report);
-            } catch (e) {
-                if (!(e instanceof NotApplicable)) throw new PolicyEvaluationError(policy.name, r.urn, e);
-            }
-        }
-    }
-}
-
-/** PolicyResource objects linked to their parents and dependencies, as the analyzer builds them. */
-function stackResources(graph: readonly GraphResource[]): PolicyResource[] {
-    const byUrn = new Map<string, PolicyResource>();
-    const providerOf = providerResolver(graph);
-    const built = graph.map((r) => {
-        const props = unknownCheckingProxy(r.outputs);
-        const pr: PolicyResource = {
-            type: r.type,
-            props,
-            urn: r.urn,
-            name: r.name,
-            opts: optionsOf(r),
-            dependencies: [],
-            propertyDependencies: {},
-            isType: (cls) => isTypeOf(r.type, cls),
-            asType: ((cls: unknown) => (isTypeOf(r.type, cls) ? props : undefined)) as PolicyResource["asType"],
-        };
-        const provider = providerOf(r);
-        if (provider) pr.provider = provider;
-        byUrn.set(r.urn, pr);
-        return pr;
-    });
-    const resolve = (urns: readonly string[]) => urns.map((u) => byUrn.get(u)).filter((x): x is PolicyResource => x !== undefined);
-    graph.forEach((r, i) => {
-        const pr = built[i];
-        if (r.parent) pr.parent = byUrn.get(r.parent);
-        pr.dependencies = resolve(r.dependencies);
-        pr.propertyDependencies = Object.fromEntries(Object.entries(r.propertyDependencies).map(([k, urns]) => [k, resolve(urns)]));
-    });
-    return built;
-}
-
-async function runStackPolicy(rp: ResolvedPolicy, graph: readonly GraphResource[], out: Violation[]): Promise<void> {
-    const policy = rp.policy as StackValidationPolicy;
-    const args: StackValidationArgs = {
-        resources: stackResources(graph),
-        stackTags: NO_TAGS,
-        getConfig: <T extends object>() => structuredClone(rp.config) as T,
-        notApplicable,
-    };
-    const report: ReportViolation = (message, urn) => out.push({ policy: policy.name, enforcementLevel: rp.enforcementLevel, urn, message });
-    try {
-        await policy.validateStack(args, report);
-    } catch (e) {
-        if (!(e instanceof NotApplicable)) throw new PolicyEvaluationError(policy.name, undefined, e);
-    }
-}
-
-/**
- * Run every enabled policy over the graph; violations come back in pack order, then graph order.
- * A "remediate" level is reported as mandatory, as the analyzer does when a violation remains.
- */
-export async function evaluatePolicies(resolved: readonly ResolvedPolicy[], graph: readonly GraphResource[]): Promise<Violation[]> {
-    const out: Violation[] = [];
-    for (const rp of resolved) {
-        if (rp.enforcementLevel === "disabled") continue;
-        const effective = rp.enforcementLevel === "remediate" ? { ...rp, enforcementLevel: "mandatory" as const } : rp;
-        if ("validateStack" in rp.policy && typeof rp.policy.validateStack === "function") await runStackPolicy(effective, graph, out);
-        else await runResourcePolicy(effective, graph, out);
-    }
-    return out;
 }
 
 export function hasMandatory(violations: readonly Violation[]): boolean {

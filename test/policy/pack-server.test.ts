@@ -1,55 +1,25 @@
 /**
  * The pack as the Pulumi CLI runs it: `policies/index.ts` started as its own process (it serves
  * the analyzer gRPC API on 127.0.0.1 and prints the port), then called over gRPC exactly as the
- * CLI calls it. Proves the pack loads and is accepted by the CrossGuard server, and that the
- * offline evaluator reports the same violations as the real analyzer on the same resources.
+ * CLI calls it, through the client `plan` and `policy:check` use (scripts/lib/policy-server).
+ * Proves the pack loads and is accepted by the CrossGuard server, that broken invariants of the
+ * real program's graphs are reported by it, and that the server is always bounded and stopped.
  */
 import assert from "node:assert/strict";
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { after, before, describe, test } from "node:test";
+import { after, describe, test } from "node:test";
 import { parse, stringify } from "yaml";
 import { parseStackFile, readStackFile, type StackFile } from "../../components/stack-file";
 import { POLICIES } from "../../policies/all";
 import { runProgramUnderMocks } from "../../scripts/lib/mock-program";
-import { evaluatePolicies, graphFromMockRun, resolvePolicyConfig, type GraphResource } from "../../scripts/lib/policy-eval";
-
-// Generated gRPC/protobuf modules (the ones @pulumi/policy's server uses); their typings are not usable here.
-const grpc = require("@grpc/grpc-js");
-const analyzerRpc = require("@pulumi/pulumi/proto/analyzer_grpc_pb");
-const analyzerProto = require("@pulumi/pulumi/proto/analyzer_pb");
-const { Struct } = require("google-protobuf/google/protobuf/struct_pb");
-const { Empty } = require("google-protobuf/google/protobuf/empty_pb");
+import { graphFromMockRun, resolvePolicyConfig, type GraphResource, type Violation } from "../../scripts/lib/policy-eval";
+import { PolicyServer, PolicyServerError } from "../../scripts/lib/policy-server";
+import { packServer } from "./harness";
 
 const ROOT = join(__dirname, "..", "..");
-const LEVEL_NAMES: Record<number, string> = { 0: "advisory", 1: "mandatory", 2: "disabled", 3: "remediate" };
-
-interface Finding {
-    policy: string;
-    urn: string;
-    level: string;
-    message: string;
-}
-
-/** The provider as the CLI describes it to the analyzer (type, name, URN, state). */
-function providerOf(r: GraphResource, graph: GraphResource[]) {
-    const p = r.provider ? graph.find((x) => x.urn === r.provider) : undefined;
-    if (!p) return undefined;
-    const out = new analyzerProto.AnalyzerProviderResource();
-    out.setType(p.type);
-    out.setUrn(p.urn);
-    out.setName(p.name);
-    out.setProperties(Struct.fromJavaScript(p.outputs));
-    return out;
-}
-
-function options(parent?: string) {
-    const o = new analyzerProto.AnalyzerResourceOptions();
-    o.setProtect(false);
-    if (parent) o.setParent(parent);
-    return o;
-}
 
 test("the pack type-checks on its own tsconfig, as the Pulumi CLI's policy runner compiles it (ts-node, typeCheck on)", () => {
     const r = spawnSync(process.execPath, [require.resolve("typescript/bin/tsc"), "--noEmit", "-p", join(ROOT, "policies", "tsconfig.json")], { encoding: "utf8" });
@@ -57,79 +27,19 @@ test("the pack type-checks on its own tsconfig, as the Pulumi CLI's policy runne
 });
 
 describe("the pack served by the real CrossGuard server", () => {
-    let server: ChildProcess;
-    let client: any;
-    const rpc = (method: string, req: unknown): Promise<any> => new Promise((resolve, reject) => client[method](req, (err: Error | null, resp: unknown) => (err ? reject(err) : resolve(resp))));
-
-    before(async () => {
-        // PolicyPack reads the pack's version from package.json in its working directory, as under the CLI.
-        server = spawn(process.execPath, ["--import", "tsx", "index.ts"], { cwd: join(ROOT, "policies"), stdio: ["ignore", "pipe", "pipe"] });
-        let stderr = "";
-        server.stderr!.on("data", (d) => (stderr += d));
-        const port = await new Promise<number>((resolve, reject) => {
-            let out = "";
-            server.stdout!.on("data", (d) => {
-                out += d;
-                const m = /^(\d+)\n/.exec(out);
-                if (m) resolve(Number(m[1]));
-            });
-            server.on("exit", (code) => reject(new Error(`policy pack exited ${code}: ${stderr}`)));
-        });
-        client = new analyzerRpc.AnalyzerClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
-    });
-    after(() => {
-        client?.close();
-        server?.kill();
-    });
-
-    test("it announces every policy with its enforcement level and config schema", async () => {
-        const info = await rpc("getAnalyzerInfo", new Empty());
-        assert.equal(info.getName(), "zero-trust-ollama");
-        const served = info.getPoliciesList().map((p: any) => [p.getName(), LEVEL_NAMES[p.getEnforcementlevel()]]);
-        assert.deepEqual(served, POLICIES.map((p) => [p.name, p.enforcementLevel]));
-    });
-
-    /** Every violation the real analyzer reports for the graph: per resource (inputs), then the stack (outputs). */
-    async function analyzeWithServer(graph: GraphResource[]): Promise<Finding[]> {
-        const out: Finding[] = [];
-        const collect = (resp: any, urnOf: (d: any) => string) => {
-            for (const d of resp.getDiagnosticsList()) {
-                // The analyzer prefixes the policy description to the reported message.
-                out.push({ policy: d.getPolicyname(), urn: urnOf(d), level: LEVEL_NAMES[d.getEnforcementlevel()], message: d.getMessage().split("\n").slice(1).join("\n") });
-            }
-        };
-        for (const r of graph) {
-            const req = new analyzerProto.AnalyzeRequest();
-            req.setType(r.type);
-            req.setUrn(r.urn);
-            req.setName(r.name);
-            req.setProperties(Struct.fromJavaScript(r.inputs));
-            req.setOptions(options(r.parent));
-            if (providerOf(r, graph)) req.setProvider(providerOf(r, graph));
-            collect(await rpc("analyze", req), () => r.urn);
-        }
-        const stackReq = new analyzerProto.AnalyzeStackRequest();
-        stackReq.setResourcesList(
-            graph.map((r) => {
-                const a = new analyzerProto.AnalyzerResource();
-                a.setType(r.type);
-                a.setUrn(r.urn);
-                a.setName(r.name);
-                a.setProperties(Struct.fromJavaScript(r.outputs));
-                a.setOptions(options(r.parent));
-                if (r.parent) a.setParent(r.parent);
-                a.setDependenciesList([...r.dependencies]);
-                if (providerOf(r, graph)) a.setProvider(providerOf(r, graph));
-                return a;
-            }),
+    test("it announces every policy of POLICIES, in order, with its enforcement level and description", async () => {
+        const info = await (await packServer()).info();
+        assert.equal(info.name, "zero-trust-ollama");
+        assert.deepEqual(
+            info.policies.map((p) => [p.name, p.enforcementLevel, p.description]),
+            POLICIES.map((p) => [p.name, p.enforcementLevel, p.description]),
         );
-        collect(await rpc("analyzeStack", stackReq), (d) => d.getUrn());
-        return out;
-    }
+    });
 
-    const key = (f: Finding) => `${f.policy} | ${f.level} | ${f.urn} | ${f.message}`;
+    const analyze = async (graph: GraphResource[]): Promise<Violation[]> => (await packServer()).analyze(resolvePolicyConfig(POLICIES), graph);
+    const key = (v: Violation) => `${v.policy} | ${v.enforcementLevel} | ${v.urn?.slice(v.urn.lastIndexOf("::") + 2) ?? "(stack)"}`;
 
-    /** The mocked graph of a stack file, as plain JSON (the wire format has no `undefined`). */
+    /** The mocked graph of a stack file. */
     async function graphOf(file: StackFile, stack: string): Promise<GraphResource[]> {
         const run = await runProgramUnderMocks(file, { stack });
         assert.ok(run.ok);
@@ -143,27 +53,22 @@ describe("the pack served by the real CrossGuard server", () => {
         change(r.outputs);
     }
 
-    async function assertSameFindings(graph: GraphResource[], atLeast: number): Promise<void> {
-        const offline = (await evaluatePolicies(resolvePolicyConfig(POLICIES), graph)).map((v) => ({ policy: v.policy, urn: v.urn ?? "", level: v.enforcementLevel, message: v.message }));
-        const served = await analyzeWithServer(graph);
-        assert.ok(served.length >= atLeast, `expected the broken invariants to be reported, got ${served.map(key)}`);
-        assert.deepEqual(offline.map(key).sort(), served.map(key).sort());
-    }
-
-    test("dev graph, containers/network/PKI broken: the offline evaluator reports exactly what the analyzer reports", async () => {
+    test("dev graph, containers/network/PKI broken: the analyzer reports each broken invariant at its resource", async () => {
         const graph = await graphOf(readStackFile("Pulumi.dev.yaml"), "dev");
+        const clean = new Set((await analyze(graph)).map(key));
         breakIt(graph, "ollama-container", (p) => (p.ports = [{ internal: 11434, external: 11434 }]));
         breakIt(graph, "gateway-container", (p) => Object.assign(p, { privileged: true, securityOpts: [] }));
         breakIt(graph, "pki-ca-key", (p) => Object.assign(p, { algorithm: "RSA", rsaBits: 2048 }));
         breakIt(graph, "network-to-ollama", (p) => (p.internal = false));
-        await assertSameFindings(graph, 6);
+        const added = [...new Set((await analyze(graph)).map(key))].filter((k) => !clean.has(k)).sort();
+        assert.deepEqual(added, DEV_BROKEN);
     });
 
-    test("prod graph with a managed ACL, identity/tailnet/ingress broken: same findings offline and served", async () => {
+    test("prod graph with a managed ACL, identity/tailnet/ingress broken: clean before, each invariant reported after", async () => {
         const doc = parse(readFileSync(join(ROOT, "Pulumi.prod.yaml"), "utf8"));
         doc.config["zero-trust-ollama:tailscale"].manageAcl = true;
         const graph = await graphOf(parseStackFile(stringify(doc), "prod (manageAcl)"), "prod");
-        assert.deepEqual(await analyzeWithServer(graph), [], "the unbroken production graph is clean under the real analyzer too");
+        assert.deepEqual(await analyze(graph), [], "the unbroken production graph is clean under the real analyzer");
         breakIt(graph, "gateway-container", (p) => (p.ports[0].ip = "0.0.0.0"));
         breakIt(graph, "entra-app", (p) => Object.assign(p, { signInAudience: "AzureADMultipleOrgs", web: { ...p.web, implicitGrant: { accessTokenIssuanceEnabled: true } } }));
         breakIt(graph, "entra-principal", (p) => (p.appRoleAssignmentRequired = false));
@@ -173,7 +78,100 @@ describe("the pack served by the real CrossGuard server", () => {
         breakIt(graph, "filter-container", (p) => Object.assign(p, { labels: [{ label: "zero-trust-ollama.role", value: "enclave" }], ports: [{ internal: 8443, external: 11443, ip: "127.0.0.1" }] }));
         const dockerProvider = graph.find((r) => r.type === "pulumi:providers:docker" && r.name === "docker")!.urn;
         for (const r of graph) if (r.name === "filter-container" || r.name === "gateway-container") Object.assign(r, { provider: dockerProvider });
-        await assertSameFindings(graph, 10);
-        assert.ok((await analyzeWithServer(graph)).some((f) => /publishes on the same Docker host as filter-container/.test(f.message)), "the per-host check ran with the providers the CLI sends");
+        const found = await analyze(graph);
+        assert.deepEqual([...new Set(found.map(key))].sort(), PROD_BROKEN);
+        assert.ok(found.some((f) => /publishes on the same Docker host as filter-container/.test(f.message)), "the per-host check ran with the providers the client sends");
     });
 });
+
+describe("the server process is bounded and always stopped", () => {
+    const tmp = mkdtempSync(join(tmpdir(), "policy-server-"));
+    after(() => rmSync(tmp, { recursive: true, force: true }));
+
+    /** A stand-in pack directory whose index.ts records its pid and then runs `body`. */
+    function fakePack(name: string, body: string): { dir: string; pid: () => number } {
+        const dir = join(tmp, name);
+        spawnSync("mkdir", ["-p", dir]);
+        writeFileSync(join(dir, "index.ts"), `require("node:fs").writeFileSync(${JSON.stringify(join(dir, "pid"))}, String(process.pid));\n${body}\n`);
+        return { dir, pid: () => Number(readFileSync(join(dir, "pid"), "utf8")) };
+    }
+
+    /** Running (an exited process waiting to be reaped counts as gone). */
+    const alive = (pid: number) => {
+        try {
+            const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+            return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
+        } catch {
+            return false;
+        }
+    };
+
+    /** Polls (bounded, generous for a loaded machine) until `done`; fails with `what` otherwise. */
+    async function eventually(what: string, done: () => boolean, boundMs = 60_000): Promise<void> {
+        const until = Date.now() + boundMs;
+        while (!done()) {
+            assert.ok(Date.now() < until, what);
+            await new Promise((r) => setTimeout(r, 100));
+        }
+    }
+
+    test("a server that prints no port within the bound is an error, and its process is killed", async () => {
+        const pack = fakePack("silent", "setInterval(() => {}, 1000);");
+        await assert.rejects(PolicyServer.start(pack.dir, 5_000), (e: unknown) => e instanceof PolicyServerError && /printed no port within 5 s/.test(e.message));
+        await eventually("the silent server was not stopped", () => !alive(pack.pid()));
+    });
+
+    test("a pack that fails to load is an error quoting its stderr without stack frames", async () => {
+        const pack = fakePack("broken", 'console.error("pack broken: no policies"); process.exit(3);');
+        await assert.rejects(PolicyServer.start(pack.dir), (e: unknown) => e instanceof PolicyServerError && /exited \(code 3\) before serving: pack broken: no policies$/.test(e.message));
+    });
+
+    /** The pid of the running policy server started by `parent` (a child whose command runs index.ts). */
+    function serverChildOf(parent: number): number | undefined {
+        for (const d of readdirSync("/proc").filter((x) => /^\d+$/.test(x))) {
+            try {
+                const stat = readFileSync(`/proc/${d}/stat`, "utf8");
+                const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+                if (ppid === parent && readFileSync(`/proc/${d}/cmdline`, "utf8").includes("index.ts")) return Number(d);
+            } catch {
+                // the process ended while being read
+            }
+        }
+        return undefined;
+    }
+
+    for (const [signal, expected] of [["SIGTERM", 128 + 15], ["SIGKILL", null]] as const) {
+        test(`policy:check stopped by ${signal} while the server runs: the server goes too`, async () => {
+            const cli = spawn(process.execPath, ["--import", "tsx", join(ROOT, "scripts", "policy-check.ts"), "test/fixtures/stack-export-clean.json"], { cwd: ROOT, stdio: "ignore" });
+            const exited = new Promise<number | null>((r) => cli.once("exit", (code) => r(code)));
+            let server: number | undefined;
+            await eventually("policy:check started no policy server", () => (server = serverChildOf(cli.pid!)) !== undefined, 120_000);
+            cli.kill(signal);
+            assert.equal(await exited, expected);
+            await eventually(`the policy server outlived policy:check (${signal})`, () => !alive(server!));
+        });
+    }
+});
+
+// What each broken invariant must raise: policy, level and the broken resource. (Before the
+// real analyzer ran plan and policy:check, these tests proved the offline copy agreed with it.)
+const DEV_BROKEN = [
+    "container-disallow-privileged | mandatory | gateway-container",
+    "container-require-no-new-privileges | mandatory | gateway-container",
+    "gateway-require-single-ingress | mandatory | ollama-container",
+    "ollama-disallow-host-ports | mandatory | ollama-container",
+    "ollama-require-internal-network | mandatory | ollama-container",
+    "tls-require-strong-keys | mandatory | pki-ca-key",
+];
+const PROD_BROKEN = [
+    "entra-disallow-implicit-grant | mandatory | entra-app",
+    "entra-require-assignment | mandatory | entra-principal",
+    "entra-require-single-tenant | mandatory | entra-app",
+    "gateway-require-single-ingress | mandatory | filter-container",
+    "gateway-require-single-ingress | mandatory | gateway-container",
+    "ollama-require-node-enclave-mtls | mandatory | filter-container",
+    "random-require-cookie-secret-length | mandatory | oauth2-proxy-cookie-secret",
+    "tailscale-disallow-wildcards | mandatory | tailnet-acl",
+    "tailscale-require-acl-tests | mandatory | tailnet-acl",
+    "tailscale-restrict-server-access | mandatory | tailnet-acl",
+];

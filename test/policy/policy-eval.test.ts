@@ -1,23 +1,39 @@
 /**
- * The offline evaluator: policy config handling, stack-export reading, and that policies are run
- * the way the CrossGuard analyzer runs them (not-applicable, stack links, enforcement levels).
+ * What plan and policy:check do around the analyzer: policy config handling, stack-export
+ * reading, and the client of the real CrossGuard server (what it sends: props, parents,
+ * dependencies, providers, config; how it maps not-applicable, errors and enforcement levels),
+ * checked with probe policies served by @pulumi/policy's own server.
  */
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { describe, test } from "node:test";
-import * as docker from "@pulumi/docker";
-import type { Policies, ResourceValidationPolicy, StackValidationPolicy } from "@pulumi/policy";
+import { join } from "node:path";
+import { after, describe, test } from "node:test";
 import { POLICIES } from "../../policies/all";
 import {
     EXPORT_SECRET_PLACEHOLDER,
     PolicyEvaluationError,
     PolicyInputError,
-    evaluatePolicies,
     graphFromStackExport,
     resolvePolicyConfig,
     schemaProblems,
+    type GraphResource,
+    type Violation,
 } from "../../scripts/lib/policy-eval";
+import { PolicyServer } from "../../scripts/lib/policy-server";
+import { PROBES } from "../fixtures/probe-pack/probes";
 import { CONTAINER, containerProps, res } from "./harness";
+
+let probeServer: Promise<PolicyServer> | undefined;
+after(async () => {
+    await probeServer?.then((s) => s.stop());
+});
+
+/** Only the named probe policies on the graph, through the real server serving the probe pack. */
+async function probe(names: string[], graph: readonly GraphResource[], config: Record<string, unknown> = {}): Promise<Violation[]> {
+    probeServer ??= PolicyServer.start(join(__dirname, "..", "fixtures", "probe-pack"));
+    const others = Object.fromEntries(PROBES.filter((p) => !names.includes(p.name)).map((p) => [p.name, "disabled"]));
+    return (await probeServer).analyze(resolvePolicyConfig(PROBES, { ...others, ...config }), graph);
+}
 
 const problemsOf = (config: unknown): string => {
     try {
@@ -130,10 +146,8 @@ describe("stack export reading", () => {
         const doc = { version: 3, deployment: { resources: [{ urn: prov, type: "pulumi:providers:docker", inputs: { host: "ssh://a" }, outputs: { host: "ssh://a" } }, { urn: "urn:pulumi:s::p::docker:index/container:Container::c", type: CONTAINER, provider: `${prov}::0b6f-id`, inputs: {} }, { urn: "urn:pulumi:s::p::docker:index/container:Container::d", type: CONTAINER, provider: "urn:pulumi:s::p::pulumi:providers:docker::gone::x", inputs: {} }] } };
         const graph = graphFromStackExport(doc, "p.json");
         assert.equal(graph[1].provider, prov);
-        const seen: unknown[] = [];
-        const probe: StackValidationPolicy = { name: "t-prov", description: "d", validateStack: (args) => void seen.push(...args.resources.filter((r) => r.type === CONTAINER).map((r) => [r.provider?.type, r.provider?.name, r.provider?.props.host])) };
-        await evaluatePolicies(resolvePolicyConfig([probe]), graph);
-        assert.deepEqual(seen, [["pulumi:providers:docker", "node-a-docker", "ssh://a"], ["pulumi:providers:docker", "gone", undefined]]);
+        const seen = (await probe(["t-stack"], graph)).filter((v) => v.urn?.includes("Container")).map((v) => JSON.parse(v.message)[5]);
+        assert.deepEqual(seen, [["pulumi:providers:docker", "node-a-docker", "ssh://a"], ["pulumi:providers:docker", "gone", null]]);
     });
     test("old copies of replaced resources (delete: true) are not part of the stack", () => {
         const urn = "urn:pulumi:s::p::docker:index/container:Container::c";
@@ -142,49 +156,30 @@ describe("stack export reading", () => {
     });
 });
 
-describe("evaluation semantics", () => {
+describe("the analyzer client, against probe policies on the real server", () => {
     const c = res(CONTAINER, "c", containerProps("filter"));
     test("not-applicable is not a violation; a throwing policy is an error naming policy and resource", async () => {
-        const quiet: ResourceValidationPolicy = { name: "t-quiet", description: "d", enforcementLevel: "mandatory", validateResource: (args) => args.notApplicable("n/a") };
-        assert.deepEqual(await evaluatePolicies(resolvePolicyConfig([quiet]), [c]), []);
-        const broken: ResourceValidationPolicy = { name: "t-broken", description: "d", enforcementLevel: "mandatory", validateResource: () => { throw new Error("boom"); } };
-        await assert.rejects(evaluatePolicies(resolvePolicyConfig([broken]), [c]), (e: unknown) => e instanceof PolicyEvaluationError && /policy t-broken failed on urn:pulumi:test.*::c: boom/.test(e.message));
+        assert.deepEqual(await probe(["t-quiet"], [c]), []);
+        await assert.rejects(probe(["t-broken"], [c]), (e: unknown) => e instanceof PolicyEvaluationError && /^policy t-broken failed on urn:pulumi:test.*::c: boom$/.test(e.message));
     });
     test("disabled policies do not run; remediate reports as mandatory", async () => {
-        const always: ResourceValidationPolicy = { name: "t-always", description: "d", enforcementLevel: "advisory", validateResource: (_a, report) => report("x") };
-        assert.deepEqual(await evaluatePolicies(resolvePolicyConfig([always], { "t-always": "disabled" }), [c]), []);
-        const [v] = await evaluatePolicies(resolvePolicyConfig([always], { "t-always": "remediate" }), [c]);
+        assert.deepEqual(await probe(["t-always"], [c], { "t-always": "disabled" }), []);
+        const [v] = await probe(["t-always"], [c], { "t-always": "remediate" });
         assert.equal(v.enforcementLevel, "mandatory");
+        assert.equal(v.message, "x", "the policy's description is not part of the message");
     });
-    test("resource policies get isType/asType/getConfig/name/urn like the analyzer gives them", async () => {
-        const seen: unknown[] = [];
-        const probe: ResourceValidationPolicy = {
-            name: "t-probe",
-            description: "d",
-            configSchema: { properties: { n: { type: "integer", default: 7 } } },
-            validateResource: (args) => {
-                seen.push([args.isType(docker.Container), args.isType(docker.Network), args.asType(docker.Container)?.privileged, args.getConfig<{ n: number }>().n, args.name, args.urn === c.urn, args.stackTags.size]);
-            },
-        };
-        await evaluatePolicies(resolvePolicyConfig([probe]), [c]);
-        assert.deepEqual(seen, [[true, false, false, 7, "c", true, 0]]);
+    test("resource policies get isType/asType/getConfig/name/urn/parent like the CLI gives them", async () => {
+        const child = { ...c, parent: "urn:pulumi:test::zero-trust-ollama::zero-trust-ollama:x:X::p" };
+        assert.deepEqual((await probe(["t-probe"], [child])).map((v) => JSON.parse(v.message)), [[true, false, false, 7, "c", c.urn, 0, child.parent]]);
+        assert.equal(JSON.parse((await probe(["t-probe"], [c], { "t-probe": { n: 9 } }))[0].message)[3], 9, "configured values reach getConfig");
     });
     test("stack policies see outputs, parents, dependencies and property dependencies as objects", async () => {
         const parent = res("zero-trust-ollama:x:X", "p", {});
         const net = res("docker:index/network:Network", "n", { name: "n1" }, { id: "net-id" });
         const child = { ...res(CONTAINER, "k", containerProps("filter")), parent: parent.urn, dependencies: [net.urn], propertyDependencies: { networksAdvanced: [net.urn] } };
-        const seen: unknown[] = [];
-        const probe: StackValidationPolicy = {
-            name: "t-stack",
-            description: "d",
-            validateStack: (args, report) => {
-                const k = args.resources.find((r) => r.name === "k")!;
-                seen.push(k.parent?.name, k.dependencies.map((d) => d.props.id), k.propertyDependencies.networksAdvanced.map((d) => d.name), k.isType(docker.Container));
-                report("stack-wide");
-            },
-        };
-        const vs = await evaluatePolicies(resolvePolicyConfig([probe] as Policies), [parent, net, child]);
-        assert.deepEqual(seen, ["p", ["net-id"], ["n"], true]);
-        assert.deepEqual(vs, [{ policy: "t-stack", enforcementLevel: "advisory", urn: undefined, message: "stack-wide" }]);
+        const vs = await probe(["t-stack"], [parent, net, child]);
+        const k = vs.find((v) => v.urn === child.urn)!;
+        assert.deepEqual(JSON.parse(k.message).slice(0, 5), ["k", "p", ["net-id"], { networksAdvanced: ["n"] }, true]);
+        assert.deepEqual(vs.at(-1), { policy: "t-stack", enforcementLevel: "advisory", urn: undefined, message: "stack-wide" });
     });
 });

@@ -10,7 +10,8 @@ import { parse, stringify } from "yaml";
 import { parseStackFile, readStackFile, type StackFile } from "../../components/stack-file";
 import { POLICIES } from "../../policies/all";
 import { runProgramUnderMocks } from "../../scripts/lib/mock-program";
-import { evaluatePolicies, graphFromMockRun, resolvePolicyConfig, type GraphResource, type Violation } from "../../scripts/lib/policy-eval";
+import { graphFromMockRun, type GraphResource, type Violation } from "../../scripts/lib/policy-eval";
+import { violations } from "./harness";
 
 async function graphOf(file: StackFile, stack: string): Promise<GraphResource[]> {
     const run = await runProgramUnderMocks(file, { stack });
@@ -25,7 +26,7 @@ function prodWithManagedAcl(): StackFile {
     return parseStackFile(stringify(doc), "Pulumi.prod.yaml (manageAcl: true)");
 }
 
-const evaluate = (graph: GraphResource[], config: Record<string, unknown> = {}): Promise<Violation[]> => evaluatePolicies(resolvePolicyConfig(POLICIES, config), graph);
+const evaluate = (graph: GraphResource[], config: Record<string, unknown> = {}): Promise<Violation[]> => violations(POLICIES, graph, config);
 const mandatory = (vs: Violation[]) => vs.filter((v) => v.enforcementLevel === "mandatory");
 
 interface Pick {

@@ -7,7 +7,8 @@ import { describe, test } from "node:test";
 import { POLICIES } from "../../policies/all";
 import { parseStackFile } from "../../components/stack-file";
 import { runProgramUnderMocks, type RecordedResource } from "../../scripts/lib/mock-program";
-import { evaluatePolicies, graphFromMockRun, resolvePolicyConfig, type Violation } from "../../scripts/lib/policy-eval";
+import { graphFromMockRun, type Violation } from "../../scripts/lib/policy-eval";
+import { violations } from "../policy/harness";
 
 const ACL_TYPE = "tailscale:index/acl:Acl";
 const TAILSCALE_POLICIES = POLICIES.filter((p) => p.name.startsWith("tailscale-"));
@@ -39,8 +40,7 @@ async function managedAclGraph(): Promise<RecordedResource[]> {
 
 /** Evaluate only the Tailscale policies, with the gateway port given (the graph's gateway may not publish yet). */
 async function tailscaleViolations(resources: RecordedResource[]): Promise<Violation[]> {
-    const resolved = resolvePolicyConfig(TAILSCALE_POLICIES, { "tailscale-restrict-server-access": { gatewayPorts: [8443], allowedUsers: ["carol@example.com"] } });
-    return evaluatePolicies(resolved, graphFromMockRun(resources));
+    return violations(TAILSCALE_POLICIES, graphFromMockRun(resources), { "tailscale-restrict-server-access": { gatewayPorts: [8443], allowedUsers: ["carol@example.com"] } });
 }
 
 /** The same graph with the Acl's policy document edited. */
