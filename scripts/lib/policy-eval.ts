@@ -321,6 +321,19 @@ export function graphFromStackExport(doc: unknown, source: string): GraphResourc
     return graph;
 }
 
+/** A resource's provider as the CLI describes it to the analyzer: type, name, URN and (when in the graph) its state. */
+export function providerResolver(graph: readonly GraphResource[]): (r: GraphResource) => { type: string; name: string; urn: string; props: Record<string, any> } | undefined {
+    const byUrn = new Map(graph.map((g) => [g.urn, g]));
+    return (r) => {
+        if (!r.provider) return undefined;
+        const p = byUrn.get(r.provider);
+        const i = r.provider.lastIndexOf("::");
+        // urn:pulumi:<stack>::<project>::<parent type>$<type>::<name>
+        const qualifiedType = r.provider.slice(r.provider.lastIndexOf("::", i - 1) + 2, i);
+        return { type: p?.type ?? qualifiedType.slice(qualifiedType.lastIndexOf("$") + 1), props: p?.outputs ?? {}, urn: r.provider, name: p?.name ?? r.provider.slice(i + 2) };
+    };
+}
+
 export function hasMandatory(violations: readonly Violation[]): boolean {
     return violations.some((v) => v.enforcementLevel === "mandatory");
 }

@@ -10,7 +10,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { EnforcementLevel } from "@pulumi/policy";
-import { PolicyEvaluationError, type GraphResource, type ResolvedPolicy, type Violation } from "./policy-eval";
+import { PolicyEvaluationError, providerResolver, type GraphResource, type ResolvedPolicy, type Violation } from "./policy-eval";
 
 // Generated gRPC/protobuf modules (the ones @pulumi/policy's server uses); their typings are not usable here.
 const grpc = require("@grpc/grpc-js");
@@ -67,30 +67,33 @@ function struct(v: Record<string, unknown>): unknown {
     return Struct.fromJavaScript(JSON.parse(JSON.stringify(v)));
 }
 
-/** The provider as the CLI describes it to the analyzer: type, name, URN and (when in the graph) its state. */
+/** The provider message the CLI sends with a resource. */
 function providerMessages(graph: readonly GraphResource[]): (r: GraphResource) => unknown {
-    const byUrn = new Map(graph.map((g) => [g.urn, g]));
+    const resolve = providerResolver(graph);
     return (r) => {
-        if (!r.provider) return undefined;
-        const urn = r.provider;
-        const known = byUrn.get(urn);
-        const i = urn.lastIndexOf("::");
-        // urn:pulumi:<stack>::<project>::<parent type>$<type>::<name>
-        const qualifiedType = urn.slice(urn.lastIndexOf("::", i - 1) + 2, i);
+        const known = resolve(r);
+        if (!known) return undefined;
         const p = new analyzerProto.AnalyzerProviderResource();
-        p.setType(known?.type ?? qualifiedType.slice(qualifiedType.lastIndexOf("$") + 1));
-        p.setUrn(urn);
-        p.setName(known?.name ?? urn.slice(i + 2));
-        p.setProperties(struct(known?.outputs ?? {}));
+        p.setType(known.type);
+        p.setUrn(known.urn);
+        p.setName(known.name);
+        p.setProperties(struct(known.props));
         return p;
     };
 }
 
-function options(r: GraphResource): unknown {
+/** An AnalyzeRequest or AnalyzerResource filled with what both carry: type, URN, name, props, options, provider. */
+function describe(msg: any, r: GraphResource, props: Record<string, unknown>, provider: unknown): any {
+    msg.setType(r.type);
+    msg.setUrn(r.urn);
+    msg.setName(r.name);
+    msg.setProperties(struct(props));
     const o = new analyzerProto.AnalyzerResourceOptions();
     o.setProtect(false);
     if (r.parent) o.setParent(r.parent);
-    return o;
+    msg.setOptions(o);
+    if (provider) msg.setProvider(provider);
+    return msg;
 }
 
 /**
@@ -235,14 +238,7 @@ export class PolicyServer {
                 while (next < graph.length) {
                     const i = next++;
                     const r = graph[i];
-                    const req = new analyzerProto.AnalyzeRequest();
-                    req.setType(r.type);
-                    req.setUrn(r.urn);
-                    req.setName(r.name);
-                    req.setProperties(struct(r.inputs));
-                    req.setOptions(options(r));
-                    const provider = providerOf(r);
-                    if (provider) req.setProvider(provider);
+                    const req = describe(new analyzerProto.AnalyzeRequest(), r, r.inputs, providerOf(r));
                     const resp = await this.rpc("analyze", req).catch((e) => Promise.reject(policyFailure(e, r.urn)));
                     collect(found[i], resp, () => r.urn);
                 }
@@ -252,12 +248,7 @@ export class PolicyServer {
             const stackReq = new analyzerProto.AnalyzeStackRequest();
             stackReq.setResourcesList(
                 graph.map((r) => {
-                    const a = new analyzerProto.AnalyzerResource();
-                    a.setType(r.type);
-                    a.setUrn(r.urn);
-                    a.setName(r.name);
-                    a.setProperties(struct(r.outputs));
-                    a.setOptions(options(r));
+                    const a = describe(new analyzerProto.AnalyzerResource(), r, r.outputs, providerOf(r));
                     if (r.parent) a.setParent(r.parent);
                     a.setDependenciesList([...r.dependencies]);
                     const deps = a.getPropertydependenciesMap();
@@ -266,8 +257,6 @@ export class PolicyServer {
                         pd.setUrnsList([...urns]);
                         deps.set(k, pd);
                     }
-                    const provider = providerOf(r);
-                    if (provider) a.setProvider(provider);
                     return a;
                 }),
             );

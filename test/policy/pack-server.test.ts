@@ -3,7 +3,8 @@
  * the analyzer gRPC API on 127.0.0.1 and prints the port), then called over gRPC exactly as the
  * CLI calls it, through the client `plan` and `policy:check` use (scripts/lib/policy-server).
  * Proves the pack loads and is accepted by the CrossGuard server, that broken invariants of the
- * real program's graphs are reported by it, and that the server is always bounded and stopped.
+ * real program's graphs are reported by it (and identically by plan's in-process evaluation),
+ * and that the server is always bounded and stopped.
  */
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
@@ -16,6 +17,7 @@ import { parseStackFile, readStackFile, type StackFile } from "../../components/
 import { POLICIES } from "../../policies/all";
 import { runProgramUnderMocks } from "../../scripts/lib/mock-program";
 import { graphFromMockRun, resolvePolicyConfig, type GraphResource, type Violation } from "../../scripts/lib/policy-eval";
+import { evaluatePolicies } from "../../scripts/lib/plan-eval";
 import { PolicyServer, PolicyServerError } from "../../scripts/lib/policy-server";
 import { packServer } from "./harness";
 
@@ -36,7 +38,12 @@ describe("the pack served by the real CrossGuard server", () => {
         );
     });
 
-    const analyze = async (graph: GraphResource[]): Promise<Violation[]> => (await packServer()).analyze(resolvePolicyConfig(POLICIES), graph);
+    /** The served analyzer's violations; plan's in-process evaluation must report exactly the same. */
+    async function analyze(graph: GraphResource[]): Promise<Violation[]> {
+        const served = await (await packServer()).analyze(resolvePolicyConfig(POLICIES), graph);
+        assert.deepEqual(await evaluatePolicies(resolvePolicyConfig(POLICIES), graph), served, "plan's in-process evaluation differs from the served analyzer");
+        return served;
+    }
     const key = (v: Violation) => `${v.policy} | ${v.enforcementLevel} | ${v.urn?.slice(v.urn.lastIndexOf("::") + 2) ?? "(stack)"}`;
 
     /** The mocked graph of a stack file. */
@@ -53,7 +60,7 @@ describe("the pack served by the real CrossGuard server", () => {
         change(r.outputs);
     }
 
-    test("dev graph, containers/network/PKI broken: the analyzer reports each broken invariant at its resource", async () => {
+    test("dev graph, containers/network/PKI broken: the offline evaluator reports exactly what the analyzer reports", async () => {
         const graph = await graphOf(readStackFile("Pulumi.dev.yaml"), "dev");
         const clean = new Set((await analyze(graph)).map(key));
         breakIt(graph, "ollama-container", (p) => (p.ports = [{ internal: 11434, external: 11434 }]));
@@ -64,7 +71,7 @@ describe("the pack served by the real CrossGuard server", () => {
         assert.deepEqual(added, DEV_BROKEN);
     });
 
-    test("prod graph with a managed ACL, identity/tailnet/ingress broken: clean before, each invariant reported after", async () => {
+    test("prod graph with a managed ACL, identity/tailnet/ingress broken: same findings offline and served", async () => {
         const doc = parse(readFileSync(join(ROOT, "Pulumi.prod.yaml"), "utf8"));
         doc.config["zero-trust-ollama:tailscale"].manageAcl = true;
         const graph = await graphOf(parseStackFile(stringify(doc), "prod (manageAcl)"), "prod");

@@ -2,7 +2,8 @@
  * What plan and policy:check do around the analyzer: policy config handling, stack-export
  * reading, and the client of the real CrossGuard server (what it sends: props, parents,
  * dependencies, providers, config; how it maps not-applicable, errors and enforcement levels),
- * checked with probe policies served by @pulumi/policy's own server.
+ * checked with probe policies served by @pulumi/policy's own server, and plan's in-process
+ * evaluation giving the same answers.
  */
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
@@ -19,6 +20,7 @@ import {
     type GraphResource,
     type Violation,
 } from "../../scripts/lib/policy-eval";
+import { evaluatePolicies } from "../../scripts/lib/plan-eval";
 import { PolicyServer } from "../../scripts/lib/policy-server";
 import { PROBES } from "../fixtures/probe-pack/probes";
 import { CONTAINER, containerProps, res } from "./harness";
@@ -28,11 +30,20 @@ after(async () => {
     await probeServer?.then((s) => s.stop());
 });
 
-/** Only the named probe policies on the graph, through the real server serving the probe pack. */
+const settle = <T>(p: Promise<T>) => p.then((value) => ({ value }), (e: Error) => ({ error: `${e.name}: ${e.message}` }));
+
+/**
+ * Only the named probe policies on the graph, through the real server serving the probe pack;
+ * plan's in-process evaluation must give the very same result (or the same error).
+ */
 async function probe(names: string[], graph: readonly GraphResource[], config: Record<string, unknown> = {}): Promise<Violation[]> {
     probeServer ??= PolicyServer.start(join(__dirname, "..", "fixtures", "probe-pack"));
     const others = Object.fromEntries(PROBES.filter((p) => !names.includes(p.name)).map((p) => [p.name, "disabled"]));
-    return (await probeServer).analyze(resolvePolicyConfig(PROBES, { ...others, ...config }), graph);
+    const resolved = resolvePolicyConfig(PROBES, { ...others, ...config });
+    const served = await settle((await probeServer).analyze(resolved, graph));
+    assert.deepEqual(await settle(evaluatePolicies(resolved, graph)), served, "plan's in-process evaluation differs from the served analyzer");
+    if ("error" in served) return (await probeServer).analyze(resolved, graph);
+    return served.value;
 }
 
 const problemsOf = (config: unknown): string => {
