@@ -8,7 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
@@ -95,12 +95,26 @@ describe("the server process is bounded and always stopped", () => {
     const tmp = mkdtempSync(join(tmpdir(), "policy-server-"));
     after(() => rmSync(tmp, { recursive: true, force: true }));
 
-    /** A stand-in pack directory whose index.ts records its pid and then runs `body`. */
-    function fakePack(name: string, body: string): { dir: string; pid: () => number } {
+    /** A stand-in pack directory whose index.ts runs `body`. */
+    function fakePack(name: string, body: string): string {
         const dir = join(tmp, name);
-        spawnSync("mkdir", ["-p", dir]);
-        writeFileSync(join(dir, "index.ts"), `require("node:fs").writeFileSync(${JSON.stringify(join(dir, "pid"))}, String(process.pid));\n${body}\n`);
-        return { dir, pid: () => Number(readFileSync(join(dir, "pid"), "utf8")) };
+        mkdirSync(dir);
+        writeFileSync(join(dir, "index.ts"), `${body}\n`);
+        return dir;
+    }
+
+    /** Live processes whose working directory is `dir` (the servers started from it). */
+    function processesIn(dir: string): number[] {
+        return readdirSync("/proc")
+            .filter((d) => /^\d+$/.test(d))
+            .filter((d) => {
+                try {
+                    return readlinkSync(`/proc/${d}/cwd`) === dir && alive(Number(d));
+                } catch {
+                    return false; // ended while being read, or not ours to inspect
+                }
+            })
+            .map(Number);
     }
 
     /** Running (an exited process waiting to be reaped counts as gone). */
@@ -123,14 +137,17 @@ describe("the server process is bounded and always stopped", () => {
     }
 
     test("a server that prints no port within the bound is an error, and its process is killed", async () => {
-        const pack = fakePack("silent", "setInterval(() => {}, 1000);");
-        await assert.rejects(PolicyServer.start(pack.dir, 5_000), (e: unknown) => e instanceof PolicyServerError && /printed no port within 5 s/.test(e.message));
-        await eventually("the silent server was not stopped", () => !alive(pack.pid()));
+        const dir = fakePack("silent", "setInterval(() => {}, 1000);");
+        const starting = PolicyServer.start(dir, 5_000);
+        starting.catch(() => undefined); // asserted below; not unhandled while polling
+        await eventually("the silent server never ran (so its stopping proves nothing)", () => processesIn(dir).length > 0, 5_000);
+        await assert.rejects(starting, (e: unknown) => e instanceof PolicyServerError && /printed no port within 5 s/.test(e.message));
+        await eventually("the silent server was not stopped", () => processesIn(dir).length === 0);
     });
 
     test("a pack that fails to load is an error quoting its stderr without stack frames", async () => {
-        const pack = fakePack("broken", 'console.error("pack broken: no policies"); process.exit(3);');
-        await assert.rejects(PolicyServer.start(pack.dir), (e: unknown) => e instanceof PolicyServerError && /exited \(code 3\) before serving: pack broken: no policies$/.test(e.message));
+        const dir = fakePack("broken", 'console.error("pack broken: no policies"); process.exit(3);');
+        await assert.rejects(PolicyServer.start(dir), (e: unknown) => e instanceof PolicyServerError && /exited \(code 3\) before serving: pack broken: no policies$/.test(e.message));
     });
 
     /** The pid of the running policy server started by `parent` (a child whose command runs index.ts). */
