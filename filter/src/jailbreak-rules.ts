@@ -1,0 +1,219 @@
+/**
+ * Jailbreak / prompt-injection phrase rules, one input of the check in jailbreak.ts. Text is
+ * normalised (NFKC folds full-width letters, invisible characters are dropped, case is folded)
+ * and scanned once for vocabulary words; each rule is a short sequence of word classes where
+ * every next word must follow within a small window. The matcher looks at each word a bounded
+ * number of times, so the cost is linear in the input no matter how it is crafted (no regex runs
+ * on user text).
+ */
+
+import { foldCompatibility } from "./fold";
+
+export interface JailbreakRule {
+    /** Stable id reported as `rule` in refusals and audit events. */
+    readonly id: string;
+    /** Word classes in order; each step's word must follow the previous one within `within` words (12 characters each). */
+    readonly steps: readonly { readonly words: readonly string[]; readonly within: number }[];
+}
+
+const seq = (...words: string[][]) => words.map((w, i) => ({ words: w, within: i === 0 ? 0 : 1 }));
+const near = (within: number, ...classes: string[][]) => classes.map((w, i) => ({ words: w, within: i === 0 ? 0 : within }));
+
+const INSTRUCTION_NOUNS = ["instruction", "instructions", "rules", "guidelines", "directives", "prompt", "prompts", "guardrails", "restrictions", "policy", "policies", "programming", "constraints"];
+const PERSONA_VERBS = ["pretend", "act", "behave", "roleplay", "imagine", "become", "respond", "answer", "reply", "operate"];
+
+export const JAILBREAK_RULES: readonly JailbreakRule[] = [
+    {
+        id: "jailbreak.ignore-instructions",
+        steps: [
+            { words: ["ignore", "disregard", "forget", "override", "bypass", "skip", "abandon"], within: 0 },
+            { words: ["previous", "prior", "above", "earlier", "preceding", "all", "any", "your", "system", "initial", "original", "safety"], within: 4 },
+            { words: INSTRUCTION_NOUNS, within: 3 },
+        ],
+    },
+    { id: "jailbreak.dan", steps: seq(["do"], ["anything"], ["now"]) },
+    { id: "jailbreak.dan", steps: near(1, ["dan", "stan", "dude"], ["mode", "jailbreak", "persona"]) },
+    { id: "jailbreak.dan", steps: near(1, ["you", "act"], ["are", "as"], ["dan"]) },
+    { id: "jailbreak.developer-mode", steps: near(3, ["enable", "enabled", "activate", "activated", "enter", "entering", "unlock", "unlocked", "switch"], ["developer", "god", "jailbreak", "unrestricted", "sudo"], ["mode"]) },
+    { id: "jailbreak.developer-mode", steps: near(3, ["developer", "god", "jailbreak", "sudo"], ["mode"], ["enabled", "activated", "on", "unlocked"]) },
+    { id: "jailbreak.unrestricted-persona", steps: near(5, PERSONA_VERBS, ["unrestricted", "unfiltered", "uncensored", "amoral", "unaligned", "jailbroken", "unethical"]) },
+    { id: "jailbreak.unrestricted-persona", steps: near(5, PERSONA_VERBS, ["without", "no", "free", "ignoring"], ["restrictions", "filters", "censorship", "limitations", "limits", "safeguards", "guidelines", "ethics", "morals", "rules"]) },
+    {
+        id: "jailbreak.system-prompt-leak",
+        steps: [
+            { words: ["reveal", "print", "show", "repeat", "output", "display", "leak", "disclose", "dump", "recite", "tell"], within: 0 },
+            { words: ["system", "initial", "hidden", "secret", "original", "developer"], within: 5 },
+            { words: ["prompt", "prompts", "instructions", "message"], within: 2 },
+        ],
+    },
+    { id: "injection.role-override", steps: near(2, ["new", "updated", "revised", "real"], ["system"], ["prompt", "instructions", "message", "rules"]) },
+    { id: "injection.role-override", steps: seq(["system"], ["override"]) },
+];
+
+/**
+ * Chat-template control tokens: in user text they forge turns (a fake system message). Llama 2's
+ * opening `[INST]` is left out (it collides with code like `a[inst]`); its `[/INST]` and `<<SYS>>` are in.
+ */
+export const TEMPLATE_TOKENS: readonly string[] = ["<|im_start|>", "<|im_end|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>", "<|system|>", "<<sys>>", "[/inst]", "<start_of_turn>", "<|endoftext|>", "<|begin_of_text|>"];
+export const TEMPLATE_TOKEN_RULE = "injection.chat-template-tokens";
+
+interface CompiledRule {
+    readonly id: string;
+    /** Window per step (index 0 unused: the first step starts anywhere). */
+    readonly within: readonly number[];
+}
+
+/**
+ * Rules compiled to integer tables: each vocabulary word gets an id, and `stepMask[r * words +
+ * id]` holds the steps of rule r that word satisfies (bit s for step s).
+ */
+interface Vocabulary {
+    readonly words: readonly string[];
+    readonly stepMask: Uint8Array;
+    readonly rules: readonly CompiledRule[];
+}
+
+function compile(rules: readonly JailbreakRule[]): Vocabulary {
+    const ids = new Map<string, number>();
+    for (const rule of rules) for (const step of rule.steps) for (const w of step.words) if (!ids.has(w)) ids.set(w, ids.size);
+    const stepMask = new Uint8Array(rules.length * ids.size);
+    rules.forEach((rule, r) => rule.steps.forEach((step, s) => step.words.forEach((w) => (stepMask[r * ids.size + ids.get(w)!]! |= 1 << s))));
+    return { words: [...ids.keys()], stepMask, rules: rules.map((rule) => ({ id: rule.id, within: rule.steps.map((s) => s.within) })) };
+}
+
+const VOCABULARY = compile(JAILBREAK_RULES);
+const WORDS = VOCABULARY.words.length;
+
+/** Lower-case, NFKC-folded text without invisible characters. */
+export function normalise(text: string): string {
+    return foldCompatibility(text).toLowerCase();
+}
+
+/** A step's window is `within` words and at most this many characters per word, so checking it is bounded. */
+const CHARS_PER_WORD = 12;
+const MAX_WORD = Math.max(...VOCABULARY.words.map((w) => w.length));
+
+const isWordChar = (c: number) => (c >= 97 && c <= 122) || (c >= 48 && c <= 57);
+
+/** Words (runs of a-z0-9) in t[from, to). */
+function wordsBetween(t: string, from: number, to: number): number {
+    let words = 0;
+    for (let i = from, inWord = false; i < to; i++) {
+        const w = isWordChar(t.charCodeAt(i));
+        if (w && !inWord) words++;
+        inWord = w;
+    }
+    return words;
+}
+
+const hashStep = (h: number, c: number) => (Math.imul(h, 31) + c) | 0;
+/** Vocabulary word ids by hash, so the scan below looks words up without cutting substrings. */
+const BY_HASH = new Map<number, number[]>();
+VOCABULARY.words.forEach((word, id) => {
+    let h = 0;
+    for (let i = 0; i < word.length; i++) h = hashStep(h, word.charCodeAt(i));
+    BY_HASH.set(h, [...(BY_HASH.get(h) ?? []), id]);
+});
+
+/** Vocabulary words found in a text, as typed arrays (a 1 MiB prompt can hold ~300k words). */
+interface Hits {
+    count: number;
+    start: Int32Array;
+    end: Int32Array;
+    word: Int32Array;
+    /** 1 for every word id that occurs at least once. */
+    readonly seen: Uint8Array;
+}
+
+const grow = (a: Int32Array) => {
+    const b = new Int32Array(a.length * 2);
+    b.set(a);
+    return b;
+};
+
+function pushHit(hits: Hits, start: number, end: number, word: number): void {
+    if (hits.count === hits.start.length) {
+        hits.start = grow(hits.start);
+        hits.end = grow(hits.end);
+        hits.word = grow(hits.word);
+    }
+    hits.start[hits.count] = start;
+    hits.end[hits.count] = end;
+    hits.word[hits.count] = word;
+    hits.count++;
+    hits.seen[word] = 1;
+}
+
+/**
+ * One pass over the normalised text: split into runs of a-z0-9 (so `_`, punctuation and other
+ * scripts separate words), hash each run while reading it and keep those in the vocabulary.
+ */
+function vocabularyHits(t: string): Hits {
+    const hits: Hits = { count: 0, start: new Int32Array(64), end: new Int32Array(64), word: new Int32Array(64), seen: new Uint8Array(WORDS) };
+    const n = t.length;
+    let i = 0;
+    while (i < n) {
+        while (i < n && !isWordChar(t.charCodeAt(i))) i++;
+        const start = i;
+        let h = 0;
+        for (; i < n; i++) {
+            const c = t.charCodeAt(i);
+            if (!isWordChar(c)) break;
+            h = hashStep(h, c);
+        }
+        if (i === start || i - start > MAX_WORD) continue;
+        const candidates = BY_HASH.get(h);
+        if (!candidates) continue;
+        for (const id of candidates) {
+            const word = VOCABULARY.words[id]!;
+            if (word.length === i - start && t.startsWith(word, start)) {
+                pushHit(hits, start, i, id);
+                break;
+            }
+        }
+    }
+    return hits;
+}
+
+/** True when the normalised text holds a chat-template control token. */
+export function hasTemplateToken(t: string): boolean {
+    return TEMPLATE_TOKENS.some((token) => t.includes(token));
+}
+
+/** Id of the first phrase rule that fires on the normalised text `t`, or undefined. */
+export function matchRules(t: string): string | undefined {
+    const hits = vocabularyHits(t);
+    const { rules, stepMask } = VOCABULARY;
+    for (let r = 0; r < rules.length; r++) {
+        const within = rules[r]!.within;
+        const row = r * WORDS;
+        // A rule with a step none of the text's words satisfies cannot fire: skip it, so a flood of
+        // one trigger word costs one pass over the text, not one per rule.
+        let present = 0;
+        for (let w = 0; w < WORDS; w++) if (hits.seen[w]) present |= stepMask[row + w]!;
+        if (present !== (1 << within.length) - 1) continue;
+        // Greedy: from each start word, take the nearest word of each next step inside its window.
+        // Windows are a few words wide, so each hit is looked at a bounded number of times.
+        for (let h = 0; h < hits.count; h++) {
+            if (!(stepMask[row + hits.word[h]!]! & 1)) continue;
+            let at = h;
+            let step = 1;
+            while (step < within.length) {
+                const from = hits.end[at]!;
+                const limit = from + within[step]! * CHARS_PER_WORD;
+                let found = -1;
+                for (let k = at + 1; k < hits.count && hits.start[k]! <= limit; k++) {
+                    if (stepMask[row + hits.word[k]!]! & (1 << step) && wordsBetween(t, from, hits.start[k]!) < within[step]!) {
+                        found = k;
+                        break;
+                    }
+                }
+                if (found === -1) break;
+                at = found;
+                step++;
+            }
+            if (step === within.length) return rules[r]!.id;
+        }
+    }
+    return undefined;
+}
