@@ -2,6 +2,7 @@
  * `npm run bench:filter`: prints one JSON document with
  * - decisions/s and p50/p99 decision latency (the pure `decide()`: JSON parse, shape, bounds,
  *   allowlist, jailbreak, PII) for 1 KiB, 8 KiB and 64 KiB chat bodies, on this one thread;
+ * - the jailbreak check alone (phrase rules and model) on 8 KiB of text;
  * - the worst time per rule on 1 MiB adversarial inputs (several crafted inputs per rule), and
  *   the worst full decision on a 1 MiB adversarial body;
  * - time to first token through filter -> stub Ollama vs straight to the stub, and through the
@@ -18,7 +19,7 @@ import { join } from "node:path";
 import { loadStackConfig } from "../components/config";
 import { renderFilterRules, type FilterRules, type PiiDetector } from "../components/filter/rules";
 import { compilePolicy, decide } from "../filter/src/decide";
-import { findJailbreak, JAILBREAK_RULES, TEMPLATE_TOKEN_RULE, TEMPLATE_TOKENS } from "../filter/src/jailbreak";
+import { CLASSIFIER_RULE, findJailbreak, JAILBREAK_RULES, TEMPLATE_TOKEN_RULE, TEMPLATE_TOKENS } from "../filter/src/jailbreak";
 import { findPii } from "../filter/src/pii";
 import { startStubOllama } from "./sandbox/stub-ollama";
 import { startSandbox } from "../test/e2e/harness";
@@ -96,6 +97,21 @@ function benchDecisions(bytes: number, iterations: number) {
     };
 }
 
+/** The jailbreak check alone (rules and model) on the text of the 8 KiB body: its share of a decision. */
+function benchJailbreakCheck(chars: number, iterations: number) {
+    const text = prose(chars);
+    if (findJailbreak(text) !== undefined) throw new Error("benchmark prose was refused; fix the generator");
+    for (let i = 0; i < 500; i++) findJailbreak(text);
+    const times = new Array<number>(iterations);
+    for (let i = 0; i < iterations; i++) {
+        const t = performance.now();
+        findJailbreak(text);
+        times[i] = performance.now() - t;
+    }
+    times.sort((a, b) => a - b);
+    return { textChars: chars, iterations, p50Ms: round(percentile(times, 50), 4), p99Ms: round(percentile(times, 99), 4) };
+}
+
 const fill = (unit: string, size = MiB) => unit.repeat(Math.ceil(size / unit.length)).slice(0, size);
 
 /** Inputs crafted to make each detector do the most work per byte (near misses, long runs). */
@@ -124,6 +140,11 @@ function jailbreakAdversarial(): Record<string, Record<string, string>> {
     }
     out[TEMPLATE_TOKEN_RULE] = { "partial-tokens": fill(TEMPLATE_TOKENS.map((t) => t.slice(0, -1)).join(" ")), "angle-storm": fill("<|") };
     out["normalisation"] = { "non-ascii-words": fill("ｉｇｎｏｒｅ\u200b "), "invisible-storm": fill("\u200b") };
+    // The model: every word a lexicon concept (each forms pairs with its neighbours), prefixes of
+    // unspaced-script stems, quote toggles, and a megabyte of distinct words (one block after another).
+    let distinct = "";
+    for (let i = 0; distinct.length < MiB; i++) distinct += `w${(i * 2654435761) >>> 0} `;
+    out[CLASSIFIER_RULE] = { "concept-storm": fill("ignore previous rules without filters pretend reveal system mode decode always "), "unspaced-stems": fill("忽略之前的指令没有限制"), "quote-storm": fill('"a" '), "distinct-words": distinct.slice(0, MiB) };
     return out;
 }
 
@@ -304,6 +325,7 @@ const USAGE = `usage: npm run bench:filter
 async function main(): Promise<void> {
     const loadAvgAtStart = loadavg().map((x) => round(x, 2));
     const decisions = { "1KiB": benchDecisions(1024, 20000), "8KiB": benchDecisions(8 * 1024, 10000), "64KiB": benchDecisions(64 * 1024, 1000) };
+    const jailbreakCheck8KiB = benchJailbreakCheck(8 * 1024 - 100, 5000);
     const adversarial = benchAdversarial();
     const filterHop = await benchFilterHop(300);
     const gatewayPath = await benchGatewayPath(200);
@@ -313,6 +335,7 @@ async function main(): Promise<void> {
         // Other work on the machine inflates wall-clock latencies; read p99s with this in mind.
         loadAverageAtStart: loadAvgAtStart,
         decisions,
+        jailbreakCheck8KiB,
         adversarial1MiB: adversarial,
         ttft: { filterHop, gatewayPath },
         targets: {

@@ -13,12 +13,12 @@ import { createHash } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { JAILBREAK_RULES, matchRules, normalise } from "../filter/src/jailbreak-rules";
-import { FEATURE_BITS, forEachFeature, loadModel, MODEL_FORMAT, score } from "../filter/src/jailbreak-score";
+import { FEATURE_BITS, forEachFeature, loadModel, MIN_FEATURES, MODEL_FORMAT, score } from "../filter/src/jailbreak-score";
 import { figures, isHeldOut, readCorpus, type CorpusEntry } from "./lib/jailbreak-corpus";
 
 export const MODEL_PATH = join(__dirname, "..", "filter", "src", "jailbreak-model.json");
 
-/** Features per scoring window: about 600 characters of English, longer than almost every corpus prompt. */
+/** Distinct features per scoring window: several hundred characters, longer than almost every corpus prompt. */
 const WINDOW = 2048;
 const ITERATIONS = 500;
 const LEARNING_RATE = 0.1;
@@ -50,7 +50,7 @@ function example(entry: CorpusEntry): Example {
         counts.set(b, v);
         n++;
     });
-    const norm = n === 0 ? 1 : Math.sqrt(n);
+    const norm = Math.sqrt(Math.max(n, MIN_FEATURES));
     const rule = matchRules(t);
     return {
         entry,

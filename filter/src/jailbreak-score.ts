@@ -13,7 +13,6 @@ import { JAILBREAK_RULES } from "./jailbreak-rules";
 
 /** Features hash into 2^FEATURE_BITS buckets. */
 export const FEATURE_BITS = 14;
-const MASK = (1 << FEATURE_BITS) - 1;
 
 /** Code units the features read: ASCII letters and digits, and every non-ASCII unit (other scripts). */
 const kept = (c: number) => (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c >= 128;
@@ -25,7 +24,7 @@ function bucket(h: number): number {
     h ^= h >>> 13;
     h = Math.imul(h, 0xc2b2ae35);
     h ^= h >>> 16;
-    return h & MASK;
+    return h & ((1 << FEATURE_BITS) - 1);
 }
 
 const mix = (h: number, c: number) => Math.imul(h ^ c, 0x01000193);
@@ -64,11 +63,32 @@ const CONCEPT_GAIN = 2;
 /** An n-gram counts this much: there are about three per character, against one word feature per word. */
 const NGRAM_VALUE = 0.4;
 
+/** Stem hash -> concept id, open addressing in typed arrays (a Map lookup per letter costs too much). */
+class StemTable {
+    private readonly keys = new Int32Array(4096);
+    private readonly concepts = new Int16Array(4096).fill(-1);
+    private size = 0;
+    set(hash: number, concept: number): void {
+        if (++this.size > 2048) throw new Error("jailbreak lexicon: more than 2048 stems");
+        let i = hash >>> 20;
+        while (this.concepts[i] !== -1 && this.keys[i] !== hash) i = (i + 1) & 4095;
+        this.keys[i] = hash;
+        this.concepts[i] = concept;
+    }
+    /** The concept, or -1. */
+    get(hash: number): number {
+        for (let i = hash >>> 20; ; i = (i + 1) & 4095) {
+            const c = this.concepts[i]!;
+            if (c === -1 || this.keys[i] === hash) return c;
+        }
+    }
+}
+
 /** The lexicon compiled for the scan below: stems by the hash `mix` gives their letters. */
 const LEXICON = (() => {
     const names = Object.keys(CONCEPTS);
-    const prefix = new Map<number, number>();
-    const exact = new Map<number, number>();
+    const prefix = new StemTable();
+    const exact = new StemTable();
     const unspacedByFirst = new Map<number, { stem: string; concept: number }[]>();
     let prefixLengths = 0;
     names.forEach((name, concept) => {
@@ -147,7 +167,7 @@ export function forEachFeature(t: string, visit: (bucket: number, value: number)
                 previousWord = word;
                 if (!wordMatched) {
                     const whole = exact.get(word);
-                    if (whole !== undefined) concept(whole);
+                    if (whole !== -1) concept(whole);
                 }
                 if (wordUnspaced) {
                     for (let k = wordStart; k < i; k++) {
@@ -167,7 +187,7 @@ export function forEachFeature(t: string, visit: (bucket: number, value: number)
             if (unspaced(c)) wordUnspaced = true;
             if (!wordMatched && wordLength < 32 && (prefixLengths >>> wordLength) & 1) {
                 const stem = prefix.get(word);
-                if (stem !== undefined) {
+                if (stem !== -1) {
                     concept(stem);
                     wordMatched = true;
                 }
@@ -191,8 +211,14 @@ export interface Scorer {
     readonly window: number;
 }
 
+/**
+ * Texts with fewer features are scaled as if they had this many: otherwise one word of a short
+ * string ("RSA", "refuse") carries the weight of a whole sentence.
+ */
+export const MIN_FEATURES = 100;
+
 /** Sum of feature weights over `count` features, scaled so a text's length does not decide its score. */
-const windowScore = (sum: number, count: number) => (count === 0 ? 0 : sum / Math.sqrt(count));
+export const windowScore = (sum: number, count: number) => sum / Math.sqrt(Math.max(count, MIN_FEATURES));
 
 /**
  * Block in which each bucket was last counted: a feature counts once per block, so repeating a
@@ -202,36 +228,58 @@ const windowScore = (sum: number, count: number) => (count === 0 ? 0 : sum / Mat
 const lastBlock = new Int32Array(1 << FEATURE_BITS);
 let block = 0;
 
+/** Features of the text being scored, collected first so the scoring loop runs on plain locals. */
+let collectedBuckets = new Int32Array(1 << 14);
+let collectedValues = new Float32Array(1 << 14);
+let collected = 0;
+function collect(b: number, v: number): void {
+    if (collected === collectedBuckets.length) {
+        const buckets = new Int32Array(collected * 2);
+        const values = new Float32Array(collected * 2);
+        buckets.set(collectedBuckets);
+        values.set(collectedValues);
+        collectedBuckets = buckets;
+        collectedValues = values;
+    }
+    collectedBuckets[collected] = b;
+    collectedValues[collected++] = v;
+}
+
 /**
  * Log-odds that the normalised text `t` is an attack, given the id of the phrase rule that fired
  * on it (if any). Features are read in blocks of `window / 2` distinct features and each window
  * is two neighbouring blocks; a text of at most one window is scored exactly as in training.
  */
 export function score(model: Scorer, t: string, rule: string | undefined): number {
+    collected = 0;
+    forEachFeature(t, collect);
     const half = model.window / 2;
     const w = model.weights;
+    const buckets = collectedBuckets;
+    const values = collectedValues;
     let best = -Infinity;
     let previousSum = 0;
     let previousCount = 0;
     let sum = 0;
     let count = 0;
-    // One call uses fewer than 2^21 blocks (a block is 1,000 features, several per character at most).
-    if (++block > 0x7fffffff - (1 << 21)) {
+    // One call uses fewer than 2^22 blocks (a block is 1,000 features, a few per character).
+    if (++block > 0x7fffffff - (1 << 22)) {
         lastBlock.fill(0);
         block = 1;
     }
-    forEachFeature(t, (b, v) => {
-        if (lastBlock[b] === block) return;
+    for (let i = 0; i < collected; i++) {
+        const b = buckets[i]!;
+        if (lastBlock[b] === block) continue;
         lastBlock[b] = block;
-        sum += w[b]! * v;
-        if (++count < half) return;
+        sum += w[b]! * values[i]!;
+        if (++count < half) continue;
         if (previousCount > 0) best = Math.max(best, windowScore(previousSum + sum, previousCount + count));
         previousSum = sum;
         previousCount = count;
         sum = 0;
         count = 0;
         block++;
-    });
+    }
     if (count > 0 || best === -Infinity) best = Math.max(best, windowScore(previousSum + sum, previousCount + count));
     return model.bias + (rule === undefined ? 0 : (model.ruleWeights[rule] ?? 0)) + best;
 }

@@ -24,10 +24,17 @@ export function jailbreakScore(text: string, model: JailbreakModel = JAILBREAK_M
     return score(model, t, matchRules(t));
 }
 
+/**
+ * A phrase rule refuses a text this short on its own: there is no room in it for the question
+ * around a quoted attack, and the model scales short texts down (MIN_FEATURES).
+ */
+export const SHORT_TEXT_CHARS = 48;
+
 /** Rule id that refuses the text, or undefined when it may pass. */
 export function findJailbreak(text: string, model: JailbreakModel = JAILBREAK_MODEL): string | undefined {
     const t = normalise(text);
     if (hasTemplateToken(t)) return TEMPLATE_TOKEN_RULE;
     const rule = matchRules(t);
+    if (rule !== undefined && t.length <= SHORT_TEXT_CHARS) return rule;
     return score(model, t, rule) >= model.threshold ? (rule ?? CLASSIFIER_RULE) : undefined;
 }
