@@ -5,7 +5,7 @@
  * comparison, for the phrase rules and template tokens alone. Exits 1 when the model was trained
  * from another corpus or a held-out target (issue 14) is missed.
  */
-import { findJailbreak, JAILBREAK_MODEL } from "../filter/src/jailbreak";
+import { CLASSIFIER_RULE, findJailbreak, JAILBREAK_MODEL } from "../filter/src/jailbreak";
 import { hasTemplateToken, matchRules, normalise } from "../filter/src/jailbreak-rules";
 import { evaluate, isHeldOut, readCorpus, TARGETS, type Figures } from "./lib/jailbreak-corpus";
 
@@ -29,6 +29,7 @@ function main(): number {
         const t = normalise(text);
         return hasTemplateToken(t) || matchRules(t) !== undefined;
     });
+    const modelOnly = evaluate(heldOut, (text) => findJailbreak(text) === CLASSIFIER_RULE).overall;
     const lines = [
         `held-out split of ${corpus.entries.length} prompts: ${filter.overall.attacks} attacks, ${filter.overall.benign} benign (corpus sha256 ${corpus.sha256.slice(0, 16)}…)`,
         "",
@@ -36,6 +37,8 @@ function main(): number {
         `${"family".padEnd(34)} ${"".padStart(5)}  ${"".padStart(6)}  ${"".padStart(6)}  ${"".padStart(6)}   ${"recall".padStart(6)}  ${"FPR".padStart(6)}`,
         row("overall", filter.overall, rules.overall),
         ...Object.entries(filter.byFamily).map(([family, f]) => row(family, f, rules.byFamily[family]!)),
+        "",
+        `false refusals: ${rules.overall.falsePositives} by the phrase rules and template tokens (which refuse outright), ${modelOnly.falsePositives} more by the model (${pct(modelOnly.falsePositiveRate).trim()} of benign prompts)`,
         "",
     ];
     const problems: string[] = [];

@@ -1,37 +1,39 @@
 /**
- * The jailbreak classifier: a logistic-regression model over hashed features of the normalised
- * text (character 3/4/5-grams and word uni/bigrams) plus one learned weight per phrase rule.
- * Training (scripts/train-jailbreak.ts) and the filter use these same functions, so a score at
- * training time is the score the filter computes.
+ * The jailbreak classifier: logistic regression over features of the normalised text, each a
+ * 0/1 indicator with its own weight:
+ * - character 3/4/5-grams (runs of punctuation and spaces read as one space, so they span word
+ *   edges), hashed into NGRAM_BUCKETS weights;
+ * - words and word bigrams, hashed into WORD_BUCKETS weights;
+ * - concepts of a small multilingual lexicon (jailbreak-lexicon.ts) and pairs of concepts a few
+ *   words apart, counted apart inside quotation marks: one weight each, no hashing.
+ * Training (scripts/train-jailbreak.ts) and the filter share `forEachFeature` and `score`, so a
+ * score at training time is the score the filter computes.
  *
- * Long texts are scored in windows of `window` features overlapping by half, and the text's
- * score is its highest window: an attack sentence buried in pages of harmless text is not
- * diluted away, and the cost stays one pass over the text.
+ * Cost: one pass over the text, a bounded amount of work per character, and nothing allocated
+ * per call (a fixed stamp array marks features already counted). A long text is scored in
+ * windows of `window` distinct features overlapping by half and its score is its highest window,
+ * so an attack buried in pages of harmless text is not diluted away.
  */
 import { CONCEPTS } from "./jailbreak-lexicon";
-import { JAILBREAK_RULES } from "./jailbreak-rules";
 
-/** Features hash into 2^FEATURE_BITS buckets. */
-export const FEATURE_BITS = 14;
+export const NGRAM_BITS = 15;
+export const WORD_BITS = 14;
+const NGRAM_BUCKETS = 1 << NGRAM_BITS;
+const WORD_BUCKETS = 1 << WORD_BITS;
 
 /** Code units the features read: ASCII letters and digits, and every non-ASCII unit (other scripts). */
 const kept = (c: number) => (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c >= 128;
 
 /** 32-bit finaliser (murmur3 fmix32): nearby inputs land in unrelated buckets. */
-function bucket(h: number): number {
+function fmix(h: number): number {
     h ^= h >>> 16;
     h = Math.imul(h, 0x85ebca6b);
     h ^= h >>> 13;
     h = Math.imul(h, 0xc2b2ae35);
-    h ^= h >>> 16;
-    return h & ((1 << FEATURE_BITS) - 1);
+    return h ^ (h >>> 16);
 }
 
 const mix = (h: number, c: number) => Math.imul(h ^ c, 0x01000193);
-/** Distinct seeds so a 3-gram, a 4-gram, a word and a bigram with equal letters get different buckets. */
-const SEED_3 = 0x3a8f05c5;
-const SEED_4 = 0x4b1d2e77;
-const SEED_5 = 0x5c2e3f19;
 const SEED_WORD = 0x6d3f4a2b;
 const SEED_BIGRAM = 0x7e405b3d;
 
@@ -46,22 +48,13 @@ function quoteMark(c: number): number {
     return 0;
 }
 
-/** Words: CJK ideographs, kana and Hangul, which are written without spaces between words. */
+/** CJK ideographs, kana and Hangul, written without spaces between words. */
 const unspaced = (c: number) => (c >= 0x2e80 && c <= 0x9fff) || (c >= 0xac00 && c <= 0xd7af);
 
 const NONE: readonly { stem: string; concept: number }[] = [];
 
 /** Two concepts at most this many words apart form a pair feature. */
 const PAIR_WINDOW = 8;
-const SEED_CONCEPT = 0x1f2e3d4c;
-const SEED_PAIR = 0x2a3b4c5d;
-/**
- * A concept or pair counts this many times an n-gram: with the same regularisation, the model
- * then prefers the few general concepts to the many n-grams that only fit the phrasings it saw.
- */
-const CONCEPT_GAIN = 2;
-/** An n-gram counts this much: there are about three per character, against one word feature per word. */
-const NGRAM_VALUE = 0.4;
 
 /** Stem hash -> concept id, open addressing in typed arrays (a Map lookup per letter costs too much). */
 class StemTable {
@@ -107,34 +100,68 @@ const LEXICON = (() => {
             if (!whole) prefixLengths |= 1 << stem.length;
         }
     });
-    // Ids 0..k-1: concepts outside quotation marks; k..2k-1: the same concepts inside.
-    const k = names.length;
-    const conceptBucket = Int32Array.from({ length: 2 * k }, (_, c) => bucket(mix(SEED_CONCEPT, c)));
-    const pairBucket = new Int32Array(4 * k * k);
-    for (let a = 0; a < 2 * k; a++) for (let b = 0; b < 2 * k; b++) pairBucket[a * 2 * k + b] = bucket(mix(mix(SEED_PAIR, Math.min(a, b)), Math.max(a, b)));
-    return { concepts: k, prefix, exact, prefixLengths, unspacedByFirst, conceptBucket, pairBucket };
+    return { concepts: names.length, prefix, exact, prefixLengths, unspacedByFirst };
 })();
 
+/** Where each kind of feature starts in the weight array. */
+export const LAYOUT = (() => {
+    const k = LEXICON.concepts;
+    const words = NGRAM_BUCKETS;
+    const concepts = words + WORD_BUCKETS;
+    // Concepts outside quotation marks are ids 0..k-1, inside k..2k-1; a pair is (a, b) of those.
+    const pairs = concepts + 2 * k;
+    return { ngrams: 0, words, concepts, pairs, size: pairs + 4 * k * k };
+})();
+
+/** Feature kinds, for per-kind regularisation in training. */
+export type FeatureKind = "ngram" | "word" | "concept";
+export const kindOf = (feature: number): FeatureKind => (feature < LAYOUT.words ? "ngram" : feature < LAYOUT.concepts ? "word" : "concept");
+
+/** Odd multipliers: the n-gram polynomial base and one Fibonacci-hashing constant per n-gram length. */
+const BASE = 0x01000193;
+const BASE_2 = Math.imul(BASE, BASE);
+const BASE_3 = Math.imul(BASE_2, BASE);
+const BASE_4 = Math.imul(BASE_3, BASE);
+const GOLDEN_3 = 0x9e3779b1;
+const GOLDEN_4 = 0x85ebca77;
+const GOLDEN_5 = 0xc2b2ae3d;
+const NGRAM_SHIFT = 32 - NGRAM_BITS;
+
+/** State of the running scan, at module level so neither it nor `concept` is allocated per call. */
+let visitFeature: (feature: number) => void = () => undefined;
+let wordsSeen = 0;
+let quoted = 0;
+/** Word index at which each concept was last seen, reset per text. */
+const lastSeen = new Int32Array(LEXICON.concepts);
+
+/** Counts concept `c` at the current word, and a pair with every concept seen a few words before. */
+function concept(c: number): void {
+    const k = LEXICON.concepts;
+    const q = quoted * k;
+    visitFeature(LAYOUT.concepts + q + c);
+    for (let a = 0; a < k; a++) {
+        if (a !== c && wordsSeen - lastSeen[a]! <= PAIR_WINDOW) {
+            const x = q + a;
+            const y = q + c;
+            visitFeature(LAYOUT.pairs + (x < y ? x * 2 * k + y : y * 2 * k + x));
+        }
+    }
+    lastSeen[c] = wordsSeen;
+}
+
 /**
- * Calls `visit` with the bucket of every feature of the normalised text `t`, in text order:
- * character 3/4/5-grams, words, word bigrams, lexicon concepts and concept pairs. Runs of other
- * characters (punctuation, spaces, `_`) read as one space, so n-grams span word edges. Each
- * character is looked at a bounded number of times, whatever the text.
+ * Calls `visit` with the index of every feature of the normalised text `t`, in text order (a
+ * feature may repeat). Each character is looked at a bounded number of times, whatever the text.
+ * Not re-entrant (the filter and the trainer are single-threaded).
  */
-export function forEachFeature(t: string, visit: (bucket: number, value: number) => void): void {
-    const { prefix, exact, prefixLengths, unspacedByFirst, conceptBucket, pairBucket, concepts } = LEXICON;
-    // Word index at which each concept was last seen (-PAIR_WINDOW - 1: not yet).
-    const lastSeen = new Int32Array(concepts).fill(-PAIR_WINDOW - 1);
-    let words = 0;
+export function forEachFeature(t: string, visit: (feature: number) => void): void {
+    const { prefix, exact, prefixLengths, unspacedByFirst } = LEXICON;
+    visitFeature = visit;
+    lastSeen.fill(-PAIR_WINDOW - 1);
+    wordsSeen = 0;
     // Inside quotation marks a concept is a different feature: "ignore previous instructions"
     // quoted in a question about it reads differently from the same words said to the model.
-    let quoted = 0;
-    const concept = (c: number) => {
-        const q = quoted * concepts;
-        visit(conceptBucket[q + c]!, CONCEPT_GAIN);
-        for (let a = 0; a < concepts; a++) if (a !== c && words - lastSeen[a]! <= PAIR_WINDOW) visit(pairBucket[(q + a) * 2 * concepts + q + c]!, CONCEPT_GAIN);
-        lastSeen[c] = words;
-    };
+    quoted = 0;
     // Previous kept characters, most recent first; 32 (space) stands for "start of text".
     let p1 = 32;
     let p2 = 32;
@@ -157,13 +184,17 @@ export function forEachFeature(t: string, visit: (bucket: number, value: number)
             if (p1 === 32) continue;
             c = 32;
         }
-        if (p2 !== 32 || p1 !== 32) visit(bucket(mix(mix(mix(SEED_3, p2), p1), c)), NGRAM_VALUE);
-        visit(bucket(mix(mix(mix(mix(SEED_4, p3), p2), p1), c)), NGRAM_VALUE);
-        visit(bucket(mix(mix(mix(mix(mix(SEED_5, p4), p3), p2), p1), c)), NGRAM_VALUE);
+        // Polynomial hashes of the last 3, 4 and 5 characters, spread by one multiplication each.
+        const h3 = (Math.imul(p2, BASE_2) + Math.imul(p1, BASE) + c) | 0;
+        const h4 = (Math.imul(p3, BASE_3) + h3) | 0;
+        const h5 = (Math.imul(p4, BASE_4) + h4) | 0;
+        if (p2 !== 32 || p1 !== 32) visit(Math.imul(h3, GOLDEN_3) >>> NGRAM_SHIFT);
+        visit(Math.imul(h4, GOLDEN_4) >>> NGRAM_SHIFT);
+        visit(Math.imul(h5, GOLDEN_5) >>> NGRAM_SHIFT);
         if (c === 32) {
             if (wordLength > 0) {
-                visit(bucket(word), 1);
-                if (previousWord !== 0) visit(bucket(mix(mix(SEED_BIGRAM, previousWord), word)), 1);
+                visit(LAYOUT.words + (fmix(word) & (WORD_BUCKETS - 1)));
+                if (previousWord !== 0) visit(LAYOUT.words + (fmix(mix(mix(SEED_BIGRAM, previousWord), word)) & (WORD_BUCKETS - 1)));
                 previousWord = word;
                 if (!wordMatched) {
                     const whole = exact.get(word);
@@ -174,7 +205,7 @@ export function forEachFeature(t: string, visit: (bucket: number, value: number)
                         for (const { stem, concept: id } of unspacedByFirst.get(t.charCodeAt(k)) ?? NONE) if (k + stem.length <= i && t.startsWith(stem, k)) concept(id);
                     }
                 }
-                words++;
+                wordsSeen++;
             }
             word = SEED_WORD;
             wordLength = 0;
@@ -203,11 +234,10 @@ export function forEachFeature(t: string, visit: (bucket: number, value: number)
 /** A trained model as the filter uses it (weights dequantised). */
 export interface Scorer {
     readonly bias: number;
-    /** Weight per bucket, length 2^FEATURE_BITS. */
-    readonly weights: Float32Array;
-    /** Added once when the phrase rule with this id fires on the text. */
-    readonly ruleWeights: Readonly<Record<string, number>>;
-    /** Features per scoring window (even). */
+    /** Weight per feature (length LAYOUT.size) is weightsInt8[i] * weightScale: integer sums are cheaper. */
+    readonly weightsInt8: Int8Array;
+    readonly weightScale: number;
+    /** Distinct features per scoring window (even). */
     readonly window: number;
 }
 
@@ -217,75 +247,86 @@ export interface Scorer {
  */
 export const MIN_FEATURES = 100;
 
-/** Sum of feature weights over `count` features, scaled so a text's length does not decide its score. */
-export const windowScore = (sum: number, count: number) => sum / Math.sqrt(Math.max(count, MIN_FEATURES));
+/** The scale of each feature of a window of `count` distinct features: its length does not decide its score. */
+export const featureScale = (count: number) => 1 / Math.sqrt(Math.max(count, MIN_FEATURES));
 
 /**
- * Block in which each bucket was last counted: a feature counts once per block, so repeating a
- * sentence a thousand times scores like the sentence (training counts each feature once per text).
- * Shared by every call (the filter is single-threaded and `score` does not re-enter).
+ * Block in which each feature was last counted: a feature counts once per block, so repeating a
+ * sentence a thousand times scores like the sentence. Shared by every call (the filter is
+ * single-threaded and `score` does not re-enter), so scoring allocates nothing.
  */
-const lastBlock = new Int32Array(1 << FEATURE_BITS);
+const lastBlock = new Uint16Array(LAYOUT.size);
 let block = 0;
 
-/** Features of the text being scored, collected first so the scoring loop runs on plain locals. */
-let collectedBuckets = new Int32Array(1 << 14);
-let collectedValues = new Float32Array(1 << 14);
-let collected = 0;
-function collect(b: number, v: number): void {
-    if (collected === collectedBuckets.length) {
-        const buckets = new Int32Array(collected * 2);
-        const values = new Float32Array(collected * 2);
-        buckets.set(collectedBuckets);
-        values.set(collectedValues);
-        collectedBuckets = buckets;
-        collectedValues = values;
-    }
-    collectedBuckets[collected] = b;
-    collectedValues[collected++] = v;
-}
-
 /**
- * Log-odds that the normalised text `t` is an attack, given the id of the phrase rule that fired
- * on it (if any). Features are read in blocks of `window / 2` distinct features and each window
- * is two neighbouring blocks; a text of at most one window is scored exactly as in training.
+ * Features are buffered and scored a chunk at a time in `flush`, whose running sums live in
+ * locals and a Float64Array between chunks: a floating-point module variable updated per feature
+ * would be boxed on every write.
  */
-export function score(model: Scorer, t: string, rule: string | undefined): number {
-    collected = 0;
-    forEachFeature(t, collect);
-    const half = model.window / 2;
-    const w = model.weights;
-    const buckets = collectedBuckets;
-    const values = collectedValues;
-    let best = -Infinity;
-    let previousSum = 0;
-    let previousCount = 0;
-    let sum = 0;
-    let count = 0;
-    // One call uses fewer than 2^22 blocks (a block is 1,000 features, a few per character).
-    if (++block > 0x7fffffff - (1 << 22)) {
-        lastBlock.fill(0);
-        block = 1;
-    }
-    for (let i = 0; i < collected; i++) {
-        const b = buckets[i]!;
-        if (lastBlock[b] === block) continue;
-        lastBlock[b] = block;
-        sum += w[b]! * values[i]!;
+const CHUNK = 4096;
+const pending = new Int32Array(CHUNK);
+let pendingCount = 0;
+let scorer: Scorer | undefined;
+/** sum, count, previousSum, previousCount, best of the window being scored. */
+const windowState = new Float64Array(5);
+
+function flush(): void {
+    const w = scorer!.weightsInt8;
+    const half = scorer!.window / 2;
+    let [sum, count, previousSum, previousCount, best] = windowState as unknown as [number, number, number, number, number];
+    for (let i = 0; i < pendingCount; i++) {
+        const f = pending[i]!;
+        if (lastBlock[f] === block) continue;
+        lastBlock[f] = block;
+        sum += w[f]!;
         if (++count < half) continue;
-        if (previousCount > 0) best = Math.max(best, windowScore(previousSum + sum, previousCount + count));
+        if (block === 0xffff) {
+            lastBlock.fill(0);
+            block = 0;
+        }
+        if (previousCount > 0) best = Math.max(best, (previousSum + sum) * featureScale(previousCount + count));
         previousSum = sum;
         previousCount = count;
         sum = 0;
         count = 0;
         block++;
     }
-    if (count > 0 || best === -Infinity) best = Math.max(best, windowScore(previousSum + sum, previousCount + count));
-    return model.bias + (rule === undefined ? 0 : (model.ruleWeights[rule] ?? 0)) + best;
+    pendingCount = 0;
+    windowState[0] = sum;
+    windowState[1] = count;
+    windowState[2] = previousSum;
+    windowState[3] = previousCount;
+    windowState[4] = best;
+}
+
+function addFeature(f: number): void {
+    pending[pendingCount++] = f;
+    if (pendingCount === CHUNK) flush();
+}
+
+/**
+ * Log-odds that the normalised text `t` is an attack. Features are read in blocks of `window / 2`
+ * distinct features and each window is two neighbouring blocks; a text of at most one window is
+ * scored exactly as in training.
+ */
+export function score(model: Scorer, t: string): number {
+    if (++block > 0xffff) {
+        lastBlock.fill(0);
+        block = 1;
+    }
+    scorer = model;
+    windowState.fill(0);
+    windowState[4] = -Infinity;
+    pendingCount = 0;
+    forEachFeature(t, addFeature);
+    flush();
+    const [sum, count, previousSum, previousCount, best] = windowState as unknown as [number, number, number, number, number];
+    const last = count > 0 || best === -Infinity ? (previousSum + sum) * featureScale(previousCount + count) : -Infinity;
+    return model.bias + model.weightScale * Math.max(best, last);
 }
 
 /** Format tag of jailbreak-model.json; a trainer writing another layout must change it. */
-export const MODEL_FORMAT = "zto-jailbreak-logreg-1";
+export const MODEL_FORMAT = "zto-jailbreak-logreg-2";
 
 export interface JailbreakModel extends Scorer {
     /** Refuse when the log-odds score is at least this. */
@@ -302,26 +343,20 @@ const finite = (doc: Record<string, unknown>, key: string): number => {
 
 /**
  * A model document checked field by field (the filter refuses to start on a damaged one rather
- * than run without the check): int8 weights times `weightScale`, one per feature bucket.
+ * than run without the check): int8 weights times `weightScale`, one per feature.
  */
 export function loadModel(doc: unknown): JailbreakModel {
     if (typeof doc !== "object" || doc === null) throw new Error("jailbreak model: not an object");
     const d = doc as Record<string, unknown>;
     if (d.format !== MODEL_FORMAT) throw new Error(`jailbreak model: "format" must be ${MODEL_FORMAT}`);
-    if (d.featureBits !== FEATURE_BITS) throw new Error(`jailbreak model: "featureBits" must be ${FEATURE_BITS}`);
+    if (d.features !== LAYOUT.size) throw new Error(`jailbreak model: "features" must be ${LAYOUT.size} (the layout of this scorer)`);
     const window = finite(d, "window");
     if (!Number.isInteger(window) || window < 2 || window % 2 !== 0) throw new Error('jailbreak model: "window" must be an even integer >= 2');
     if (typeof d.corpusSha256 !== "string" || !/^[0-9a-f]{64}$/.test(d.corpusSha256)) throw new Error('jailbreak model: "corpusSha256" must be a SHA-256 hex digest');
     if (typeof d.weightsInt8Base64 !== "string") throw new Error('jailbreak model: "weightsInt8Base64" must be a string');
     const bytes = Buffer.from(d.weightsInt8Base64, "base64");
-    if (bytes.length !== 1 << FEATURE_BITS) throw new Error(`jailbreak model: "weightsInt8Base64" must hold ${1 << FEATURE_BITS} weights`);
+    if (bytes.length !== LAYOUT.size) throw new Error(`jailbreak model: "weightsInt8Base64" must hold ${LAYOUT.size} weights`);
     const scale = finite(d, "weightScale");
-    const weights = Float32Array.from(new Int8Array(bytes.buffer, bytes.byteOffset, bytes.length), (q) => q * scale);
-    const rules = d.ruleWeights;
-    if (typeof rules !== "object" || rules === null) throw new Error('jailbreak model: "ruleWeights" must be an object');
-    const ruleIds = [...new Set(JAILBREAK_RULES.map((r) => r.id))].sort();
-    if (Object.keys(rules).sort().join() !== ruleIds.join()) throw new Error(`jailbreak model: "ruleWeights" must have exactly the rule ids ${ruleIds.join(", ")}`);
-    const ruleWeights: Record<string, number> = {};
-    for (const id of ruleIds) ruleWeights[id] = finite(rules as Record<string, unknown>, id);
-    return { bias: finite(d, "bias"), threshold: finite(d, "threshold"), window, weights, ruleWeights, corpusSha256: d.corpusSha256 };
+    const weightsInt8 = Int8Array.from(new Int8Array(bytes.buffer, bytes.byteOffset, bytes.length));
+    return { bias: finite(d, "bias"), threshold: finite(d, "threshold"), window, weightsInt8, weightScale: scale, corpusSha256: d.corpusSha256 };
 }

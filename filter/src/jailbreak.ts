@@ -1,9 +1,8 @@
 /**
- * The jailbreak / prompt-injection check: chat-template control tokens refuse outright; otherwise
- * the phrase rules (jailbreak-rules.ts) and a trained linear model (jailbreak-score.ts, weights in
- * jailbreak-model.json, trained by `npm run train:filter` from test/fixtures/jailbreak) decide
- * together. A rule that fires is one feature of the model, so a prompt that quotes an attack to
- * ask about it can pass while a paraphrase no rule was written for is still caught. The refusal
+ * The jailbreak / prompt-injection check: chat-template control tokens and the phrase rules
+ * (jailbreak-rules.ts) refuse outright; a trained linear model (jailbreak-score.ts, weights in
+ * jailbreak-model.json, trained by `npm run train:filter` from test/fixtures/jailbreak) adds
+ * recall on top, catching paraphrases and other languages no rule was written for. The refusal
  * names the rule that fired, or `jailbreak.classifier` when only the model saw an attack.
  */
 import MODEL_FILE from "./jailbreak-model.json";
@@ -18,23 +17,16 @@ export const CLASSIFIER_RULE = "jailbreak.classifier";
 
 export const JAILBREAK_MODEL = loadModel(MODEL_FILE);
 
-/** The model's log-odds for a text, with the phrase rules as one of its inputs. */
+/** The model's log-odds that a text is an attack. */
 export function jailbreakScore(text: string, model: JailbreakModel = JAILBREAK_MODEL): number {
-    const t = normalise(text);
-    return score(model, t, matchRules(t));
+    return score(model, normalise(text));
 }
-
-/**
- * A phrase rule refuses a text this short on its own: there is no room in it for the question
- * around a quoted attack, and the model scales short texts down (MIN_FEATURES).
- */
-export const SHORT_TEXT_CHARS = 48;
 
 /** Rule id that refuses the text, or undefined when it may pass. */
 export function findJailbreak(text: string, model: JailbreakModel = JAILBREAK_MODEL): string | undefined {
     const t = normalise(text);
     if (hasTemplateToken(t)) return TEMPLATE_TOKEN_RULE;
     const rule = matchRules(t);
-    if (rule !== undefined && t.length <= SHORT_TEXT_CHARS) return rule;
-    return score(model, t, rule) >= model.threshold ? (rule ?? CLASSIFIER_RULE) : undefined;
+    if (rule !== undefined) return rule;
+    return score(model, t) >= model.threshold ? CLASSIFIER_RULE : undefined;
 }

@@ -164,7 +164,8 @@ export function evaluate(entries: readonly CorpusEntry[], refuses: (text: string
 }
 
 /**
- * Held-out targets of issue 14, and the recall the checked-in model reaches (a unit test keeps
- * it from slipping below; `npm run eval:filter` fails until the target is met).
+ * Held-out targets of issue 14, and the figures the checked-in model reaches, which a unit test
+ * keeps from slipping (`npm run eval:filter` fails until the targets are met): recall, and the
+ * false refusals the model adds to those of the phrase rules.
  */
-export const TARGETS = { minRecall: 0.9, maxFalsePositiveRate: 0.01, recallFloor: 0.6 } as const;
+export const TARGETS = { minRecall: 0.9, maxFalsePositiveRate: 0.01, recallFloor: 0.78, modelFalsePositiveCeiling: 0.02 } as const;
