@@ -52,7 +52,9 @@ function example(entry: CorpusEntry): Example {
     const t = normalise(entry.text);
     const seen = new Set<number>();
     // Each feature once per text, as the filter counts it once per block.
-    forEachFeature(t, (f) => seen.add(f));
+    forEachFeature(t, (features, length) => {
+        for (let i = 0; i < length; i++) seen.add(features[i]!);
+    });
     return { entry, index: Int32Array.from(seen), value: featureScale(seen.size), ruled: hasTemplateToken(t) || matchRules(t) !== undefined, y: entry.label === "attack" ? 1 : 0 };
 }
 

@@ -127,8 +127,23 @@ const GOLDEN_4 = 0x85ebca77;
 const GOLDEN_5 = 0xc2b2ae3d;
 const NGRAM_SHIFT = 32 - NGRAM_BITS;
 
+/**
+ * Features are written to a fixed buffer and handed over a chunk at a time: a direct call to
+ * `emit` is cheaper than a callback per feature, and nothing is allocated per text.
+ */
+const CHUNK = 4096;
+const chunk = new Int32Array(CHUNK);
+let chunkLength = 0;
+let onChunk: (features: Int32Array, length: number) => void = () => undefined;
+function emit(feature: number): void {
+    chunk[chunkLength++] = feature;
+    if (chunkLength === CHUNK) {
+        onChunk(chunk, CHUNK);
+        chunkLength = 0;
+    }
+}
+
 /** State of the running scan, at module level so neither it nor `concept` is allocated per call. */
-let visitFeature: (feature: number) => void = () => undefined;
 let wordsSeen = 0;
 let quoted = 0;
 /** Word index at which each concept was last seen, reset per text. */
@@ -138,25 +153,27 @@ const lastSeen = new Int32Array(LEXICON.concepts);
 function concept(c: number): void {
     const k = LEXICON.concepts;
     const q = quoted * k;
-    visitFeature(LAYOUT.concepts + q + c);
+    emit(LAYOUT.concepts + q + c);
     for (let a = 0; a < k; a++) {
         if (a !== c && wordsSeen - lastSeen[a]! <= PAIR_WINDOW) {
             const x = q + a;
             const y = q + c;
-            visitFeature(LAYOUT.pairs + (x < y ? x * 2 * k + y : y * 2 * k + x));
+            emit(LAYOUT.pairs + (x < y ? x * 2 * k + y : y * 2 * k + x));
         }
     }
     lastSeen[c] = wordsSeen;
 }
 
 /**
- * Calls `visit` with the index of every feature of the normalised text `t`, in text order (a
- * feature may repeat). Each character is looked at a bounded number of times, whatever the text.
- * Not re-entrant (the filter and the trainer are single-threaded).
+ * Hands `visit` the index of every feature of the normalised text `t`, in text order (a feature
+ * may repeat), in chunks of a reused buffer (valid only during the call). Each character is
+ * looked at a bounded number of times, whatever the text. Not re-entrant (the filter and the
+ * trainer are single-threaded).
  */
-export function forEachFeature(t: string, visit: (feature: number) => void): void {
+export function forEachFeature(t: string, visit: (features: Int32Array, length: number) => void): void {
     const { prefix, exact, prefixLengths, unspacedByFirst } = LEXICON;
-    visitFeature = visit;
+    onChunk = visit;
+    chunkLength = 0;
     lastSeen.fill(-PAIR_WINDOW - 1);
     wordsSeen = 0;
     // Inside quotation marks a concept is a different feature: "ignore previous instructions"
@@ -188,13 +205,13 @@ export function forEachFeature(t: string, visit: (feature: number) => void): voi
         const h3 = (Math.imul(p2, BASE_2) + Math.imul(p1, BASE) + c) | 0;
         const h4 = (Math.imul(p3, BASE_3) + h3) | 0;
         const h5 = (Math.imul(p4, BASE_4) + h4) | 0;
-        if (p2 !== 32 || p1 !== 32) visit(Math.imul(h3, GOLDEN_3) >>> NGRAM_SHIFT);
-        visit(Math.imul(h4, GOLDEN_4) >>> NGRAM_SHIFT);
-        visit(Math.imul(h5, GOLDEN_5) >>> NGRAM_SHIFT);
+        if (p2 !== 32 || p1 !== 32) emit(Math.imul(h3, GOLDEN_3) >>> NGRAM_SHIFT);
+        emit(Math.imul(h4, GOLDEN_4) >>> NGRAM_SHIFT);
+        emit(Math.imul(h5, GOLDEN_5) >>> NGRAM_SHIFT);
         if (c === 32) {
             if (wordLength > 0) {
-                visit(LAYOUT.words + (fmix(word) & (WORD_BUCKETS - 1)));
-                if (previousWord !== 0) visit(LAYOUT.words + (fmix(mix(mix(SEED_BIGRAM, previousWord), word)) & (WORD_BUCKETS - 1)));
+                emit(LAYOUT.words + (fmix(word) & (WORD_BUCKETS - 1)));
+                if (previousWord !== 0) emit(LAYOUT.words + (fmix(mix(mix(SEED_BIGRAM, previousWord), word)) & (WORD_BUCKETS - 1)));
                 previousWord = word;
                 if (!wordMatched) {
                     const whole = exact.get(word);
@@ -229,6 +246,8 @@ export function forEachFeature(t: string, visit: (feature: number) => void): voi
         p2 = p1;
         p1 = c;
     }
+    if (chunkLength > 0) visit(chunk, chunkLength);
+    chunkLength = 0;
 }
 
 /** A trained model as the filter uses it (weights dequantised). */
@@ -258,50 +277,43 @@ export const featureScale = (count: number) => 1 / Math.sqrt(Math.max(count, MIN
 const lastBlock = new Uint16Array(LAYOUT.size);
 let block = 0;
 
-/**
- * Features are buffered and scored a chunk at a time in `flush`, whose running sums live in
- * locals and a Float64Array between chunks: a floating-point module variable updated per feature
- * would be boxed on every write.
- */
-const CHUNK = 4096;
-const pending = new Int32Array(CHUNK);
-let pendingCount = 0;
 let scorer: Scorer | undefined;
-/** sum, count, previousSum, previousCount, best of the window being scored. */
+/** sum, count, previousSum, previousCount, best of the window being scored, kept between chunks. */
 const windowState = new Float64Array(5);
 
-function flush(): void {
+/**
+ * Scores one chunk of features. Its running sums live in locals and `windowState`: a
+ * floating-point module variable updated per feature would be boxed on every write.
+ */
+function scoreChunk(features: Int32Array, length: number): void {
     const w = scorer!.weightsInt8;
     const half = scorer!.window / 2;
-    let [sum, count, previousSum, previousCount, best] = windowState as unknown as [number, number, number, number, number];
-    for (let i = 0; i < pendingCount; i++) {
-        const f = pending[i]!;
+    let sum = windowState[0]!;
+    let count = windowState[1]!;
+    let previousSum = windowState[2]!;
+    let previousCount = windowState[3]!;
+    let best = windowState[4]!;
+    for (let i = 0; i < length; i++) {
+        const f = features[i]!;
         if (lastBlock[f] === block) continue;
         lastBlock[f] = block;
         sum += w[f]!;
         if (++count < half) continue;
-        if (block === 0xffff) {
-            lastBlock.fill(0);
-            block = 0;
-        }
         if (previousCount > 0) best = Math.max(best, (previousSum + sum) * featureScale(previousCount + count));
         previousSum = sum;
         previousCount = count;
         sum = 0;
         count = 0;
-        block++;
+        if (++block > 0xffff) {
+            lastBlock.fill(0);
+            block = 1;
+        }
     }
-    pendingCount = 0;
     windowState[0] = sum;
     windowState[1] = count;
     windowState[2] = previousSum;
     windowState[3] = previousCount;
     windowState[4] = best;
-}
-
-function addFeature(f: number): void {
-    pending[pendingCount++] = f;
-    if (pendingCount === CHUNK) flush();
 }
 
 /**
@@ -317,10 +329,8 @@ export function score(model: Scorer, t: string): number {
     scorer = model;
     windowState.fill(0);
     windowState[4] = -Infinity;
-    pendingCount = 0;
-    forEachFeature(t, addFeature);
-    flush();
-    const [sum, count, previousSum, previousCount, best] = windowState as unknown as [number, number, number, number, number];
+    forEachFeature(t, scoreChunk);
+    const [sum, count, previousSum, previousCount, best] = windowState;
     const last = count > 0 || best === -Infinity ? (previousSum + sum) * featureScale(previousCount + count) : -Infinity;
     return model.bias + model.weightScale * Math.max(best, last);
 }
