@@ -8,6 +8,7 @@
 import { CLASSIFIER_RULE, findJailbreak, JAILBREAK_MODEL } from "../filter/src/jailbreak";
 import { hasTemplateToken, matchRules, normalise } from "../filter/src/jailbreak-rules";
 import { evaluate, isHeldOut, readCorpus, TARGETS, type Figures } from "./lib/jailbreak-corpus";
+import { exitWithUsageIfAsked } from "./lib/cli";
 
 const pct = (x: number) => `${(100 * x).toFixed(1)}%`.padStart(6);
 
@@ -50,4 +51,11 @@ function main(): number {
     return problems.length ? 1 : 0;
 }
 
+const USAGE = `usage: npm run eval:filter
+  Prints precision, recall and false refusal rate of the jailbreak check on the held-out split
+  of test/fixtures/jailbreak/corpus.jsonl, overall and per family, next to the phrase rules alone.
+  Exits 1 when a target of issue 14 is missed or the model was trained from another corpus.
+  Takes no options.`;
+
+exitWithUsageIfAsked(process.argv.slice(2), USAGE);
 process.exitCode = main();

@@ -15,6 +15,7 @@ import { join } from "node:path";
 import { hasTemplateToken, matchRules, normalise } from "../filter/src/jailbreak-rules";
 import { featureScale, forEachFeature, kindOf, LAYOUT, loadModel, MODEL_FORMAT, score, type FeatureKind } from "../filter/src/jailbreak-score";
 import { figures, isHeldOut, readCorpus, type CorpusEntry } from "./lib/jailbreak-corpus";
+import { exitWithUsageIfAsked } from "./lib/cli";
 
 export const MODEL_PATH = join(__dirname, "..", "filter", "src", "jailbreak-model.json");
 
@@ -174,4 +175,10 @@ function main(): void {
     );
 }
 
+const USAGE = `usage: npm run train:filter
+  Trains the jailbreak model from the training split of test/fixtures/jailbreak/corpus.jsonl
+  (never the held-out split) and writes filter/src/jailbreak-model.json with the corpus hash and
+  the cross-validation and training figures. Deterministic; takes no options.`;
+
+exitWithUsageIfAsked(process.argv.slice(2), USAGE);
 main();
