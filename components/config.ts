@@ -77,6 +77,8 @@ const gatewaySchema = z.strictObject({
     /** After a reload (enrol, revoke, any config change): how long requests begun on the old config may run before their connections are closed. */
     reloadDrainSeconds: z.number().int().min(1).max(3600).default(120),
     tlsMinVersion: z.enum(["1.3", "1.2"]).default("1.3"),
+    /** How long a TLS session ticket may be resumed; 0 turns resumption off (every connection a full handshake). */
+    tlsTicketLifetimeSeconds: z.number().int().min(0).max(3600).default(300),
     image: imageRef.optional(),
 });
 

@@ -6,12 +6,14 @@
  */
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
+import * as random from "@pulumi/random";
 import type { NodePoolSettings, StackConfig } from "./config";
 import { HAPROXY_CONFIG_FILE, HAPROXY_DEVICE_MAPS, renderHaproxyFiles } from "./gateway/haproxy";
 import { renderNginxConf } from "./gateway/nginx";
 import { deriveNodePool } from "./gateway/node-spec";
 import { configWriterScript, currentFile, CURRENT_LINK, gatewaySupervisorScript, generationFile, generationId } from "./gateway/reload";
 import { deriveGatewaySpec, type GatewayPlacement, type GatewaySpec } from "./gateway/spec";
+import { SESSION_TICKET_KEYS_RELATIVE, SESSION_TICKET_RANDOM_BYTES, sessionTicketKeyFile } from "./gateway/tickets";
 import { hardenedContainerArgs, type LoggingTarget } from "./hardening";
 
 /** Port nginx listens on inside the container: above 1024, so no NET_BIND_SERVICE. */
@@ -179,12 +181,14 @@ export class Gateway extends pulumi.ComponentResource {
         const tlsRelative = TLS_RELATIVE[cfg.gateway.kind];
         const current = (paths: Record<string, string>) => Object.fromEntries(Object.entries(paths).map(([k, rel]) => [k, currentFile(root, rel)]));
 
+        const withTickets = cfg.gateway.tlsTicketLifetimeSeconds > 0;
         const rendered = pulumi
             .all([args.devices, args.ollama.host, args.filter?.host, args.oauth2Proxy?.host])
             .apply(([devices, ollamaHost, filterHost, oauth2Host]) => {
                 const placement: GatewayPlacement = {
                     listen: { host: "0.0.0.0", port: GATEWAY_CONTAINER_PORT },
                     tlsFiles: current(tlsRelative) as GatewayPlacement["tlsFiles"],
+                    ...(withTickets ? { sessionTicketKeys: currentFile(root, SESSION_TICKET_KEYS_RELATIVE[cfg.gateway.kind]) } : {}),
                     ollama: { host: ollamaHost, port: args.ollama.port },
                     filter: filterHost === undefined ? undefined : { host: filterHost, port: args.filter!.port },
                     oauth2Proxy: oauth2Host === undefined ? undefined : { host: oauth2Host, port: args.oauth2Proxy!.port },
@@ -240,6 +244,15 @@ export class Gateway extends pulumi.ComponentResource {
                 .apply(([imageId, ...contents]) => generationId({ "#image": imageId, ...Object.fromEntries(generationFiles.map((f, i) => [f.relative, contents[i]])) })),
         );
 
+        // Session ticket keys: fresh random bytes for every generation (the generation is their
+        // keeper), uploaded by that generation's writer; a secret in state, never an output.
+        const ticketKeys = withTickets
+            ? new random.RandomBytes(`${name}-session-ticket-keys`, { length: SESSION_TICKET_RANDOM_BYTES[cfg.gateway.kind], keepers: { generation } }, { parent: this })
+            : undefined;
+        const ticketUpload = ticketKeys
+            ? [{ relative: SESSION_TICKET_KEYS_RELATIVE[cfg.gateway.kind], contentBase64: pulumi.secret(ticketKeys.base64.apply((b64) => sessionTicketKeyFile(cfg.gateway.kind, Buffer.from(b64, "base64")).toString("base64"))), ...privateFile }]
+            : [];
+
         // The writer is the only resource an enrol, revoke or config edit replaces: a one-shot
         // container that receives the new generation as uploads into the volume, flips `current`
         // to it and exits. Its name carries the generation, so the new writer is created before
@@ -261,7 +274,7 @@ export class Gateway extends pulumi.ComponentResource {
                 entrypoints: ["/bin/sh", "-c"],
                 command: [configWriterScript(root), "zto-config-writer", generation],
                 mounts: [{ type: "volume", source: configVolume.name, target: root }],
-                uploads: generationFiles.map((f) => ({ file: generation.apply((g) => generationFile(root, g, f.relative)), content: f.content, ...f.mode })),
+                uploads: [...generationFiles.map(({ relative, content, mode }) => ({ relative, content, ...mode })), ...ticketUpload].map(({ relative, ...upload }) => ({ file: generation.apply((g) => generationFile(root, g, relative)), ...upload })),
                 memory: 32,
             },
             child,

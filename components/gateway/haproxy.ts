@@ -150,6 +150,8 @@ function validateSpec(spec: GatewaySpec): void {
     for (const k of ["ratePerMinute", "connectionsPerClient", "maxBodyKiB", "clientTimeoutSeconds", "upstreamTimeoutSeconds", "reloadDrainSeconds"] as const) {
         if (l[k] < 1) throw new HaproxyRenderError(`limits.${k} must be at least 1 (got ${l[k]})`);
     }
+    const tickets = spec.tls.sessionTickets;
+    if (tickets && (!Number.isInteger(tickets.lifetimeSeconds) || tickets.lifetimeSeconds < 1)) throw new HaproxyRenderError(`tls.sessionTickets.lifetimeSeconds must be a positive whole number of seconds (got ${tickets.lifetimeSeconds})`);
     const log = spec.logging.accessLog;
     if (log !== "stdout" && log !== "off" && !log.startsWith("/")) throw new HaproxyRenderError(`logging.accessLog must be "stdout", "off" or an absolute path the runner sends haproxy's stdout to (got ${JSON.stringify(log)})`);
 }
@@ -212,9 +214,9 @@ function globalSection(spec: GatewaySpec): string[] {
             "default-path config",
             "# No maxconn: haproxy derives it from the file descriptor limit (the container sets",
             "# nofile), so it also starts where that limit is low instead of refusing to.",
-            "# No TLS session cache (and no tickets on the bind): every connection is a full handshake",
-            "# with certificate verification, as with nginx.",
+            "# No TLS session cache: a session is resumed only by a ticket (see the bind), as with nginx.",
             "tune.ssl.cachesize 0",
+            ...(spec.tls.sessionTickets ? ["# A ticket expires after gateway.tlsTicketLifetimeSeconds.", `tune.ssl.lifetime ${spec.tls.sessionTickets.lifetimeSeconds}`] : []),
         ]),
     ];
 }
@@ -305,6 +307,21 @@ function afterResponseRules(spec: GatewaySpec): string[] {
     ];
 }
 
+/**
+ * A resumed session keeps the certificate it was verified with, so ssl_c_sha1, and with it the
+ * allowlist, is the same on every request. The keys are this generation's own: a reload ends
+ * every earlier ticket.
+ */
+function sessionResumption(tickets: GatewaySpec["tls"]["sessionTickets"]): string[] {
+    return tickets
+        ? ["# Resumption only by a ticket sealed with this generation's keys (new at every reload)."]
+        : ["# No tickets: every connection is a full handshake with certificate verification."];
+}
+
+function ticketOption(tickets: GatewaySpec["tls"]["sessionTickets"]): string {
+    return tickets ? `tls-ticket-keys ${haproxyPath(tickets.keyFile, "tls.sessionTickets.keyFile")}` : "no-tls-tickets";
+}
+
 function frontendSection(spec: GatewaySpec): string[] {
     const l = spec.limits;
     const tls = spec.tls;
@@ -328,7 +345,8 @@ function frontendSection(spec: GatewaySpec): string[] {
             "# Mutual TLS: a connection without a certificate issued by the CA never reaches HTTP.",
             "# HTTP/1.1 only: `proto h1` stops haproxy from switching to HTTP/2 when a client sends the",
             "# h2 preface without ALPN (h2 bodies need no Content-Length, which the body cap relies on).",
-            `bind ${address(spec.listen, "listen")} ssl crt ${haproxyPath(tls.cert, "tls.cert")} ca-file ${haproxyPath(tls.ca, "tls.ca")} verify required ${tlsOptions} no-tls-tickets alpn http/1.1 proto h1`,
+            ...sessionResumption(tls.sessionTickets),
+            `bind ${address(spec.listen, "listen")} ssl crt ${haproxyPath(tls.cert, "tls.cert")} ca-file ${haproxyPath(tls.ca, "tls.ca")} verify required ${tlsOptions} ${ticketOption(tls.sessionTickets)} alpn http/1.1 proto h1`,
             "unique-id-format %[uuid()]",
             `log-format ${logFormat()}`,
             "# Per-device request rate (sliding window, see rateWindow) and requests in flight.",

@@ -4,7 +4,7 @@
  * Runs unchanged on nginx 1.22 (Debian, used by the e2e tests) and the pinned official image:
  * only directives that exist in 1.22 and are not deprecated later. The request pipeline is:
  *
- *   TLS 1.3 + client cert verified against the CA (no session resumption)
+ *   TLS 1.3 + client cert verified against the CA (resumed only by a ticket of this generation)
  *   server rewrite:  enrolled device (fingerprint allowlist) -> origin-form only -> known Host
  *   location /:      Origin allowlist, CORS preflight, [auth_request to oauth2-proxy]
  *   route:           endpoint allowlist on the RAW request target, method check, rate and
@@ -555,7 +555,7 @@ export function httpCommon(run: string): string[] {
     ];
 }
 
-/** Server TLS with a required client certificate issued directly by the CA; no resumption. */
+/** Server TLS with a required client certificate issued directly by the CA; resumption only with tickets. */
 export function mutualTlsServer(tls: GatewaySpec["tls"]): string[] {
     return [
         `ssl_certificate ${nginxPath(tls.cert, "tls.cert")};`,
@@ -569,11 +569,30 @@ export function mutualTlsServer(tls: GatewaySpec["tls"]): string[] {
         `ssl_client_certificate ${nginxPath(tls.ca, "tls.ca")};`,
         "ssl_verify_client on;",
         "ssl_verify_depth 1;",
-        "# No resumption: every connection is a full handshake with certificate verification.",
         "ssl_session_cache off;",
-        "ssl_session_tickets off;",
+        ...sessionResumption(tls.sessionTickets),
         "ssl_buffer_size 4k;",
     ];
+}
+
+/**
+ * Resumption by ticket only (no server-side cache). A resumed session keeps the certificate it
+ * was verified with, so $ssl_client_fingerprint, and with it the allowlist, is the same on every
+ * request. The key file is this generation's own: a reload ends every earlier ticket.
+ */
+function sessionResumption(tickets: GatewaySpec["tls"]["sessionTickets"]): string[] {
+    if (!tickets) return ["# No resumption: every connection is a full handshake with certificate verification.", "ssl_session_tickets off;"];
+    return [
+        "# Tickets sealed with this generation's keys (new at every reload) expire after gateway.tlsTicketLifetimeSeconds.",
+        "ssl_session_tickets on;",
+        `ssl_session_ticket_key ${nginxPath(tickets.keyFile, "tls.sessionTickets.keyFile")};`,
+        `ssl_session_timeout ${positiveSeconds(tickets.lifetimeSeconds, "tls.sessionTickets.lifetimeSeconds")}s;`,
+    ];
+}
+
+function positiveSeconds(value: number, what: string): number {
+    if (!Number.isInteger(value) || value < 1) throw new NginxRenderError(`${what} must be a positive whole number of seconds (got ${value})`);
+    return value;
 }
 
 /**

@@ -37,6 +37,11 @@ export interface GatewayPlacement {
     readonly listen: Upstream;
     /** Paths, as the gateway process sees them, of its TLS material. */
     readonly tlsFiles: { readonly cert: string; readonly key: string; readonly ca: string };
+    /**
+     * The ticket key file of this config generation (see tickets.ts). Without it the gateway
+     * issues no session tickets: every connection is a full handshake.
+     */
+    readonly sessionTicketKeys?: string;
     /** Ollama's address on the internal network. */
     readonly ollama: Upstream;
     /** The prompt filter, when enabled. */
@@ -86,7 +91,14 @@ export interface GatewaySpec {
      */
     readonly acceptedHosts: readonly string[];
     readonly listen: Upstream;
-    readonly tls: { readonly minVersion: "1.2" | "1.3"; readonly cert: string; readonly key: string; readonly ca: string };
+    readonly tls: {
+        readonly minVersion: "1.2" | "1.3";
+        readonly cert: string;
+        readonly key: string;
+        readonly ca: string;
+        /** Session resumption by ticket; absent: no tickets, every connection is a full handshake. */
+        readonly sessionTickets?: { readonly keyFile: string; readonly lifetimeSeconds: number };
+    };
     /** Allowlisted devices; a CA-signed cert whose fingerprint is not here is refused. */
     readonly devices: readonly GatewayDevice[];
     readonly identity: {
@@ -146,6 +158,11 @@ function parseSyslog(address: string | undefined): GatewaySpec["logging"]["syslo
     return { protocol: m[1] as "udp" | "tcp", host: m[2], port: Number(m[3]) };
 }
 
+function sessionTickets(cfg: StackConfig, placement: GatewayPlacement): Pick<GatewaySpec["tls"], "sessionTickets"> {
+    const lifetimeSeconds = cfg.gateway.tlsTicketLifetimeSeconds;
+    return placement.sessionTicketKeys && lifetimeSeconds > 0 ? { sessionTickets: { keyFile: placement.sessionTicketKeys, lifetimeSeconds } } : {};
+}
+
 /**
  * Derive the spec. `devices` carries the certificate facts from the PKI (or the sandbox's
  * state dir) keyed by device name; every configured device must have one.
@@ -167,7 +184,7 @@ export function deriveGatewaySpec(cfg: StackConfig, devices: GatewayDeviceFacts,
         serverName: cfg.domain,
         acceptedHosts: gatewayHostNames(cfg),
         listen: placement.listen,
-        tls: { minVersion: cfg.gateway.tlsMinVersion, ...placement.tlsFiles },
+        tls: { minVersion: cfg.gateway.tlsMinVersion, ...placement.tlsFiles, ...sessionTickets(cfg, placement) },
         devices: gatewayDevices,
         identity: { provider: cfg.identity.provider, oauth2Proxy: cfg.identity.provider === "none" ? undefined : placement.oauth2Proxy },
         endpoints: ENDPOINTS,

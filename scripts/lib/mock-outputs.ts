@@ -33,6 +33,12 @@ function fakeGuid(seed: string): string {
 }
 
 /** A password of the requested length; alphanumeric only when special characters are off. */
+/** `length` stable bytes from a seed (the first 32 are its SHA-256, as before longer values existed). */
+function fakeBytes(seed: string, length: number): Buffer {
+    const blocks = Array.from({ length: Math.ceil(length / 32) }, (_, i) => createHash("sha256").update(i === 0 ? seed : `${seed}/${i}`).digest());
+    return Buffer.concat(blocks).subarray(0, length);
+}
+
 function fakePassword(seed: string, length: number, special: boolean): string {
     let out = "";
     for (let i = 0; out.length < length; i++) {
@@ -62,7 +68,7 @@ export function mockOutputs(type: string, name: string, inputs: Record<string, a
         case "docker:index/container:Container":
             return { name: inputs.name ?? name };
         case "random:index/randomBytes:RandomBytes":
-            return { base64: createHash("sha256").update(name).digest().subarray(0, inputs.length ?? 32).toString("base64"), hex: createHash("sha256").update(name).digest("hex") };
+            return { base64: fakeBytes(name, inputs.length ?? 32).toString("base64"), hex: createHash("sha256").update(name).digest("hex") };
         case "random:index/randomPassword:RandomPassword":
             return { result: fakePassword(name, inputs.length ?? 32, inputs.special !== false) };
         case "azuread:index/application:Application": {

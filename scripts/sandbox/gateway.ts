@@ -6,11 +6,13 @@
  * fails with a clear message instead of breaking the whole sandbox.
  */
 import { execFileSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { configWriterScript, CURRENT_LINK, currentFile, gatewaySupervisorScript, generationFile, generationId } from "../../components/gateway/reload";
 import type { GatewaySpec } from "../../components/gateway/spec";
+import { SESSION_TICKET_KEYS_RELATIVE, SESSION_TICKET_RANDOM_BYTES, sessionTicketKeyFile } from "../../components/gateway/tickets";
 import { delay, SandboxError } from "./processes";
 
 export const REPO_ROOT = resolve(__dirname, "../..");
@@ -102,11 +104,22 @@ function renderFiles(spec: GatewaySpec): Record<string, string> {
     return typeof rendered === "string" ? { [flavor.configName]: rendered } : rendered;
 }
 
+/**
+ * A new ticket key file of fresh random bytes at `path`, as the container's writer uploads one
+ * per generation. Never rewritten: a generation keeps the keys it was loaded with.
+ */
+function writeSessionTicketKeys(spec: GatewaySpec, path: string): void {
+    if (!spec.tls.sessionTickets || existsSync(path)) return;
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    writeFileSync(path, sessionTicketKeyFile(spec.kind, randomBytes(SESSION_TICKET_RANDOM_BYTES[spec.kind])), { mode: 0o600, flag: "wx" });
+}
+
 /** Render, write and validate the gateway config for `spec.kind` as plain files; nothing is started. */
 export function prepareGateway(spec: GatewaySpec, stateDir: string): PreparedGateway {
     const flavor = FLAVORS[spec.kind];
     const configFile = join(stateDir, flavor.configName);
     for (const [name, text] of Object.entries(renderFiles(spec))) writeFileSync(join(stateDir, name), text, { mode: 0o600 });
+    if (spec.tls.sessionTickets) writeSessionTicketKeys(spec, spec.tls.sessionTickets.keyFile);
     return validated(configFile, flavor.check(configFile, spec), flavor.run(configFile, spec));
 }
 
@@ -124,6 +137,8 @@ export function writeGatewayGeneration(spec: GatewaySpec, stateDir: string): str
     const id = generationId(files);
     mkdirSync(generationFile(root, id, ""), { recursive: true, mode: 0o700 });
     for (const [name, text] of Object.entries(files)) writeFileSync(generationFile(root, id, name), text, { mode: 0o600 });
+    // The spec names the key file through the `current` link; this generation's own copy is written here.
+    writeSessionTicketKeys(spec, generationFile(root, id, SESSION_TICKET_KEYS_RELATIVE[spec.kind]));
     try {
         execFileSync("sh", ["-c", configWriterScript(root), "zto-config-writer", id], { stdio: ["ignore", "pipe", "pipe"], encoding: "utf8" });
     } catch (e) {

@@ -10,7 +10,9 @@ import { join, resolve } from "node:path";
 import { nodePoolSettings, type StackConfig } from "../../components/config";
 import { deriveGatewaySpec, type GatewayPlacement, type GatewaySpec, type Upstream } from "../../components/gateway/spec";
 import { startFilter, type RunningFilter } from "./filter";
-import { prepareReloadableGateway, waitForListener, writeGatewayGeneration, type ReloadableGateway } from "./gateway";
+import { gatewayConfigRoot, prepareReloadableGateway, waitForListener, writeGatewayGeneration, type ReloadableGateway } from "./gateway";
+import { currentFile } from "../../components/gateway/reload";
+import { SESSION_TICKET_KEYS_RELATIVE } from "../../components/gateway/tickets";
 import { apiKeyDigest } from "../../components/identity/api-keys";
 import { ensureSandboxApiKeys } from "./api-keys";
 import { ensureSandboxPki } from "./pki";
@@ -271,6 +273,7 @@ export async function startSandbox(cfg: StackConfig, opts: SandboxRunOptions): P
 
         const placement: Omit<GatewayPlacement, "listen"> = {
             tlsFiles: { cert: pki.server.cert, key: pki.server.key, ca: pki.ca.cert },
+            sessionTicketKeys: currentFile(gatewayConfigRoot(stateDir), SESSION_TICKET_KEYS_RELATIVE[cfg.gateway.kind]),
             ollama: upstreamOllama,
             ...(pool ? { nodePool: pool.nodePool } : {}),
             filter: filter && asUpstream(filter),

@@ -133,7 +133,7 @@ describe("Gateway container", () => {
         assert.deepEqual(w.mounts, [{ type: "volume", source: "zto-mock-gateway-config", target: GATEWAY_CONFIG_DIR }]);
         assert.deepEqual(w.labels, [{ label: "zero-trust-ollama.role", value: "gateway-config" }]);
         const files = (w.uploads as { file: string }[]).map((u) => u.file.replace(`${GATEWAY_CONFIG_DIR}/generations/${generation}/`, "")).sort();
-        assert.deepEqual(files, ["nginx.conf", "tls/device-ca.crt", "tls/server.crt", "tls/server.key"]);
+        assert.deepEqual(files, ["nginx.conf", "tls/device-ca.crt", "tls/server.crt", "tls/server.key", "tls/session-ticket.key"]);
         const conf = upload(writer, "nginx.conf").content;
         assert.match(conf, /ssl_certificate "\/etc\/nginx\/zto\/current\/tls\/server\.crt";/, "TLS files are read through the link too (renewals reload in place)");
         assert.match(conf, /worker_shutdown_timeout 120s;/, "gateway.reloadDrainSeconds bounds what old workers still serve");
@@ -172,6 +172,39 @@ describe("Gateway container", () => {
         assert.equal(key.owner, "101");
         assert.match(key.content, /PRIVATE KEY/);
         assert.ok(!writer.secretInputs.includes("name") && !writer.secretInputs.includes("command"), "the generation id (a digest) is shown in plain text");
+    });
+
+    test("session ticket keys: new random bytes (a secret) for every generation, uploaded by its writer, never an output", async () => {
+        const keysOf = (g: Awaited<ReturnType<typeof gatewayOf>>) => {
+            const keys = g.all.filter((x) => x.type === "random:index/randomBytes:RandomBytes" && x.name === "gateway-session-ticket-keys");
+            assert.equal(keys.length, 1, "one ticket key resource");
+            return keys[0];
+        };
+        const two = await gatewayOf(stack());
+        const one = await gatewayOf(stack({ devices: ["alice-laptop"] }));
+        const keys = keysOf(two);
+        assert.equal(keys.inputs.length, 80, "one AES-256 ticket key for nginx");
+        assert.deepEqual(keys.inputs.keepers, { generation: generationOf(two.writer) }, "the generation is the keeper: a new generation replaces the keys");
+        assert.notDeepEqual(keysOf(one).inputs.keepers, keys.inputs.keepers, "revoking a device rotates the ticket keys");
+        assert.equal(keys.parent, two.all.find((x) => x.type === COMPONENT)!.urn);
+        const file = `${GATEWAY_CONFIG_DIR}/generations/${generationOf(two.writer)}/tls/session-ticket.key`;
+        const u = (two.writer.inputs.uploads as { file: string; contentBase64?: string; permissions?: string; owner?: string }[]).find((x) => x.file === file);
+        assert.ok(u?.contentBase64, "uploaded as bytes");
+        assert.equal(Buffer.from(u.contentBase64, "base64").length, 80);
+        assert.equal(u.permissions, "0400");
+        assert.equal(u.owner, "101");
+        const masked = (two.writer.maskedInputs.uploads as { file: string; contentBase64?: string }[]).find((x) => x.file === file);
+        assert.equal(masked?.contentBase64, "[secret]", "the key is a secret in state");
+        const conf = upload(two.writer, "nginx.conf").content;
+        assert.match(conf, /ssl_session_ticket_key "\/etc\/nginx\/zto\/current\/tls\/session-ticket\.key";/);
+        assert.match(conf, /ssl_session_timeout 300s;/, "gateway.tlsTicketLifetimeSeconds, default 5 min");
+    });
+
+    test("tlsTicketLifetimeSeconds 0: no ticket keys, no resumption", async () => {
+        const off = await gatewayOf(stack({ gateway: "    listen: loopback\n    tlsTicketLifetimeSeconds: 0" }));
+        assert.equal(off.all.filter((x) => x.type === "random:index/randomBytes:RandomBytes" && x.name.includes("ticket")).length, 0);
+        assert.ok(!(off.writer.inputs.uploads as { file: string }[]).some((x) => x.file.endsWith("session-ticket.key")));
+        assert.match(upload(off.writer, "nginx.conf").content, /ssl_session_tickets off;/);
     });
 
     test("with API keys the uploaded config (it holds key digests) is a secret too; without, it stays reviewable", async () => {
