@@ -18,6 +18,8 @@ import { apiKeyDigest } from "../../components/identity/api-keys";
 import { GATEWAY_CONTAINER_PORT, HAPROXY_GATEWAY_CONFIG_DIR } from "../../components/gateway";
 import { gatewaySupervisorScript } from "../../components/gateway/reload";
 import { parseStackFile } from "../../components/stack-file";
+import { sessionTicketKeyFile } from "../../components/gateway/tickets";
+import { randomBytes } from "node:crypto";
 import { runProgramUnderMocks, type RecordedResource } from "../../scripts/lib/mock-program";
 import { ensureSandboxPki } from "../../scripts/sandbox/pki";
 
@@ -34,6 +36,10 @@ const pkiDir = freshDir();
 const pki = ensureSandboxPki(pkiDir, loadStackConfig({ domain: "ollama.test", pki: { keyAlgorithm: "ECDSA-P256" } }));
 const serverPem = join(pkiDir, "server.pem");
 writeFileSync(serverPem, readFileSync(pki.server.cert, "utf8") + readFileSync(pki.server.key, "utf8"), { mode: 0o600 });
+
+/** A real ticket key file: haproxy -c reads it. */
+const ticketKeys = join(pkiDir, "session-ticket.keys");
+writeFileSync(ticketKeys, sessionTicketKeyFile("haproxy", randomBytes(240)));
 
 const fingerprint = (i: number) => (i + 1).toString(16).padStart(40, "0");
 
@@ -78,6 +84,7 @@ const VARIANTS: Record<string, () => GatewaySpec> = {
     "API keys": () => specFor({ devices: [{ name: "ci-runner", owner: "ci@example.com", apiKey: true }, ...devices(1)] }),
     "200 devices": () => specFor({ devices: devices(200) }),
     "IPv6 listen": () => specFor({ devices: devices(1) }, { listen: { host: "::1", port: 18443 } }),
+    "session tickets": () => specFor({ devices: devices(1), gateway: { tlsTicketLifetimeSeconds: 120 } }, { sessionTicketKeys: ticketKeys }),
 };
 
 function writeFiles(spec: GatewaySpec): string {
@@ -115,6 +122,18 @@ describe("renderHaproxyCfg", () => {
         assert.match(cfg, new RegExp(`bind 127\\.0\\.0\\.1:18443 ssl crt ${serverPem} ca-file ${pki.ca.cert} verify required ssl-min-ver TLSv1\\.3 no-tls-tickets alpn http/1\\.1 proto h1\\n`));
         assert.match(cfg, /tune\.ssl\.cachesize 0/);
         assert.doesNotMatch(cfg, /crt-ignore-err|ca-ignore-err|verify (none|optional)/);
+    });
+
+    test("session tickets: this generation's key file on the bind, the configured lifetime, still no session cache", () => {
+        const withTickets = renderHaproxyCfg(VARIANTS["session tickets"]());
+        assert.match(withTickets, new RegExp(`verify required ssl-min-ver TLSv1\\.3 tls-ticket-keys ${ticketKeys} alpn http/1\\.1 proto h1\\n`));
+        assert.doesNotMatch(withTickets, /no-tls-tickets/);
+        assert.match(withTickets, /tune\.ssl\.lifetime 120\n/);
+        assert.match(withTickets, /tune\.ssl\.cachesize 0/);
+        assert.doesNotMatch(renderHaproxyCfg(specFor({ devices: devices(1), gateway: { tlsTicketLifetimeSeconds: 0 } }, { sessionTicketKeys: ticketKeys })), /tls-ticket-keys|tune\.ssl\.lifetime/, "0 turns resumption off");
+        const spec = VARIANTS["session tickets"]();
+        assert.throws(() => renderHaproxyCfg({ ...spec, tls: { ...spec.tls, sessionTickets: { keyFile: ticketKeys, lifetimeSeconds: 0.5 } } }), /tls\.sessionTickets\.lifetimeSeconds must be a positive/);
+        assert.throws(() => haproxyCheck(writeFiles(specFor({ devices: devices(1) }, { sessionTicketKeys: join(pkiDir, "missing.keys") }))), /missing\.keys/, "haproxy -c reads the key file");
     });
 
     test("TLS 1.2 only when configured, with AEAD ECDHE ciphers", () => {

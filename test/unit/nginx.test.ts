@@ -10,7 +10,10 @@ import { loadStackConfig } from "../../components/config";
 import { DENIED_ROUTES, ENDPOINTS } from "../../components/gateway/endpoints";
 import { NginxRenderError, nginxString, renderNginxConf, retryAfterSeconds } from "../../components/gateway/nginx";
 import { deriveGatewaySpec, FORWARDED_IDENTITY_HEADERS, SECURITY_HEADERS, type GatewaySpec } from "../../components/gateway/spec";
+import { sessionTicketKeyFile } from "../../components/gateway/tickets";
 import { createCa, issueCert } from "../../scripts/sandbox/pki";
+import { randomBytes } from "node:crypto";
+import { writeFileSync } from "node:fs";
 import { tempDir } from "../e2e/harness";
 import { nginxSyntaxProblems } from "./nginx-check";
 
@@ -20,6 +23,9 @@ createCa({ cert: tls.ca, key: join(dir, "ca.key") }, "unit CA", 30);
 issueCert({ cert: tls.ca, key: join(dir, "ca.key") }, { cert: tls.cert, key: tls.key }, { commonName: "gw", usage: "server", dnsNames: ["ollama.test"], notAfter: new Date(Date.now() + 86_400_000) });
 
 const FP = { alice: "a".repeat(40), bob: "b".repeat(40) };
+/** A real ticket key file: nginx -t reads it. */
+const ticketKeys = join(dir, "session-ticket.key");
+writeFileSync(ticketKeys, sessionTicketKeyFile("nginx", randomBytes(80)));
 
 function specFor(raw: Record<string, unknown> = {}, extra: Partial<GatewaySpec> = {}): GatewaySpec {
     const cfg = loadStackConfig({
@@ -84,6 +90,7 @@ const VARIANTS: Record<string, GatewaySpec> = {
     "identity entra, TLS 1.2, CORS, udp syslog": specFor({ ...ENTRA, gateway: { tlsMinVersion: "1.2", corsOrigins: ["https://chat.example.com"] }, siem: { syslogAddress: "udp://127.0.0.1:5514" } }),
     "tcp syslog, no devices": { ...specFor({ siem: { syslogAddress: "tcp://siem.example.com:6514" } }), devices: [] },
     "IPv6 listen, worker user": specFor({}, { listen: { host: "::1", port: 18443 }, workerUser: "root" }),
+    "session tickets": specFor({}, { tls: { ...specFor().tls, sessionTickets: { keyFile: ticketKeys, lifetimeSeconds: 300 } } }),
 };
 
 describe("renderNginxConf: nginx 1.22 accepts every variant", () => {
@@ -108,6 +115,20 @@ describe("renderNginxConf: TLS and the device allowlist", () => {
         assert.match(conf, /ssl_protocols TLSv1\.3;/);
         assert.doesNotMatch(conf, /TLSv1\.2|ssl_ciphers/);
         for (const d of ["ssl_verify_client on;", "ssl_verify_depth 1;", "ssl_session_tickets off;", "ssl_session_cache off;", `ssl_client_certificate "${tls.ca}";`]) assert.ok(conf.includes(d), d);
+    });
+    test("session tickets: this generation's key file and the configured lifetime, never a session cache", () => {
+        const withTickets = renderNginxConf(VARIANTS["session tickets"]);
+        for (const d of ["ssl_session_tickets on;", `ssl_session_ticket_key "${ticketKeys}";`, "ssl_session_timeout 300s;", "ssl_session_cache off;"]) assert.ok(withTickets.includes(d), d);
+        assert.doesNotMatch(withTickets, /ssl_session_tickets off/);
+        assert.equal(nginxT(renderNginxConf(specFor({}, { tls: { ...specFor().tls, sessionTickets: { keyFile: join(dir, "missing.key"), lifetimeSeconds: 300 } } }))).includes("missing.key"), true, "nginx -t reads the key file (the variant check is real)");
+        assert.throws(() => renderNginxConf(specFor({}, { tls: { ...specFor().tls, sessionTickets: { keyFile: ticketKeys, lifetimeSeconds: 0 } } })), /tls\.sessionTickets\.lifetimeSeconds must be a positive/);
+        assert.throws(() => renderNginxConf(specFor({}, { tls: { ...specFor().tls, sessionTickets: { keyFile: "relative.key", lifetimeSeconds: 300 } } })), /tls\.sessionTickets\.keyFile/);
+    });
+    test("tickets only with a key file from the placement and a lifetime above 0", () => {
+        const placed = (lifetime: number) => deriveGatewaySpec(loadStackConfig({ domain: "ollama.test", gateway: { tlsTicketLifetimeSeconds: lifetime }, filter: { enabled: false } }), {}, { listen: { host: "127.0.0.1", port: 1 }, tlsFiles: tls, sessionTicketKeys: ticketKeys, ollama: { host: "127.0.0.1", port: 2 }, runtimeDir: dir, accessLog: "off", errorLog: "stderr" }).tls.sessionTickets;
+        assert.deepEqual(placed(120), { keyFile: ticketKeys, lifetimeSeconds: 120 });
+        assert.equal(placed(0), undefined, "0 turns resumption off");
+        assert.equal(specFor().tls.sessionTickets, undefined, "no key file in the placement: no tickets");
     });
     test("TLS 1.2 only when configured, with AEAD ECDHE ciphers", () => {
         const c12 = renderNginxConf(specFor({ gateway: { tlsMinVersion: "1.2" } }));
