@@ -9,6 +9,9 @@
  *               (c) the full gateway of each kind (mTLS, allowlist, limits lifted, headers, log)
  *   sequential  one request at a time over keep-alive: added p50 latency of (c) over (a)
  *   streaming   time to first token and gaps between tokens, direct vs through the gateway
+ *   resumption  (full gateways) new connections/s offering the ticket of the previous connection
+ *               (TLS 1.3 resumption, `newConnectionResumed`) against full mTLS handshakes
+ *               (`newConnection`), interleaved in the same rounds
  *   targets     the issue's targets, each with the measured value and met: true/false
  *   nodePool    (with nginx) the full nginx gateway routing over a GPU node pool (ollama.nodes):
  *               `pool:1-node` and `pool:3-nodes`, each node a real enclave nginx (mTLS with the
@@ -25,7 +28,7 @@ import { connect as netConnect, type Socket } from "node:net";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { connect as tlsConnect, type ConnectionOptions } from "node:tls";
+import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from "node:tls";
 import { loadStackConfig, nodePoolSettings } from "../components/config";
 import { renderEnclaveConf } from "../components/gateway/enclave";
 import { deriveNodePool, deriveNodeSpec, NODE_TLS_NAME } from "../components/gateway/node-spec";
@@ -181,22 +184,37 @@ interface LoadResult {
     readonly p99Ms: number;
     readonly requests: number;
     readonly errors: number;
+    /** With `resume`: connections that resumed the session offered. */
+    readonly resumed?: number;
 }
 
-/** `concurrency` loops, each sending GET /api/version for `seconds`: on one connection, or a new one per request. */
-async function load(ep: Endpoint, opts: { seconds: number; concurrency: number; newConnectionEach: boolean }): Promise<LoadResult> {
+/** The last session ticket each load loop received, by loop index; kept across rounds like a client's session cache. */
+type TicketStore = (Buffer | undefined)[];
+
+/**
+ * `concurrency` loops, each sending GET /api/version for `seconds`: on one connection, or a new
+ * one per request; with `resume`, each new connection offers the last ticket its loop received.
+ */
+async function load(ep: Endpoint, opts: { seconds: number; concurrency: number; newConnectionEach: boolean; resume?: TicketStore }): Promise<LoadResult> {
     const deadline = performance.now() + opts.seconds * 1000;
     const latencies: number[] = [];
     let errors = 0;
+    let resumed = 0;
     const req = requestBytes(ep, "GET", "/api/version", undefined, opts.newConnectionEach);
-    const loop = async () => {
+    const tickets = opts.resume;
+    const loop = async (_: unknown, index: number) => {
         let conn: Connection | undefined;
         while (performance.now() < deadline) {
             const t0 = performance.now();
             try {
                 if (!conn || conn.closed) {
                     conn?.close();
-                    conn = await Connection.open(ep);
+                    conn = await Connection.open(tickets ? { ...ep, tls: { ...ep.tls, session: tickets[index] } } : ep);
+                    if (tickets) {
+                        const socket = conn.socket as TLSSocket;
+                        if (socket.isSessionReused()) resumed++;
+                        socket.on("session", (t: Buffer) => (tickets[index] = t));
+                    }
                 }
                 const r = await conn.request(req);
                 if (r.status !== 200) errors++;
@@ -216,7 +234,7 @@ async function load(ep: Endpoint, opts: { seconds: number; concurrency: number; 
     await Promise.all(Array.from({ length: opts.concurrency }, loop));
     const elapsed = (performance.now() - started) / 1000;
     latencies.sort((a, b) => a - b);
-    return { requestsPerSecond: round(latencies.length / elapsed, 1), p50Ms: round(percentile(latencies, 50)), p99Ms: round(percentile(latencies, 99)), requests: latencies.length, errors };
+    return { requestsPerSecond: round(latencies.length / elapsed, 1), p50Ms: round(percentile(latencies, 50)), p99Ms: round(percentile(latencies, 99)), requests: latencies.length, errors, ...(opts.resume ? { resumed } : {}) };
 }
 
 const median = (sorted: readonly number[]) => percentile(sorted, 50);
@@ -233,6 +251,7 @@ function combine(results: readonly LoadResult[]): LoadResult & { readonly rounds
         p99Ms: round(Math.max(...results.map((r) => r.p99Ms))),
         requests: results.reduce((n, r) => n + r.requests, 0),
         errors: results.reduce((n, r) => n + r.errors, 0),
+        ...(results.some((r) => r.resumed !== undefined) ? { resumed: results.reduce((n, r) => n + (r.resumed ?? 0), 0) } : {}),
         rounds: results.length,
     };
 }
@@ -421,6 +440,8 @@ async function startFullGateway(kind: "nginx" | "haproxy", dir: string, stubPort
     const derived = deriveGatewaySpec(cfg, { "bench-device": { fingerprintSha1: id.sha1, serial: id.serial } }, {
         listen: { host: "127.0.0.1", port },
         tlsFiles: { cert: pki.server.cert, key: pki.server.key, ca: pki.ca.cert },
+        // As deployed: tickets on (prepareGateway writes fresh keys); full handshakes offer none.
+        sessionTicketKeys: join(stateDir, "session-ticket.keys"),
         ollama: { host: "127.0.0.1", port: stubPort },
         runtimeDir: join(stateDir, "run"),
         accessLog: join(stateDir, "access.log"),
@@ -512,6 +533,23 @@ const USAGE = `usage: npm run bench:gateway -- [--kinds nginx,haproxy] [--second
   --concurrency <n>    parallel connections (default 16)
   Prints one JSON document; targets 127.0.0.1 only. Ctrl-C stops every process it started.`;
 
+/** New connections/s with resumption over full handshakes, per round (same round, same background load). */
+function resumptionTarget(full: readonly LoadResult[], resumed: readonly LoadResult[]) {
+    const ratios = resumed.map((x, i) => x.requestsPerSecond / full[i].requestsPerSecond).sort((a, b) => a - b);
+    const ratio = median(ratios);
+    const connections = resumed.reduce((n, r) => n + r.requests + r.errors, 0);
+    const resumedConnections = resumed.reduce((n, r) => n + (r.resumed ?? 0), 0);
+    return {
+        value: round(ratio),
+        perRound: ratios.map((x) => round(x)),
+        fullHandshakePerSecond: median(full.map((r) => r.requestsPerSecond).sort((a, b) => a - b)),
+        resumedPerSecond: median(resumed.map((r) => r.requestsPerSecond).sort((a, b) => a - b)),
+        resumedShareOfConnections: round(resumedConnections / Math.max(1, connections)),
+        target: ">= 2 (median of per-round ratios; one request per connection)",
+        met: ratio >= 2,
+    };
+}
+
 async function main(): Promise<void> {
     exitWithUsageIfAsked(process.argv.slice(2), USAGE);
     const { values } = parseArgs({ options: { kinds: { type: "string", default: "nginx,haproxy" }, seconds: { type: "string", default: "5" }, concurrency: { type: "string", default: "16" } } });
@@ -580,23 +618,30 @@ async function main(): Promise<void> {
     const modes = {
         keepAlive: { concurrency, newConnectionEach: false },
         newConnection: { concurrency, newConnectionEach: true },
+        newConnectionResumed: { concurrency, newConnectionEach: true, resume: true },
         sequential: { concurrency: 1, newConnectionEach: false },
     } as const;
     const names = Object.keys(targets);
-    const rounds: Record<keyof typeof modes, Record<string, LoadResult[]>> = { keepAlive: {}, newConnection: {}, sequential: {} };
+    const fullGateways = kinds.map((k) => `gateway:${k}`);
+    const rounds: Record<keyof typeof modes, Record<string, LoadResult[]>> = { keepAlive: {}, newConnection: {}, newConnectionResumed: {}, sequential: {} };
+    // Each full gateway's clients start the rounds holding a ticket, as a client that connected before would.
+    const ticketStores: Record<string, TicketStore> = {};
+    for (const name of fullGateways) await load(targets[name], { seconds: 0.5, concurrency, newConnectionEach: true, resume: (ticketStores[name] = []) });
     for (let r = 0; r < ROUNDS; r++) {
         for (const [mode, opts] of Object.entries(modes) as [keyof typeof modes, (typeof modes)[keyof typeof modes]][]) {
             for (let i = 0; i < names.length; i++) {
                 const name = names[(i + r) % names.length];
+                // Resumption is the full gateways' (the bare proxies and the pools are not what it measures).
+                if (mode === "newConnectionResumed" && !fullGateways.includes(name)) continue;
                 const cpuBefore = serverCpu(name);
-                const result = await load(targets[name], { seconds: seconds / ROUNDS, ...opts });
+                const result = await load(targets[name], { seconds: seconds / ROUNDS, concurrency: opts.concurrency, newConnectionEach: opts.newConnectionEach, resume: "resume" in opts ? (ticketStores[name] ??= []) : undefined });
                 const cpu = serverCpu(name) - cpuBefore;
                 (rounds[mode][name] ??= []).push({ ...result, serverCpuMicrosPerRequest: round((cpu * 1e6) / Math.max(1, result.requests), 1) });
             }
         }
     }
-    const summary = (mode: keyof typeof modes) => Object.fromEntries(names.map((n) => [n, combine(rounds[mode][n])]));
-    const throughput = { keepAlive: summary("keepAlive"), newConnection: summary("newConnection") };
+    const summary = (mode: keyof typeof modes) => Object.fromEntries(names.filter((n) => rounds[mode][n]).map((n) => [n, combine(rounds[mode][n])]));
+    const throughput = { keepAlive: summary("keepAlive"), newConnection: summary("newConnection"), newConnectionResumed: summary("newConnectionResumed") };
     const sequential = summary("sequential");
     const stream: Record<string, StreamResult> = {};
     for (const name of ["direct", ...kinds.map((k) => `gateway:${k}`), ...Object.keys(poolPids)]) stream[name] = await streaming(targets[name]);
@@ -616,6 +661,7 @@ async function main(): Promise<void> {
                 note: "CPU the gateway spends per request relative to bare nginx; its inverse bounds the throughput ratio when the server, not the client, is the bottleneck",
             },
             addedSequentialP50Ms: { value: round(addedP50), target: "<= 0.25", met: addedP50 <= 0.25 },
+            newConnectionsResumedVsFullHandshake: resumptionTarget(rounds.newConnection[g], rounds.newConnectionResumed[g]),
             addedTtftP50Ms: { value: round(addedTtft), target: "<= 2", met: addedTtft <= 2 },
             chunkGapsPreserved: {
                 value: { gapP50DeltaMs: round(gapDelta), readsPerAnswer: stream[g].readsPerAnswer, readsPerAnswerDirect: stream.direct.readsPerAnswer },

@@ -15,7 +15,7 @@
  * ```
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from "node:fs";
 import { request as httpsRequest } from "node:https";
 import type { IncomingHttpHeaders } from "node:http";
 import { tmpdir } from "node:os";
@@ -400,5 +400,14 @@ export function makeUnenrolledDeviceCert(info: SandboxInfo, commonName = "unenro
     const dir = tempDir("zto-unenrolled-");
     const out = { cert: join(dir, `${commonName}.crt`), key: join(dir, `${commonName}.key`) };
     issueCert({ cert: info.ca, key: info.caKey }, out, { commonName, usage: "client", notAfter: new Date(Date.now() + 30 * DAY_MS) });
+    return out;
+}
+
+/** A copy of an enrolled device's certificate and key: a revoke removes the device from sandbox.json, not this. */
+export function keepDeviceCert(info: SandboxInfo, name: string): CertPair {
+    const dir = tempDir("zto-kept-");
+    const out = { cert: join(dir, `${name}.crt`), key: join(dir, `${name}.key`) };
+    copyFileSync(info.devices[name].cert, out.cert);
+    copyFileSync(info.devices[name].key, out.key);
     return out;
 }

@@ -9,14 +9,14 @@
  */
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { request as httpsRequest } from "node:https";
 import { join } from "node:path";
 import { describe, test, type TestContext } from "node:test";
 import { connect as tlsConnect } from "node:tls";
 import { configWriterScript, generationFile, RELOAD_POLL_SECONDS } from "../../components/gateway/reload";
 import { gatewayConfigRoot } from "../../scripts/sandbox/gateway";
-import { startSandbox, tempDir, writeStackFile, type CertPair, type Sandbox } from "./harness";
+import { keepDeviceCert, startSandbox, writeStackFile, type CertPair, type Sandbox } from "./harness";
 
 const TOKEN_INTERVAL_MS = 100;
 /** The drain bound under test; the stack default is 120 s (too long for a test). */
@@ -135,11 +135,7 @@ for (const kind of ["nginx", "haproxy"] as const) {
         test("A's stream completes, B's connections close within the stated bounds, B gets 403, Ollama sees nothing more from B", async (t: TestContext) => {
             const sb = await startSandbox({ config: configFor(kind, ["alice-laptop", "bob-laptop"]), extraArgs: ["--token-interval-ms", String(TOKEN_INTERVAL_MS)] });
             try {
-                // Keep B's certificate: the revoke removes it from sandbox.json, not from disk.
-                const keep = tempDir("zto-revoked-");
-                const bob = { cert: join(keep, "bob.crt"), key: join(keep, "bob.key") };
-                copyFileSync(sb.info.devices["bob-laptop"].cert, bob.cert);
-                copyFileSync(sb.info.devices["bob-laptop"].key, bob.key);
+                const bob = keepDeviceCert(sb.info, "bob-laptop");
                 const alice = sb.info.devices["alice-laptop"];
                 const { masterPid, pid: supervisorPid, generation: firstGeneration } = sb.info.gateway;
 

@@ -7,11 +7,11 @@
  * past gateway.tlsTicketLifetimeSeconds falls back to a full handshake.
  */
 import assert from "node:assert/strict";
-import { copyFileSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { connect as tlsConnect } from "node:tls";
-import { startSandbox, tempDir, writeStackFile, type CertPair, type Sandbox } from "./harness";
+import { keepDeviceCert, startSandbox, writeStackFile, type CertPair, type Sandbox } from "./harness";
 
 /** Resumption must be tried within this; the expiry test waits past it. */
 const SHORT_LIFETIME_SECONDS = 5;
@@ -86,11 +86,7 @@ for (const kind of ["nginx", "haproxy"] as const) {
         test("after a revoke and reload the device's ticket does not resume, its full handshake is refused, Ollama sees nothing from it", async () => {
             const sb = await startSandbox({ config: configFor(kind, ["alice-laptop", "bob-laptop"]) });
             try {
-                // Keep B's certificate: the revoke removes it from sandbox.json, not from disk.
-                const keep = tempDir("zto-resumption-");
-                const bob = { cert: join(keep, "bob.crt"), key: join(keep, "bob.key") };
-                copyFileSync(sb.info.devices["bob-laptop"].cert, bob.cert);
-                copyFileSync(sb.info.devices["bob-laptop"].key, bob.key);
+                const bob = keepDeviceCert(sb.info, "bob-laptop");
                 const alice = sb.info.devices["alice-laptop"];
 
                 const bobFull = await attempt(sb, bob);
