@@ -308,18 +308,14 @@ function afterResponseRules(spec: GatewaySpec): string[] {
 }
 
 /**
- * A resumed session keeps the certificate it was verified with, so ssl_c_sha1, and with it the
- * allowlist, is the same on every request. The keys are this generation's own: a reload ends
- * every earlier ticket.
+ * The bind's ticket option and the comment above it. A resumed session keeps the certificate it
+ * was verified with, so ssl_c_sha1, and with it the allowlist, is the same on every request; the
+ * keys are this generation's own, so a reload ends every earlier ticket.
  */
-function sessionResumption(tickets: GatewaySpec["tls"]["sessionTickets"]): string[] {
+function ticketOption(tickets: GatewaySpec["tls"]["sessionTickets"]): { readonly comment: string; readonly option: string } {
     return tickets
-        ? ["# Resumption only by a ticket sealed with this generation's keys (new at every reload)."]
-        : ["# No tickets: every connection is a full handshake with certificate verification."];
-}
-
-function ticketOption(tickets: GatewaySpec["tls"]["sessionTickets"]): string {
-    return tickets ? `tls-ticket-keys ${haproxyPath(tickets.keyFile, "tls.sessionTickets.keyFile")}` : "no-tls-tickets";
+        ? { comment: "# Resumption only by a ticket sealed with this generation's keys (new at every reload).", option: `tls-ticket-keys ${haproxyPath(tickets.keyFile, "tls.sessionTickets.keyFile")}` }
+        : { comment: "# No tickets: every connection is a full handshake with certificate verification.", option: "no-tls-tickets" };
 }
 
 function frontendSection(spec: GatewaySpec): string[] {
@@ -339,14 +335,15 @@ function frontendSection(spec: GatewaySpec): string[] {
             ? "ssl-min-ver TLSv1.2 ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
             : "ssl-min-ver TLSv1.3";
     const maps = HAPROXY_DEVICE_MAPS;
+    const tickets = ticketOption(tls.sessionTickets);
     return [
         "frontend zto_gateway",
         ...indent([
             "# Mutual TLS: a connection without a certificate issued by the CA never reaches HTTP.",
             "# HTTP/1.1 only: `proto h1` stops haproxy from switching to HTTP/2 when a client sends the",
             "# h2 preface without ALPN (h2 bodies need no Content-Length, which the body cap relies on).",
-            ...sessionResumption(tls.sessionTickets),
-            `bind ${address(spec.listen, "listen")} ssl crt ${haproxyPath(tls.cert, "tls.cert")} ca-file ${haproxyPath(tls.ca, "tls.ca")} verify required ${tlsOptions} ${ticketOption(tls.sessionTickets)} alpn http/1.1 proto h1`,
+            tickets.comment,
+            `bind ${address(spec.listen, "listen")} ssl crt ${haproxyPath(tls.cert, "tls.cert")} ca-file ${haproxyPath(tls.ca, "tls.ca")} verify required ${tlsOptions} ${tickets.option} alpn http/1.1 proto h1`,
             "unique-id-format %[uuid()]",
             `log-format ${logFormat()}`,
             "# Per-device request rate (sliding window, see rateWindow) and requests in flight.",
