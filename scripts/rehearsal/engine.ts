@@ -59,7 +59,7 @@ export function uploadArchives(uploads: readonly Upload[], mountTargets: readonl
             path: at,
             archive: tarOf([
                 ...[...dirs].sort().map((d) => ({ name: d, uid: 0, gid: 0, mode: 0o755 })),
-                ...list.map((u) => ({ name: rel(u.file), content: Buffer.from(u.content), uid: u.uid, gid: u.gid, mode: u.mode })),
+                ...list.map((u) => ({ name: rel(u.file), content: u.content, uid: u.uid, gid: u.gid, mode: u.mode })),
             ]),
         };
     });

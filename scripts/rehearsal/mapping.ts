@@ -18,7 +18,8 @@ export const TYPES = {
 /** A file to copy into a created container before it starts (the provider's `uploads`). */
 export interface Upload {
     readonly file: string;
-    readonly content: string;
+    /** The file's bytes: the provider's `content` (text) or `contentBase64` (binary, e.g. TLS ticket keys). */
+    readonly content: Buffer;
     readonly uid: number;
     readonly gid: number;
     readonly mode: number;
@@ -172,8 +173,9 @@ export const CONTAINER_FIELDS: FieldTable<ContainerDraft> = {
     uploads: {
         map: (v: any[], d, where) => {
             d.uploads = v.map((u, i) => {
-                only(u, ["file", "content", "owner", "group", "permissions"], `${where}[${i}]`);
-                return { file: u.file, content: u.content, uid: Number(u.owner ?? 0), gid: Number(u.group ?? 0), mode: parseInt(u.permissions ?? "0644", 8) };
+                only(u, ["file", "content", "contentBase64", "owner", "group", "permissions"], `${where}[${i}]`);
+                if ((u.content === undefined) === (u.contentBase64 === undefined)) throw new MappingError(`${where}[${i}]: exactly one of content and contentBase64 is mapped`);
+                return { file: u.file, content: u.contentBase64 === undefined ? Buffer.from(u.content) : Buffer.from(u.contentBase64, "base64"), uid: Number(u.owner ?? 0), gid: Number(u.group ?? 0), mode: parseInt(u.permissions ?? "0644", 8) };
             });
         },
     },

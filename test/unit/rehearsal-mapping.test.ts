@@ -58,6 +58,8 @@ describe("rehearsal field mapping", () => {
         const writer = plan.containers.find((c) => c.role === "gateway-config")!;
         assert.deepEqual(gw.uploads, []);
         assert.ok(writer.uploads.some((u) => u.file.endsWith("server.key") && u.mode === 0o400 && u.uid === 101));
+        // The TLS session ticket key is a binary upload (contentBase64): its bytes, not its base64 text.
+        assert.ok(writer.uploads.some((u) => u.file.endsWith("tls/session-ticket.key") && u.content.length === 80 && u.mode === 0o400 && u.uid === 101));
     });
 
     const first = (rs: RecordedResource[], type: string) => rs.findIndex((r) => r.type === type);
@@ -102,6 +104,7 @@ describe("rehearsal field mapping", () => {
         { what: "an attached container the engine would restart", change: (w) => (w.inputs.restart = "unless-stopped"), says: /\.restart: a container Pulumi waits for \(attach\) must not be restarted/ },
         { what: "an attached container that must keep running", change: (w) => delete w.inputs.mustRun, says: /\.mustRun: a container Pulumi waits for \(attach\) must set mustRun false/ },
         { what: "logs without attach", change: (w) => delete w.inputs.attach, says: /\.logs: the provider keeps logs only of an attached container/ },
+        { what: "an upload with both content and contentBase64", change: (w) => (w.inputs.uploads[0].contentBase64 = "AA=="), says: /uploads\[0\]: exactly one of content and contentBase64/ },
         { what: "mustRun false on a service", change: (w) => (delete w.inputs.attach, delete w.inputs.logs), says: /\.mustRun: false on a service/ },
     ];
     for (const c of oneShotCases) {
