@@ -38,6 +38,8 @@ export const DEFAULT_IMAGES = {
     haproxy: "haproxy:2.8.15-alpine",
     // The -alpine variant: its busybox wget runs the healthcheck (the distroless one has no HTTP client).
     oauth2Proxy: `quay.io/oauth2-proxy/oauth2-proxy:${OAUTH2_PROXY_VERSION}-alpine`,
+    // oauth2-proxy's session store (identity.sessionStore redis); the tests run Debian's redis-server 7.0 with the same redis.conf.
+    sessionStore: "redis:7.4.2-alpine",
 } as const;
 
 const email = z.string().regex(/^[^\s@]+@[^\s@]+\.[^\s@]+$/, "must be an email address like alice@example.com");
@@ -97,6 +99,10 @@ const identitySchema = z.strictObject({
     /** Extra `aud` values accepted on bearer tokens besides the client id (IdPs whose API tokens carry another audience). */
     extraAudiences: z.array(z.string().regex(/^[^\s,"\\]{1,256}$/, "must be an audience value without spaces, commas or quotes, e.g. api://default")).default([]),
     image: imageRef.optional(),
+    /** Where oauth2-proxy keeps sessions: a Redis container only it can reach (the cookie holds a ticket), or the cookie itself. */
+    sessionStore: z.enum(["redis", "cookie"]).default("redis"),
+    /** Image of the Redis session store (sessionStore redis). */
+    sessionStoreImage: imageRef.optional(),
 });
 
 const tailscaleSchema = z.strictObject({
@@ -386,6 +392,12 @@ function crossFieldProblems(c: z.output<typeof configSchema>): ConfigProblem[] {
     if (id.provider !== "none" && id.image !== undefined && !/:[^/@]*-alpine(@sha256:[a-f0-9]{64})?$/.test(id.image)) {
         add(["identity", "image"], `must be an -alpine variant of oauth2-proxy, e.g. quay.io/oauth2-proxy/oauth2-proxy:v7.15.6-alpine: its healthcheck runs wget in the container, and the distroless image has no HTTP client (got "${id.image}")`);
     }
+    if (id.provider === "entra" && id.sessionStore === "cookie") {
+        add(["identity", "sessionStore"], "\"cookie\" cannot hold an Entra session: the ID, access and refresh tokens with group claims exceed one 4 KB cookie, and the gateway passes only the first Set-Cookie of a session refresh; use \"redis\"");
+    }
+    if (id.sessionStoreImage !== undefined && (id.provider === "none" || id.sessionStore !== "redis")) {
+        add(["identity", "sessionStoreImage"], "only applies with identity.provider entra or oidc and identity.sessionStore \"redis\"");
+    }
     if (c.gateway.kind === "haproxy" && id.provider !== "none") {
         add(["identity", "provider"], `"${id.provider}" needs the nginx gateway (HAProxy has no auth_request); use gateway.kind: nginx, or identity.provider: none with device certificates and Tailscale`);
     }
@@ -411,6 +423,7 @@ function crossFieldProblems(c: z.output<typeof configSchema>): ConfigProblem[] {
             [["gateway", "image"], c.gateway.image ?? DEFAULT_IMAGES[c.gateway.kind]],
         ];
         if (id.provider !== "none") images.push([["identity", "image"], id.image ?? DEFAULT_IMAGES.oauth2Proxy]);
+        if (usesSessionStore(c)) images.push([["identity", "sessionStoreImage"], id.sessionStoreImage ?? DEFAULT_IMAGES.sessionStore]);
         for (const [path, ref] of images) {
             if (!DIGEST_PATTERN.test(ref)) add(path, `must be pinned by digest (repo:tag@sha256:<64 hex>) because requirePinnedImages is true (got "${ref}")`);
         }
@@ -418,6 +431,11 @@ function crossFieldProblems(c: z.output<typeof configSchema>): ConfigProblem[] {
     out.push(...nodeProblems(c));
     if (c.filter.enabled && !Object.keys(c.filter.modelsByGroup).length) add(["filter", "modelsByGroup"], "must list at least one group (use \"*\" for everyone)");
     return out;
+}
+
+/** True when oauth2-proxy runs with the Redis session store (a sign-in provider and sessionStore redis). */
+export function usesSessionStore(c: Pick<StackConfig, "identity">): boolean {
+    return c.identity.provider !== "none" && c.identity.sessionStore === "redis";
 }
 
 /** Defaults of the node-pool keys (ollama.nodes and friends). */

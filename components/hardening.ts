@@ -10,7 +10,7 @@ export const ROLE_LABEL = "zero-trust-ollama.role";
 export const ENCRYPTED_STORE_LABEL = "zero-trust-ollama.encrypted-store";
 
 /** gateway-config: the one-shot writer that puts a new gateway config generation in place. */
-export type Role = "ollama" | "gateway" | "gateway-config" | "filter" | "oauth2-proxy" | "enclave";
+export type Role = "ollama" | "gateway" | "gateway-config" | "filter" | "oauth2-proxy" | "session-store" | "enclave";
 
 export interface LoggingTarget {
     /** udp://host:port or tcp://host:port; absent means local json-file logs with rotation. */

@@ -7,11 +7,14 @@ import * as pulumi from "@pulumi/pulumi";
  * `internal: true` network at its bridge address.
  */
 export const INHIBIT_HOST_ADDRESS_OPTION = "com.docker.network.bridge.inhibit_ipv4";
-/** Label naming a network's purpose (edge, egress, to-ollama, to-filter, to-oauth2-proxy). */
+/** Label naming a network's purpose (edge, egress, to-ollama, to-filter, to-oauth2-proxy, to-session-store). */
 export const NETWORK_PURPOSE_LABEL = "zero-trust-ollama.network";
 
-/** The components a hop network leads to: each callee has exactly one network its caller uses. */
-export type Callee = "ollama" | "filter" | "oauth2-proxy";
+/**
+ * The components a hop network leads to: each callee has exactly one network its caller uses
+ * (the session store's caller is oauth2-proxy, everyone else's the gateway or the filter).
+ */
+export type Callee = "ollama" | "filter" | "oauth2-proxy" | "session-store";
 
 export interface NetworkArgs {
     /** Docker provider of the host the networks live on. */
@@ -31,7 +34,7 @@ function hopNetworkArgs(name: pulumi.Input<string>, purpose: string): docker.Net
 
 /**
  * Network segmentation, one network per hop (seed 000 "Ollama only accepts traffic from NGINX",
- * seed 003 "micro-perimeter"): each callee (Ollama, the filter, oauth2-proxy) shares a network
+ * seed 003 "micro-perimeter"): each callee (Ollama, the filter, oauth2-proxy, its session store) shares a network
  * only with its single caller, so a compromised neighbour on another hop cannot reach it. Hop
  * networks are internal and carry no host address. The edge network (the gateway publishes its
  * one port there) and the egress network (oauth2-proxy to the IdP) need the host's address, for

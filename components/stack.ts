@@ -4,7 +4,7 @@
  */
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import { DEFAULT_IMAGES, nodePoolSettings, type StackConfig } from "./config";
+import { DEFAULT_IMAGES, nodePoolSettings, usesSessionStore, type StackConfig } from "./config";
 import { PromptFilter } from "./filter";
 import { renderFilterRules } from "./filter/rules";
 import { Gateway, NODE_ROUTER_PORT } from "./gateway";
@@ -74,7 +74,7 @@ export function deployStack(cfg: StackConfig, secrets: StackSecrets = {}): Stack
     });
 
     // One network per hop; Ollama's is shared with its single caller: the filter, else the gateway.
-    const callees: Callee[] = [...(pool ? [] : ["ollama" as const]), ...(cfg.filter.enabled ? ["filter" as const] : []), ...(cfg.identity.provider !== "none" ? ["oauth2-proxy" as const] : [])];
+    const callees: Callee[] = [...(pool ? [] : ["ollama" as const]), ...(cfg.filter.enabled ? ["filter" as const] : []), ...(cfg.identity.provider !== "none" ? ["oauth2-proxy" as const] : []), ...(usesSessionStore(cfg) ? ["session-store" as const] : [])];
     const network = new Network("network", { provider, namePrefix, callees });
 
     const ollama = pool
@@ -135,6 +135,7 @@ export function deployStack(cfg: StackConfig, secrets: StackSecrets = {}): Stack
         namePrefix,
         gatewayNetwork: network.to["oauth2-proxy"]?.name,
         egressNetwork: network.egress?.name,
+        sessionStoreNetwork: network.to["session-store"]?.name,
         logging,
         oidcClientSecret: secrets.oidcClientSecret,
         now: new Date(),

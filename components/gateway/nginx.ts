@@ -26,7 +26,8 @@
  * - nginx sends syslog over UDP only; with a tcp:// SIEM the container's stdout is shipped by the
  *   Docker syslog log driver instead.
  * - Session refresh passes oauth2-proxy's first Set-Cookie ($upstream_http_set_cookie); a
- *   session split over several cookies needs oauth2-proxy's session store instead.
+ *   session split over several cookies needs oauth2-proxy's session store (identity.sessionStore
+ *   redis, the default), whose cookie is one small ticket.
  * - Refused requests (403/405/421) are answered before the rate limit, so they are not counted.
  */
 import { ERRORS_BY_STATUS, maskedUpstreamStatuses, MASKED_UPSTREAM_STATUSES, REFUSALS, type GatewayError } from "./errors";
@@ -34,6 +35,7 @@ import { canonicalModel } from "../config";
 import { NODE_TLS_NAME, type NodePool, type PoolNode } from "./node-spec";
 import { FORWARDED_IDENTITY_HEADERS, type GatewaySpec, type Upstream } from "./spec";
 import { endpointPathRegex, type Endpoint } from "./endpoints";
+import { REAL_CLIENT_IP_HEADER } from "../identity/oauth2-proxy-settings";
 
 /** oauth2-proxy paths a browser needs for sign-in; every other /oauth2/ path is refused. */
 export const OAUTH2_PUBLIC_PATHS = ["/oauth2/start", "/oauth2/callback", "/oauth2/sign_in", "/oauth2/sign_out"] as const;
@@ -396,6 +398,24 @@ function routeLocation(spec: GatewaySpec): string[] {
     return ["location @zto_route {", indent(routeDirectives(spec), 1), "}"];
 }
 
+/** Room for oauth2-proxy's answer headers; nginx answers 502 when they exceed proxy_buffer_size. */
+export const OAUTH2_PROXY_BUFFER_KIB = 32;
+
+/**
+ * Shared by both oauth2-proxy locations. The answer headers are large: a callback that sets a
+ * cookie-held session sends several 4 KB Set-Cookie headers, and an auth answer carries
+ * X-Auth-Request-Groups (Entra sends up to 200 group ids, about 7.5 KB) past nginx's default 4 KB
+ * buffer. X-Real-IP is the header oauth2-proxy reads the client address from (its sign-in audit lines).
+ */
+function oauth2ProxyAnswerDirectives(): string[] {
+    return [
+        `proxy_set_header ${REAL_CLIENT_IP_HEADER} $remote_addr;`,
+        `proxy_buffer_size ${OAUTH2_PROXY_BUFFER_KIB}k;`,
+        `proxy_buffers 4 ${OAUTH2_PROXY_BUFFER_KIB}k;`,
+        `proxy_busy_buffers_size ${OAUTH2_PROXY_BUFFER_KIB * 2}k;`,
+    ];
+}
+
 function identityLocations(spec: GatewaySpec): string[] {
     if (spec.identity.provider === "none") return [];
     return [
@@ -413,6 +433,7 @@ function identityLocations(spec: GatewaySpec): string[] {
                 "proxy_set_header Authorization $http_authorization;",
                 "proxy_set_header X-Forwarded-Host $host;",
                 "proxy_set_header X-Forwarded-Uri $request_uri;",
+                ...oauth2ProxyAnswerDirectives(),
                 "proxy_connect_timeout 5s;",
                 "proxy_read_timeout 10s;",
             ],
@@ -431,6 +452,7 @@ function identityLocations(spec: GatewaySpec): string[] {
                 ...proxyCommon("$host", { passSetCookie: true }),
                 "proxy_set_header Cookie $http_cookie;",
                 "proxy_set_header X-Forwarded-Host $host;",
+                ...oauth2ProxyAnswerDirectives(),
                 "proxy_connect_timeout 5s;",
                 "proxy_read_timeout 30s;",
             ],

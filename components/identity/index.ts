@@ -5,16 +5,19 @@
  */
 import type * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import { DEFAULT_IMAGES, type StackConfig } from "../config";
+import { DEFAULT_IMAGES, usesSessionStore, type StackConfig } from "../config";
 import type { LoggingTarget } from "../hardening";
 import { DeviceApiKeys } from "./api-keys";
 import { EntraIdentity, rotationWindow } from "./entra";
 import { OAuth2Proxy } from "./oauth2-proxy";
 import { callbackUrl, issuerUrlOf } from "./oauth2-proxy-settings";
+import { SessionStore } from "./session-store";
 
 export interface IdentityDeployment {
     /** oauth2-proxy, when identity.provider is not none. */
     readonly oauth2Proxy?: OAuth2Proxy;
+    /** oauth2-proxy's Redis session store, when identity.sessionStore is redis. */
+    readonly sessionStore?: SessionStore;
     /** The Entra app registration, when identity.provider is entra. */
     readonly entra?: EntraIdentity;
     /** API keys of the devices with apiKey: true, when there are any. */
@@ -31,6 +34,8 @@ export interface IdentityPlacement {
     readonly gatewayNetwork?: pulumi.Input<string>;
     /** Egress network; must exist when identity.provider is not none. */
     readonly egressNetwork?: pulumi.Input<string>;
+    /** The network oauth2-proxy reaches its session store on; required when identity.sessionStore is redis. */
+    readonly sessionStoreNetwork?: pulumi.Input<string>;
     readonly logging: LoggingTarget;
     /** identity.provider oidc: the client secret (a Pulumi secret). */
     readonly oidcClientSecret?: pulumi.Output<string>;
@@ -64,6 +69,18 @@ export function deployIdentity(cfg: StackConfig, placement: IdentityPlacement): 
     // Config validation requires clientId for oidc.
     const clientId = entra ? entra.clientId : pulumi.output(id.clientId!);
 
+    let sessionStore: SessionStore | undefined;
+    if (usesSessionStore(cfg)) {
+        if (!placement.sessionStoreNetwork) throw new Error("identity.sessionStore is redis but no network was created for the session store");
+        sessionStore = new SessionStore("session-store", {
+            provider: placement.provider,
+            image: id.sessionStoreImage ?? DEFAULT_IMAGES.sessionStore,
+            containerName: `${placement.namePrefix}-session-store`,
+            network: placement.sessionStoreNetwork,
+            logging: placement.logging,
+        });
+    }
+
     const oauth2Proxy = new OAuth2Proxy("oauth2-proxy", {
         provider: placement.provider,
         image: id.image ?? DEFAULT_IMAGES.oauth2Proxy,
@@ -76,9 +93,10 @@ export function deployIdentity(cfg: StackConfig, placement: IdentityPlacement): 
         clientId,
         clientSecret,
         logging: placement.logging,
+        sessionStore: sessionStore && placement.sessionStoreNetwork ? { network: placement.sessionStoreNetwork, password: sessionStore.password } : undefined,
     });
     const publicInfo = pulumi
         .all([clientId, entra ? entra.identifierUri : pulumi.output<string | undefined>(undefined)])
         .apply(([cid, resource]) => ({ provider: id.provider, issuerUrl: issuerUrlOf(id), clientId: cid, ...(resource ? { tokenResource: resource } : {}) }));
-    return { oauth2Proxy, entra, apiKeys, publicInfo };
+    return { oauth2Proxy, sessionStore, entra, apiKeys, publicInfo };
 }

@@ -4,7 +4,8 @@
  * wires the result into a container. Secrets never appear here: the client secret and the cookie
  * secret reach the container as environment variables (see `OAUTH2_PROXY_SECRET_ENV`).
  */
-import type { IdentityConfig } from "../config";
+import { usesSessionStore, type IdentityConfig } from "../config";
+import { CONTAINER_SESSION_STORE_URL } from "./session-store-settings";
 
 /** Port oauth2-proxy listens on inside the internal network. */
 export const OAUTH2_PROXY_PORT = 4180;
@@ -27,7 +28,13 @@ export const AUTHENTICATED_EMAILS_FILE = `${OAUTH2_PROXY_CONFIG_DIR}/authenticat
 /** Path prefixes where oauth2-proxy answers 401 instead of redirecting (CLIs and SDKs cannot follow a sign-in). */
 export const API_ROUTE_PATTERNS = ["^/api/", "^/v1/"] as const;
 /** Environment variables that carry the secrets; flags would show them in `docker inspect` args and process lists. */
-export const OAUTH2_PROXY_SECRET_ENV = { clientSecret: "OAUTH2_PROXY_CLIENT_SECRET", cookieSecret: "OAUTH2_PROXY_COOKIE_SECRET" } as const;
+export const OAUTH2_PROXY_SECRET_ENV = { clientSecret: "OAUTH2_PROXY_CLIENT_SECRET", cookieSecret: "OAUTH2_PROXY_COOKIE_SECRET", sessionStorePassword: "OAUTH2_PROXY_REDIS_PASSWORD" } as const;
+/**
+ * The header oauth2-proxy takes the client address from (it trusts it: nginx is its only caller).
+ * nginx sets it to $remote_addr on both oauth2-proxy locations, so sign-in audit lines name the
+ * client, not the gateway.
+ */
+export const REAL_CLIENT_IP_HEADER = "X-Real-IP";
 /** Bytes of the cookie secret: oauth2-proxy uses it as an AES-256 key. */
 export const COOKIE_SECRET_BYTES = 32;
 
@@ -77,6 +84,8 @@ export interface OAuth2ProxySecrets {
     readonly clientSecret: string;
     /** 32 random bytes in standard base64 (as random.RandomBytes gives them). */
     readonly cookieSecretBase64: string;
+    /** The session store's password; required when identity.sessionStore is redis. */
+    readonly sessionStorePassword?: string;
 }
 
 /**
@@ -90,10 +99,12 @@ export interface OAuth2ProxyPlacement {
     readonly authenticatedEmailsFile: string;
     /** Issuer to use instead of the one the identity config names (the sandbox's local OpenID provider). */
     readonly issuerUrl?: string;
+    /** redis://host:port of the session store, without credentials; required when identity.sessionStore is redis. */
+    readonly sessionStoreUrl?: string;
 }
 
-/** The container: all interfaces (it publishes no port, so only its two networks reach it), the config volume. */
-export const CONTAINER_PLACEMENT: OAuth2ProxyPlacement = { httpAddress: `0.0.0.0:${OAUTH2_PROXY_PORT}`, authenticatedEmailsFile: AUTHENTICATED_EMAILS_FILE };
+/** The container: all interfaces (it publishes no port, so only its networks reach it), the config volume, the store by its alias. */
+export const CONTAINER_PLACEMENT: OAuth2ProxyPlacement = { httpAddress: `0.0.0.0:${OAUTH2_PROXY_PORT}`, authenticatedEmailsFile: AUTHENTICATED_EMAILS_FILE, sessionStoreUrl: CONTAINER_SESSION_STORE_URL };
 
 export interface OAuth2ProxySettings {
     /** Command-line arguments, in a stable order. */
@@ -134,6 +145,19 @@ function allowlistArgs(identity: IdentityConfig, emailsFile: string): string[] {
     return args;
 }
 
+/** identity.sessionStore redis: the store's address (the password is only in env). */
+function sessionStoreArgs(identity: IdentityConfig, placement: OAuth2ProxyPlacement): string[] {
+    if (!usesSessionStore({ identity })) return ["--session-store-type=cookie"];
+    if (!placement.sessionStoreUrl || !/^redis:\/\/[A-Za-z0-9.-]+:\d{1,5}$/.test(placement.sessionStoreUrl)) throw new Error(`session store URL must be redis://host:port without credentials (got "${placement.sessionStoreUrl}")`);
+    return ["--session-store-type=redis", `--redis-connection-url=${placement.sessionStoreUrl}`];
+}
+
+function sessionStoreEnv(identity: IdentityConfig, secrets: OAuth2ProxySecrets): string[] {
+    if (!usesSessionStore({ identity })) return [];
+    if (!secrets.sessionStorePassword) throw new Error("identity.sessionStore is redis but no session store password was passed");
+    return [`${OAUTH2_PROXY_SECRET_ENV.sessionStorePassword}=${secrets.sessionStorePassword}`];
+}
+
 export function renderOAuth2ProxySettings(input: OAuth2ProxySettingsInput): OAuth2ProxySettings {
     const { identity } = input;
     const placement = input.placement ?? CONTAINER_PLACEMENT;
@@ -148,6 +172,7 @@ export function renderOAuth2ProxySettings(input: OAuth2ProxySettingsInput): OAut
         `--http-address=${placement.httpAddress}`,
         // Trust X-Real-IP / X-Forwarded-* from nginx, the only client that can reach it.
         "--reverse-proxy=true",
+        `--real-client-ip-header=${REAL_CLIENT_IP_HEADER}`,
         // auth_request mode: answer 202 with X-Auth-Request-User/-Email/-Groups, proxy nothing.
         "--set-xauthrequest=true",
         "--upstream=static://202",
@@ -163,6 +188,7 @@ export function renderOAuth2ProxySettings(input: OAuth2ProxySettingsInput): OAut
         "--cookie-path=/",
         `--cookie-expire=${identity.cookieExpireHours}h`,
         `--cookie-refresh=${identity.cookieRefreshMinutes}m`,
+        ...sessionStoreArgs(identity, placement),
         ...API_ROUTE_PATTERNS.map((p) => `--api-route=${p}`),
         // CLIs and SDKs present an IdP access token. It is verified against the same issuer and must
         // carry the client id as audience (Entra v2 tokens for this app do), so no extra issuer is trusted.
@@ -179,6 +205,7 @@ export function renderOAuth2ProxySettings(input: OAuth2ProxySettingsInput): OAut
     const env = input.secrets && [
         `${OAUTH2_PROXY_SECRET_ENV.clientSecret}=${input.secrets.clientSecret}`,
         `${OAUTH2_PROXY_SECRET_ENV.cookieSecret}=${cookieSecretFromBase64(input.secrets.cookieSecretBase64)}`,
+        ...sessionStoreEnv(identity, input.secrets),
     ];
     return { args, env, authenticatedEmails };
 }

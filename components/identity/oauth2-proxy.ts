@@ -43,6 +43,8 @@ export interface OAuth2ProxyArgs {
     readonly clientSecret: pulumi.Input<string>;
     /** Where container logs go. */
     readonly logging: LoggingTarget;
+    /** identity.sessionStore redis: the store's hop network and password (a Pulumi secret). */
+    readonly sessionStore?: { readonly network: pulumi.Input<string>; readonly password: pulumi.Input<string> };
 }
 
 export class OAuth2Proxy extends pulumi.ComponentResource {
@@ -62,8 +64,10 @@ export class OAuth2Proxy extends pulumi.ComponentResource {
         const cookieSecret = new random.RandomBytes(`${name}-cookie-secret`, { length: COOKIE_SECRET_BYTES }, { parent: this });
         // One rendering for flags and secret env, the same function the sandbox runs the real binary with.
         const settings = pulumi
-            .all([args.clientId, args.clientSecret, cookieSecret.base64])
-            .apply(([clientId, clientSecret, cookieSecretBase64]) => renderOAuth2ProxySettings({ identity: args.identity, domain: args.domain, port: args.port, clientId, secrets: { clientSecret, cookieSecretBase64 } }));
+            .all([args.clientId, args.clientSecret, cookieSecret.base64, args.sessionStore?.password])
+            .apply(([clientId, clientSecret, cookieSecretBase64, sessionStorePassword]) =>
+                renderOAuth2ProxySettings({ identity: args.identity, domain: args.domain, port: args.port, clientId, secrets: { clientSecret, cookieSecretBase64, sessionStorePassword } }),
+            );
         // The flags carry no secret (the secrets are only in env), so they stay readable in the plan.
         const command = pulumi.unsecret(settings.apply((s) => [...s.args]));
         const env = pulumi.secret(settings.apply((s) => [...s.env!]));
@@ -84,7 +88,7 @@ export class OAuth2Proxy extends pulumi.ComponentResource {
                 user: OAUTH2_PROXY_USER,
                 command,
                 envs: env,
-                networksAdvanced: [{ name: args.gatewayNetwork, aliases: ["oauth2-proxy"] }, { name: args.egressNetwork }],
+                networksAdvanced: [{ name: args.gatewayNetwork, aliases: ["oauth2-proxy"] }, { name: args.egressNetwork }, ...(args.sessionStore ? [{ name: args.sessionStore.network }] : [])],
                 readOnly: true,
                 memory: 256,
                 healthcheck: { tests: oauth2ProxyHealthcheck(), interval: "30s", timeout: "5s", retries: 3, startPeriod: "10s" },

@@ -7,12 +7,13 @@
 import { randomBytes } from "node:crypto";
 import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { StackConfig } from "../../components/config";
+import { usesSessionStore, type StackConfig } from "../../components/config";
 import { callbackUrl, COOKIE_SECRET_BYTES, renderOAuth2ProxySettings } from "../../components/identity/oauth2-proxy-settings";
 import { requireTool } from "../lib/tools";
 import { issueCert, type CertPair } from "./pki";
 import { startOpenIdProvider, type IdpUser, type RunningOpenIdProvider } from "./openid-provider";
 import { delay, SandboxError, type ChildHandle, type Supervisor } from "./processes";
+import { startSessionStore, type RunningSessionStore } from "./session-store";
 
 /** Client id of the sandbox's app at its IdP when the stack names none (entra: the program creates it). */
 export const SANDBOX_CLIENT_ID = "zero-trust-ollama-sandbox";
@@ -29,6 +30,9 @@ export interface RealIdentityOptions {
     /** Files for the provider's request log and oauth2-proxy's output. */
     readonly idpLog: string;
     readonly oauth2ProxyLog: string;
+    /** identity.sessionStore redis: the file for redis-server's output. */
+    readonly sessionStoreLog: string;
+    readonly freePort: () => Promise<number>;
 }
 
 export interface RunningRealIdentity {
@@ -39,6 +43,8 @@ export interface RunningRealIdentity {
     readonly redirectUri: string;
     /** The exact command line oauth2-proxy runs with (no secrets in it). */
     readonly args: readonly string[];
+    /** identity.sessionStore redis: the redis-server oauth2-proxy keeps sessions in. */
+    readonly sessionStore?: RunningSessionStore;
 }
 
 /** The provider's TLS certificate: for 127.0.0.1, signed by the sandbox CA (kept across runs). */
@@ -79,14 +85,15 @@ export async function startRealIdentity(supervisor: Supervisor, opts: RealIdenti
         logFile: opts.idpLog,
     });
     try {
+        const sessionStore = usesSessionStore(cfg) ? await startSessionStore(supervisor, { stateDir: opts.stateDir, logFile: opts.sessionStoreLog, freePort: opts.freePort }) : undefined;
         const emailsFile = join(opts.stateDir, "authenticated-emails.txt");
         const settings = renderOAuth2ProxySettings({
             identity: cfg.identity,
             domain: cfg.domain,
             port: opts.gatewayPort,
             clientId,
-            secrets: { clientSecret, cookieSecretBase64: randomBytes(COOKIE_SECRET_BYTES).toString("base64") },
-            placement: { httpAddress: `${opts.listen.host}:${opts.listen.port}`, authenticatedEmailsFile: emailsFile, issuerUrl: provider.issuer },
+            secrets: { clientSecret, cookieSecretBase64: randomBytes(COOKIE_SECRET_BYTES).toString("base64"), sessionStorePassword: sessionStore?.password },
+            placement: { httpAddress: `${opts.listen.host}:${opts.listen.port}`, authenticatedEmailsFile: emailsFile, issuerUrl: provider.issuer, sessionStoreUrl: sessionStore?.url },
         });
         if (settings.authenticatedEmails !== undefined) writeFileSync(emailsFile, settings.authenticatedEmails, { mode: 0o600 });
         const env = Object.fromEntries(settings.env!.map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]));
@@ -98,7 +105,7 @@ export async function startRealIdentity(supervisor: Supervisor, opts: RealIdenti
             mayExit: true,
         });
         await waitForPing(opts.listen, oauth2Proxy);
-        return { provider, oauth2Proxy, clientId, clientSecret, redirectUri, args: settings.args };
+        return { provider, oauth2Proxy, clientId, clientSecret, redirectUri, args: settings.args, sessionStore };
     } catch (e) {
         await provider.close();
         if (e instanceof SandboxError) throw new SandboxError(`the real oauth2-proxy did not start with the rendered settings: ${e.message}`);

@@ -64,6 +64,8 @@ export interface SandboxInfo {
      * `real`: the pinned binary; `log` is its output, `args` its command line, `pid` stops it.
      */
     readonly oauth2Proxy?: { readonly kind: IdpKind; readonly url: string; readonly log: string; readonly cookieName: string; readonly pid?: number; readonly args?: readonly string[] };
+    /** With `--idp real` and identity.sessionStore redis: the redis-server holding the sessions (`url` has no credentials). */
+    readonly sessionStore?: { readonly url: string; readonly password: string; readonly pid: number; readonly log: string };
     /** With `--idp real`: the OpenID provider and the client oauth2-proxy signs in with (`log`: one JSON line per request). */
     readonly idp?: { readonly issuer: string; readonly clientId: string; readonly clientSecret: string; readonly redirectUri: string; readonly log: string };
     /** The prompt filter, when filter.enabled. */
@@ -304,7 +306,7 @@ export async function startSandbox(cfg: StackConfig, opts: SandboxRunOptions): P
             // Loaded only when used: oidc-provider and its dependencies take seconds to load on a busy machine.
             const { startRealIdentity } = await import("./real-identity");
             const idpUsers = users.map((u) => ({ email: u.email, groups: u.groups, password: passwords.get(u.email)!, idTokenTtlSeconds: u.idTokenTtlSeconds }));
-            realIdentity = await startRealIdentity(supervisor, { cfg, stateDir, ca: pki.ca, users: idpUsers, listen: oauth2!.server, gatewayPort: listen.port, idpLog: logFile("idp.jsonl"), oauth2ProxyLog: oauth2!.log });
+            realIdentity = await startRealIdentity(supervisor, { cfg, stateDir, ca: pki.ca, users: idpUsers, listen: oauth2!.server, gatewayPort: listen.port, idpLog: logFile("idp.jsonl"), oauth2ProxyLog: oauth2!.log, sessionStoreLog: logFile("session-store.out"), freePort });
             stubs.push(realIdentity.provider);
         }
 
@@ -328,6 +330,7 @@ export async function startSandbox(cfg: StackConfig, opts: SandboxRunOptions): P
                 cookieName: SESSION_COOKIE,
                 ...(realIdentity ? { pid: realIdentity.oauth2Proxy.pid, args: realIdentity.args } : {}),
             },
+            ...(realIdentity?.sessionStore ? { sessionStore: { url: realIdentity.sessionStore.url, password: realIdentity.sessionStore.password, pid: realIdentity.sessionStore.pid, log: realIdentity.sessionStore.log } } : {}),
             idp: realIdentity && { issuer: realIdentity.provider.issuer, clientId: realIdentity.clientId, clientSecret: realIdentity.clientSecret, redirectUri: realIdentity.redirectUri, log: join(logs, "idp.jsonl") },
             filter: filter && { url: `http://${filter.host}:${filter.port}`, rules: filter.rulesFile, auditLog: filter.auditLog },
             syslog,

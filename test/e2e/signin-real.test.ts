@@ -61,7 +61,7 @@ describe("real sign-in: oauth2-proxy (pinned binary) + OpenID provider through t
             domain: CONFIG.domain,
             port: Number(new URL(sb.info.url).port),
             clientId: sb.info.idp!.clientId,
-            placement: { httpAddress: listen.host, authenticatedEmailsFile: join(sb.stateDir, "authenticated-emails.txt"), issuerUrl: sb.info.idp!.issuer },
+            placement: { httpAddress: listen.host, authenticatedEmailsFile: join(sb.stateDir, "authenticated-emails.txt"), issuerUrl: sb.info.idp!.issuer, sessionStoreUrl: sb.info.sessionStore?.url },
         });
         assert.deepEqual(o.args, expected.args);
         assert.ok(o.args!.includes("--provider=entra-id") && o.args!.includes("--skip-jwt-bearer-tokens=true"));

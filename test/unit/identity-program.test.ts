@@ -160,7 +160,7 @@ describe("Entra app registration (mocks)", () => {
 });
 
 describe("oauth2-proxy container (mocks)", () => {
-    test("pinned image, hardened, its network to the gateway + egress only, no host port, secrets only in a secret env", async () => {
+    test("pinned image, hardened, its networks to the gateway, the session store and egress only, no host port, secrets only in a secret env", async () => {
         const r = await run(entraStack());
         const c = only(r.resources, "docker:index/container:Container", "oauth2-proxy-container");
         const img = only(r.resources, "docker:index/remoteImage:RemoteImage", "oauth2-proxy-image");
@@ -168,18 +168,18 @@ describe("oauth2-proxy container (mocks)", () => {
         assert.equal(c.inputs.ports, undefined);
         assert.notEqual(c.inputs.publishAllPorts, true);
         assert.equal(c.inputs.networkMode, undefined);
-        assert.deepEqual(c.inputs.networksAdvanced.map((n: { name: string }) => n.name), ["zto-mock-to-oauth2-proxy", "zto-mock-egress"]);
+        assert.deepEqual(c.inputs.networksAdvanced.map((n: { name: string }) => n.name), ["zto-mock-to-oauth2-proxy", "zto-mock-egress", "zto-mock-to-session-store"]);
         assert.deepEqual(c.inputs.capabilities, { drops: ["ALL"] });
         assert.deepEqual(c.inputs.securityOpts, ["no-new-privileges:true"]);
         assert.equal(c.inputs.readOnly, true);
         assert.equal(c.inputs.privileged, false);
         assert.equal(c.inputs.user, "65532:65532");
         assert.ok(c.inputs.labels.some((l: { label: string; value: string }) => l.label === ROLE_LABEL && l.value === "oauth2-proxy"));
-        // Secrets: the whole env is a secret; its values are the client secret and a 32-byte URL-safe cookie secret.
+        // Secrets: the whole env is a secret; its values are the client secret, a 32-byte URL-safe cookie secret and the session store's password.
         assert.deepEqual(c.secretInputs, ["envs"]);
         assert.equal(c.maskedInputs.envs, "[secret]");
         const env = Object.fromEntries((c.inputs.envs as string[]).map((e) => [e.slice(0, e.indexOf("=")), e.slice(e.indexOf("=") + 1)]));
-        assert.deepEqual(Object.keys(env).sort(), ["OAUTH2_PROXY_CLIENT_SECRET", "OAUTH2_PROXY_COOKIE_SECRET"]);
+        assert.deepEqual(Object.keys(env).sort(), ["OAUTH2_PROXY_CLIENT_SECRET", "OAUTH2_PROXY_COOKIE_SECRET", "OAUTH2_PROXY_REDIS_PASSWORD"]);
         assert.equal(Buffer.from(env.OAUTH2_PROXY_COOKIE_SECRET, "base64url").length, 32);
         assert.doesNotMatch(env.OAUTH2_PROXY_COOKIE_SECRET, /[+/=]/);
         assert.ok(env.OAUTH2_PROXY_CLIENT_SECRET.length > 0);
@@ -191,6 +191,7 @@ describe("oauth2-proxy container (mocks)", () => {
             const shown = JSON.stringify(x.maskedInputs);
             assert.ok(!shown.includes(env.OAUTH2_PROXY_CLIENT_SECRET), `client secret visible in ${x.urn}`);
             assert.ok(!shown.includes(env.OAUTH2_PROXY_COOKIE_SECRET), `cookie secret visible in ${x.urn}`);
+            assert.ok(!shown.includes(env.OAUTH2_PROXY_REDIS_PASSWORD), `session store password visible in ${x.urn}`);
         }
         const cookie = only(r.resources, "random:index/randomBytes:RandomBytes", "oauth2-proxy-cookie-secret");
         assert.equal(cookie.inputs.length, 32);

@@ -35,6 +35,7 @@ function problemsOf(raw: Record<string, unknown>): ConfigProblem[] {
 const COMMON_FLAGS = [
     "--http-address=0.0.0.0:4180",
     "--reverse-proxy=true",
+    "--real-client-ip-header=X-Real-IP",
     "--set-xauthrequest=true",
     "--upstream=static://202",
     "--skip-provider-button=true",
@@ -60,6 +61,8 @@ describe("oauth2-proxy settings", () => {
             ...COMMON_FLAGS,
             "--cookie-expire=8h",
             "--cookie-refresh=60m",
+            "--session-store-type=redis",
+            "--redis-connection-url=redis://session-store:6379",
             "--api-route=^/api/",
             "--api-route=^/v1/",
             "--skip-jwt-bearer-tokens=true",
@@ -84,6 +87,8 @@ describe("oauth2-proxy settings", () => {
             ...COMMON_FLAGS,
             "--cookie-expire=12h",
             "--cookie-refresh=15m",
+            "--session-store-type=redis",
+            "--redis-connection-url=redis://session-store:6379",
             "--api-route=^/api/",
             "--api-route=^/v1/",
             "--skip-jwt-bearer-tokens=true",
@@ -112,20 +117,37 @@ describe("oauth2-proxy settings", () => {
         assert.ok(!s.args.some((a) => /secret/i.test(a)), "client and cookie secrets travel only as environment variables");
     });
 
-    test("secrets come back only as environment; a placement changes the listen address, emails file and issuer and nothing else", () => {
+    test("secrets come back only as environment; a placement changes the listen address, emails file, issuer and session store address and nothing else", () => {
         const id = identity({ provider: "oidc", issuerUrl: "https://idp.example", clientId: "c", allowedEmails: ["a@example.com"] }, { oidcClientSecret: "x" });
-        const container = renderOAuth2ProxySettings({ identity: id, domain: "d.example", port: 443, clientId: "c", secrets: { clientSecret: "s3cret", cookieSecretBase64: Buffer.alloc(32, 0xfb).toString("base64") } });
-        assert.deepEqual(container.env, ["OAUTH2_PROXY_CLIENT_SECRET=s3cret", `OAUTH2_PROXY_COOKIE_SECRET=${Buffer.alloc(32, 0xfb).toString("base64url")}`]);
+        const container = renderOAuth2ProxySettings({ identity: id, domain: "d.example", port: 443, clientId: "c", secrets: { clientSecret: "s3cret", cookieSecretBase64: Buffer.alloc(32, 0xfb).toString("base64"), sessionStorePassword: "st0re" } });
+        assert.deepEqual(container.env, ["OAUTH2_PROXY_CLIENT_SECRET=s3cret", `OAUTH2_PROXY_COOKIE_SECRET=${Buffer.alloc(32, 0xfb).toString("base64url")}`, "OAUTH2_PROXY_REDIS_PASSWORD=st0re"]);
+        assert.ok(!container.args.some((a) => a.includes("st0re")));
         assert.ok(!container.args.some((a) => a.includes("s3cret")));
         assert.equal(renderOAuth2ProxySettings({ identity: id, domain: "d.example", port: 443, clientId: "c" }).env, undefined, "no secrets given, no env");
-        const sandbox = renderOAuth2ProxySettings({ identity: id, domain: "d.example", port: 443, clientId: "c", placement: { httpAddress: "127.0.0.1:5000", authenticatedEmailsFile: "/state/emails.txt", issuerUrl: "https://127.0.0.1:6000" } });
+        const sandbox = renderOAuth2ProxySettings({ identity: id, domain: "d.example", port: 443, clientId: "c", placement: { httpAddress: "127.0.0.1:5000", authenticatedEmailsFile: "/state/emails.txt", issuerUrl: "https://127.0.0.1:6000", sessionStoreUrl: "redis://127.0.0.1:7000" } });
         const differing = container.args.map((a, i) => [a, sandbox.args[i]]).filter(([a, b]) => a !== b);
         assert.equal(sandbox.args.length, container.args.length);
         assert.deepEqual(differing, [
             ["--oidc-issuer-url=https://idp.example", "--oidc-issuer-url=https://127.0.0.1:6000"],
             ["--http-address=0.0.0.0:4180", "--http-address=127.0.0.1:5000"],
+            ["--redis-connection-url=redis://session-store:6379", "--redis-connection-url=redis://127.0.0.1:7000"],
             [`--authenticated-emails-file=${AUTHENTICATED_EMAILS_FILE}`, "--authenticated-emails-file=/state/emails.txt"],
         ]);
+    });
+
+    test("session store: cookie for an oidc stack that asks for it; redis needs its address and password, never takes credentials in the URL", () => {
+        const cookie = identity({ provider: "oidc", issuerUrl: "https://idp.example", clientId: "c", allowedEmailDomains: ["example.com"], sessionStore: "cookie" }, { oidcClientSecret: "x" });
+        const s = renderOAuth2ProxySettings({ identity: cookie, domain: "d.example", port: 443, clientId: "c", secrets: { clientSecret: "s", cookieSecretBase64: Buffer.alloc(32).toString("base64") } });
+        assert.ok(s.args.includes("--session-store-type=cookie"));
+        assert.ok(!s.args.some((a) => a.startsWith("--redis")));
+        assert.ok(!s.env!.some((e) => e.startsWith("OAUTH2_PROXY_REDIS_PASSWORD=")));
+        const redis = identity({ provider: "entra", tenantId: TENANT, allowedGroups: [GROUP] });
+        const base = { identity: redis, domain: "d.example", port: 443, clientId: CLIENT_ID };
+        assert.throws(() => renderOAuth2ProxySettings({ ...base, secrets: { clientSecret: "s", cookieSecretBase64: Buffer.alloc(32).toString("base64") } }), /no session store password/);
+        for (const url of ["redis://user:pw@store:6379", "rediss://store:6379", "redis://store", "redis://store:6379/0"]) {
+            assert.throws(() => renderOAuth2ProxySettings({ ...base, placement: { httpAddress: "127.0.0.1:1", authenticatedEmailsFile: "/x", sessionStoreUrl: url } }), /redis:\/\/host:port without credentials/, url);
+        }
+        assert.throws(() => renderOAuth2ProxySettings({ ...base, placement: { httpAddress: "127.0.0.1:1", authenticatedEmailsFile: "/x" } }), /session store URL/);
     });
 
     test("renderer refuses provider none and non-https issuers even without config validation", () => {

@@ -86,9 +86,11 @@ describe("Network", () => {
         assert.deepEqual(joined(dev, "ollama-container"), ["zto-mock-to-ollama"]);
         assert.deepEqual(joined(dev, "filter-container"), ["zto-mock-to-filter", "zto-mock-to-ollama"]);
         assert.deepEqual(joined(dev, "gateway-container"), ["zto-mock-edge", "zto-mock-to-filter"]);
-        assert.equal(dev.resources.some((r) => r.name === "network-egress" || r.name === "network-to-oauth2-proxy"), false);
+        assert.equal(dev.resources.some((r) => r.name === "network-egress" || r.name === "network-to-oauth2-proxy" || r.name === "network-to-session-store"), false);
         const prod = await runOk(readStackFile("Pulumi.prod.yaml"));
-        assert.deepEqual(joined(prod, "oauth2-proxy-container"), ["zto-mock-to-oauth2-proxy", "zto-mock-egress"]);
+        assert.deepEqual(joined(prod, "oauth2-proxy-container"), ["zto-mock-to-oauth2-proxy", "zto-mock-egress", "zto-mock-to-session-store"]);
+        // The session store's one caller is oauth2-proxy.
+        assert.deepEqual(joined(prod, "session-store-container"), ["zto-mock-to-session-store"]);
         assert.deepEqual(joined(prod, "gateway-container"), ["zto-mock-edge", "zto-mock-to-filter", "zto-mock-to-oauth2-proxy"]);
         // Without the filter the gateway is Ollama's caller.
         const noFilter = await runOk(stackWith("  zero-trust-ollama:filter:\n    enabled: false\n"));
@@ -97,7 +99,7 @@ describe("Network", () => {
 
     test("hop networks are internal with no host address; edge and egress keep theirs (publishing, NAT)", async () => {
         const prod = await runOk(readStackFile("Pulumi.prod.yaml"));
-        for (const hop of ["network-to-ollama", "network-to-filter", "network-to-oauth2-proxy"]) {
+        for (const hop of ["network-to-ollama", "network-to-filter", "network-to-oauth2-proxy", "network-to-session-store"]) {
             const n = byTypeName(prod, "docker:index/network:Network", hop).inputs;
             assert.equal(n.internal, true, hop);
             assert.equal(n.options["com.docker.network.bridge.inhibit_ipv4"], "true", hop);
