@@ -79,6 +79,19 @@ function readForm(req: IncomingMessage): Promise<URLSearchParams> {
     });
 }
 
+/**
+ * Entra issues a refresh token for `offline_access` without a consent prompt; oidc-provider follows
+ * OIDC Core and drops `offline_access` unless the request asks for `prompt=consent`. So an
+ * authorization request with `offline_access` and no prompt gets `prompt=consent` added (consent is
+ * then implied, see the interaction), and oauth2-proxy's refresh works as it does against Entra.
+ */
+export function withConsentForOfflineAccess(target: string, base: string): string {
+    const url = new URL(target, base);
+    if (url.pathname !== "/auth" || url.searchParams.has("prompt") || !(url.searchParams.get("scope") ?? "").split(" ").includes("offline_access")) return target;
+    url.searchParams.set("prompt", "consent");
+    return `${url.pathname}${url.search}`;
+}
+
 export async function startOpenIdProvider(opts: OpenIdProviderOptions): Promise<RunningOpenIdProvider> {
     const log = new JsonLinesLog(opts.logFile);
     const byEmail = new Map(opts.users.map((u) => [u.email.toLowerCase(), u]));
@@ -165,6 +178,14 @@ export async function startOpenIdProvider(opts: OpenIdProviderOptions): Promise<
     const interaction = async (req: IncomingMessage, res: ServerResponse, uid: string, action: string | undefined): Promise<void> => {
         const details = await provider.interactionDetails(req, res);
         if (details.uid !== uid) throw new Error("interaction does not match its cookie");
+        if (details.prompt.name === "consent") {
+            // Asked only with prompt=consent (see withConsentForOfflineAccess): implied for this first-party client.
+            const accountId = details.session?.accountId;
+            if (!accountId) throw new Error("consent asked before sign-in");
+            const grant = (details.grantId ? await provider.Grant.find(details.grantId) : undefined) ?? new provider.Grant({ accountId, clientId: opts.client.id });
+            grant.addOIDCScope(SCOPES);
+            return provider.interactionFinished(req, res, { consent: { grantId: await grant.save() } }, { mergeWithLastSubmission: true });
+        }
         if (details.prompt.name !== "login") {
             // Consent is implied (loadExistingGrant); nothing else is ever asked.
             return provider.interactionFinished(req, res, {}, { mergeWithLastSubmission: true });
@@ -190,7 +211,8 @@ export async function startOpenIdProvider(opts: OpenIdProviderOptions): Promise<
     };
 
     server.on("request", (req: IncomingMessage, res: ServerResponse) => {
-        const url = new URL(req.url ?? "/", issuer);
+        req.url = withConsentForOfflineAccess(req.url ?? "/", issuer);
+        const url = new URL(req.url, issuer);
         res.on("finish", () => log.append({ time: new Date().toISOString(), method: req.method ?? "", path: url.pathname, params: [...url.searchParams.keys()], status: res.statusCode } satisfies IdpLogEntry));
         const m = /^\/interaction\/([A-Za-z0-9_-]+)(?:\/(login))?$/.exec(url.pathname);
         if (!m) {

@@ -90,6 +90,8 @@ export class SignInClient {
     constructor(
         private readonly info: SandboxInfo,
         deviceName: string,
+        /** Loopback source address to connect from (127.0.0.2, ...): tells the client apart from the gateway in upstream logs. */
+        private readonly localAddress?: string,
     ) {
         const d = info.devices[deviceName];
         this.ca = readFileSync(info.ca);
@@ -126,6 +128,7 @@ export class SignInClient {
                     ...(toGateway ? { lookup } : {}),
                     agent: false,
                     timeout: REQUEST_TIMEOUT_MS,
+                    ...(this.localAddress ? { localAddress: this.localAddress } : {}),
                 },
                 (r) => {
                     let body = "";
@@ -180,8 +183,8 @@ export interface SignInResult {
  * The seed-000 browser sequence up to the session cookie: a page at the gateway without a session
  * (302 to /oauth2/start), oauth2-proxy's redirect to the provider, the login form, the callback.
  */
-export async function signInThroughGateway(info: SandboxInfo, device: string, email: string, password: string, returnPath = "/"): Promise<SignInResult> {
-    const client = new SignInClient(info, device);
+export async function signInThroughGateway(info: SandboxInfo, device: string, email: string, password: string, returnPath = "/", localAddress?: string): Promise<SignInResult> {
+    const client = new SignInClient(info, device, localAddress);
     const t0 = performance.now();
     const first = await client.send(returnPath);
     const loginPage = await client.follow(first);
