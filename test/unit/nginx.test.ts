@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { describe, test } from "node:test";
 import { loadStackConfig } from "../../components/config";
 import { DENIED_ROUTES, ENDPOINTS } from "../../components/gateway/endpoints";
-import { NginxRenderError, nginxString, renderNginxConf, retryAfterSeconds } from "../../components/gateway/nginx";
+import { NginxRenderError, OAUTH2_PROXY_BUFFER_KIB, nginxString, renderNginxConf, retryAfterSeconds } from "../../components/gateway/nginx";
 import { deriveGatewaySpec, FORWARDED_IDENTITY_HEADERS, SECURITY_HEADERS, type GatewaySpec } from "../../components/gateway/spec";
 import { sessionTicketKeyFile } from "../../components/gateway/tickets";
 import { createCa, issueCert } from "../../scripts/sandbox/pki";
@@ -237,6 +237,16 @@ describe("renderNginxConf: headers in and out", () => {
         assert.match(conf, /add_header Set-Cookie \$zto_auth_cookie always;/);
         const rd = regexOf(mapEntries(conf, "$zto_path", "$zto_signin_rd")[1][0]);
         assert.ok(rd.test("/chat") && !rd.test("//evil.example") && !rd.test("/a?x") && !rd.test("/\\evil"), "rd is a local path only");
+    });
+    test("both oauth2-proxy locations: answer buffers for large Set-Cookie and group headers, X-Real-IP for the audit log; no other location gets them", () => {
+        const conf = renderNginxConf(specFor(ENTRA));
+        for (const name of ["location = /_zto_oauth2_auth", "location ^~ /oauth2/"]) {
+            const b = block(conf, name);
+            for (const d of [`proxy_buffer_size ${OAUTH2_PROXY_BUFFER_KIB}k;`, `proxy_buffers 4 ${OAUTH2_PROXY_BUFFER_KIB}k;`, `proxy_busy_buffers_size ${OAUTH2_PROXY_BUFFER_KIB * 2}k;`, "proxy_set_header X-Real-IP $remote_addr;"]) assert.ok(b.includes(d), `${name}: ${d}`);
+        }
+        assert.ok(OAUTH2_PROXY_BUFFER_KIB >= 16, "room for 4 x 4 KB session cookies or 200 Entra group ids");
+        assert.doesNotMatch(block(conf, "location @zto_route"), /proxy_buffer_size|X-Real-IP/);
+        assert.doesNotMatch(renderNginxConf(specFor()), /proxy_buffer_size|X-Real-IP/);
     });
 });
 
