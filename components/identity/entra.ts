@@ -177,7 +177,8 @@ export class EntraIdentity extends pulumi.ComponentResource {
                     },
                     grantControls: { operator: "OR", builtInControls: ["mfa"] },
                 },
-                child,
+                // Graph refuses a policy for an application that has no service principal yet.
+                { ...child, dependsOn: [principal] },
             );
         }
 
