@@ -145,6 +145,25 @@ function allowlistArgs(identity: IdentityConfig, emailsFile: string): string[] {
     return args;
 }
 
+/**
+ * Most groups Entra puts into a token's groups claim; past it the token carries an overage marker
+ * instead and oauth2-proxy's entra-id provider reads the groups from Graph (/me/transitiveMemberOf)
+ * with the session's access token.
+ */
+export const ENTRA_GROUP_CLAIM_LIMIT = 200;
+
+/**
+ * The app emits only groups assigned to it (groupMembershipClaims ApplicationGroup), and the
+ * assignments are exactly allowedGroups, so the claim can only overflow with more than
+ * ENTRA_GROUP_CLAIM_LIMIT of them. Only then is Graph's User.Read requested, which makes the session's
+ * access token one Graph accepts for that lookup.
+ */
+export function scopesOf(identity: IdentityConfig): string[] {
+    const scopes = ["openid", "email", "profile", "offline_access"];
+    if (identity.provider === "entra" && identity.allowedGroups.length > ENTRA_GROUP_CLAIM_LIMIT) scopes.push("User.Read");
+    return scopes;
+}
+
 /** identity.sessionStore redis: the store's address (the password is only in env). */
 function sessionStoreArgs(identity: IdentityConfig, placement: OAuth2ProxyPlacement): string[] {
     if (!usesSessionStore({ identity })) return ["--session-store-type=cookie"];
@@ -180,7 +199,7 @@ export function renderOAuth2ProxySettings(input: OAuth2ProxySettingsInput): OAut
         "--code-challenge-method=S256",
         "--insecure-oidc-skip-nonce=false",
         // offline_access yields the refresh token that --cookie-refresh needs.
-        "--scope=openid email profile offline_access",
+        `--scope=${scopesOf(identity).join(" ")}`,
         `--cookie-name=${OAUTH2_PROXY_COOKIE_NAME}`,
         "--cookie-secure=true",
         "--cookie-httponly=true",

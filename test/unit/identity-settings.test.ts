@@ -13,6 +13,8 @@ import {
     entraIssuerUrl,
     publicOrigin,
     renderOAuth2ProxySettings,
+    scopesOf,
+    ENTRA_GROUP_CLAIM_LIMIT,
 } from "../../components/identity/oauth2-proxy-settings";
 
 const TENANT = "00000000-1111-2222-3333-444444444444";
@@ -133,6 +135,18 @@ describe("oauth2-proxy settings", () => {
             ["--redis-connection-url=redis://session-store:6379", "--redis-connection-url=redis://127.0.0.1:7000"],
             [`--authenticated-emails-file=${AUTHENTICATED_EMAILS_FILE}`, "--authenticated-emails-file=/state/emails.txt"],
         ]);
+    });
+
+    test("scopes: User.Read only when an Entra groups claim can overflow (more allowedGroups than the claim holds); never for oidc", () => {
+        const guid = (i: number) => `${i.toString(16).padStart(8, "0")}-4b5a-4978-8a9b-0c1d2e3f4a5b`;
+        const withGroups = (n: number) => identity({ provider: "entra", tenantId: TENANT, allowedGroups: Array.from({ length: n }, (_, i) => guid(i)) });
+        assert.deepEqual(scopesOf(withGroups(1)), ["openid", "email", "profile", "offline_access"]);
+        assert.deepEqual(scopesOf(withGroups(ENTRA_GROUP_CLAIM_LIMIT)), ["openid", "email", "profile", "offline_access"]);
+        assert.deepEqual(scopesOf(withGroups(ENTRA_GROUP_CLAIM_LIMIT + 1)), ["openid", "email", "profile", "offline_access", "User.Read"]);
+        const s = renderOAuth2ProxySettings({ identity: withGroups(ENTRA_GROUP_CLAIM_LIMIT + 1), domain: "d.example", port: 443, clientId: CLIENT_ID });
+        assert.ok(s.args.includes("--scope=openid email profile offline_access User.Read"));
+        const many = Array.from({ length: ENTRA_GROUP_CLAIM_LIMIT + 1 }, (_, i) => `g${i}`);
+        assert.ok(!scopesOf(identity({ provider: "oidc", issuerUrl: "https://idp.example", clientId: "c", allowedGroups: many }, { oidcClientSecret: "x" })).includes("User.Read"));
     });
 
     test("session store: cookie for an oidc stack that asks for it; redis needs its address and password, never takes credentials in the URL", () => {
