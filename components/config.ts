@@ -120,6 +120,8 @@ const tailscaleSchema = z.strictObject({
     logstreamUrl: z.string().url().refine((u) => u.startsWith("https://"), "must be an https URL").optional(),
     /** Tag every GPU node of ollama.nodes carries (default tag:ai-node). */
     nodeTag: tag.optional(),
+    /** Tag of the OAuth client that runs pulumi up; it owns the server, client and node tags in the rendered policy. */
+    deployerTag: tag.optional(),
 });
 
 const gpusSchema = z.union([z.literal("all"), z.literal("none"), z.number().int().min(1).max(64)], {
@@ -411,6 +413,11 @@ function crossFieldProblems(c: z.output<typeof configSchema>): ConfigProblem[] {
         add(["tailscale", "serverAddress"], `must be a Tailscale address in 100.64.0.0/10 or fd7a:115c:a1e0::/48 (got "${ts.serverAddress}")`);
     }
     if (ts.serverTag === ts.clientTag) add(["tailscale", "clientTag"], "must differ from tailscale.serverTag");
+    if (ts.deployerTag !== undefined) {
+        const applied = [ts.serverTag, ts.clientTag, ...(c.ollama.nodes ? [ts.nodeTag ?? NODE_POOL_DEFAULTS.nodeTag] : [])];
+        if (applied.includes(ts.deployerTag)) add(["tailscale", "deployerTag"], `must differ from the tags the stack applies (${applied.join(", ")}): the deployer tag owns them and is granted nothing`);
+        if (!ts.enabled) add(["tailscale", "deployerTag"], "only applies with tailscale.enabled: true");
+    }
     if (ts.overwriteExistingAcl && !ts.manageAcl) add(["tailscale", "overwriteExistingAcl"], "only applies with tailscale.manageAcl: true");
     if (ts.logstream !== "off" && !ts.logstreamUrl) add(["tailscale", "logstreamUrl"], `is required when tailscale.logstream is "${ts.logstream}"`);
     if (ts.logstream !== "off" && c.tailscaleLogstreamToken === undefined) {

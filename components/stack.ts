@@ -147,6 +147,7 @@ export function deployStack(cfg: StackConfig, secrets: StackSecrets = {}): Stack
               serverTag: ts.serverTag,
               clientTag: ts.clientTag,
               tagOwners: ts.tagOwners,
+              deployerTag: ts.deployerTag,
               allowedUsers: ts.allowedUsers,
               gatewayPort: cfg.gateway.port,
               // Config validation requires a node id for every device when tailscale is enabled.

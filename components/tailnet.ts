@@ -41,6 +41,8 @@ export interface TailnetArgs {
     readonly clientTag: string;
     /** Who may apply both tags, e.g. ["autogroup:admin"]. */
     readonly tagOwners: readonly string[];
+    /** Tag of the deploying OAuth client (tailscale.deployerTag): it owns the stack's tags in the policy. */
+    readonly deployerTag?: string;
     /** Users whose own (untagged) devices may also reach the gateway port. */
     readonly allowedUsers: readonly string[];
     /** The gateway's published TCP port, the only port granted on the server. */

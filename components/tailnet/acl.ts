@@ -14,7 +14,8 @@
  *   ]
  * }
  * ```
- * - `tagOwners`: who may apply the server and client tags (never `*`).
+ * - `tagOwners`: who may apply the server and client tags (never `*`); with a deployer tag, that
+ *   tag owns them too and the configured owners own it.
  * - `grants`: exactly one, from the client tag and the listed users to the server tag, TCP on the
  *   gateway port only. No other grant names the server tag; no `*` source, no `*` destination and
  *   no port range, so anything not granted here (Ollama's port, SSH, ...) is denied by Tailscale's
@@ -61,6 +62,12 @@ export interface TailnetPolicyInput {
     readonly allowedUsers: readonly string[];
     /** Who may apply both tags, e.g. ["autogroup:admin"]. */
     readonly tagOwners: readonly string[];
+    /**
+     * The tag of the OAuth client that deploys the stack (tailscale.deployerTag). Keys an OAuth
+     * client creates must carry its own tags or tags those tags own, so this tag owns the server,
+     * client and node tags, and the tagOwners own it. It is granted nothing.
+     */
+    readonly deployerTag?: string;
     /** ollama.nodes: the GPU nodes' tag and enclave port; absent for a single-node stack. */
     readonly nodes?: TailnetNodePool;
 }
@@ -91,13 +98,28 @@ export function renderTailnetPolicy(input: TailnetPolicyInput): TailnetPolicy {
     const sources = [input.clientTag, ...new Set(input.allowedUsers)];
     const accept = [`${input.serverTag}:${input.gatewayPort}`];
     const deny = deniedTestPorts(input.gatewayPort).map((p) => `${input.serverTag}:${p}`);
-    const owners = [...new Set(input.tagOwners)];
+    const owners = stackTagOwners(input);
     const policy: TailnetPolicy = {
-        tagOwners: { [input.serverTag]: owners, [input.clientTag]: owners },
+        tagOwners: { [input.serverTag]: owners, [input.clientTag]: owners, ...(input.deployerTag ? { [input.deployerTag]: [...new Set(input.tagOwners)] } : {}) },
         grants: [{ src: sources, dst: [input.serverTag], ip: [`tcp:${input.gatewayPort}`] }],
         tests: sources.map((src) => ({ src, accept, deny })),
     };
-    return input.nodes ? withNodePool(policy, input, input.nodes) : policy;
+    const withPool = input.nodes ? withNodePool(policy, input, input.nodes) : policy;
+    return input.deployerTag ? withDeployerLimits(withPool, input.deployerTag) : withPool;
+}
+
+/** Owners of the tags the stack applies: the configured owners, plus the deployer tag when there is one. */
+function stackTagOwners(input: TailnetPolicyInput): string[] {
+    return [...new Set([...input.tagOwners, ...(input.deployerTag ? [input.deployerTag] : [])])];
+}
+
+/**
+ * The deployer tag only owns tags; a machine carrying it (the OAuth client's own keys could make
+ * one) reaches nothing: a test proves it is denied every destination the other tests accept.
+ */
+function withDeployerLimits(policy: TailnetPolicy, deployerTag: string): TailnetPolicy {
+    const reachable = [...new Set(policy.tests.flatMap((t) => t.accept))];
+    return { ...policy, tests: [...policy.tests, { src: deployerTag, accept: [], deny: reachable }] };
 }
 
 /**
@@ -109,7 +131,7 @@ function withNodePool(policy: TailnetPolicy, input: TailnetPolicyInput, nodes: T
     const enclave = `${nodes.tag}:${nodes.enclavePort}`;
     const closed = deniedTestPorts(nodes.enclavePort).map((p) => `${nodes.tag}:${p}`);
     return {
-        tagOwners: { ...policy.tagOwners, [nodes.tag]: [...new Set(input.tagOwners)] },
+        tagOwners: { ...policy.tagOwners, [nodes.tag]: stackTagOwners(input) },
         grants: [...policy.grants, { src: [input.serverTag], dst: [nodes.tag], ip: [`tcp:${nodes.enclavePort}`] }],
         tests: [...policy.tests.map((t) => ({ ...t, deny: [...t.deny, enclave] })), { src: input.serverTag, accept: [enclave], deny: closed }],
     };

@@ -19,7 +19,7 @@ import { toolPath } from "../../scripts/lib/tools";
 import { browserPrerequisiteMissing, launchBrowser } from "./browser";
 import { ALICE, MALLORY, ML, OTHER, TENANT } from "./corp-identities";
 import { REPO_ROOT, startSandbox, type Sandbox } from "./harness";
-import { foreignJwt, idTokenFromProvider, jwtClaims, SignInClient, signInThroughGateway } from "./signin";
+import { CAROL, foreignJwt, idTokenFromProvider, jwtClaims, SignInClient, signInThroughGateway, startPartnerOidcSandbox } from "./signin";
 
 /** Allowed, with ID tokens that live a few seconds. */
 const BRIEF = "brief@corp.example";
@@ -218,21 +218,10 @@ describe("real sign-in: oauth2-proxy (pinned binary) + OpenID provider through t
 });
 
 describe("real sign-in with identity.provider oidc: the emails file, extra audience and cookie timing flags under the real binary", () => {
-    const CAROL = "carol@partner.example";
     let sb: Sandbox;
     before(async () => {
         assert.equal(missingBinary, undefined, missingBinary);
-        sb = await startSandbox({
-            config: {
-                domain: "ollama.example.com",
-                devices: [{ name: "carol-laptop", owner: CAROL, groups: [] }],
-                identity: { provider: "oidc", issuerUrl: "https://idp.example.com", clientId: "ollama-gateway", allowedEmails: [CAROL], extraAudiences: ["api://zto-cli"], cookieExpireHours: 12, cookieRefreshMinutes: 15 },
-                oidcClientSecret: "unused-by-the-sandbox",
-                filter: { enabled: false },
-            },
-            extraArgs: ["--idp", "real", "--user", "dave@partner.example:"],
-            readyTimeoutMs: 60_000,
-        });
+        sb = await startPartnerOidcSandbox({ extraAudiences: ["api://zto-cli"], cookieExpireHours: 12, cookieRefreshMinutes: 15 }, ["dave@partner.example:"]);
     });
     after(async () => {
         await sb?.stop();

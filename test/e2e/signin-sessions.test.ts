@@ -20,7 +20,7 @@ import { delay } from "../../scripts/sandbox/processes";
 import { toolPath } from "../../scripts/lib/tools";
 import { ALICE, ML, TENANT } from "./corp-identities";
 import { startSandbox, type Sandbox } from "./harness";
-import { idTokenFromProvider, signInThroughGateway, type SignInClient } from "./signin";
+import { CAROL, idTokenFromProvider, signInThroughGateway, startPartnerOidcSandbox, type SignInClient } from "./signin";
 
 /** Random group object ids, as Entra puts them in the groups claim (random, so oauth2-proxy's compression gains what it would on real ones). */
 const groupIds = (n: number) => Array.from({ length: n }, () => randomUUID());
@@ -140,24 +140,12 @@ describe("Entra-sized sessions in the Redis session store, through the real ngin
 });
 
 describe("the same tokens in the cookie session store (oidc): what the Redis store saves the browser from", () => {
-    const CAROL = "carol@partner.example";
     /** Enough groups that the session no longer fits 8 KB of cookies, few enough for nginx's 16 KB request headers. */
     const GROUPS = groupIds(100);
     let sb: Sandbox;
     before(async () => {
         assert.equal(missingBinary, undefined, missingBinary);
-        sb = await startSandbox({
-            config: {
-                domain: "ollama.example.com",
-                devices: [{ name: "carol-laptop", owner: CAROL, groups: [] }],
-                identity: { provider: "oidc", issuerUrl: "https://idp.example.com", clientId: "ollama-gateway", allowedEmails: [CAROL], sessionStore: "cookie" },
-                oidcClientSecret: "unused-by-the-sandbox",
-                gateway: { authRateLimitPerMinute: 600 },
-                filter: { enabled: false },
-            },
-            extraArgs: ["--idp", "real", "--user", `${CAROL}:${GROUPS.join(",")}`],
-            readyTimeoutMs: 60_000,
-        });
+        sb = await startPartnerOidcSandbox({ sessionStore: "cookie" }, [`${CAROL}:${GROUPS.join(",")}`]);
     });
     after(async () => {
         await sb?.stop();

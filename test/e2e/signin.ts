@@ -9,7 +9,7 @@ import { readFileSync } from "node:fs";
 import type { IncomingHttpHeaders } from "node:http";
 import { request as httpsRequest } from "node:https";
 import type { LookupFunction } from "node:net";
-import type { SandboxInfo } from "./harness";
+import { startSandbox, type Sandbox, type SandboxInfo } from "./harness";
 
 export interface StoredCookie {
     readonly name: string;
@@ -245,4 +245,26 @@ export function foreignJwt(claims: Record<string, unknown>): string {
 /** The payload of a JWT (no verification: for reading claims the test itself obtained). */
 export function jwtClaims(jwt: string): Record<string, unknown> {
     return JSON.parse(Buffer.from(jwt.split(".")[1], "base64url").toString("utf8")) as Record<string, unknown>;
+}
+
+/** The partner user of the oidc sign-in stacks: allowed by email, on the carol-laptop device. */
+export const CAROL = "carol@partner.example";
+
+/**
+ * An oidc stack at a partner IdP (carol allowed by email) run with `--idp real`: the shared setup of
+ * the oidc sign-in suites, which differ only in identity settings and extra `--user`s.
+ */
+export function startPartnerOidcSandbox(identity: Record<string, unknown>, users: readonly string[]): Promise<Sandbox> {
+    return startSandbox({
+        config: {
+            domain: "ollama.example.com",
+            devices: [{ name: "carol-laptop", owner: CAROL, groups: [] }],
+            identity: { provider: "oidc", issuerUrl: "https://idp.example.com", clientId: "ollama-gateway", allowedEmails: [CAROL], ...identity },
+            oidcClientSecret: "unused-by-the-sandbox",
+            gateway: { authRateLimitPerMinute: 600 },
+            filter: { enabled: false },
+        },
+        extraArgs: ["--idp", "real", ...users.flatMap((u) => ["--user", u])],
+        readyTimeoutMs: 60_000,
+    });
 }
