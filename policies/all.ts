@@ -12,7 +12,7 @@ import { containerRequireDroppedCapabilities } from "./rules/container-require-d
 import { containerRequireNoNewPrivileges } from "./rules/container-require-no-new-privileges";
 import { containerRequireRoleLabel } from "./rules/container-require-role-label";
 import { ollamaRequireNodeEnclaveMtls } from "./rules/ollama-require-node-enclave-mtls";
-import { entraCheckSecurityDefaults } from "./rules/entra-check-security-defaults";
+import { entraRequireSecurityDefaultsOff } from "./rules/entra-require-security-defaults-off";
 import { entraDisallowImplicitGrant } from "./rules/entra-disallow-implicit-grant";
 import { entraRequireAssignment } from "./rules/entra-require-assignment";
 import { entraRequireHttpsRedirects } from "./rules/entra-require-https-redirects";
@@ -61,7 +61,7 @@ export const POLICIES: Policies = [
     entraRequireHttpsRedirects,
     entraRequireSingleTenant,
     entraRequireAssignment,
-    entraCheckSecurityDefaults,
+    entraRequireSecurityDefaultsOff,
     tailscaleDisallowWildcards,
     tailscaleRestrictServerAccess,
     tailscaleRequireAclTests,

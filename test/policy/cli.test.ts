@@ -47,7 +47,7 @@ describe("npm run plan", () => {
         assert.equal(r.code, 0, r.stderr);
         const out = JSON.parse(r.stdout) as { resources: Record<string, unknown>[]; violations: { policy: string; enforcementLevel: string; urn: string }[] };
         // requireMfa: the Security Defaults preflight is the one advisory (the plan cannot read the tenant).
-        assert.deepEqual(out.violations.map((v) => [v.policy, v.enforcementLevel, v.urn.slice(v.urn.lastIndexOf("::") + 2)]), [["entra-check-security-defaults", "advisory", "entra-require-mfa"]]);
+        assert.deepEqual(out.violations.map((v) => [v.policy, v.enforcementLevel, v.urn.slice(v.urn.lastIndexOf("::") + 2)]), [["entra-require-security-defaults-off", "advisory", "entra-require-mfa"]]);
         for (const res of out.resources) assert.deepEqual(Object.keys(res).sort(), ["inputs", "name", "parent", "type", "urn"]);
         const cert = out.resources.find((x) => x.name === "pki-server-cert") as { urn: string; parent: string; inputs: Record<string, unknown> };
         assert.match(cert.urn, /^urn:pulumi:prod::zero-trust-ollama::/);

@@ -76,7 +76,7 @@ describe("the pack served by the real CrossGuard server", () => {
         doc.config["zero-trust-ollama:tailscale"].manageAcl = true;
         const graph = await graphOf(parseStackFile(stringify(doc), "prod (manageAcl)"), "prod");
         // Clean but for the Security Defaults preflight of requireMfa (advisory: offline it cannot read the tenant).
-        assert.deepEqual((await analyze(graph)).map((f) => f.policy), ["entra-check-security-defaults"], "the unbroken production graph is clean under the real analyzer");
+        assert.deepEqual((await analyze(graph)).map((f) => f.policy), ["entra-require-security-defaults-off"], "the unbroken production graph is clean under the real analyzer");
         breakIt(graph, "gateway-container", (p) => (p.ports[0].ip = "0.0.0.0"));
         breakIt(graph, "entra-app", (p) => Object.assign(p, { signInAudience: "AzureADMultipleOrgs", web: { ...p.web, implicitGrant: { accessTokenIssuanceEnabled: true } } }));
         breakIt(graph, "entra-principal", (p) => (p.appRoleAssignmentRequired = false));

@@ -95,7 +95,7 @@ describe("policy pack on the mocked program", () => {
     test("prod (with and without a managed ACL) passes every policy, even with digest pinning mandatory; only the Security Defaults preflight (requireMfa) is reported", async () => {
         for (const g of [prod, prodAcl]) {
             const vs = await evaluate(g, { "image-require-digest-pin": "mandatory" });
-            assert.deepEqual(vs.map((v) => [v.policy, v.enforcementLevel]), [["entra-check-security-defaults", "advisory"]]);
+            assert.deepEqual(vs.map((v) => [v.policy, v.enforcementLevel]), [["entra-require-security-defaults-off", "advisory"]]);
         }
     });
 

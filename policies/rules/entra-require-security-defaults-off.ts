@@ -8,8 +8,8 @@ export const CONDITIONAL_ACCESS_POLICY_TYPE = "azuread:index/conditionalAccessPo
  * Advisory by necessity: whether the tenant has Security Defaults on cannot be read offline, and a
  * stack that creates the policy is not wrong; the deploy fails unless the operator checked first.
  */
-export const entraCheckSecurityDefaults: ResourceValidationPolicy = {
-    name: "entra-check-security-defaults",
+export const entraRequireSecurityDefaultsOff: ResourceValidationPolicy = {
+    name: "entra-require-security-defaults-off",
     description:
         "Preflight for a stack that creates an Entra Conditional Access policy (identity.requireMfa): Microsoft Graph refuses to create Conditional Access policies while the tenant's Security Defaults are on, the default for new tenants, so `pulumi up` would stop half-way with the app registered but MFA not enforced by this stack. The pack cannot read the tenant, so it reminds the operator to check.",
     enforcementLevel: "advisory",

@@ -1,14 +1,14 @@
-/** entra-check-security-defaults on hand-built resources: fires for a Conditional Access policy only, at advisory level. */
+/** entra-require-security-defaults-off on hand-built resources: fires for a Conditional Access policy only, at advisory level. */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { POLICIES } from "../../policies/all";
-import { CONDITIONAL_ACCESS_POLICY_TYPE, entraCheckSecurityDefaults } from "../../policies/rules/entra-check-security-defaults";
+import { CONDITIONAL_ACCESS_POLICY_TYPE, entraRequireSecurityDefaultsOff } from "../../policies/rules/entra-require-security-defaults-off";
 import { messages, res, violations } from "./harness";
 
-const p = [entraCheckSecurityDefaults];
+const p = [entraRequireSecurityDefaultsOff];
 const ca = (builtInControls: string[]) => res(CONDITIONAL_ACCESS_POLICY_TYPE, "entra-require-mfa", { displayName: "x: require MFA", state: "enabled", grantControls: { operator: "OR", builtInControls } });
 
-describe("entra-check-security-defaults", () => {
+describe("entra-require-security-defaults-off", () => {
     test("a stack without a Conditional Access policy is not applicable (nothing reported)", async () => {
         assert.deepEqual(await messages(p, [res("azuread:index/servicePrincipal:ServicePrincipal", "sp", { appRoleAssignmentRequired: true })]), []);
     });
@@ -22,7 +22,7 @@ describe("entra-check-security-defaults", () => {
     });
 
     test("it is part of the pack, advisory", () => {
-        const inPack = POLICIES.find((x) => x.name === "entra-check-security-defaults");
+        const inPack = POLICIES.find((x) => x.name === "entra-require-security-defaults-off");
         assert.equal(inPack?.enforcementLevel, "advisory");
     });
 });
