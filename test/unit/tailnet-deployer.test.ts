@@ -12,7 +12,8 @@ import { parseStackFile } from "../../components/stack-file";
 import { renderTailnetPolicy, type TailnetPolicyInput } from "../../components/tailnet/acl";
 import { POLICIES } from "../../policies/all";
 import { runProgramUnderMocks } from "../../scripts/lib/mock-program";
-import { evaluatePolicies, graphFromMockRun, resolvePolicyConfig } from "../../scripts/lib/policy-eval";
+import { graphFromMockRun } from "../../scripts/lib/policy-eval";
+import { violations } from "../policy/harness";
 
 const BASE: TailnetPolicyInput = { serverTag: "tag:ai-server", clientTag: "tag:ai-client", gatewayPort: 443, allowedUsers: ["alice@corp.example"], tagOwners: ["autogroup:admin"] };
 const DEPLOYER = "tag:zto-deployer";
@@ -55,7 +56,7 @@ describe("tailscale.deployerTag in the rendered policy", () => {
         assert.ok(run.ok, JSON.stringify(!run.ok && run.problems));
         const acl = JSON.parse(run.resources.find((r) => r.type === "tailscale:index/acl:Acl")!.inputs.acl);
         assert.deepEqual(acl.tagOwners[DEPLOYER], ["autogroup:admin"]);
-        const vs = await evaluatePolicies(resolvePolicyConfig(POLICIES), graphFromMockRun(run.resources));
+        const vs = await violations(POLICIES, graphFromMockRun(run.resources));
         assert.deepEqual(vs.filter((v) => v.enforcementLevel === "mandatory"), []);
     });
 });
