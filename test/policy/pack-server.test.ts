@@ -191,6 +191,7 @@ const DEV_BROKEN = [
 const PROD_BROKEN = [
     "entra-disallow-implicit-grant | mandatory | entra-app",
     "entra-require-assignment | mandatory | entra-principal",
+    "entra-require-security-defaults-off | advisory | entra-require-mfa",
     "entra-require-single-tenant | mandatory | entra-app",
     "gateway-require-single-ingress | mandatory | filter-container",
     "gateway-require-single-ingress | mandatory | gateway-container",
