@@ -38,7 +38,9 @@ describe("oauth2-proxy healthcheck", () => {
         const binary = requireTool("oauth2Proxy");
         const cfg = loadStackConfig({
             domain: "ollama.example.internal",
-            identity: { provider: "oidc", issuerUrl: "https://idp.example.internal", clientId: "zto", allowedEmailDomains: ["example.com"] },
+            // The cookie store: the default Redis store names the container `session-store`, which
+            // only resolves on the stack's network (a lookup here would leave the machine); /ping needs no store.
+            identity: { provider: "oidc", issuerUrl: "https://idp.example.internal", clientId: "zto", allowedEmailDomains: ["example.com"], sessionStore: "cookie" },
             oidcClientSecret: "s",
         });
         const port = await freePort();
