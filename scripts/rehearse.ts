@@ -11,6 +11,7 @@ import { parseArgs } from "node:util";
 import { parse, stringify } from "yaml";
 import { readFileSync } from "node:fs";
 import { StackFileError, parseStackFile } from "../components/stack-file";
+import { exitWithUsageIfAsked } from "./lib/cli";
 import { OFFLINE_CALLS, stackNameOf } from "./plan";
 import { formatMatrix, measure } from "./rehearsal/matrix";
 import { endRehearsal, rehearse, RehearsalError } from "./rehearsal/run";
@@ -30,6 +31,7 @@ export function stackWithPort(file: string, port: string | undefined) {
 }
 
 async function main(argv: string[]): Promise<number> {
+    exitWithUsageIfAsked(argv, USAGE);
     let values;
     try {
         ({ values } = parseArgs({ args: argv, options: { stack: { type: "string" }, port: { type: "string" }, name: { type: "string" }, matrix: { type: "boolean", default: false }, keep: { type: "boolean", default: false } }, strict: true, allowPositionals: false }));
