@@ -68,6 +68,9 @@ export class PromptFilter extends pulumi.ComponentResource {
                 networksAdvanced: [{ name: args.gatewayNetwork, aliases: ["filter"] }, ...(args.ollamaNetwork ? [{ name: args.ollamaNetwork }] : [])],
                 readOnly: true,
                 memory: 512,
+                // Two sockets per stream in flight (the gateway's and Ollama's): thousands of
+                // simultaneous generations must not depend on the engine's default limit.
+                ulimits: [{ name: "nofile", soft: 16384, hard: 16384 }],
                 mounts: [{ type: "volume", source: rulesVolume.name, target: FILTER_RULES_DIR }],
                 uploads: [{ file: FILTER_RULES_FILE, content: JSON.stringify(args.rules, null, 2) + "\n" }],
                 healthcheck: {

@@ -12,6 +12,9 @@
  *   resumption  (full gateways) new connections/s offering the ticket of the previous connection
  *               (TLS 1.3 resumption, `newConnectionResumed`) against full mTLS handshakes
  *               (`newConnection`), interleaved in the same rounds
+ *   manyStreams (--streams) enrolled devices each holding many streaming generations at once,
+ *               through gateway + filter and straight to the stub: failures while connecting,
+ *               lost tokens, pacing, time to first token, resident memory per open stream
  *   targets     the issue's targets, each with the measured value and met: true/false
  *   nodePool    (with nginx) the full nginx gateway routing over a GPU node pool (ollama.nodes):
  *               `pool:1-node` and `pool:3-nodes`, each node a real enclave nginx (mTLS with the
@@ -19,24 +22,28 @@
  *
  * The full gateway is the renderer's own config (the sandbox's prepareGateway starts it), so a
  * new gateway kind gets a column by being passed in --kinds. The load generator is a small
- * keep-alive HTTP/1.1 client on raw sockets (tools like wrk cannot present client certificates).
+ * keep-alive HTTP/1.1 client on raw sockets (scripts/lib/bench-http.ts).
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { cleanUpOnSignal, exitWithUsageIfAsked } from "./lib/cli";
 import { mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { connect as netConnect, type Socket } from "node:net";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from "node:tls";
+import type { TLSSocket } from "node:tls";
+import { Connection, percentile, requestBytes, round, type Endpoint } from "./lib/bench-http";
 import { loadStackConfig, nodePoolSettings } from "../components/config";
 import { renderEnclaveConf } from "../components/gateway/enclave";
 import { deriveNodePool, deriveNodeSpec, NODE_TLS_NAME } from "../components/gateway/node-spec";
 import { deriveGatewaySpec, type GatewaySpec } from "../components/gateway/spec";
 import { prepareGateway, prepareNginx, waitForListener } from "./sandbox/gateway";
+import { freePort } from "./sandbox/run";
 import { certIdentity } from "../components/certs";
 import { createCa, issueCert, type CertPair } from "./sandbox/pki";
 import { startStubOllama } from "./sandbox/stub-ollama";
+import { startFilter } from "./sandbox/filter";
+import { Supervisor } from "./sandbox/processes";
+import { runStreamLoad, type StreamLoadResult } from "./lib/bench-streams";
 
 const STUB_FLAG = "--serve-stub-ollama";
 const STREAM_TOKENS = 10;
@@ -47,131 +54,9 @@ const ROUNDS = 5;
 const MODEL = "llama3.2:3b";
 
 // ---------------------------------------------------------------------------------------------
-// Minimal HTTP/1.1 client over one socket: sequential requests, Content-Length or chunked bodies.
-// ---------------------------------------------------------------------------------------------
-
-interface Response {
-    readonly status: number;
-    /** ms from writing the request to the first body byte and to the end. */
-    readonly firstBodyMs: number;
-    readonly totalMs: number;
-    /** ms offsets (from the request) of each socket read that carried body bytes. */
-    readonly bodyReadsMs: readonly number[];
-}
-
-interface Endpoint {
-    readonly host: string;
-    readonly port: number;
-    /** TLS options when the target speaks HTTPS. */
-    readonly tls?: ConnectionOptions;
-    readonly hostHeader: string;
-}
-
-function open(ep: Endpoint): Promise<Socket> {
-    return new Promise((resolve, reject) => {
-        const s: Socket = ep.tls ? tlsConnect({ host: ep.host, port: ep.port, ...ep.tls }, () => resolve(s)) : netConnect({ host: ep.host, port: ep.port }, () => resolve(s));
-        s.setNoDelay(true);
-        s.once("error", reject);
-    });
-}
-
-class Connection {
-    private buf: Buffer = Buffer.alloc(0);
-    private waiter?: () => void;
-    closed = false;
-
-    private constructor(readonly socket: Socket) {
-        socket.on("data", (d: Buffer) => {
-            this.buf = this.buf.length ? Buffer.concat([this.buf, d]) : d;
-            this.waiter?.();
-        });
-        const done = () => {
-            this.closed = true;
-            this.waiter?.();
-        };
-        socket.on("close", done);
-        socket.on("error", done);
-    }
-
-    static async open(ep: Endpoint): Promise<Connection> {
-        return new Connection(await open(ep));
-    }
-
-    private next(): Promise<void> {
-        return new Promise((r) => (this.waiter = r));
-    }
-
-    /** Send one request and read its whole response. */
-    async request(raw: Buffer): Promise<Response> {
-        const t0 = performance.now();
-        this.socket.write(raw);
-        let headEnd: number;
-        while ((headEnd = this.buf.indexOf("\r\n\r\n")) < 0) {
-            if (this.closed) throw new Error("connection closed before a response");
-            await this.next();
-        }
-        const head = this.buf.subarray(0, headEnd).toString("latin1");
-        const status = Number(head.slice(9, 12));
-        const length = /\r\ncontent-length: *(\d+)/i.exec(head);
-        const chunked = /\r\ntransfer-encoding: *chunked/i.test(head);
-        // The server ends keep-alive after this answer (nginx: keepalive_requests); reconnect, not an error.
-        if (/\r\nconnection: *close/i.test(head)) this.closed = true;
-        this.buf = this.buf.subarray(headEnd + 4);
-        const reads: number[] = [];
-        let firstBodyMs = -1;
-        const mark = () => {
-            if (this.buf.length) {
-                const at = performance.now() - t0;
-                if (firstBodyMs < 0) firstBodyMs = at;
-                reads.push(at);
-            }
-        };
-        mark();
-        if (length) {
-            const n = Number(length[1]);
-            while (this.buf.length < n) {
-                if (this.socket.destroyed) throw new Error("connection closed mid-body");
-                await this.next();
-                mark();
-            }
-            this.buf = this.buf.subarray(n);
-        } else if (chunked) {
-            for (;;) {
-                const lineEnd = this.buf.indexOf("\r\n");
-                if (lineEnd >= 0) {
-                    const size = parseInt(this.buf.subarray(0, lineEnd).toString("latin1"), 16);
-                    if (this.buf.length >= lineEnd + 2 + size + 2) {
-                        this.buf = this.buf.subarray(lineEnd + 2 + size + 2);
-                        if (size === 0) break;
-                        continue;
-                    }
-                }
-                if (this.socket.destroyed) throw new Error("connection closed mid-body");
-                await this.next();
-                mark();
-            }
-        }
-        return { status, firstBodyMs, totalMs: performance.now() - t0, bodyReadsMs: reads };
-    }
-
-    close(): void {
-        this.socket.destroy();
-    }
-}
-
-function requestBytes(ep: Endpoint, method: string, path: string, body?: string, close = false): Buffer {
-    const lines = [`${method} ${path} HTTP/1.1`, `Host: ${ep.hostHeader}`, "User-Agent: zto-bench"];
-    if (body !== undefined) lines.push("Content-Type: application/json", `Content-Length: ${Buffer.byteLength(body)}`);
-    if (close) lines.push("Connection: close");
-    return Buffer.from(lines.join("\r\n") + "\r\n\r\n" + (body ?? ""));
-}
-
-// ---------------------------------------------------------------------------------------------
 // Measurements
 // ---------------------------------------------------------------------------------------------
 
-const percentile = (sorted: readonly number[], p: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] : NaN);
-const round = (x: number, digits = 3) => Math.round(x * 10 ** digits) / 10 ** digits;
 
 interface LoadResult {
     /**
@@ -329,11 +214,18 @@ function startChild(command: string, args: readonly string[], logFile: string): 
     return child;
 }
 
-/** The stub Ollama in its own process, so it does not share the load generator's event loop. */
-async function startStubProcess(dir: string): Promise<{ port: number; pid: number }> {
+interface StubShape {
+    readonly tokens: number;
+    readonly tokenIntervalMs: number;
+}
+
+/** The stub Ollama in its own process (its own directory), so it does not share the load generator's event loop. */
+async function startStubProcess(dir: string, shape: StubShape): Promise<{ port: number; pid: number }> {
+    mkdirSync(dir, { recursive: true });
     const portFile = join(dir, "stub.port");
-    const child = startChild(process.execPath, ["--import", "tsx", __filename, STUB_FLAG, dir], join(dir, "stub.out"));
-    for (let i = 0; i < 200; i++) {
+    const child = startChild(process.execPath, ["--import", "tsx", __filename, STUB_FLAG, dir, String(shape.tokens), String(shape.tokenIntervalMs)], join(dir, "stub.out"));
+    // A bound, not a measurement: tsx start-up on a loaded machine takes seconds.
+    for (let i = 0; i < 1200; i++) {
         try {
             return { port: Number(readFileSync(portFile, "utf8")), pid: child.pid! };
         } catch {
@@ -344,15 +236,6 @@ async function startStubProcess(dir: string): Promise<{ port: number; pid: numbe
     throw new Error("stub Ollama did not start");
 }
 
-async function freePort(): Promise<number> {
-    const { createServer } = await import("node:net");
-    return new Promise((resolve) => {
-        const s = createServer().listen(0, "127.0.0.1", () => {
-            const port = (s.address() as { port: number }).port;
-            s.close(() => resolve(port));
-        });
-    });
-}
 
 /**
  * What an operator writes by hand: TLS termination and proxy_pass, nothing else. nginx's own
@@ -430,19 +313,45 @@ async function startBenchGateway(derived: GatewaySpec, stateDir: string): Promis
     return child.pid!;
 }
 
+/** Who the full gateway serves: its enrolled devices and, with the filter on, where the filter listens. */
+interface GatewayClients {
+    readonly devices: readonly { readonly name: string; readonly cert: string }[];
+    readonly filter?: { readonly host: string; readonly port: number };
+    readonly clientTimeoutSeconds?: number;
+}
+
+/**
+ * The program's config for a bench gateway: the given devices, no identity provider. The
+ * many-streams load keeps connections idle while all of them are being opened, longer than the
+ * default client timeout (10 s) on a loaded machine, so it raises gateway.clientTimeoutSeconds.
+ */
+const benchStackConfig = (kind: "nginx" | "haproxy", clients: GatewayClients) =>
+    loadStackConfig({
+        domain: "ollama.bench",
+        devices: clients.devices.map((d) => ({ name: d.name, owner: `${d.name}@example.com`, groups: ["bench"] })),
+        gateway: { kind, ...(clients.clientTimeoutSeconds ? { clientTimeoutSeconds: clients.clientTimeoutSeconds } : {}) },
+        identity: { provider: "none" },
+        filter: { enabled: clients.filter !== undefined },
+    });
+
 /** The full gateway of one kind: the program's renderer, limits lifted so the bench measures cost, not throttling. */
-async function startFullGateway(kind: "nginx" | "haproxy", dir: string, stubPort: number, pki: { server: CertPair; ca: CertPair; device: CertPair }): Promise<{ port: number; pid: number }> {
+async function startFullGateway(kind: "nginx" | "haproxy", stateDir: string, stubPort: number, pki: { server: CertPair; ca: CertPair }, clients: GatewayClients): Promise<{ port: number; pid: number }> {
     const port = await freePort();
-    const cfg = loadStackConfig({ domain: "ollama.bench", devices: [{ name: "bench-device", owner: "bench@example.com", groups: ["bench"] }], gateway: { kind }, identity: { provider: "none" }, filter: { enabled: false } });
-    const id = certIdentity(readFileSync(pki.device.cert, "utf8"));
-    const stateDir = join(dir, `gateway-${kind}`);
+    const cfg = benchStackConfig(kind, clients);
+    const facts = Object.fromEntries(
+        clients.devices.map((d) => {
+            const id = certIdentity(readFileSync(d.cert, "utf8"));
+            return [d.name, { fingerprintSha1: id.sha1, serial: id.serial }];
+        }),
+    );
     mkdirSync(stateDir, { recursive: true });
-    const derived = deriveGatewaySpec(cfg, { "bench-device": { fingerprintSha1: id.sha1, serial: id.serial } }, {
+    const derived = deriveGatewaySpec(cfg, facts, {
         listen: { host: "127.0.0.1", port },
         tlsFiles: { cert: pki.server.cert, key: pki.server.key, ca: pki.ca.cert },
         // As deployed: tickets on (prepareGateway writes fresh keys); full handshakes offer none.
         sessionTicketKeys: join(stateDir, "session-ticket.keys"),
         ollama: { host: "127.0.0.1", port: stubPort },
+        ...(clients.filter ? { filter: clients.filter } : {}),
         runtimeDir: join(stateDir, "run"),
         accessLog: join(stateDir, "access.log"),
         errorLog: join(stateDir, "error.log"),
@@ -511,8 +420,8 @@ async function startPoolGateway(nodes: number, dir: string, stubPort: number, pk
 
 // ---------------------------------------------------------------------------------------------
 
-async function serveStub(dir: string): Promise<void> {
-    const stub = await startStubOllama({ logFile: join(dir, "ollama.jsonl"), tokenIntervalMs: STREAM_INTERVAL_MS, tokens: STREAM_TOKENS, models: [MODEL] });
+async function serveStub(dir: string, shape: StubShape): Promise<void> {
+    const stub = await startStubOllama({ logFile: join(dir, "ollama.jsonl"), tokenIntervalMs: shape.tokenIntervalMs, tokens: shape.tokens, models: [MODEL] });
     writeFileSync(join(dir, "stub.port.tmp"), String(stub.port));
     renameSync(join(dir, "stub.port.tmp"), join(dir, "stub.port"));
 }
@@ -527,10 +436,81 @@ function haproxyVersion(kinds: readonly string[]): string | undefined {
     return kinds.includes("haproxy") ? spawnSync("haproxy", ["-v"], { encoding: "utf8" }).stdout.split("\n")[0].trim() : undefined;
 }
 
-const USAGE = `usage: npm run bench:gateway -- [--kinds nginx,haproxy] [--seconds <n>] [--concurrency <n>]
+/** Client timeout of the many-streams gateways: opening 2,000 mTLS connections from one load generator takes tens of seconds here. */
+const IDLE_WHILE_OPENING_SECONDS = 300;
+
+/** The many-streams load: tokens and pacing of each answer, as the issue states it. */
+const MANY_STREAMS: StubShape = { tokens: 40, tokenIntervalMs: 25 };
+
+/**
+ * `devices` enrolled devices, each opening `perDevice` connections at once and streaming one
+ * generation on each, through gateway + filter (each kind) and straight to the stub, in one run.
+ */
+async function manyStreams(kinds: readonly ("nginx" | "haproxy")[], dir: string, pki: { server: CertPair; ca: CertPair }, devices: number, perDevice: number) {
+    const stub = await startStubProcess(join(dir, "stub-many"), MANY_STREAMS);
+    const day = new Date(Date.now() + 86_400_000);
+    mkdirSync(join(dir, "devices"));
+    const enrolled = Array.from({ length: devices }, (_, i) => {
+        const name = `bench-${String(i + 1).padStart(4, "0")}`;
+        const pair = { cert: join(dir, "devices", `${name}.crt`), key: join(dir, "devices", `${name}.key`) };
+        issueCert(pki.ca, pair, { commonName: name, usage: "client", notAfter: day });
+        return { name, ...pair };
+    });
+    const body = JSON.stringify({ model: MODEL, prompt: "benchmark", stream: true });
+    const shape = { perClient: perDevice, body, tokens: MANY_STREAMS.tokens };
+    const directEndpoint: Endpoint = { host: "127.0.0.1", port: stub.port, hostHeader: `127.0.0.1:${stub.port}` };
+    const results: Record<string, StreamLoadResult> = {};
+    // Each target first serves one stream per device (JIT, connection pools, heap growth), unmeasured.
+    const measured = async (clients: Endpoint[], rssOf: Record<string, number[]>) => {
+        await runStreamLoad({ ...shape, perClient: 1, clients, rssOf: {} });
+        return runStreamLoad({ ...shape, clients, rssOf });
+    };
+    results.direct = await measured(enrolled.map(() => directEndpoint), { stubOllama: [stub.pid] });
+    const ca = readFileSync(pki.ca.cert);
+    for (const kind of kinds) {
+        const stateDir = join(dir, `streams-${kind}`);
+        mkdirSync(join(stateDir, "logs"), { recursive: true });
+        const supervisor = new Supervisor((reason) => console.error(`bench:gateway: ${reason}`));
+        try {
+            const filterRules = benchStackConfig(kind, { devices: enrolled, filter: { host: "127.0.0.1", port: 0 } });
+            const filter = await startFilter(supervisor, filterRules, stateDir, `http://127.0.0.1:${stub.port}`);
+            const gateway = await startFullGateway(kind, stateDir, stub.port, pki, { devices: enrolled, filter, clientTimeoutSeconds: IDLE_WHILE_OPENING_SECONDS });
+            const clients = enrolled.map((d): Endpoint => ({ host: "127.0.0.1", port: gateway.port, hostHeader: `127.0.0.1:${gateway.port}`, tls: { ca, cert: readFileSync(d.cert), key: readFileSync(d.key) } }));
+            results[`gateway:${kind}+filter`] = await measured(clients, { gatewayProcesses: [gateway.pid], filter: [filter.pid] });
+        } finally {
+            await supervisor.stopAll();
+        }
+    }
+    const direct = results.direct;
+    const targets = Object.fromEntries(
+        Object.entries(results)
+            .filter(([name]) => name !== "direct")
+            .map(([name, r]) => {
+                const paced = Math.abs(r.gapP50Ms - MANY_STREAMS.tokenIntervalMs) <= 0.2 * MANY_STREAMS.tokenIntervalMs;
+                const ttftP50 = r.ttftP50Ms / direct.ttftP50Ms;
+                const ttftP99 = r.ttftP99Ms / direct.ttftP99Ms;
+                const filterKiB = r.rssKiBPerStream.filter;
+                return [
+                    name,
+                    {
+                        noFailureWhileOpening: { value: r.openFailures, met: r.openFailures === 0 },
+                        allCompleteWithEveryToken: { value: { failed: r.streamFailures, incomplete: r.incompleteAnswers }, met: r.streamFailures === 0 && r.incompleteAnswers === 0 },
+                        chunkGapsPaced: { value: r.gapP50Ms, target: `p50 within 20% of ${MANY_STREAMS.tokenIntervalMs} ms`, met: paced },
+                        ttftVsDirect: { value: { p50: round(ttftP50, 2), p99: round(ttftP99, 2) }, target: "<= 1.5 at p50 and at p99", met: ttftP50 <= 1.5 && ttftP99 <= 1.5 },
+                        filterRssPerStreamKiB: { value: filterKiB, target: "<= 50", met: filterKiB <= 50 },
+                    },
+                ];
+            }),
+    );
+    return { settings: { devices, perDevice, streams: devices * perDevice, ...MANY_STREAMS }, results, targets };
+}
+
+const USAGE = `usage: npm run bench:gateway -- [--kinds nginx,haproxy] [--seconds <n>] [--concurrency <n>] [--streams <devices>x<per-device>|off]
   --kinds <list>       gateway kinds to measure (default nginx,haproxy)
   --seconds <n>        seconds per load phase (default 5)
   --concurrency <n>    parallel connections (default 16)
+  --streams <d>x<n>    d enrolled devices each streaming n generations at once, through gateway +
+                       filter and straight to the stub (default 100x20; off to skip)
   Prints one JSON document; targets 127.0.0.1 only. Ctrl-C stops every process it started.`;
 
 /** New connections/s with resumption over full handshakes, per round (same round, same background load). */
@@ -556,11 +536,13 @@ function resumptionTarget(full: readonly LoadResult[], resumed: readonly LoadRes
 
 async function main(): Promise<void> {
     exitWithUsageIfAsked(process.argv.slice(2), USAGE);
-    const { values } = parseArgs({ options: { kinds: { type: "string", default: "nginx,haproxy" }, seconds: { type: "string", default: "5" }, concurrency: { type: "string", default: "16" } } });
+    const { values } = parseArgs({ options: { kinds: { type: "string", default: "nginx,haproxy" }, seconds: { type: "string", default: "5" }, concurrency: { type: "string", default: "16" }, streams: { type: "string", default: "100x20" } } });
     const kinds = values.kinds!.split(",").map((k) => k.trim()) as ("nginx" | "haproxy")[];
     for (const k of kinds) if (k !== "nginx" && k !== "haproxy") throw new Error(`--kinds: unknown gateway kind "${k}" (nginx, haproxy)`);
     const seconds = Number(values.seconds);
     const concurrency = Number(values.concurrency);
+    const streamsShape = values.streams === "off" ? undefined : /^([1-9]\d{0,3})x([1-9]\d{0,2})$/.exec(values.streams!);
+    if (values.streams !== "off" && !streamsShape) throw new Error(`--streams: expected <devices>x<per-device> (e.g. 100x20) or off, got "${values.streams}"`);
     for (const bin of ["nginx", "openssl", ...kinds]) {
         try {
             execFileSync("sh", ["-c", `command -v ${bin}`], { stdio: "ignore" });
@@ -578,7 +560,7 @@ async function main(): Promise<void> {
     issueCert(pki.ca, pki.server, { commonName: "bench gateway", usage: "server", dnsNames: ["ollama.bench", "localhost"], ipAddresses: ["127.0.0.1"], notAfter: day });
     issueCert(pki.ca, pki.device, { commonName: "bench-device", usage: "client", notAfter: day });
 
-    const stub = await startStubProcess(dir);
+    const stub = await startStubProcess(join(dir, "stub"), { tokens: STREAM_TOKENS, tokenIntervalMs: STREAM_INTERVAL_MS });
     const stubPort = stub.port;
     const barePort = await freePort();
     writeFileSync(join(dir, "bare.conf"), bareNginxConf(dir, barePort, stubPort, pki.server));
@@ -595,7 +577,7 @@ async function main(): Promise<void> {
         targets.bareHaproxy = { host: "127.0.0.1", port: bare.port, hostHeader: `127.0.0.1:${bare.port}`, tls: { ca } };
     }
     for (const kind of kinds) {
-        const { port, pid } = await startFullGateway(kind, dir, stubPort, pki);
+        const { port, pid } = await startFullGateway(kind, join(dir, `gateway-${kind}`), stubPort, pki, { devices: [{ name: "bench-device", cert: pki.device.cert }] });
         serverPids[`gateway:${kind}`] = pid;
         targets[`gateway:${kind}`] = { host: "127.0.0.1", port, hostHeader: `127.0.0.1:${port}`, tls: { ca, cert: readFileSync(pki.device.cert), key: readFileSync(pki.device.key) } };
     }
@@ -682,6 +664,8 @@ async function main(): Promise<void> {
         };
     }
 
+    const streams = streamsShape ? await manyStreams(kinds, dir, pki, Number(streamsShape[1]), Number(streamsShape[2])) : undefined;
+
     const report = {
         machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, node: process.version, nginx: nginxVersion(), haproxy: haproxyVersion(kinds), loadAverage1m: { atStart: round(loadAtStart, 2), atEnd: round(loadavg()[0], 2), note: "other processes competing for the CPUs make figures noisy" } },
         settings: { secondsPerMeasurement: seconds, concurrency, request: "GET /api/version", streaming: { runs: STREAM_RUNS, tokens: STREAM_TOKENS, tokenIntervalMs: STREAM_INTERVAL_MS }, loadGenerator: "Node raw-socket HTTP/1.1 client (same process for every target)" },
@@ -689,6 +673,7 @@ async function main(): Promise<void> {
         sequential,
         streaming: stream,
         targets: targetsMet,
+        ...(streams ? { manyStreams: streams } : {}),
         ...(poolPids["pool:3-nodes"]
             ? {
                   nodePool: {
@@ -706,7 +691,7 @@ async function main(): Promise<void> {
 }
 
 if (process.argv[2] === STUB_FLAG) {
-    void serveStub(process.argv[3]);
+    void serveStub(process.argv[3], { tokens: Number(process.argv[4]), tokenIntervalMs: Number(process.argv[5]) });
 } else {
     main().then(
         () => process.exit(0),

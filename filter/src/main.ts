@@ -10,6 +10,8 @@ import { AuditSink } from "./audit";
 import { createFilterServer } from "./server";
 import { parseSyslogAddress, SyslogClient } from "./syslog";
 
+const LISTEN_BACKLOG = 4096;
+
 const USAGE = "usage: main.ts --rules <rules.json> --listen <host:port> --upstream http://<host:port> [--audit-log <file>]";
 
 export interface CliArgs {
@@ -51,7 +53,11 @@ async function main(): Promise<void> {
         process.stderr.write(`zto-filter: cannot listen on ${args.listen.host}:${args.listen.port}: ${e.message}\n`);
         process.exit(2);
     });
-    server.listen(args.listen.port, args.listen.host, () => {
+    // Every stream the gateway opens at once is a new connection here (its keep-alive pool is small);
+    // Node's default accept queue (511) overflows in a burst of thousands and the gateway then sees
+    // resets and connect timeouts. The kernel caps this at net.core.somaxconn (4096 in a container's
+    // network namespace on current kernels).
+    server.listen({ port: args.listen.port, host: args.listen.host, backlog: LISTEN_BACKLOG }, () => {
         const addr = server.address();
         if (addr && typeof addr === "object") {
             const host = addr.family === "IPv6" ? `[${addr.address}]` : addr.address;

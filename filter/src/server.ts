@@ -110,10 +110,15 @@ function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer | un
  */
 const RELAYED_HEADERS = ["content-type"];
 
+/** Bounds the filter's sockets to Ollama (each holds one generation); the gateway's connections bound what arrives. */
+const UPSTREAM_CONNECTIONS = 4096;
+
 export function createFilterServer(opts: FilterServerOptions): { server: http.Server; close: () => Promise<void> } {
     const policy = compilePolicy(opts.rules);
     const timeoutMs = opts.rules.upstream.timeoutSeconds * 1000;
-    const upstream = new Pool(opts.upstream.origin, { connections: 256, pipelining: 1, keepAliveTimeout: 30_000, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+    // One upstream connection per generation in flight: a smaller pool would queue streams in the
+    // filter and add their wait to the time to first token (Ollama keeps its own queue).
+    const upstream = new Pool(opts.upstream.origin, { connections: UPSTREAM_CONNECTIONS, pipelining: 1, keepAliveTimeout: 30_000, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
     const upstreamHost = opts.upstream.host;
 
     const server = http.createServer({ noDelay: true, requestTimeout: 0 }, (req, res) => {

@@ -15,6 +15,7 @@ const FILTER_MAIN = "filter/src/main.ts";
 const UNAVAILABLE = "filter service not available: filter.enabled is true but the prompt filter (filter/src/main.ts, components/filter/rules.ts) is not in this tree yet; set filter.enabled: false to run the sandbox without it";
 
 export interface RunningFilter extends Upstream {
+    readonly pid: number;
     readonly rulesFile: string;
     readonly auditLog: string;
     readonly outputLog: string;
@@ -27,11 +28,11 @@ export async function startFilter(supervisor: Supervisor, cfg: StackConfig, stat
     writeFileSync(rulesFile, JSON.stringify(renderFilterRules(cfg), null, 2) + "\n", { mode: 0o600 });
     const auditLog = join(stateDir, "logs", "filter-audit.log");
     const outputLog = join(stateDir, "logs", "filter.out");
-    const { ready } = await supervisor.spawn(
+    const { ready, pid } = await supervisor.spawn(
         "filter",
         process.execPath,
         ["--import", "tsx", join(REPO_ROOT, FILTER_MAIN), "--rules", rulesFile, "--listen", "127.0.0.1:0", "--upstream", ollamaUrl, "--audit-log", auditLog],
         { cwd: REPO_ROOT, logFile: outputLog, readyLine: /^listening (127\.0\.0\.1):(\d+)$/ },
     );
-    return { host: ready![1], port: Number(ready![2]), rulesFile, auditLog, outputLog };
+    return { host: ready![1], port: Number(ready![2]), pid, rulesFile, auditLog, outputLog };
 }
