@@ -56,12 +56,20 @@ const tagOwner = z
     .string()
     .regex(/^(autogroup:(admin|owner|it-admin|network-admin)|group:[a-z0-9][a-z0-9._-]{0,62}|[^\s@*]+@[^\s@*]+\.[^\s@*]+)$/, "must be autogroup:admin, autogroup:owner, autogroup:it-admin, autogroup:network-admin, group:<name> or a user email");
 
+const tailscaleNodeId = z.string().regex(/^[A-Za-z0-9]{6,64}$/, "must be a Tailscale node id such as nXXXXXXXXCNTRL");
+
 const deviceSchema = z.strictObject({
     name: z.string().regex(NAME_PATTERN, `must match ${NAME_PATTERN.source}`),
     owner: email,
     groups: z.array(group).default([]),
-    tailscaleDeviceId: z.string().regex(/^[A-Za-z0-9]{6,64}$/, "must be a Tailscale node id such as nXXXXXXXXCNTRL").optional(),
+    tailscaleDeviceId: tailscaleNodeId.optional(),
     apiKey: z.boolean().default(false),
+});
+
+/** A device revoked from `devices` whose tailnet approval the stack withdraws (tailscale.revokedDevices[]). */
+const revokedDeviceSchema = z.strictObject({
+    name: z.string().regex(NAME_PATTERN, `must match ${NAME_PATTERN.source}`),
+    tailscaleDeviceId: tailscaleNodeId,
 });
 
 const gatewaySchema = z.strictObject({
@@ -122,6 +130,8 @@ const tailscaleSchema = z.strictObject({
     nodeTag: tag.optional(),
     /** Tag of the OAuth client that runs pulumi up; it owns the server, client and node tags in the rendered policy. */
     deployerTag: tag.optional(),
+    /** Devices removed from `devices` that stay de-authorised at the tailnet (their authorization resource kept with authorized: false). */
+    revokedDevices: z.array(revokedDeviceSchema).default([]),
 });
 
 const gpusSchema = z.union([z.literal("all"), z.literal("none"), z.number().int().min(1).max(64)], {
@@ -419,6 +429,20 @@ function crossFieldProblems(c: z.output<typeof configSchema>): ConfigProblem[] {
         if (!ts.enabled) add(["tailscale", "deployerTag"], "only applies with tailscale.enabled: true");
     }
     if (ts.overwriteExistingAcl && !ts.manageAcl) add(["tailscale", "overwriteExistingAcl"], "only applies with tailscale.manageAcl: true");
+    if (ts.revokedDevices.length && !ts.enabled) add(["tailscale", "revokedDevices"], "only applies with tailscale.enabled: true");
+    const revokedNames = new Map<string, number>();
+    const revokedIds = new Map<string, number>();
+    ts.revokedDevices.forEach((r, i) => {
+        const enrolled = c.devices.findIndex((d) => d.name === r.name);
+        if (enrolled >= 0) add(["tailscale", "revokedDevices", i, "name"], `"${r.name}" is still enrolled (devices[${enrolled}]); remove it from devices to revoke it`);
+        const enrolledNode = c.devices.findIndex((d) => d.tailscaleDeviceId === r.tailscaleDeviceId);
+        if (enrolledNode >= 0) add(["tailscale", "revokedDevices", i, "tailscaleDeviceId"], `node "${r.tailscaleDeviceId}" is enrolled as devices[${enrolledNode}]; a node cannot be both authorised and de-authorised`);
+        for (const [seenBefore, key, value] of [[revokedNames, "name", r.name], [revokedIds, "tailscaleDeviceId", r.tailscaleDeviceId]] as const) {
+            const first = seenBefore.get(value);
+            if (first !== undefined) add(["tailscale", "revokedDevices", i, key], `duplicate ${key} "${value}" (also tailscale.revokedDevices[${first}])`);
+            else seenBefore.set(value, i);
+        }
+    });
     if (ts.logstream !== "off" && !ts.logstreamUrl) add(["tailscale", "logstreamUrl"], `is required when tailscale.logstream is "${ts.logstream}"`);
     if (ts.logstream !== "off" && c.tailscaleLogstreamToken === undefined) {
         add(["tailscaleLogstreamToken"], `is required when tailscale.logstream is "${ts.logstream}"; set it with \`pulumi config set --secret tailscaleLogstreamToken <value>\``);

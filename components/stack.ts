@@ -152,6 +152,7 @@ export function deployStack(cfg: StackConfig, secrets: StackSecrets = {}): Stack
               gatewayPort: cfg.gateway.port,
               // Config validation requires a node id for every device when tailscale is enabled.
               devices: cfg.devices.map((d) => ({ name: d.name, tailscaleDeviceId: d.tailscaleDeviceId! })),
+              revokedDevices: ts.revokedDevices,
               manageAcl: ts.manageAcl,
               overwriteExistingAcl: ts.overwriteExistingAcl,
               authKeyExpiryHours: ts.authKeyExpiryHours,

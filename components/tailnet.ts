@@ -49,6 +49,8 @@ export interface TailnetArgs {
     readonly gatewayPort: number;
     /** Enrolled client devices; each gets the client tag and is authorised. */
     readonly devices: readonly TailnetDevice[];
+    /** Devices revoked from `devices` (tailscale.revokedDevices): each keeps its authorization, set to false, and loses its tags. */
+    readonly revokedDevices?: readonly TailnetDevice[];
     /** True: apply the whole policy (Acl resource). False: only render it for an administrator. */
     readonly manageAcl: boolean;
     /** Replace a policy someone already edited in the admin console (only with manageAcl). */
@@ -100,6 +102,8 @@ export class Tailnet extends pulumi.ComponentResource {
     public readonly acl?: tailscale.Acl;
     /** Per device name: its tags and authorisation. */
     public readonly devices: Readonly<Record<string, { tags: tailscale.DeviceTags; authorization: tailscale.DeviceAuthorization }>>;
+    /** Per revoked device name: its authorization, kept with authorized: false. */
+    public readonly revokedDevices: Readonly<Record<string, tailscale.DeviceAuthorization>>;
     /** Per GPU node name: its single-use, node-tagged enrolment key (secret; empty without ollama.nodes). */
     public readonly nodeAuthKeys: Readonly<Record<string, pulumi.Output<string>>>;
     /** Pre-authorised, single-use, server-tagged key that enrols the gateway host (secret). */
@@ -122,16 +126,26 @@ export class Tailnet extends pulumi.ComponentResource {
         // A tag can be applied only once the policy names its owners; with a managed policy, wait for it.
         const afterPolicy = { ...child, dependsOn: this.acl ? [this.acl] : [] };
 
-        // Named by device name, so removing one device from config deletes exactly its two children.
+        // Named by device name, so removing one device from config touches exactly its two children.
+        // What the bridged provider does (terraform-provider-tailscale v0.29.2, checked in its source;
+        // docs/tailscale.md): DeviceAuthorization sends `authorized` as given on create and update,
+        // and its delete changes nothing at the tailnet (the device stays approved and joined);
+        // DeviceTags' delete sets the device's tags to []. So de-authorising is an update, not a
+        // delete: a revoked device listed in revokedDevices keeps its authorization resource, under
+        // the same name, with authorized: false. The tags depend on the authorization, so Pulumi
+        // authorises before it tags, and on revocation withdraws the approval (an update runs
+        // before any delete) and then deletes the tags of a device that still exists.
+        // retainOnDelete on the tags would be wrong: nothing else clears them, since the device
+        // is never removed from the tailnet by the provider.
+        const authorization = (d: TailnetDevice, authorized: boolean) => new tailscale.DeviceAuthorization(`${name}-${d.name}-authorization`, { deviceId: d.tailscaleDeviceId, authorized }, child);
         this.devices = Object.fromEntries(
-            args.devices.map((d) => [
-                d.name,
-                {
-                    tags: new tailscale.DeviceTags(`${name}-${d.name}-tags`, { deviceId: d.tailscaleDeviceId, tags: [args.clientTag] }, afterPolicy),
-                    authorization: new tailscale.DeviceAuthorization(`${name}-${d.name}-authorization`, { deviceId: d.tailscaleDeviceId, authorized: true }, child),
-                },
-            ]),
+            args.devices.map((d) => {
+                const approval = authorization(d, true);
+                const tags = new tailscale.DeviceTags(`${name}-${d.name}-tags`, { deviceId: d.tailscaleDeviceId, tags: [args.clientTag] }, { ...afterPolicy, dependsOn: [...afterPolicy.dependsOn, approval] });
+                return [d.name, { tags, authorization: approval }];
+            }),
         );
+        this.revokedDevices = Object.fromEntries((args.revokedDevices ?? []).map((d) => [d.name, authorization(d, false)]));
 
         const key = new tailscale.TailnetKey(
             `${name}-server-key`,

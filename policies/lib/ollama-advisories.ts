@@ -5,11 +5,8 @@
  * names no fix), or `noFixedRelease` (the record, e.g. the Go vulnerability database's, lists no
  * fixed version: every release is affected). Add an entry when an advisory is published; never
  * delete one. The default pin, 0.17.4, is outside every range except those of the accepted
- * entries (see each `acceptedBecause`).
- *
- * Not entered yet: GO-2025-3559, GO-2025-3582, GO-2025-3689 and GO-2025-3695 (denial of service
- * by divide-by-zero, nil dereference and crafted input; no fixed version recorded). Their
- * records as read here name no route, and an entry must say which route reaches it.
+ * entries (see each `acceptedBecause`). A Go vulnerability database record (GO-...) is entered
+ * under the CVE it aliases, its id named in `source`.
  */
 
 export interface OllamaAdvisory {
@@ -40,21 +37,21 @@ export const OLLAMA_ADVISORIES: readonly OllamaAdvisory[] = [
         summary: "DNS rebinding gives a web page the whole API (chat, delete models, exhaust resources)",
         via: ["every route"],
         fixed: "0.1.29",
-        source: "NVD CVE-2024-28224 (before 0.1.29)",
+        source: "NVD CVE-2024-28224 (before 0.1.29) / GO-2024-2699 (fixed 0.1.29, module github.com/jmorganca/ollama)",
     },
     {
         id: "CVE-2024-37032",
         summary: "path traversal through a crafted manifest digest (\"Probllama\"), file write and code execution",
         via: ["/api/pull"],
         fixed: "0.1.34",
-        source: "NVD CVE-2024-37032 (before 0.1.34)",
+        source: "NVD CVE-2024-37032 (before 0.1.34) / GO-2024-2901 (fixed 0.1.34)",
     },
     {
         id: "CVE-2024-39720",
         summary: "out-of-bounds read on a crafted GGUF model file crashes the server",
         via: ["/api/create"],
         fixed: "0.1.46",
-        source: "NVD CVE-2024-39720 (before 0.1.46)",
+        source: "NVD CVE-2024-39720 (before 0.1.46) / GO-2024-3245 (fixed 0.1.46)",
     },
     {
         id: "CVE-2024-39722",
@@ -76,7 +73,7 @@ export const OLLAMA_ADVISORIES: readonly OllamaAdvisory[] = [
         summary: "a ZIP model archive can write files outside the models directory (Zip Slip)",
         via: ["/api/create", "/api/blobs/:digest"],
         fixed: "0.1.47",
-        source: "NVD CVE-2024-45436 (extractFromZipFile before 0.1.47; fix ollama/ollama#5314)",
+        source: "NVD CVE-2024-45436 (extractFromZipFile before 0.1.47; fix ollama/ollama#5314) / GO-2024-3104 (fixed 0.1.47)",
     },
     {
         id: "CVE-2024-12886",
@@ -103,6 +100,45 @@ export const OLLAMA_ADVISORIES: readonly OllamaAdvisory[] = [
         acceptedBecause: "reached only by creating a model from an uploaded file: the gateway refuses /api/create and /api/blobs",
     },
     {
+        id: "CVE-2025-44779",
+        summary: "a crafted request to /api/pull deletes arbitrary files on the server",
+        via: ["/api/pull"],
+        fixed: "0.1.34",
+        source: "GO-2025-3851 (fixed 0.1.34) / GHSA-93jv-pvg8-hf3v (Ollama 0.1.33)",
+    },
+    {
+        id: "CVE-2025-0317",
+        summary: "a crafted GGUF file makes ggufPadding divide by zero and crash the server",
+        via: ["/api/create", "/api/blobs/:digest"],
+        noFixedRelease: true,
+        source: "GO-2025-3559 (no fixed version recorded) / GHSA-9gcr-28rp-cc24 (through 0.3.14: a GGUF file uploaded and created on the server)",
+        acceptedBecause: "reached only by creating a model from an uploaded file: the gateway refuses /api/create and /api/blobs",
+    },
+    {
+        id: "CVE-2025-0312",
+        summary: "a crafted GGUF file makes the server dereference a nil pointer and crash",
+        via: ["/api/create", "/api/blobs/:digest"],
+        noFixedRelease: true,
+        source: "GO-2025-3582 (no fixed version recorded) / GHSA-p2wh-w96x-w232 (through 0.3.14: a GGUF file uploaded and created on the server)",
+        acceptedBecause: "reached only by creating a model from an uploaded file: the gateway refuses /api/create and /api/blobs",
+    },
+    {
+        id: "CVE-2024-8063",
+        summary: "a GGUF model imported with a crafted block_count type makes the server divide by zero and crash",
+        via: ["/api/create", "/api/blobs/:digest"],
+        noFixedRelease: true,
+        source: "GO-2025-3689 (advisory lists no fix) / GHSA-2xf2-gjm6-g2c6 (0.3.3: importing a GGUF model from a Modelfile)",
+        acceptedBecause: "reached only by creating a model from an uploaded file: the gateway refuses /api/create and /api/blobs",
+    },
+    {
+        id: "CVE-2025-1975",
+        summary: "a spoofed registry's manifest with an out-of-range array index crashes the server during a pull",
+        via: ["/api/pull"],
+        noFixedRelease: true,
+        source: "GO-2025-3695 (no patched version specified) / GHSA-wrh5-cmwx-q2qr (0.5.11: downloading a model via /api/pull)",
+        acceptedBecause: "reached only by pulling from a registry: the gateway refuses /api/pull and Ollama's only network has no egress",
+    },
+    {
         id: "CVE-2025-51471",
         summary: "a registry's WWW-Authenticate realm on another host receives the server's registry token",
         via: ["/api/pull", "/api/push"],
@@ -114,14 +150,14 @@ export const OLLAMA_ADVISORIES: readonly OllamaAdvisory[] = [
         summary: "heap out-of-bounds read in the GGUF loader leaks process memory (\"Bleeding Llama\")",
         via: ["/api/blobs/:digest", "/api/create", "/api/push"],
         fixed: "0.17.1",
-        source: "NVD CVE-2026-7482 (before 0.17.1)",
+        source: "NVD CVE-2026-7482 (before 0.17.1) / GO-2026-5748 (fixed 0.17.1)",
     },
     {
         id: "CVE-2026-7020",
         summary: "path traversal in the tensor model transfer's digestToPath (x/imagegen/transfer)",
         via: ["/api/pull"],
         lastAffected: "0.20.2",
-        source: "NVD CVE-2026-7020 (through 0.20.2; vendor named no fix)",
+        source: "NVD CVE-2026-7020 (through 0.20.2; vendor named no fix) / GO-2026-5750 (vulnerable at 0.20.2, no fix recorded)",
         acceptedBecause:
             "reached only by pulling a model: the gateway refuses /api/pull, Ollama's only network has no egress, and no later release is in the Go module proxy to build and test (0.17.4 is the newest)",
     },

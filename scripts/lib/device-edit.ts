@@ -124,6 +124,23 @@ function devicesOf(text: string): unknown[] {
     return [];
 }
 
+/**
+ * What to add to `tailscale.revokedDevices` so the tailnet withdraws a removed device's approval
+ * (the provider's delete of its authorization changes nothing there), or undefined when the
+ * device has no node id. A hint to print: the edit itself touches only `devices`.
+ */
+export function revokedDeviceHint(text: string, name: string): string | undefined {
+    const device = devicesOf(text).find((d) => (d as { name?: unknown })?.name === name) as { tailscaleDeviceId?: unknown } | undefined;
+    if (typeof device?.tailscaleDeviceId !== "string") return undefined;
+    return [
+        `tailnet: removing "${name}" deletes its tags, but the provider's delete of its authorisation leaves it approved at the tailnet.`,
+        `  To withdraw the approval, add it to ${PROJECT}:tailscale.revokedDevices before pulumi up:`,
+        `    revokedDevices:`,
+        `      - name: ${name}`,
+        `        tailscaleDeviceId: ${device.tailscaleDeviceId}`,
+    ].join("\n");
+}
+
 function deviceNames(text: string): string[] {
     return devicesOf(text).map((d) => String((d as { name?: unknown })?.name));
 }

@@ -22,6 +22,7 @@ import { startStubOllama } from "./stub-ollama";
 import type { RunningRealIdentity } from "./real-identity";
 import { startRealOllama, type RealOllama } from "./real-ollama";
 import { startStubSyslog } from "./stub-syslog";
+import { signInUsers, type SignedInUser } from "./sign-in";
 import { startSandboxNodes, type SandboxNode, type SandboxNodePool } from "./nodes";
 
 /** Contents of `<state>/sandbox.json`. The first seven fields are the DESIGN.md §4 contract. */
@@ -35,10 +36,12 @@ export interface SandboxInfo {
     /** Every device in config: its client certificate and key, and the cert's fingerprints. */
     readonly devices: Readonly<Record<string, { readonly cert: string; readonly key: string; readonly fingerprintSha1: string; readonly fingerprintSha256: string; /** devices[].apiKey: the device's static API key. */ readonly apiKey?: string }>>;
     /**
-     * IdP users (empty when identity.provider is none). With the stub: a ready session cookie and
-     * bearer token each. With the real IdP: the password to sign in with at its login page.
+     * IdP users (empty when identity.provider is none), each with a session cookie and a bearer
+     * token. The stub's are random tokens it honours for the run. With the real IdP the sandbox
+     * signed each user in at start (see SignedInUser: the password, which device, what the callback
+     * answered, when the cookie and the bearer expire; they are not renewed).
      */
-    readonly users: Readonly<Record<string, { readonly cookie?: string; readonly bearer?: string; readonly password?: string; readonly groups: readonly string[] }>>;
+    readonly users: Readonly<Record<string, { readonly cookie: string; readonly bearer: string; readonly groups: readonly string[]; readonly password?: string; readonly signIn?: SignedInUser["signIn"] }>>;
     /** `http://127.0.0.1:<port>`: the stub Ollama (or, with --ollama, the real one), direct (bypassing the gateway). */
     readonly ollama: string;
     /**
@@ -188,6 +191,24 @@ async function startGateway(supervisor: Supervisor, specFor: (listen: Upstream) 
     }
 }
 
+/** Tries of one sign-in request the gateway's sign-in rate limit (identity.authRateLimitPerMinute) answered 429. */
+const SIGN_IN_ATTEMPTS = 5;
+
+/**
+ * The real identity plane: every user signed in through the running gateway (cookie) and at the
+ * provider (bearer), so sandbox.json holds what DESIGN.md §4 promises. A user signs in with a
+ * device they own, else the first device: the session is not bound to a device. The sign-ins come
+ * from 127.0.0.1 like any client's and keep to the gateway's sign-in rate: a 429 is waited out.
+ */
+async function signInSandboxUsers(cfg: StackConfig, target: Parameters<typeof signInUsers>[0], users: Parameters<typeof signInUsers>[1]): Promise<SandboxInfo["users"]> {
+    const deviceFor = (email: string) => (cfg.devices.find((d) => d.owner === email) ?? cfg.devices[0])?.name;
+    try {
+        return await signInUsers(target, users, { deviceFor, sessionCookie: SESSION_COOKIE, rateLimitRetry: { waitMs: Math.ceil(60_000 / cfg.gateway.authRateLimitPerMinute) + 250, attempts: SIGN_IN_ATTEMPTS } });
+    } catch (e) {
+        throw new SandboxError(`signing the sandbox users in with the real oauth2-proxy failed: ${(e as Error).message}`);
+    }
+}
+
 export async function startSandbox(cfg: StackConfig, opts: SandboxRunOptions): Promise<RunningSandbox> {
     const stateDir = resolve(opts.stateDir);
     const logs = join(stateDir, "logs");
@@ -309,13 +330,18 @@ export async function startSandbox(cfg: StackConfig, opts: SandboxRunOptions): P
             realIdentity = await startRealIdentity(supervisor, { cfg, stateDir, ca: pki.ca, users: idpUsers, listen: oauth2!.server, gatewayPort: listen.port, idpLog: logFile("idp.jsonl"), oauth2ProxyLog: oauth2!.log, sessionStoreLog: logFile("session-store.out"), freePort });
             stubs.push(realIdentity.provider);
         }
+        const url = `https://${listen.host}:${listen.port}`;
+        const idp = realIdentity && { issuer: realIdentity.provider.issuer, clientId: realIdentity.clientId, clientSecret: realIdentity.clientSecret, redirectUri: realIdentity.redirectUri, log: join(logs, "idp.jsonl") };
+        const userEntries: SandboxInfo["users"] = realIdentity
+            ? await signInSandboxUsers(cfg, { url, ca: pki.ca.cert, domain: cfg.domain, devices: devices.info, idp }, users.map((u) => ({ email: u.email, groups: u.groups, password: passwords.get(u.email)! })))
+            : Object.fromEntries(users.map((u) => [u.email, { cookie: `${SESSION_COOKIE}=${u.sessionToken}`, bearer: u.bearerToken, groups: u.groups }]));
 
         const info: SandboxInfo = {
-            url: `https://${listen.host}:${listen.port}`,
+            url,
             ca: pki.ca.cert,
             caKey: pki.ca.key,
             devices: devices.info,
-            users: Object.fromEntries(users.map((u) => [u.email, realIdentity ? { password: passwords.get(u.email)!, groups: u.groups } : { cookie: `${SESSION_COOKIE}=${u.sessionToken}`, bearer: u.bearerToken, groups: u.groups }])),
+            users: userEntries,
             ollama: ollama.url,
             ...(ollamaLog ? { ollamaLog } : {}),
             ...(realOllama ? { ollamaServer: { kind: realOllama.kind, version: realOllama.version, pid: realOllama.pid, modelsDir: realOllama.modelsDir } } : {}),
@@ -331,7 +357,7 @@ export async function startSandbox(cfg: StackConfig, opts: SandboxRunOptions): P
                 ...(realIdentity ? { pid: realIdentity.oauth2Proxy.pid, args: realIdentity.args } : {}),
             },
             ...(realIdentity?.sessionStore ? { sessionStore: { url: realIdentity.sessionStore.url, password: realIdentity.sessionStore.password, pid: realIdentity.sessionStore.pid, log: realIdentity.sessionStore.log } } : {}),
-            idp: realIdentity && { issuer: realIdentity.provider.issuer, clientId: realIdentity.clientId, clientSecret: realIdentity.clientSecret, redirectUri: realIdentity.redirectUri, log: join(logs, "idp.jsonl") },
+            idp,
             filter: filter && { url: `http://${filter.host}:${filter.port}`, rules: filter.rulesFile, auditLog: filter.auditLog },
             syslog,
             ...(pool

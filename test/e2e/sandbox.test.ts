@@ -1,7 +1,8 @@
 /**
  * `npm run sandbox` as DESIGN.md §4 specifies it, against the real nginx and openssl binaries:
  * state-dir reuse, revocation by config edit, sandbox.json, clean shutdown (no orphan nginx),
- * child death, invalid input, streaming through the gateway, the stub IdP.
+ * child death, invalid input, streaming through the gateway, the stub IdP, and with `--idp real` the
+ * users the sandbox signed in (needs the built oauth2-proxy: fails, never skips, without it).
  */
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
@@ -10,7 +11,9 @@ import { join } from "node:path";
 import { describe, test } from "node:test";
 import { loadStackConfig } from "../../components/config";
 import { readStackFile } from "../../components/stack-file";
+import { jwtClaims } from "../../scripts/sandbox/sign-in";
 import { STUB_OLLAMA_VERSION } from "../../scripts/sandbox/stub-ollama";
+import { toolPath } from "../../scripts/lib/tools";
 import { makeExpiredDeviceCert, makeForeignCaCert, makeUnenrolledDeviceCert, REPO_ROOT, runSandboxCli, startSandbox, tempDir, writeStackFile, type HttpResult } from "./harness";
 
 const alice = { name: "alice-laptop", owner: "alice@example.com", groups: ["ml-eng"] };
@@ -235,7 +238,7 @@ describe("sandbox CLI", () => {
         try {
             const users = sb.info.users;
             assert.deepEqual(Object.keys(users).sort(), ["alice@example.com", "bob@example.com", "carol@example.com"]);
-            assert.match(users["alice@example.com"].cookie ?? "", /^__Host-oauth2_proxy=[A-Za-z0-9_-]{32}$/);
+            assert.match(users["alice@example.com"].cookie, /^__Host-oauth2_proxy=[A-Za-z0-9_-]{32}$/);
             assert.deepEqual(users["carol@example.com"].groups, ["admins"]);
             assert.ok(sb.info.oauth2Proxy && existsSync(sb.info.oauth2Proxy.log));
 
@@ -249,6 +252,80 @@ describe("sandbox CLI", () => {
             assert.equal((await sb.request({ path: "/api/tags" })).status, 401, "no session on an API path");
             assert.equal((await sb.request({ path: "/api/tags", user: "bob@example.com" })).status, 401, "bob is in no allowed group (oauth2-proxy: 401, session cleared)");
             assert.equal(sb.ollamaRequests().length, 2);
+        } finally {
+            await sb.stop();
+        }
+    });
+
+    // The contract with the real identity plane (what `--idp auto` picks once oauth2-proxy is built):
+    // the sandbox signed every user in at start, so the same fields work as the stub's. The gateway's
+    // sign-in rate is left at its default (10/min, burst 5): four users need 8 sign-in requests, so
+    // the sandbox must wait out a 429 to start at all.
+    test("--idp real: sandbox.json has each user's signed-in cookie and bearer (§4); they reach Ollama as the user, a user outside allowedGroups was refused 403, a recorded expiry is when the gateway stops admitting", async () => {
+        assert.ok(existsSync(toolPath("oauth2Proxy")), `${toolPath("oauth2Proxy")} is not built (npm run tools:build): this test needs the real oauth2-proxy and fails without it`);
+        const shortTtlSeconds = 5;
+        const sb = await startSandbox({
+            config: {
+                ...baseConfig(),
+                identity: { provider: "oidc", issuerUrl: "https://idp.example.com", clientId: "zto", allowedGroups: ["ml-eng", "admins"] },
+                oidcClientSecret: { secure: "AAABAKc2" },
+            },
+            extraArgs: ["--idp", "real", "--user", "carol@example.com:admins", "--user", `dora@example.com:ml-eng:${shortTtlSeconds}`],
+            readyTimeoutMs: 90_000,
+        });
+        try {
+            const onDisk = JSON.parse(readFileSync(join(sb.stateDir, "sandbox.json"), "utf8")) as typeof sb.info;
+            assert.deepEqual(onDisk, sb.info);
+            assert.equal(onDisk.oauth2Proxy?.kind, "real");
+            const users = onDisk.users;
+            assert.deepEqual(Object.keys(users).sort(), ["alice@example.com", "bob@example.com", "carol@example.com", "dora@example.com"]);
+            const idp = onDisk.idp!;
+            for (const [email, u] of Object.entries(users)) {
+                assert.equal(typeof u.cookie, "string", email);
+                const claims = jwtClaims(u.bearer);
+                assert.equal(claims.iss, idp.issuer, `${email}: the bearer is the provider's`);
+                assert.equal(claims.aud, idp.clientId, `${email}: issued to the gateway's client`);
+                assert.equal(claims.email, email);
+                assert.equal(u.signIn?.bearerExpiresAt, new Date(Number(claims.exp) * 1000).toISOString());
+            }
+            for (const email of ["alice@example.com", "carol@example.com", "dora@example.com"]) {
+                const u = users[email];
+                assert.equal(u.signIn?.callbackStatus, 302, `${email} signed in`);
+                assert.match(u.cookie, /(^|; )__Host-oauth2_proxy=[^;]{16,}/, email);
+                // identity.cookieExpireHours defaults to 8.
+                const cookieLeft = Date.parse(u.signIn!.cookieExpiresAt!) - Date.now();
+                assert.ok(cookieLeft > 7 * 3600_000 && cookieLeft <= 8 * 3600_000, `${email}: cookie expires in ${cookieLeft} ms`);
+            }
+            assert.equal(users["alice@example.com"].signIn?.device, "alice-laptop", "a user signs in on their own device");
+            assert.equal(users["carol@example.com"].signIn?.device, "alice-laptop", "a user without a device signs in on the first one");
+
+            sb.resetOllamaLog();
+            for (const [email, auth] of [["alice@example.com", "cookie"], ["alice@example.com", "bearer"], ["carol@example.com", "cookie"], ["carol@example.com", "bearer"]] as const) {
+                const r = await sb.request({ path: "/api/tags", user: email, auth });
+                assert.equal(r.status, 200, `${email} by ${auth}: ${r.body}`);
+                const seen = sb.ollamaRequests().at(-1)!;
+                assert.equal(seen.headers["x-auth-request-user"], email, `${email} by ${auth}`);
+                assert.equal(seen.headers["x-auth-request-email"], email);
+                assert.equal(seen.headers.cookie, undefined);
+                assert.equal(seen.headers.authorization, undefined);
+            }
+            assert.equal(sb.ollamaRequests().length, 4);
+
+            // bob is in no allowed group: the real oauth2-proxy refused him at the callback (403, no session).
+            const bob = users["bob@example.com"];
+            assert.equal(bob.signIn?.callbackStatus, 403);
+            assert.equal(bob.signIn?.cookieExpiresAt, undefined);
+            assert.doesNotMatch(bob.cookie, /__Host-oauth2_proxy=/);
+            sb.resetOllamaLog();
+            assert.equal((await sb.request({ path: "/api/tags", user: "bob@example.com" })).status, 401, "bob's browser has no session");
+            assert.equal((await sb.request({ path: "/api/tags", user: "bob@example.com", auth: "bearer" })).status, 401, "bob's own valid JWT fails the allowlist");
+            assert.deepEqual(sb.ollamaRequests(), [], "nothing of bob's reached Ollama");
+
+            // dora's ID tokens live a few seconds: past the recorded bearerExpiresAt the gateway refuses the bearer; her cookie lives on.
+            const dora = users["dora@example.com"];
+            await new Promise((r) => setTimeout(r, Math.max(0, Date.parse(dora.signIn!.bearerExpiresAt) - Date.now()) + 1500));
+            assert.equal((await sb.request({ path: "/api/tags", user: "dora@example.com", auth: "bearer" })).status, 401, "the bearer is dead after its recorded expiry");
+            assert.equal((await sb.request({ path: "/api/tags", user: "dora@example.com" })).status, 200, "the session cookie is not bound to the ID token's lifetime");
         } finally {
             await sb.stop();
         }

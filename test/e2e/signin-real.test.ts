@@ -19,7 +19,8 @@ import { toolPath } from "../../scripts/lib/tools";
 import { browserPrerequisiteMissing, launchBrowser } from "./browser";
 import { ALICE, MALLORY, ML, OTHER, TENANT } from "./corp-identities";
 import { REPO_ROOT, startSandbox, type Sandbox } from "./harness";
-import { CAROL, foreignJwt, idTokenFromProvider, jwtClaims, SignInClient, signInThroughGateway, startPartnerOidcSandbox } from "./signin";
+import { idTokenFromProvider, jwtClaims, SignInClient, signInThroughGateway } from "../../scripts/sandbox/sign-in";
+import { CAROL, foreignJwt, startPartnerOidcSandbox } from "./signin";
 
 /** Allowed, with ID tokens that live a few seconds. */
 const BRIEF = "brief@corp.example";
@@ -92,7 +93,7 @@ describe("real sign-in: oauth2-proxy (pinned binary) + OpenID provider through t
         assert.equal(authorize.searchParams.get("code_challenge_method"), "S256");
         assert.ok(authorize.searchParams.get("code_challenge"), "PKCE challenge present");
         assert.equal(authorize.searchParams.get("redirect_uri"), `${client.gatewayOrigin}/oauth2/callback`);
-        const callback = h.find((x) => x.url.startsWith(`${client.gatewayOrigin}/oauth2/callback?`));
+        const callback = client.callbackHop();
         assert.ok(callback, `no callback hop in ${JSON.stringify(h)}`);
         assert.equal(callback.status, 302);
         assert.equal(callback.location, "/chat", "back to where the user started");
@@ -121,7 +122,7 @@ describe("real sign-in: oauth2-proxy (pinned binary) + OpenID provider through t
     test("bearer: the provider's JWT passes; a foreign-signed or expired one gets 401 JSON; nothing reaches Ollama for those", async () => {
         sb.resetOllamaLog();
         const client = new SignInClient(sb.info, "alice-laptop");
-        const jwt = await idTokenFromProvider(sb.info, "alice-laptop", ALICE, password(ALICE));
+        const jwt = await idTokenFromProvider(sb.info, ALICE, password(ALICE));
         const ok = await client.send("/api/tags", { headers: { Authorization: `Bearer ${jwt}` } });
         assert.equal(ok.status, 200, ok.body);
         const [seen] = sb.ollamaRequests();
@@ -135,7 +136,7 @@ describe("real sign-in: oauth2-proxy (pinned binary) + OpenID provider through t
         assert.equal(foreign.status, 401, foreign.body);
         assert.match(String(foreign.headers["content-type"]), /json/);
 
-        const brief = await idTokenFromProvider(sb.info, "alice-laptop", BRIEF, password(BRIEF));
+        const brief = await idTokenFromProvider(sb.info, BRIEF, password(BRIEF));
         const exp = Number(jwtClaims(brief).exp) * 1000;
         await delay(Math.max(0, exp - Date.now()) + 1500);
         const expired = await client.send("/api/tags", { headers: { Authorization: `Bearer ${brief}` } });
@@ -149,10 +150,10 @@ describe("real sign-in: oauth2-proxy (pinned binary) + OpenID provider through t
     test("a user outside allowedGroups: the callback answers 403 and sets no session; their bearer JWT gets 401 JSON; Ollama saw nothing", async () => {
         sb.resetOllamaLog();
         const { client } = await signInThroughGateway(sb.info, "alice-laptop", MALLORY, password(MALLORY), "/chat");
-        const callback = client.hops.find((x) => x.url.startsWith(`${client.gatewayOrigin}/oauth2/callback?`));
+        const callback = client.callbackHop();
         assert.equal(callback?.status, 403, JSON.stringify(client.hops));
         assert.equal(client.jar.get(new URL(client.gatewayOrigin).host, OAUTH2_PROXY_COOKIE_NAME), undefined);
-        const jwt = await idTokenFromProvider(sb.info, "alice-laptop", MALLORY, password(MALLORY));
+        const jwt = await idTokenFromProvider(sb.info, MALLORY, password(MALLORY));
         const r = await client.send("/api/tags", { headers: { Authorization: `Bearer ${jwt}` } });
         assert.equal(r.status, 401, r.body);
         assert.match(String(r.headers["content-type"]), /json/);
@@ -239,7 +240,7 @@ describe("real sign-in with identity.provider oidc: the emails file, extra audie
 
         sb.resetOllamaLog();
         const dave = await signInThroughGateway(sb.info, "carol-laptop", "dave@partner.example", sb.info.users["dave@partner.example"].password!, "/chat");
-        const callback = dave.client.hops.find((x) => x.url.startsWith(`${dave.client.gatewayOrigin}/oauth2/callback?`));
+        const callback = dave.client.callbackHop();
         assert.equal(callback?.status, 403, JSON.stringify(dave.client.hops));
         assert.equal((await dave.client.send("/api/tags")).status, 401);
         assert.deepEqual(sb.ollamaRequests(), []);

@@ -20,7 +20,7 @@ describe("ollama-disallow-vulnerable-version", () => {
     test("the default pin passes; with includeAccepted it reports only the accepted entries", async () => {
         assert.deepEqual(await messages(p, [image(DEFAULT_IMAGES.ollama)]), []);
         const msgs = await messages(p, [image(`${DEFAULT_IMAGES.ollama}@${DIGEST}`)], { "ollama-disallow-vulnerable-version": { includeAccepted: true } });
-        assert.deepEqual(ids(msgs), ["CVE-2024-12055", "CVE-2024-12886", "CVE-2025-0315", "CVE-2025-63389", "CVE-2026-7020"]);
+        assert.deepEqual(ids(msgs), ["CVE-2024-12055", "CVE-2024-12886", "CVE-2024-8063", "CVE-2025-0312", "CVE-2025-0315", "CVE-2025-0317", "CVE-2025-1975", "CVE-2025-63389", "CVE-2026-7020"]);
         assert.ok(OLLAMA_ADVISORIES.filter((a) => ids(msgs).includes(a.id)).every((a) => a.acceptedBecause), "only accepted entries are reported");
         assert.match(msgs.join("\n"), /CVE-2026-7020 \(through 0\.20\.2\).*Accepted: reached only by pulling a model/);
         assert.match(msgs.join("\n"), /CVE-2025-63389 \(every release: no fixed release\).*Accepted: Ollama is reachable only through the gateway/);
@@ -37,7 +37,7 @@ describe("ollama-disallow-vulnerable-version", () => {
         assert.deepEqual(await messages(p, [image("ollama/ollama:0.17.1")]), []);
         assert.deepEqual(ids(await messages(p, [image("ollama/ollama:0.14.2")])), ["CVE-2025-51471", "CVE-2026-7482"]);
         assert.deepEqual(ids(await messages(p, [image("ollama/ollama:0.14.3")])), ["CVE-2026-7482"]);
-        assert.deepEqual(ids(await messages(p, [image("docker.io/ollama/ollama:v0.1.33-rocm")])), ["CVE-2024-39720", "CVE-2024-39722", "CVE-2024-37032", "CVE-2024-45436", "CVE-2025-51471", "CVE-2026-7482"].sort());
+        assert.deepEqual(ids(await messages(p, [image("docker.io/ollama/ollama:v0.1.33-rocm")])), ["CVE-2024-39720", "CVE-2024-39722", "CVE-2024-37032", "CVE-2024-45436", "CVE-2025-44779", "CVE-2025-51471", "CVE-2026-7482"].sort());
         assert.deepEqual(ids(await messages(p, [image("ollama/ollama:0.1.47")])), ["CVE-2025-51471", "CVE-2026-7482"]);
     });
 
@@ -63,6 +63,38 @@ describe("ollama-disallow-vulnerable-version", () => {
         }
         assert.deepEqual(advisoriesAffecting([0, 99, 0]).map((a) => a.id), OLLAMA_ADVISORIES.filter((a) => a.noFixedRelease).map((a) => a.id));
         assert.ok(OLLAMA_ADVISORIES.filter((a) => a.noFixedRelease).length >= 4);
+    });
+
+    // Every record of the module (and its old path github.com/jmorganca/ollama) in the Go vulnerability database, data/reports/GO-*.yaml of golang/vulndb at a752ea5.
+    test("every Go vulnerability database record of github.com/ollama/ollama is entered under the CVE it aliases", () => {
+        const goRecords: Record<string, string> = {
+            "GO-2024-2699": "CVE-2024-28224",
+            "GO-2024-2901": "CVE-2024-37032",
+            "GO-2024-3104": "CVE-2024-45436",
+            "GO-2024-3245": "CVE-2024-39720",
+            "GO-2025-3548": "CVE-2024-12886",
+            "GO-2025-3557": "CVE-2025-0315",
+            "GO-2025-3558": "CVE-2024-12055",
+            "GO-2025-3559": "CVE-2025-0317",
+            "GO-2025-3582": "CVE-2025-0312",
+            "GO-2025-3689": "CVE-2024-8063",
+            "GO-2025-3695": "CVE-2025-1975",
+            "GO-2025-3824": "CVE-2025-51471",
+            "GO-2025-3851": "CVE-2025-44779",
+            "GO-2025-4251": "CVE-2025-63389",
+            "GO-2026-5748": "CVE-2026-7482",
+            "GO-2026-5750": "CVE-2026-7020",
+        };
+        for (const [go, cve] of Object.entries(goRecords)) {
+            const entry = OLLAMA_ADVISORIES.find((a) => a.id === cve);
+            assert.ok(entry, `${go} aliases ${cve}, which is not entered`);
+            assert.match(entry.source, new RegExp(`\\b${go}\\b`), `${cve}'s source names ${go}`);
+        }
+        for (const cve of ["CVE-2025-0317", "CVE-2025-0312", "CVE-2024-8063", "CVE-2025-1975"]) {
+            const a = OLLAMA_ADVISORIES.find((x) => x.id === cve)!;
+            assert.ok(a.noFixedRelease && a.acceptedBecause, `${cve}: no fix recorded, accepted for its route`);
+            for (const route of a.via) assert.match(a.acceptedBecause!, new RegExp(route.replace(/\/:digest$/, "").replace(/\//g, "\\/")), `${cve}: the reason names ${route}`);
+        }
     });
 
     test("the pack's tag parser agrees with the program's", () => {

@@ -48,7 +48,16 @@ describe("device:add / device:revoke command line", () => {
         const revoke = run("device-revoke", ["--stack", f.path, "--name", "carol-phone"]);
         assert.equal(revoke.code, 0, revoke.stderr);
         assert.match(revoke.stdout, /removed "carol-phone"/);
+        assert.doesNotMatch(revoke.stdout, /revokedDevices/, "no node id, no tailnet hint");
         assert.equal(readFileSync(f.path, "utf8"), readFileSync(join(ROOT, "Pulumi.dev.yaml"), "utf8"));
+    });
+
+    test("revoking a device with a Tailscale node id prints the revokedDevices entry that withdraws its approval; the file changes only in devices", () => {
+        const f = copyOf("prod");
+        const revoke = run("device-revoke", ["--stack", f.path, "--name", "alice-laptop"]);
+        assert.equal(revoke.code, 0, revoke.stderr);
+        assert.match(revoke.stdout, /leaves it approved at the tailnet[\s\S]*zero-trust-ollama:tailscale\.revokedDevices[\s\S]*\n {6}- name: alice-laptop\n {8}tailscaleDeviceId: nA1b2C3d4E5CNTRL\n?$/);
+        assert.doesNotMatch(readFileSync(f.path, "utf8"), /revokedDevices|alice-laptop/);
     });
 
     test("refusals exit 1 with the reason, no stack trace, and leave the file untouched", () => {

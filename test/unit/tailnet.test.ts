@@ -121,7 +121,55 @@ describe("Tailnet devices", () => {
         assert.equal(new Set(ofType(g.resources, T.tags).map((r) => r.inputs.deviceId)).size, 40);
     });
 
-    test("revocation: devices [a,b,c] -> [a,c] removes exactly b's tags and authorisation", async () => {
+    test("a device's tags depend on its authorisation (and on the managed policy): authorised before tagged, tags deleted first", async () => {
+        const g = await runOk(tailnetStack({ tailscale: "    serverAddress: 100.101.102.103\n    manageAcl: true" }));
+        const acl = one(g.resources, T.acl, "tailnet-acl");
+        for (const d of ["alice-laptop", "bob-laptop"]) {
+            const auth = one(g.resources, T.auth, `tailnet-${d}-authorization`);
+            const tags = one(g.resources, T.tags, `tailnet-${d}-tags`);
+            assert.deepEqual([...tags.dependencies].sort(), [acl.urn, auth.urn].sort(), `${d}'s tags wait for the policy and its own authorisation only`);
+            assert.deepEqual(auth.dependencies, [], `${d}'s authorisation depends on nothing`);
+        }
+        // Without a managed policy the tags still follow the authorisation.
+        const unmanaged = await runOk(tailnetStack());
+        const auth = one(unmanaged.resources, T.auth, "tailnet-alice-laptop-authorization");
+        assert.deepEqual(one(unmanaged.resources, T.tags, "tailnet-alice-laptop-tags").dependencies, [auth.urn]);
+    });
+
+    test("revocation with revokedDevices: b's authorisation stays under the same URN with authorized false (an update that withdraws approval), its tags go, nothing else changes", async () => {
+        const tailscaleOf = (rs: RecordedResource[]) => new Map(rs.filter((r) => r.type.startsWith("tailscale:")).map((r) => [r.urn, r]));
+        const before = tailscaleOf((await runOk(tailnetStack({ devices: ["a", "b", "c"] }))).resources);
+        const after = tailscaleOf((await runOk(tailnetStack({ devices: ["a", "c"], tailscale: `    serverAddress: 100.101.102.103\n    revokedDevices:\n      - name: b\n        tailscaleDeviceId: n${nodeId("b")}CNTRL` }))).resources);
+        const gone = [...before.values()].filter((r) => !after.has(r.urn)).map((r) => r.name);
+        assert.deepEqual(gone, ["tailnet-b-tags"]);
+        assert.deepEqual([...after.keys()].filter((u) => !before.has(u)), [], "nothing new appears: the authorisation is updated in place");
+        const changed = [...after.values()].filter((r) => JSON.stringify(r.inputs) !== JSON.stringify(before.get(r.urn)!.inputs));
+        assert.deepEqual(changed.map((r) => [r.name, before.get(r.urn)!.inputs, r.inputs]), [
+            ["tailnet-b-authorization", { deviceId: `n${nodeId("b")}CNTRL`, authorized: true }, { deviceId: `n${nodeId("b")}CNTRL`, authorized: false }],
+        ]);
+    });
+
+    test("revokedDevices: a name or node id still enrolled, a duplicate, or Tailscale off is a config error naming the key", async () => {
+        const revoked = (entries: [string, string][]) => `    serverAddress: 100.101.102.103\n    revokedDevices:\n${entries.map(([n, id]) => `      - name: ${n}\n        tailscaleDeviceId: ${id}\n`).join("")}`;
+        const problems = async (file: StackFile) => {
+            const r = await runProgramUnderMocks(file);
+            assert.ok(!r.ok, "refused");
+            assert.equal(r.resources?.length ?? 0, 0, "nothing registered");
+            return r.problems.map((p) => `${p.path}: ${p.message}`);
+        };
+        assert.deepEqual(await problems(tailnetStack({ devices: ["a"], tailscale: revoked([["a", "nSomeOther1"]]) })), ['zero-trust-ollama:tailscale.revokedDevices[0].name: "a" is still enrolled (devices[0]); remove it from devices to revoke it']);
+        assert.deepEqual(await problems(tailnetStack({ devices: ["a"], tailscale: revoked([["b", `n${nodeId("a")}CNTRL`]]) })), [`zero-trust-ollama:tailscale.revokedDevices[0].tailscaleDeviceId: node "n${nodeId("a")}CNTRL" is enrolled as devices[0]; a node cannot be both authorised and de-authorised`]);
+        assert.deepEqual(await problems(tailnetStack({ devices: [], tailscale: revoked([["b", "nBbbbbb1"], ["b", "nBbbbbb1"]]) })), [
+            'zero-trust-ollama:tailscale.revokedDevices[1].name: duplicate name "b" (also tailscale.revokedDevices[0])',
+            'zero-trust-ollama:tailscale.revokedDevices[1].tailscaleDeviceId: duplicate tailscaleDeviceId "nBbbbbb1" (also tailscale.revokedDevices[0])',
+        ]);
+        assert.match((await problems(tailnetStack({ devices: [], tailscale: "    serverAddress: 100.101.102.103\n    revokedDevices:\n      - name: b\n        tailscaleDeviceId: n-b\n" }))).join("\n"), /revokedDevices\[0\]\.tailscaleDeviceId: must be a Tailscale node id/);
+        assert.match((await problems(tailnetStack({ devices: [], tailscale: "    serverAddress: 100.101.102.103\n    revokedDevices:\n      - name: b\n        tailscaleDeviceId: nBbbbbb1\n        authorized: true\n" }))).join("\n"), /revokedDevices\[0\].*authorized/);
+        const off = parseStackFile("config:\n  zero-trust-ollama:domain: ollama.example.internal\n  zero-trust-ollama:tailscale:\n    revokedDevices:\n      - name: b\n        tailscaleDeviceId: nBbbbbb1\n", "off.yaml");
+        assert.deepEqual(await problems(off), ["zero-trust-ollama:tailscale.revokedDevices: only applies with tailscale.enabled: true"]);
+    });
+
+    test("revocation by removal alone: devices [a,b,c] -> [a,c] deletes exactly b's tags and authorisation (the provider's authorisation delete changes nothing at the tailnet: see revokedDevices)", async () => {
         const tailscaleOf = (rs: RecordedResource[]) => new Map(rs.filter((r) => r.type.startsWith("tailscale:")).map((r) => [r.urn, r]));
         const before = tailscaleOf((await runOk(tailnetStack({ devices: ["a", "b", "c"] }))).resources);
         const after = tailscaleOf((await runOk(tailnetStack({ devices: ["a", "c"] }))).resources);
