@@ -6,7 +6,7 @@
  * from another corpus or a held-out target (issue 14) is missed.
  */
 import { CLASSIFIER_RULE, findJailbreak, JAILBREAK_MODEL } from "../filter/src/jailbreak";
-import { hasTemplateToken, matchRules, normalise } from "../filter/src/jailbreak-rules";
+import { normalise, ruleVerdict } from "../filter/src/jailbreak-rules";
 import { evaluate, isHeldOut, readCorpus, TARGETS, type Figures } from "./lib/jailbreak-corpus";
 import { exitWithUsageIfAsked } from "./lib/cli";
 
@@ -26,10 +26,7 @@ function main(): number {
     const corpus = readCorpus();
     const heldOut = corpus.entries.filter(isHeldOut);
     const filter = evaluate(heldOut, (text) => findJailbreak(text) !== undefined);
-    const rules = evaluate(heldOut, (text) => {
-        const t = normalise(text);
-        return hasTemplateToken(t) || matchRules(t) !== undefined;
-    });
+    const rules = evaluate(heldOut, (text) => ruleVerdict(normalise(text)).refuse !== undefined);
     const modelOnly = evaluate(heldOut, (text) => findJailbreak(text) === CLASSIFIER_RULE).overall;
     const lines = [
         `held-out split of ${corpus.entries.length} prompts: ${filter.overall.attacks} attacks, ${filter.overall.benign} benign (corpus sha256 ${corpus.sha256.slice(0, 16)}…)`,
@@ -39,7 +36,7 @@ function main(): number {
         row("overall", filter.overall, rules.overall),
         ...Object.entries(filter.byFamily).map(([family, f]) => row(family, f, rules.byFamily[family]!)),
         "",
-        `false refusals: ${rules.overall.falsePositives} by the phrase rules and template tokens (which refuse outright), ${modelOnly.falsePositives} more by the model (${pct(modelOnly.falsePositiveRate).trim()} of benign prompts)`,
+        `false refusals: ${rules.overall.falsePositives} by the phrase rules and template tokens (which refuse outright; a match quoted in a question about it goes to the model instead), ${modelOnly.falsePositives} more by the model (${pct(modelOnly.falsePositiveRate).trim()} of benign prompts)`,
         "",
     ];
     const problems: string[] = [];

@@ -12,9 +12,9 @@
 import { createHash } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { hasTemplateToken, matchRules, normalise } from "../filter/src/jailbreak-rules";
-import { featureScale, forEachFeature, kindOf, LAYOUT, loadModel, MODEL_FORMAT, score, type FeatureKind } from "../filter/src/jailbreak-score";
-import { figures, isHeldOut, readCorpus, type CorpusEntry } from "./lib/jailbreak-corpus";
+import { normalise, ruleVerdict } from "../filter/src/jailbreak-rules";
+import { checkJailbreak, featureScale, forEachFeature, kindOf, LAYOUT, loadModel, MODEL_FORMAT, type FeatureKind } from "../filter/src/jailbreak-score";
+import { evaluate, figures, isHeldOut, readCorpus, type CorpusEntry } from "./lib/jailbreak-corpus";
 import { exitWithUsageIfAsked } from "./lib/cli";
 
 export const MODEL_PATH = join(__dirname, "..", "filter", "src", "jailbreak-model.json");
@@ -28,15 +28,14 @@ const LEARNING_RATE = 0.1;
  * training prompts the model then leans on the few general concepts rather than on the many
  * n-grams that only fit the phrasings it saw.
  */
-const L2: Record<FeatureKind, number> = { ngram: 3e-5, word: 3e-6, concept: 5e-7 };
+const L2: Record<FeatureKind, number> = { ngram: 1e-5, word: 1e-6, concept: 1e-7 };
 const FOLDS = 5;
 const FOLD_SALT = "zto-jailbreak-folds-1";
 /**
- * Out-of-fold false refusal rate of the model on benign prompts the rules let through, which
- * the threshold is chosen for: half the held-out target, as the rules' own false refusals and a
- * margin take the rest.
+ * Out-of-fold false refusal rate of the rules and the model together, which the threshold is
+ * chosen for: under the held-out target of 1%, leaving a margin for prompts unlike the training ones.
  */
-const TARGET_FOLD_FPR = 0.005;
+const TARGET_FOLD_FPR = 0.0075;
 
 interface Example {
     readonly entry: CorpusEntry;
@@ -51,12 +50,17 @@ interface Example {
 
 function example(entry: CorpusEntry): Example {
     const t = normalise(entry.text);
+    const verdict = ruleVerdict(t);
     const seen = new Set<number>();
     // Each feature once per text, as the filter counts it once per block.
-    forEachFeature(t, (features, length) => {
-        for (let i = 0; i < length; i++) seen.add(features[i]!);
-    });
-    return { entry, index: Int32Array.from(seen), value: featureScale(seen.size), ruled: hasTemplateToken(t) || matchRules(t) !== undefined, y: entry.label === "attack" ? 1 : 0 };
+    forEachFeature(
+        t,
+        (features, length) => {
+            for (let i = 0; i < length; i++) seen.add(features[i]!);
+        },
+        verdict.mentioned,
+    );
+    return { entry, index: Int32Array.from(seen), value: featureScale(seen.size), ruled: verdict.refuse !== undefined, y: entry.label === "attack" ? 1 : 0 };
 }
 
 interface Trained {
@@ -125,7 +129,15 @@ function thresholdFor(benignScores: number[], rate: number): number {
 
 const round = (x: number) => Number(x.toFixed(4));
 
-function main(): void {
+/** Out-of-fold figures per family, and with `listErrors` every training prompt the folds got wrong. */
+function reportFolds(training: readonly CorpusEntry[], refused: (e: CorpusEntry) => boolean, listErrors: boolean): string {
+    const { byFamily } = evaluate(training, (text) => refused(training.find((e) => e.text === text)!));
+    const lines = Object.entries(byFamily).map(([family, f]) => `  ${family.padEnd(32)} ${f.attacks ? `recall ${(100 * f.recall).toFixed(1)}% of ${f.attacks}` : `false refusals ${(100 * f.falsePositiveRate).toFixed(1)}% of ${f.benign}`}`);
+    if (listErrors) for (const e of training) if (refused(e) !== (e.label === "attack")) lines.push(`  ${e.label === "attack" ? "missed" : "refused"} ${e.family}: ${JSON.stringify(e.text.slice(0, 160))}`);
+    return lines.join("\n") + "\n";
+}
+
+function main(argv: readonly string[]): void {
     const corpus = readCorpus();
     const training = corpus.entries.filter((e) => !isHeldOut(e));
     const examples = training.map(example);
@@ -137,12 +149,22 @@ function main(): void {
         for (const ex of examples) if (foldOf(ex.entry) === f) oof.set(ex.entry, raw(model, ex));
     }
     const benign = examples.filter((ex) => ex.y === 0);
+    // The rules' own false refusals count against the same budget.
+    const open = benign.filter((ex) => !ex.ruled);
     const threshold = thresholdFor(
-        benign.filter((ex) => !ex.ruled).map((ex) => oof.get(ex.entry)!),
-        (TARGET_FOLD_FPR * benign.length) / benign.filter((ex) => !ex.ruled).length,
+        open.map((ex) => oof.get(ex.entry)!),
+        Math.max(0, TARGET_FOLD_FPR * benign.length - (benign.length - open.length)) / open.length,
     );
     const ruled = new Set(examples.filter((ex) => ex.ruled).map((ex) => ex.entry));
     const crossValidation = figures(training, (e) => ruled.has(e) || oof.get(e)! >= threshold);
+    if (argv.includes("--folds-only")) {
+        const curve = [0.005, 0.0075, 0.01, 0.015, 0.02].map((rate) => {
+            const t = thresholdFor(open.map((ex) => oof.get(ex.entry)!), Math.max(0, rate * benign.length - (benign.length - open.length)) / open.length);
+            return `false refusals <= ${(100 * rate).toFixed(2)}%: recall ${(100 * figures(training, (e) => ruled.has(e) || oof.get(e)! >= t).recall).toFixed(1)}%`;
+        });
+        process.stdout.write(`${curve.join("\n")}\ncross-validation: ${JSON.stringify(crossValidation)}\n${reportFolds(training, (e) => ruled.has(e) || oof.get(e)! >= threshold, argv.includes("--errors"))}`);
+        return;
+    }
 
     const final = train(examples);
     const { scale, base64 } = quantise(final);
@@ -164,7 +186,7 @@ function main(): void {
     };
     // Training-split figures of the model as shipped (quantised, threshold applied, rules included).
     const shipped = loadModel(doc);
-    const trainingSplit = figures(training, (e) => ruled.has(e) || score(shipped, normalise(e.text)) >= shipped.threshold);
+    const trainingSplit = figures(training, (e) => checkJailbreak(shipped, e.text) !== undefined);
     const rounded = (f: ReturnType<typeof figures>) => ({ ...f, precision: round(f.precision), recall: round(f.recall), falsePositiveRate: round(f.falsePositiveRate) });
     doc.training.crossValidation = rounded(crossValidation);
     doc.training.trainingSplit = rounded(trainingSplit);
@@ -175,10 +197,17 @@ function main(): void {
     );
 }
 
-const USAGE = `usage: npm run train:filter
+const USAGE = `usage: npm run train:filter [-- --folds-only [--errors]]
   Trains the jailbreak model from the training split of test/fixtures/jailbreak/corpus.jsonl
   (never the held-out split) and writes filter/src/jailbreak-model.json with the corpus hash and
-  the cross-validation and training figures. Deterministic; takes no options.`;
+  the cross-validation and training figures. Deterministic.
+  --folds-only  only the 5-fold cross-validation inside the training split, per family; writes nothing
+  --errors      with --folds-only: also list the training prompts the folds got wrong`;
 
-exitWithUsageIfAsked(process.argv.slice(2), USAGE);
-main();
+const args = process.argv.slice(2);
+exitWithUsageIfAsked(args, USAGE);
+for (const a of args) if (a !== "--folds-only" && a !== "--errors") {
+    process.stderr.write(`train-jailbreak: unknown option ${a}\n${USAGE}\n`);
+    process.exit(2);
+}
+main(args);

@@ -180,8 +180,11 @@ export function hasTemplateToken(t: string): boolean {
     return TEMPLATE_TOKENS.some((token) => t.includes(token));
 }
 
-/** Id of the first phrase rule that fires on the normalised text `t`, or undefined. */
-export function matchRules(t: string): string | undefined {
+/**
+ * Id of the first phrase rule that fires on the normalised text `t`, or undefined. With `skip`, a
+ * match whose span [start, end) `skip` accepts does not count and the scan goes on.
+ */
+export function matchRules(t: string, skip?: (start: number, end: number) => boolean): string | undefined {
     const hits = vocabularyHits(t);
     const { rules, stepMask } = VOCABULARY;
     for (let r = 0; r < rules.length; r++) {
@@ -212,8 +215,121 @@ export function matchRules(t: string): string | undefined {
                 at = found;
                 step++;
             }
-            if (step === within.length) return rules[r]!.id;
+            if (step === within.length && !skip?.(hits.start[h]!, hits.end[at]!)) return rules[r]!.id;
         }
     }
     return undefined;
+}
+
+/** Rule ids in a fixed order: the model has one feature per id (a rule match it was handed, below). */
+export const RULE_IDS: readonly string[] = [...new Set(JAILBREAK_RULES.map((r) => r.id))];
+
+/**
+ * Words outside the quotation marks that make a quoted rule match a *mention*: the text asks
+ * about the phrase (what it means, how to detect or label it) instead of saying it to the model.
+ */
+const MENTION_WORDS = new Set([
+    "what", "why", "how", "explain", "mean", "means", "meaning", "classify", "label", "detect", "detects", "detector", "detection", "flag", "flagged", "catch", "catches", "distinguish", "describe",
+    "example", "examples", "sample", "phrase", "pattern", "attack", "attacks", "injection", "jailbreak", "jailbreaks", "attempt", "attempts", "famous", "meme", "known", "typed", "posted", "tried", "log", "logs", "logged", "incident", "moderation", "worry",
+]);
+/** Words outside the quotation marks that ask the model to carry the quoted text out: never a mention. */
+const OBEY_WORDS = new Set(["follow", "obey", "execute", "comply", "perform", "carry", "apply", "enact", "adopt", "decode"]);
+
+/** 1 for a quotation mark that opens and closes alike, 2 for an opening and 3 for a closing one. */
+function mentionQuote(t: string, i: number): number {
+    const c = t.charCodeAt(i);
+    if (c === 0x22 || c === 0x60) return 1;
+    if (c === 0x27) {
+        // An apostrophe inside a word ("don't") is no quotation mark.
+        const before = i > 0 && isWordChar(t.charCodeAt(i - 1));
+        const after = i + 1 < t.length && isWordChar(t.charCodeAt(i + 1));
+        return before === after ? 0 : before ? 3 : 2;
+    }
+    if (c === 0x201c || c === 0x201e || c === 0xab || c === 0x300c || c === 0x300e || c === 0x2018) return 2;
+    if (c === 0x201d || c === 0xbb || c === 0x300d || c === 0x300f || c === 0x2019) return 3;
+    return 0;
+}
+
+/**
+ * Where `t` quotes something inside a question or analysis: closed quoted spans, and whether
+ * the words outside every quote ask about the quotes (a mention word) without asking the model to
+ * carry them out (an obey word). One pass, only run when a rule matched.
+ */
+function quotedSpans(t: string): { spans: Int32Array; count: number } {
+    let spans = new Int32Array(16);
+    let count = 0;
+    let open = -1;
+    let mention = false;
+    let obey = false;
+    for (let i = 0, n = t.length; i < n; ) {
+        const q = mentionQuote(t, i);
+        if (q !== 0) {
+            if (open === -1 && q !== 3) open = i;
+            else if (open !== -1 && q !== 2) {
+                if (count * 2 === spans.length) {
+                    const grown = new Int32Array(spans.length * 2);
+                    grown.set(spans);
+                    spans = grown;
+                }
+                spans[count * 2] = open;
+                spans[count * 2 + 1] = i;
+                count++;
+                open = -1;
+            }
+            i++;
+            continue;
+        }
+        if (!isWordChar(t.charCodeAt(i))) {
+            i++;
+            continue;
+        }
+        const start = i;
+        while (i < n && isWordChar(t.charCodeAt(i))) i++;
+        if (open === -1 && i - start <= 12) {
+            const word = t.slice(start, i);
+            if (MENTION_WORDS.has(word)) mention = true;
+            if (OBEY_WORDS.has(word)) obey = true;
+        }
+    }
+    // An unclosed quote leaves the rest of the text unquoted; words after it were counted as
+    // quoted, which can only make a mention less likely, never more.
+    return { spans, count: mention && !obey ? count : 0 };
+}
+
+/** What the phrase rules say about the normalised text `t`. */
+export interface RuleVerdict {
+    /** Rule id that refuses the text outright, or undefined. */
+    readonly refuse: string | undefined;
+    /** Index in RULE_IDS of a rule that matched only inside quotation marks of a mention, or -1. */
+    readonly mentioned: number;
+}
+
+/**
+ * The rules' verdict: template tokens and every rule match refuse outright, except a match
+ * that lies wholly inside closed quotation marks of a text that asks about it (a mention word
+ * outside the quotes, no obey word). Such a match is handed to the model as a feature instead
+ * (docs/filter.md, "Quoted attack phrases").
+ */
+export function ruleVerdict(t: string): RuleVerdict {
+    if (hasTemplateToken(t)) return { refuse: TEMPLATE_TOKEN_RULE, mentioned: -1 };
+    let quotes: { spans: Int32Array; count: number } | undefined;
+    const insideQuotes = (start: number, end: number) => {
+        quotes ??= quotedSpans(t);
+        // Spans are sorted and disjoint: binary search for the last one opening before `start`.
+        let lo = 0;
+        let hi = quotes.count - 1;
+        let k = -1;
+        while (lo <= hi) {
+            const mid = (lo + hi) >> 1;
+            if (quotes.spans[2 * mid]! < start) {
+                k = mid;
+                lo = mid + 1;
+            } else hi = mid - 1;
+        }
+        return k !== -1 && end <= quotes.spans[2 * k + 1]!;
+    };
+    const refuse = matchRules(t, insideQuotes);
+    if (refuse !== undefined) return { refuse, mentioned: -1 };
+    const mentioned = quotes === undefined ? undefined : matchRules(t);
+    return { refuse: undefined, mentioned: mentioned === undefined ? -1 : RULE_IDS.indexOf(mentioned) };
 }

@@ -15,6 +15,7 @@
  * so an attack buried in pages of harmless text is not diluted away.
  */
 import { CONCEPTS } from "./jailbreak-lexicon";
+import { normalise, RULE_IDS, ruleVerdict } from "./jailbreak-rules";
 
 export const NGRAM_BITS = 15;
 export const WORD_BITS = 14;
@@ -23,6 +24,22 @@ const WORD_BUCKETS = 1 << WORD_BITS;
 
 /** Code units the features read: ASCII letters and digits, and every non-ASCII unit (other scripts). */
 const kept = (c: number) => (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c >= 128;
+
+/**
+ * Script folding: a Latin letter with diacritics reads as its base letter (`règle`, `regle` and
+ * `rêgle` are one word to the features), so accents, missing accents and lookalikes from another
+ * Latin block do not each need their own weights. Table over U+00C0-U+024F from NFD.
+ */
+const LATIN_FOLD = (() => {
+    const table = new Uint16Array(0x250);
+    for (let c = 0; c < table.length; c++) {
+        const base = String.fromCharCode(c).normalize("NFD").toLowerCase().charCodeAt(0);
+        table[c] = c >= 0xc0 && base >= 97 && base <= 122 ? base : c;
+    }
+    return table;
+})();
+const foldLetter = (c: number) => (c >= 0xc0 && c < 0x250 ? LATIN_FOLD[c]! : c);
+const foldWord = (w: string) => String.fromCharCode(...[...w].map((ch) => foldLetter(ch.charCodeAt(0))));
 
 /** 32-bit finaliser (murmur3 fmix32): nearby inputs land in unrelated buckets. */
 function fmix(h: number): number {
@@ -87,7 +104,7 @@ const LEXICON = (() => {
     names.forEach((name, concept) => {
         for (const entry of CONCEPTS[name]!) {
             const whole = entry.startsWith("=");
-            const stem = whole ? entry.slice(1) : entry;
+            const stem = foldWord(whole ? entry.slice(1) : entry);
             if (stem.length === 0 || stem.length > 31 || [...stem].some((ch) => !kept(ch.charCodeAt(0)) || ch !== ch.toLowerCase())) throw new Error(`jailbreak lexicon: ${name}: "${entry}" is not one lower-case word`);
             if (unspaced(stem.charCodeAt(0))) {
                 const first = stem.charCodeAt(0);
@@ -100,7 +117,8 @@ const LEXICON = (() => {
             if (!whole) prefixLengths |= 1 << stem.length;
         }
     });
-    return { concepts: names.length, prefix, exact, prefixLengths, unspacedByFirst };
+    const id = (name: string) => names.indexOf(name);
+    return { concepts: names.length, prefix, exact, prefixLengths, unspacedByFirst, ai: id("ai"), addressee: id("addressee"), blob: id("blob"), spelled: id("spelled"), roleWords: [id("secret"), id("instruction"), id("ai")] };
 })();
 
 /** Where each kind of feature starts in the weight array. */
@@ -110,7 +128,9 @@ export const LAYOUT = (() => {
     const concepts = words + WORD_BUCKETS;
     // Concepts outside quotation marks are ids 0..k-1, inside k..2k-1; a pair is (a, b) of those.
     const pairs = concepts + 2 * k;
-    return { ngrams: 0, words, concepts, pairs, size: pairs + 4 * k * k };
+    // One feature per phrase rule id: the rule matched, but only inside a quoted mention (jailbreak-rules.ts ruleVerdict).
+    const rules = pairs + 4 * k * k;
+    return { ngrams: 0, words, concepts, pairs, rules, size: rules + RULE_IDS.length };
 })();
 
 /** Feature kinds, for per-kind regularisation in training. */
@@ -170,10 +190,11 @@ function concept(c: number): void {
  * looked at a bounded number of times, whatever the text. Not re-entrant (the filter and the
  * trainer are single-threaded).
  */
-export function forEachFeature(t: string, visit: (features: Int32Array, length: number) => void): void {
-    const { prefix, exact, prefixLengths, unspacedByFirst } = LEXICON;
+export function forEachFeature(t: string, visit: (features: Int32Array, length: number) => void, mentionedRule = -1): void {
+    const { prefix, exact, prefixLengths, unspacedByFirst, ai, addressee, roleWords, blob, spelled } = LEXICON;
     onChunk = visit;
     chunkLength = 0;
+    if (mentionedRule >= 0) emit(LAYOUT.rules + mentionedRule);
     lastSeen.fill(-PAIR_WINDOW - 1);
     wordsSeen = 0;
     // Inside quotation marks a concept is a different feature: "ignore previous instructions"
@@ -188,10 +209,16 @@ export function forEachFeature(t: string, visit: (features: Int32Array, length: 
     let wordLength = 0;
     let wordStart = 0;
     let wordMatched = false;
+    /** The concept the current word matched, or -1. */
+    let wordConcept = -1;
+    let wordDigits = 0;
+    /** One-letter words in a row. */
+    let letterRun = 0;
     let wordUnspaced = false;
     let previousWord = 0;
     for (let i = 0, n = t.length; i <= n; i++) {
-        let c = i < n ? t.charCodeAt(i) : 32;
+        const original = i < n ? t.charCodeAt(i) : 32;
+        let c = foldLetter(original);
         const mark = quoteMark(c);
         if (mark !== 0) {
             quoted = mark === QUOTE_TOGGLE ? quoted ^ 1 : mark === QUOTE_OPEN ? 1 : 0;
@@ -215,29 +242,44 @@ export function forEachFeature(t: string, visit: (features: Int32Array, length: 
                 previousWord = word;
                 if (!wordMatched) {
                     const whole = exact.get(word);
-                    if (whole !== -1) concept(whole);
+                    if (whole !== -1) {
+                        concept(whole);
+                        wordConcept = whole;
+                    }
                 }
+                // A role marker or an address inside the text ("System:", "AI assistant:", "bot, ..."):
+                // text that speaks to the model, where data (a document, a tool description) should not.
+                if ((original === 58 && roleWords.includes(wordConcept)) || (original === 44 && wordConcept === ai)) concept(addressee);
                 if (wordUnspaced) {
                     for (let k = wordStart; k < i; k++) {
                         for (const { stem, concept: id } of unspacedByFirst.get(t.charCodeAt(k)) ?? NONE) if (k + stem.length <= i && t.startsWith(stem, k)) concept(id);
                     }
                 }
+                // Shapes of hidden payloads: a long run of letters mixed with digits (base64, hex), and
+                // a word spelled out one letter at a time ("r e v e a l").
+                if (wordLength >= 16 && wordDigits > 0 && wordDigits < wordLength) concept(blob);
+                letterRun = wordLength === 1 ? letterRun + 1 : 0;
+                if (letterRun === 4) concept(spelled);
                 wordsSeen++;
             }
             word = SEED_WORD;
+            wordDigits = 0;
             wordLength = 0;
             wordMatched = false;
+            wordConcept = -1;
             wordUnspaced = false;
         } else {
             if (wordLength === 0) wordStart = i;
             word = mix(word, c);
             wordLength++;
+            if (c <= 57) wordDigits++;
             if (unspaced(c)) wordUnspaced = true;
             if (!wordMatched && wordLength < 32 && (prefixLengths >>> wordLength) & 1) {
                 const stem = prefix.get(word);
                 if (stem !== -1) {
                     concept(stem);
                     wordMatched = true;
+                    wordConcept = stem;
                 }
             }
         }
@@ -264,7 +306,7 @@ export interface Scorer {
  * Texts with fewer features are scaled as if they had this many: otherwise one word of a short
  * string ("RSA", "refuse") carries the weight of a whole sentence.
  */
-export const MIN_FEATURES = 100;
+export const MIN_FEATURES = 50;
 
 /** The scale of each feature of a window of `count` distinct features: its length does not decide its score. */
 export const featureScale = (count: number) => 1 / Math.sqrt(Math.max(count, MIN_FEATURES));
@@ -321,7 +363,7 @@ function scoreChunk(features: Int32Array, length: number): void {
  * distinct features and each window is two neighbouring blocks; a text of at most one window is
  * scored exactly as in training.
  */
-export function score(model: Scorer, t: string): number {
+export function score(model: Scorer, t: string, mentionedRule = -1): number {
     if (++block > 0xffff) {
         lastBlock.fill(0);
         block = 1;
@@ -329,14 +371,14 @@ export function score(model: Scorer, t: string): number {
     scorer = model;
     windowState.fill(0);
     windowState[4] = -Infinity;
-    forEachFeature(t, scoreChunk);
+    forEachFeature(t, scoreChunk, mentionedRule);
     const [sum, count, previousSum, previousCount, best] = windowState;
     const last = count > 0 || best === -Infinity ? (previousSum + sum) * featureScale(previousCount + count) : -Infinity;
     return model.bias + model.weightScale * Math.max(best, last);
 }
 
 /** Format tag of jailbreak-model.json; a trainer writing another layout must change it. */
-export const MODEL_FORMAT = "zto-jailbreak-logreg-2";
+export const MODEL_FORMAT = "zto-jailbreak-logreg-3";
 
 export interface JailbreakModel extends Scorer {
     /** Refuse when the log-odds score is at least this. */
@@ -369,4 +411,19 @@ export function loadModel(doc: unknown): JailbreakModel {
     const scale = finite(d, "weightScale");
     const weightsInt8 = Int8Array.from(new Int8Array(bytes.buffer, bytes.byteOffset, bytes.length));
     return { bias: finite(d, "bias"), threshold: finite(d, "threshold"), window, weightsInt8, weightScale: scale, corpusSha256: d.corpusSha256 };
+}
+
+/** Rule id of a refusal only the model made (no phrase rule fired). */
+export const CLASSIFIER_RULE = "jailbreak.classifier";
+
+/**
+ * The whole check on one text: template tokens and phrase rules refuse outright, except a rule
+ * matched only inside a quoted mention, which the model reads as a feature; the model refuses at
+ * its threshold. Returns the refusing rule id, or undefined.
+ */
+export function checkJailbreak(model: JailbreakModel, text: string): string | undefined {
+    const t = normalise(text);
+    const { refuse, mentioned } = ruleVerdict(t);
+    if (refuse !== undefined) return refuse;
+    return score(model, t, mentioned) >= model.threshold ? CLASSIFIER_RULE : undefined;
 }

@@ -6,27 +6,24 @@
  * names the rule that fired, or `jailbreak.classifier` when only the model saw an attack.
  */
 import MODEL_FILE from "./jailbreak-model.json";
-import { hasTemplateToken, matchRules, normalise, TEMPLATE_TOKEN_RULE } from "./jailbreak-rules";
-import { loadModel, score, type JailbreakModel } from "./jailbreak-score";
+import { normalise, ruleVerdict } from "./jailbreak-rules";
+import { checkJailbreak, loadModel, score, type JailbreakModel } from "./jailbreak-score";
 
-export { loadModel, type JailbreakModel } from "./jailbreak-score";
-export { JAILBREAK_RULES, normalise, TEMPLATE_TOKEN_RULE, TEMPLATE_TOKENS, type JailbreakRule } from "./jailbreak-rules";
-
-/** Rule id of a refusal only the model made (no phrase rule fired). */
-export const CLASSIFIER_RULE = "jailbreak.classifier";
+export { CLASSIFIER_RULE, loadModel, type JailbreakModel } from "./jailbreak-score";
+export { JAILBREAK_RULES, normalise, RULE_IDS, TEMPLATE_TOKEN_RULE, TEMPLATE_TOKENS, type JailbreakRule } from "./jailbreak-rules";
 
 export const JAILBREAK_MODEL = loadModel(MODEL_FILE);
 
 /** The model's log-odds that a text is an attack. */
 export function jailbreakScore(text: string, model: JailbreakModel = JAILBREAK_MODEL): number {
-    return score(model, normalise(text));
+    const t = normalise(text);
+    return score(model, t, ruleVerdict(t).mentioned);
 }
 
-/** Rule id that refuses the text, or undefined when it may pass. */
+/**
+ * Rule id that refuses the text, or undefined when it may pass. A phrase rule that matched only
+ * inside a quoted mention does not refuse by itself: the model reads it as a feature.
+ */
 export function findJailbreak(text: string, model: JailbreakModel = JAILBREAK_MODEL): string | undefined {
-    const t = normalise(text);
-    if (hasTemplateToken(t)) return TEMPLATE_TOKEN_RULE;
-    const rule = matchRules(t);
-    if (rule !== undefined) return rule;
-    return score(model, t) >= model.threshold ? CLASSIFIER_RULE : undefined;
+    return checkJailbreak(model, text);
 }
