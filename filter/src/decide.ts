@@ -8,7 +8,7 @@ import type { FilterRules, PiiDetector } from "../../components/filter/rules";
 import { ENDPOINTS, matchEndpoint, type Endpoint } from "../../components/gateway/endpoints";
 import { namesCloudModel } from "./cloud";
 import { foldCompatibility, foldedForms } from "./fold";
-import { findJailbreak } from "./jailbreak";
+import { findJailbreakInReading } from "./jailbreak";
 import { parseRequestJson } from "./json";
 import { findPii, placeholder, redact, type PiiMatch } from "./pii";
 import { canonicalBody, hasBodySpec, inspectBody, Refusal, setSlotText, slotText } from "./shape";
@@ -152,7 +152,7 @@ export function decide(policy: Policy, req: FilterRequest): Decision {
     if (rules.jailbreak.action === "block") {
         for (const forms of readings) {
             for (const form of forms) {
-                const rule = findJailbreak(form);
+                const rule = findJailbreakInReading(form);
                 if (rule) return refuse(422, "jailbreak_detected", rule, facts);
             }
         }

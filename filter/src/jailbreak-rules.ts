@@ -107,13 +107,23 @@ function wordsBetween(t: string, from: number, to: number): number {
 }
 
 const hashStep = (h: number, c: number) => (Math.imul(h, 31) + c) | 0;
-/** Vocabulary word ids by hash, so the scan below looks words up without cutting substrings. */
-const BY_HASH = new Map<number, number[]>();
+/**
+ * Vocabulary word ids by hash, so the scan below looks words up without cutting substrings: open
+ * addressing in typed arrays (a Map keyed by hashes that are not small integers costs far more
+ * per word). Equal hashes of different words take neighbouring slots; the lookup compares text.
+ */
+const SLOTS = 1024;
+const SLOT_HASH = new Int32Array(SLOTS);
+const SLOT_WORD = new Int32Array(SLOTS).fill(-1);
 VOCABULARY.words.forEach((word, id) => {
     let h = 0;
     for (let i = 0; i < word.length; i++) h = hashStep(h, word.charCodeAt(i));
-    BY_HASH.set(h, [...(BY_HASH.get(h) ?? []), id]);
+    let slot = h & (SLOTS - 1);
+    while (SLOT_WORD[slot] !== -1) slot = (slot + 1) & (SLOTS - 1);
+    SLOT_HASH[slot] = h;
+    SLOT_WORD[slot] = id;
 });
+if (VOCABULARY.words.length > SLOTS / 2) throw new Error("jailbreak rules: vocabulary too large for its table");
 
 /** Vocabulary words found in a text, as typed arrays (a 1 MiB prompt can hold ~300k words). */
 interface Hits {
@@ -162,9 +172,9 @@ function vocabularyHits(t: string): Hits {
             h = hashStep(h, c);
         }
         if (i === start || i - start > MAX_WORD) continue;
-        const candidates = BY_HASH.get(h);
-        if (!candidates) continue;
-        for (const id of candidates) {
+        for (let slot = h & (SLOTS - 1); SLOT_WORD[slot] !== -1; slot = (slot + 1) & (SLOTS - 1)) {
+            if (SLOT_HASH[slot] !== h) continue;
+            const id = SLOT_WORD[slot]!;
             const word = VOCABULARY.words[id]!;
             if (word.length === i - start && t.startsWith(word, start)) {
                 pushHit(hits, start, i, id);

@@ -1,7 +1,7 @@
 /**
  * The jailbreak classifier: logistic regression over features of the normalised text, each a
  * 0/1 indicator with its own weight:
- * - character 3/4/5-grams (runs of punctuation and spaces read as one space, so they span word
+ * - character 4-grams (runs of punctuation and spaces read as one space, so they span word
  *   edges), hashed into NGRAM_BUCKETS weights;
  * - words and word bigrams, hashed into WORD_BUCKETS weights;
  * - concepts of a small multilingual lexicon (jailbreak-lexicon.ts) and pairs of concepts a few
@@ -60,6 +60,7 @@ const QUOTE_CLOSE = 3;
 /** `"` toggles; typographic, guillemet and corner quotes open and close. */
 function quoteMark(c: number): number {
     if (c === 0x22) return QUOTE_TOGGLE;
+    if (c < 0xab) return 0;
     if (c === 0x201c || c === 0xab || c === 0x300c || c === 0x300e || c === 0x201e) return QUOTE_OPEN;
     if (c === 0x201d || c === 0xbb || c === 0x300d || c === 0x300f) return QUOTE_CLOSE;
     return 0;
@@ -68,7 +69,21 @@ function quoteMark(c: number): number {
 /** CJK ideographs, kana and Hangul, written without spaces between words. */
 const unspaced = (c: number) => (c >= 0x2e80 && c <= 0x9fff) || (c >= 0xac00 && c <= 0xd7af);
 
-const NONE: readonly { stem: string; concept: number }[] = [];
+/**
+ * Per UTF-16 code unit, what the scan reads: the unit after script folding, or 32 for anything
+ * that is not kept (spaces, punctuation, quotation marks), and its class. One table lookup per
+ * character instead of a chain of range tests.
+ */
+const QUOTE_BITS = 3;
+const UNSPACED = 4;
+const UNIT = new Uint16Array(0x10000);
+const UNIT_CLASS = new Uint8Array(0x10000);
+for (let u = 0; u < 0x10000; u++) {
+    const c = foldLetter(u);
+    const mark = quoteMark(c);
+    UNIT[u] = mark !== 0 || !kept(c) ? 32 : c;
+    UNIT_CLASS[u] = mark | (unspaced(c) ? UNSPACED : 0);
+}
 
 /** Two concepts at most this many words apart form a pair feature. */
 const PAIR_WINDOW = 8;
@@ -100,6 +115,8 @@ const LEXICON = (() => {
     const prefix = new StemTable();
     const exact = new StemTable();
     const unspacedByFirst = new Map<number, { stem: string; concept: number }[]>();
+    /** Per first code unit, its index in `unspacedStems` (-1: no stem starts with it): an array read per character, not a Map lookup. */
+    const unspacedIndex = new Int16Array(0x10000).fill(-1);
     let prefixLengths = 0;
     names.forEach((name, concept) => {
         for (const entry of CONCEPTS[name]!) {
@@ -117,8 +134,12 @@ const LEXICON = (() => {
             if (!whole) prefixLengths |= 1 << stem.length;
         }
     });
+    const unspacedStems = [...unspacedByFirst.entries()].map(([first, stems], i) => {
+        unspacedIndex[first] = i;
+        return stems;
+    });
     const id = (name: string) => names.indexOf(name);
-    return { concepts: names.length, prefix, exact, prefixLengths, unspacedByFirst, ai: id("ai"), addressee: id("addressee"), blob: id("blob"), spelled: id("spelled"), roleWords: [id("secret"), id("instruction"), id("ai")] };
+    return { concepts: names.length, prefix, exact, prefixLengths, unspacedIndex, unspacedStems, ai: id("ai"), addressee: id("addressee"), blob: id("blob"), spelled: id("spelled"), roleWords: [id("secret"), id("instruction"), id("ai")] };
 })();
 
 /** Where each kind of feature starts in the weight array. */
@@ -137,14 +158,11 @@ export const LAYOUT = (() => {
 export type FeatureKind = "ngram" | "word" | "concept";
 export const kindOf = (feature: number): FeatureKind => (feature < LAYOUT.words ? "ngram" : feature < LAYOUT.concepts ? "word" : "concept");
 
-/** Odd multipliers: the n-gram polynomial base and one Fibonacci-hashing constant per n-gram length. */
+/** Odd multipliers: the n-gram polynomial base and a Fibonacci-hashing constant. */
 const BASE = 0x01000193;
 const BASE_2 = Math.imul(BASE, BASE);
 const BASE_3 = Math.imul(BASE_2, BASE);
-const BASE_4 = Math.imul(BASE_3, BASE);
-const GOLDEN_3 = 0x9e3779b1;
 const GOLDEN_4 = 0x85ebca77;
-const GOLDEN_5 = 0xc2b2ae3d;
 const NGRAM_SHIFT = 32 - NGRAM_BITS;
 
 /**
@@ -166,22 +184,36 @@ function emit(feature: number): void {
 /** State of the running scan, at module level so neither it nor `concept` is allocated per call. */
 let wordsSeen = 0;
 let quoted = 0;
-/** Word index at which each concept was last seen, reset per text. */
-const lastSeen = new Int32Array(LEXICON.concepts);
+/**
+ * The last RECENT concepts counted and the word index of each, newest at `recentHead - 1`: a
+ * word yields at most a few concepts, so the ring holds every concept of the last PAIR_WINDOW
+ * words, and pairing a concept costs the handful seen recently rather than a pass over the lexicon.
+ */
+const RECENT = 64;
+const recentConcept = new Int32Array(RECENT);
+const recentWord = new Int32Array(RECENT);
+let recentHead = 0;
+let recentCount = 0;
 
-/** Counts concept `c` at the current word, and a pair with every concept seen a few words before. */
+/** Counts concept `c` at the current word, and a pair with every other concept seen a few words before. */
 function concept(c: number): void {
     const k = LEXICON.concepts;
     const q = quoted * k;
     emit(LAYOUT.concepts + q + c);
-    for (let a = 0; a < k; a++) {
-        if (a !== c && wordsSeen - lastSeen[a]! <= PAIR_WINDOW) {
+    for (let j = 1; j <= recentCount; j++) {
+        const slot = (recentHead - j) & (RECENT - 1);
+        if (wordsSeen - recentWord[slot]! > PAIR_WINDOW) break;
+        const a = recentConcept[slot]!;
+        if (a !== c) {
             const x = q + a;
             const y = q + c;
             emit(LAYOUT.pairs + (x < y ? x * 2 * k + y : y * 2 * k + x));
         }
     }
-    lastSeen[c] = wordsSeen;
+    recentConcept[recentHead] = c;
+    recentWord[recentHead] = wordsSeen;
+    recentHead = (recentHead + 1) & (RECENT - 1);
+    if (recentCount < RECENT) recentCount++;
 }
 
 /**
@@ -191,11 +223,11 @@ function concept(c: number): void {
  * trainer are single-threaded).
  */
 export function forEachFeature(t: string, visit: (features: Int32Array, length: number) => void, mentionedRule = -1): void {
-    const { prefix, exact, prefixLengths, unspacedByFirst, ai, addressee, roleWords, blob, spelled } = LEXICON;
+    const { prefix, exact, prefixLengths, unspacedIndex, unspacedStems, ai, addressee, roleWords, blob, spelled } = LEXICON;
     onChunk = visit;
     chunkLength = 0;
     if (mentionedRule >= 0) emit(LAYOUT.rules + mentionedRule);
-    lastSeen.fill(-PAIR_WINDOW - 1);
+    recentCount = 0;
     wordsSeen = 0;
     // Inside quotation marks a concept is a different feature: "ignore previous instructions"
     // quoted in a question about it reads differently from the same words said to the model.
@@ -204,7 +236,6 @@ export function forEachFeature(t: string, visit: (features: Int32Array, length: 
     let p1 = 32;
     let p2 = 32;
     let p3 = 32;
-    let p4 = 32;
     let word = SEED_WORD;
     let wordLength = 0;
     let wordStart = 0;
@@ -218,23 +249,14 @@ export function forEachFeature(t: string, visit: (features: Int32Array, length: 
     let previousWord = 0;
     for (let i = 0, n = t.length; i <= n; i++) {
         const original = i < n ? t.charCodeAt(i) : 32;
-        let c = foldLetter(original);
-        const mark = quoteMark(c);
-        if (mark !== 0) {
-            quoted = mark === QUOTE_TOGGLE ? quoted ^ 1 : mark === QUOTE_OPEN ? 1 : 0;
-            c = 32;
-        }
-        if (!kept(c)) {
-            if (p1 === 32) continue;
-            c = 32;
-        }
-        // Polynomial hashes of the last 3, 4 and 5 characters, spread by one multiplication each.
-        const h3 = (Math.imul(p2, BASE_2) + Math.imul(p1, BASE) + c) | 0;
-        const h4 = (Math.imul(p3, BASE_3) + h3) | 0;
-        const h5 = (Math.imul(p4, BASE_4) + h4) | 0;
-        if (p2 !== 32 || p1 !== 32) emit(Math.imul(h3, GOLDEN_3) >>> NGRAM_SHIFT);
+        const c = UNIT[original]!;
+        const mark = UNIT_CLASS[original]! & QUOTE_BITS;
+        if (mark !== 0) quoted = mark === QUOTE_TOGGLE ? quoted ^ 1 : mark === QUOTE_OPEN ? 1 : 0;
+        if (c === 32 && p1 === 32) continue;
+        // Polynomial hash of the last 4 characters, spread by one multiplication. (3- and 5-grams
+        // as well cost two more features per character and did not raise cross-validated recall.)
+        const h4 = (Math.imul(p3, BASE_3) + Math.imul(p2, BASE_2) + Math.imul(p1, BASE) + c) | 0;
         emit(Math.imul(h4, GOLDEN_4) >>> NGRAM_SHIFT);
-        emit(Math.imul(h5, GOLDEN_5) >>> NGRAM_SHIFT);
         if (c === 32) {
             if (wordLength > 0) {
                 emit(LAYOUT.words + (fmix(word) & (WORD_BUCKETS - 1)));
@@ -252,7 +274,16 @@ export function forEachFeature(t: string, visit: (features: Int32Array, length: 
                 if ((original === 58 && roleWords.includes(wordConcept)) || (original === 44 && wordConcept === ai)) concept(addressee);
                 if (wordUnspaced) {
                     for (let k = wordStart; k < i; k++) {
-                        for (const { stem, concept: id } of unspacedByFirst.get(t.charCodeAt(k)) ?? NONE) if (k + stem.length <= i && t.startsWith(stem, k)) concept(id);
+                        // Each stem found counts as a word, so pairs stay within PAIR_WINDOW stems
+                        // however long the run is (a bounded number of pairs per stem).
+                        const first = unspacedIndex[t.charCodeAt(k)]!;
+                        if (first === -1) continue;
+                        for (const { stem, concept: id } of unspacedStems[first]!) {
+                            if (k + stem.length <= i && t.startsWith(stem, k)) {
+                                concept(id);
+                                wordsSeen++;
+                            }
+                        }
                     }
                 }
                 // Shapes of hidden payloads: a long run of letters mixed with digits (base64, hex), and
@@ -273,7 +304,7 @@ export function forEachFeature(t: string, visit: (features: Int32Array, length: 
             word = mix(word, c);
             wordLength++;
             if (c <= 57) wordDigits++;
-            if (unspaced(c)) wordUnspaced = true;
+            if (UNIT_CLASS[original]! & UNSPACED) wordUnspaced = true;
             if (!wordMatched && wordLength < 32 && (prefixLengths >>> wordLength) & 1) {
                 const stem = prefix.get(word);
                 if (stem !== -1) {
@@ -283,7 +314,6 @@ export function forEachFeature(t: string, visit: (features: Int32Array, length: 
                 }
             }
         }
-        p4 = p3;
         p3 = p2;
         p2 = p1;
         p1 = c;
@@ -419,10 +449,11 @@ export const CLASSIFIER_RULE = "jailbreak.classifier";
 /**
  * The whole check on one text: template tokens and phrase rules refuse outright, except a rule
  * matched only inside a quoted mention, which the model reads as a feature; the model refuses at
- * its threshold. Returns the refusing rule id, or undefined.
+ * its threshold. Returns the refusing rule id, or undefined. `folded`: the text is already a
+ * reading from fold.ts (folding again would give the same text, at the cost of NFKC).
  */
-export function checkJailbreak(model: JailbreakModel, text: string): string | undefined {
-    const t = normalise(text);
+export function checkJailbreak(model: JailbreakModel, text: string, folded = false): string | undefined {
+    const t = folded ? text.toLowerCase() : normalise(text);
     const { refuse, mentioned } = ruleVerdict(t);
     if (refuse !== undefined) return refuse;
     return score(model, t, mentioned) >= model.threshold ? CLASSIFIER_RULE : undefined;

@@ -27,3 +27,8 @@ export function jailbreakScore(text: string, model: JailbreakModel = JAILBREAK_M
 export function findJailbreak(text: string, model: JailbreakModel = JAILBREAK_MODEL): string | undefined {
     return checkJailbreak(model, text);
 }
+
+/** findJailbreak for one of the readings `foldedForms` gave (fold.ts): it is not folded again. */
+export function findJailbreakInReading(reading: string): string | undefined {
+    return checkJailbreak(JAILBREAK_MODEL, reading, true);
+}
