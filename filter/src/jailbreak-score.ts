@@ -134,9 +134,10 @@ const LEXICON = (() => {
             if (!whole) prefixLengths |= 1 << stem.length;
         }
     });
+    // Per first unit: its stems' units after the first, and their concepts, as plain arrays.
     const unspacedStems = [...unspacedByFirst.entries()].map(([first, stems], i) => {
         unspacedIndex[first] = i;
-        return stems;
+        return { rests: stems.map((s) => Array.from(s.stem.slice(1), (ch) => ch.charCodeAt(0))), concepts: stems.map((s) => s.concept) };
     });
     const id = (name: string) => names.indexOf(name);
     return { concepts: names.length, prefix, exact, prefixLengths, unspacedIndex, unspacedStems, ai: id("ai"), addressee: id("addressee"), blob: id("blob"), spelled: id("spelled"), roleWords: [id("secret"), id("instruction"), id("ai")] };
@@ -194,17 +195,23 @@ const recentConcept = new Int32Array(RECENT);
 const recentWord = new Int32Array(RECENT);
 let recentHead = 0;
 let recentCount = 0;
+/** Per concept, the `pairing` (call of `concept`) that last paired it. */
+const pairedStamp = new Int32Array(LEXICON.concepts);
+let pairing = 0;
 
 /** Counts concept `c` at the current word, and a pair with every other concept seen a few words before. */
 function concept(c: number): void {
     const k = LEXICON.concepts;
     const q = quoted * k;
     emit(LAYOUT.concepts + q + c);
+    // Each pair once per call, however often its other concept recurs in the window.
+    pairedStamp[c] = ++pairing;
     for (let j = 1; j <= recentCount; j++) {
         const slot = (recentHead - j) & (RECENT - 1);
         if (wordsSeen - recentWord[slot]! > PAIR_WINDOW) break;
         const a = recentConcept[slot]!;
-        if (a !== c) {
+        if (pairedStamp[a] !== pairing) {
+            pairedStamp[a] = pairing;
             const x = q + a;
             const y = q + c;
             emit(LAYOUT.pairs + (x < y ? x * 2 * k + y : y * 2 * k + x));
@@ -278,9 +285,14 @@ export function forEachFeature(t: string, visit: (features: Int32Array, length: 
                         // however long the run is (a bounded number of pairs per stem).
                         const first = unspacedIndex[t.charCodeAt(k)]!;
                         if (first === -1) continue;
-                        for (const { stem, concept: id } of unspacedStems[first]!) {
-                            if (k + stem.length <= i && t.startsWith(stem, k)) {
-                                concept(id);
+                        const { rests, concepts } = unspacedStems[first]!;
+                        for (let m = 0; m < rests.length; m++) {
+                            const rest = rests[m]!;
+                            if (k + rest.length >= i) continue;
+                            let r = 0;
+                            while (r < rest.length && t.charCodeAt(k + 1 + r) === rest[r]) r++;
+                            if (r === rest.length) {
+                                concept(concepts[m]!);
                                 wordsSeen++;
                             }
                         }
