@@ -5,16 +5,18 @@
  *
  * Logistic regression, class-weighted, L2-regularised, full-batch Adam: no random numbers, so
  * the same corpus always gives the same file. The threshold comes from 5-fold cross-validation
- * inside the training part (folds by a salted hash of the group): the lowest score that keeps
- * the out-of-fold false refusals at or under TARGET_FOLD_FPR, so it is not fitted to the very
- * prompts the final model memorised.
+ * inside the training part (folds by a salted hash of the group): the highest score at which
+ * the rules and the model together still refuse TARGETS.minRecall of the attacks out of fold,
+ * whatever false refusal rate follows. Recall comes first because the filter fails closed: a
+ * missed jailbreak reaches the model, a false refusal is a visible, audited error. Out-of-fold
+ * scores, so the threshold is not fitted to the very prompts the final model memorised.
  */
 import { createHash } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { normalise, ruleVerdict } from "../filter/src/jailbreak-rules";
 import { checkJailbreak, featureScale, forEachFeature, kindOf, LAYOUT, loadModel, MODEL_FORMAT, type FeatureKind } from "../filter/src/jailbreak-score";
-import { evaluate, figures, isHeldOut, readCorpus, type CorpusEntry } from "./lib/jailbreak-corpus";
+import { evaluate, figures, isHeldOut, readCorpus, TARGETS, thresholdForRecall, type CorpusEntry } from "./lib/jailbreak-corpus";
 import { exitWithUsageIfAsked } from "./lib/cli";
 
 export const MODEL_PATH = join(__dirname, "..", "filter", "src", "jailbreak-model.json");
@@ -31,11 +33,8 @@ const LEARNING_RATE = 0.1;
 const L2: Record<FeatureKind, number> = { ngram: 1e-5, word: 1e-6, concept: 1e-7 };
 const FOLDS = 5;
 const FOLD_SALT = "zto-jailbreak-folds-1";
-/**
- * Out-of-fold false refusal rate of the rules and the model together, which the threshold is
- * chosen for: under the held-out target of 1%, leaving a margin for prompts unlike the training ones.
- */
-const TARGET_FOLD_FPR = 0.0075;
+/** Out-of-fold recall of the rules and the model together that the threshold is chosen for: the issue's target. */
+const TARGET_FOLD_RECALL = TARGETS.minRecall;
 
 interface Example {
     readonly entry: CorpusEntry;
@@ -119,14 +118,6 @@ function quantise(model: Trained) {
 
 const foldOf = (e: CorpusEntry) => createHash("sha256").update(FOLD_SALT).update(e.group).digest().readUInt32BE(0) % FOLDS;
 
-/** Lowest threshold whose false refusal rate on `benignScores` is at most `rate`. */
-function thresholdFor(benignScores: number[], rate: number): number {
-    const sorted = [...benignScores].sort((a, b) => b - a);
-    const allowed = Math.floor(rate * sorted.length);
-    // Refuse at >= threshold: put it just above the (allowed+1)-th highest benign score.
-    return sorted[allowed]! + 1e-6;
-}
-
 const round = (x: number) => Number(x.toFixed(4));
 
 /** Out-of-fold figures per family, and with `listErrors` every training prompt the folds got wrong. */
@@ -148,21 +139,18 @@ function main(argv: readonly string[]): void {
         const model = train(examples.filter((ex) => foldOf(ex.entry) !== f));
         for (const ex of examples) if (foldOf(ex.entry) === f) oof.set(ex.entry, raw(model, ex));
     }
-    const benign = examples.filter((ex) => ex.y === 0);
-    // The rules' own false refusals count against the same budget.
-    const open = benign.filter((ex) => !ex.ruled);
-    const threshold = thresholdFor(
-        open.map((ex) => oof.get(ex.entry)!),
-        Math.max(0, TARGET_FOLD_FPR * benign.length - (benign.length - open.length)) / open.length,
-    );
+    const attacks = examples.filter((ex) => ex.y === 1).map((ex) => ({ ruled: ex.ruled, score: oof.get(ex.entry)! }));
+    const threshold = thresholdForRecall(attacks, TARGET_FOLD_RECALL);
     const ruled = new Set(examples.filter((ex) => ex.ruled).map((ex) => ex.entry));
-    const crossValidation = figures(training, (e) => ruled.has(e) || oof.get(e)! >= threshold);
+    const refusedAt = (t: number) => (e: CorpusEntry) => ruled.has(e) || oof.get(e)! >= t;
+    const crossValidation = figures(training, refusedAt(threshold));
     if (argv.includes("--folds-only")) {
-        const curve = [0.005, 0.0075, 0.01, 0.015, 0.02].map((rate) => {
-            const t = thresholdFor(open.map((ex) => oof.get(ex.entry)!), Math.max(0, rate * benign.length - (benign.length - open.length)) / open.length);
-            return `false refusals <= ${(100 * rate).toFixed(2)}%: recall ${(100 * figures(training, (e) => ruled.has(e) || oof.get(e)! >= t).recall).toFixed(1)}%`;
+        // The trade-off around the chosen point: false refusals the same rule gives for other recall targets.
+        const curve = [0.8, 0.85, TARGET_FOLD_RECALL, 0.95].map((recall) => {
+            const f = figures(training, refusedAt(thresholdForRecall(attacks, recall)));
+            return `recall >= ${(100 * recall).toFixed(0)}%: recall ${(100 * f.recall).toFixed(1)}%, false refusals ${(100 * f.falsePositiveRate).toFixed(2)}% (${f.falsePositives} of ${f.benign})`;
         });
-        process.stdout.write(`${curve.join("\n")}\ncross-validation: ${JSON.stringify(crossValidation)}\n${reportFolds(training, (e) => ruled.has(e) || oof.get(e)! >= threshold, argv.includes("--errors"))}`);
+        process.stdout.write(`${curve.join("\n")}\nthreshold ${threshold}\ncross-validation: ${JSON.stringify(crossValidation)}\n${reportFolds(training, refusedAt(threshold), argv.includes("--errors"))}`);
         return;
     }
 
@@ -173,13 +161,13 @@ function main(argv: readonly string[]): void {
         features: LAYOUT.size,
         window: WINDOW,
         corpusSha256: corpus.sha256,
-        threshold: round(threshold),
+        threshold,
         bias: final.bias,
         weightScale: scale,
         weightsInt8Base64: base64,
         training: {
             note: `trained by scripts/train-jailbreak.ts on the ${training.length} training prompts; held-out prompts are never read`,
-            hyperparameters: { iterations: ITERATIONS, learningRate: LEARNING_RATE, l2: L2, window: WINDOW, folds: FOLDS, foldSalt: FOLD_SALT, targetFoldFalsePositiveRate: TARGET_FOLD_FPR },
+            hyperparameters: { iterations: ITERATIONS, learningRate: LEARNING_RATE, l2: L2, window: WINDOW, folds: FOLDS, foldSalt: FOLD_SALT, targetFoldRecall: TARGET_FOLD_RECALL },
             crossValidation: {},
             trainingSplit: {},
         },
@@ -192,7 +180,7 @@ function main(argv: readonly string[]): void {
     doc.training.trainingSplit = rounded(trainingSplit);
     writeFileSync(MODEL_PATH, JSON.stringify(doc, null, 1) + "\n");
     process.stdout.write(
-        `wrote ${MODEL_PATH} (corpus ${corpus.sha256.slice(0, 12)}…, ${training.length} training prompts, threshold ${round(threshold)})\n` +
+        `wrote ${MODEL_PATH} (corpus ${corpus.sha256.slice(0, 12)}…, ${training.length} training prompts, threshold ${threshold})\n` +
             `cross-validation: ${JSON.stringify(doc.training.crossValidation)}\ntraining split: ${JSON.stringify(doc.training.trainingSplit)}\n`,
     );
 }

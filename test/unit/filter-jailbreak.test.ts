@@ -5,7 +5,7 @@ import { CLASSIFIER_RULE, findJailbreak, JAILBREAK_MODEL, JAILBREAK_RULES, jailb
 import MODEL_FILE from "../../filter/src/jailbreak-model.json";
 import { matchRules, normalise } from "../../filter/src/jailbreak-rules";
 import { forEachFeature, LAYOUT } from "../../filter/src/jailbreak-score";
-import { buildCorpus, CORPUS_FILE, evaluate, isHeldOut, readCorpus, serialiseCorpus, TARGETS } from "../../scripts/lib/jailbreak-corpus";
+import { buildCorpus, CORPUS_FILE, evaluate, isHeldOut, readCorpus, serialiseCorpus, TARGETS, thresholdForRecall } from "../../scripts/lib/jailbreak-corpus";
 
 const rule = (text: string) => matchRules(normalise(text));
 
@@ -195,6 +195,33 @@ describe("jailbreak model", () => {
 
     test("the checked-in model was trained from the checked-in corpus (retrain after editing it)", () => {
         assert.equal(JAILBREAK_MODEL.corpusSha256, readCorpus().sha256, "run npm run corpus:filter && npm run train:filter");
+    });
+});
+
+describe("operating point", () => {
+    const attacks = (scores: number[], ruled = 0) => [...Array.from({ length: ruled }, () => ({ ruled: true, score: -9 })), ...scores.map((score) => ({ ruled: false, score }))];
+
+    test("the highest threshold that still refuses the recall target, rounded down so the last needed attack stays refused", () => {
+        // 10 attacks, 70% needed: the 7th highest score decides (0.7 * 10 is 7, not 8).
+        const scores = [5, 4, 3, 2.5, 2, 1.23456, 0.98765, 0.5, -1, -2];
+        const t = thresholdForRecall(attacks(scores), 0.7);
+        assert.equal(t, 0.9876);
+        assert.equal(scores.filter((s) => s >= t).length, 7);
+        assert.ok(scores.filter((s) => s >= t + 1e-4).length < 7, "a higher threshold misses the target");
+        assert.equal(thresholdForRecall(attacks(scores), 0.71), 0.5, "7.1 attacks round up to 8");
+        assert.equal(thresholdForRecall(attacks([-0.33333]), 1), -0.3334, "a negative score is rounded down too");
+    });
+
+    test("attacks the rules refuse outright count towards the target; the model still refuses at least one", () => {
+        assert.equal(thresholdForRecall(attacks([3, 2, 1, 0], 6), 0.8), 2, "6 ruled + 2 by the model = 8 of 10");
+        assert.equal(thresholdForRecall(attacks([3, 2], 8), 0.5), 3);
+        assert.throws(() => thresholdForRecall(attacks([], 3), 0.9), /every attack is refused by a rule/);
+    });
+
+    test("the checked-in model was trained for the recall target and reaches it out of fold", () => {
+        const training = MODEL_FILE.training as { hyperparameters: { targetFoldRecall: number }; crossValidation: { recall: number } };
+        assert.equal(training.hyperparameters.targetFoldRecall, TARGETS.minRecall);
+        assert.ok(training.crossValidation.recall >= TARGETS.minRecall, `cross-validated recall ${training.crossValidation.recall}`);
     });
 });
 
