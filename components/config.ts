@@ -40,6 +40,8 @@ export const DEFAULT_IMAGES = {
     oauth2Proxy: `quay.io/oauth2-proxy/oauth2-proxy:${OAUTH2_PROXY_VERSION}-alpine`,
     // oauth2-proxy's session store (identity.sessionStore redis); the tests run Debian's redis-server 7.0 with the same redis.conf.
     sessionStore: "redis:7.4.2-alpine",
+    /** Runs the model-store probe (python3) on the Ollama host; see components/model-store. */
+    modelStoreProbe: "python:3.13.5-alpine3.22",
 } as const;
 
 const email = z.string().regex(/^[^\s@]+@[^\s@]+\.[^\s@]+$/, "must be an email address like alice@example.com");
@@ -153,6 +155,14 @@ const nodeSchema = z.strictObject({
     modelsPath: z.string().regex(/^\/[^\0]*$/, "must be an absolute host path").refine((p) => !p.split("/").includes(".."), "must not contain '..'").optional(),
 });
 
+/** ollama.modelStore: how the encrypted model store is checked and, when asked, provisioned. */
+const modelStoreSchema = z.strictObject({
+    /** Create the encrypted directory on the host (fscrypt: ext4/f2fs native encryption, key a Pulumi secret). */
+    provision: z.enum(["fscrypt"], { error: "must be \"fscrypt\" (or leave ollama.modelStore.provision out to only verify an existing encrypted path)" }).optional(),
+    /** Image the probe runs in on the Ollama host (needs python3). */
+    probeImage: imageRef.optional(),
+});
+
 // Node-pool keys are optional without schema defaults: a stack without `ollama.nodes` parses to
 // exactly the config it parsed to before the pool existed (see nodePoolSettings for defaults).
 const ollamaSchema = z.strictObject({
@@ -161,6 +171,9 @@ const ollamaSchema = z.strictObject({
     modelsPath: z.string().regex(/^\/[^\0]*$/, "must be an absolute host path").refine((p) => !p.split("/").includes(".."), "must not contain '..'").default("/srv/encrypted/ollama"),
     memoryLimitMiB: z.number().int().min(512).max(4 * 1024 * 1024).default(32768),
     keepAlive: z.string().regex(/^-?\d+[smh]?$/, "must be a duration like 5m").default("5m"),
+    /** Development only: deploy even when modelsPath is not encrypted at rest (warned at every run, flagged by the pack). */
+    allowUnencryptedModels: z.boolean().optional(),
+    modelStore: modelStoreSchema.optional(),
     nodes: z.array(nodeSchema).min(1, "must list at least one node, or leave ollama.nodes out for the single local node").optional(),
     enclavePort: port.optional(),
     defaultModel: z.string().regex(MODEL_PATTERN, "must be a model name like llama3.2:3b").optional(),
@@ -455,9 +468,14 @@ function crossFieldProblems(c: z.output<typeof configSchema>): ConfigProblem[] {
         ];
         if (id.provider !== "none") images.push([["identity", "image"], id.image ?? DEFAULT_IMAGES.oauth2Proxy]);
         if (usesSessionStore(c)) images.push([["identity", "sessionStoreImage"], id.sessionStoreImage ?? DEFAULT_IMAGES.sessionStore]);
+        const store = modelStoreSettings(c);
+        if (!store.allowUnencrypted) images.push([["ollama", "modelStore", "probeImage"], store.probeImage]);
         for (const [path, ref] of images) {
             if (!DIGEST_PATTERN.test(ref)) add(path, `must be pinned by digest (repo:tag@sha256:<64 hex>) because requirePinnedImages is true (got "${ref}")`);
         }
+    }
+    if (c.ollama.allowUnencryptedModels && c.ollama.modelStore?.provision) {
+        add(["ollama", "allowUnencryptedModels"], "contradicts ollama.modelStore.provision (an encrypted store is being provisioned); remove one of them");
     }
     out.push(...nodeProblems(c));
     if (c.filter.enabled && !Object.keys(c.filter.modelsByGroup).length) add(["filter", "modelsByGroup"], "must list at least one group (use \"*\" for everyone)");
@@ -467,6 +485,29 @@ function crossFieldProblems(c: z.output<typeof configSchema>): ConfigProblem[] {
 /** True when oauth2-proxy runs with the Redis session store (a sign-in provider and sessionStore redis). */
 export function usesSessionStore(c: Pick<StackConfig, "identity">): boolean {
     return c.identity.provider !== "none" && c.identity.sessionStore === "redis";
+}
+
+/** How every Ollama host's model store is checked (and provisioned), defaults resolved. */
+export interface ModelStoreSettings {
+    /** ollama.allowUnencryptedModels: skip the check (development stacks only). */
+    readonly allowUnencrypted: boolean;
+    /** ollama.modelStore.provision. */
+    readonly provision?: "fscrypt";
+    /** ollama.modelStore.probeImage. */
+    readonly probeImage: string;
+    /** requirePinnedImages: an opt-out here is a mandatory policy violation. */
+    readonly pinnedStack: boolean;
+}
+
+// Optional without schema defaults, like the node-pool keys: a stack that does not set them
+// parses to the same config as before they existed.
+export function modelStoreSettings(c: Pick<StackConfig, "ollama" | "requirePinnedImages">): ModelStoreSettings {
+    return {
+        allowUnencrypted: c.ollama.allowUnencryptedModels ?? false,
+        provision: c.ollama.modelStore?.provision,
+        probeImage: c.ollama.modelStore?.probeImage ?? DEFAULT_IMAGES.modelStoreProbe,
+        pinnedStack: c.requirePinnedImages,
+    };
 }
 
 /** Defaults of the node-pool keys (ollama.nodes and friends). */

@@ -9,8 +9,11 @@ export const ROLE_LABEL = "zero-trust-ollama.role";
 /** Label marking the container path that holds the operator's encrypted model store. */
 export const ENCRYPTED_STORE_LABEL = "zero-trust-ollama.encrypted-store";
 
+/** Label on Ollama's container: how its model store was checked (verified | skipped | skipped-in-pinned-stack). */
+export const MODEL_STORE_CHECK_LABEL = "zero-trust-ollama.model-store-check";
+
 /** gateway-config: the one-shot writer that puts a new gateway config generation in place. */
-export type Role = "ollama" | "gateway" | "gateway-config" | "filter" | "oauth2-proxy" | "session-store" | "enclave";
+export type Role = "ollama" | "gateway" | "gateway-config" | "filter" | "oauth2-proxy" | "session-store" | "enclave" | "model-store-check";
 
 export interface LoggingTarget {
     /** udp://host:port or tcp://host:port; absent means local json-file logs with rotation. */

@@ -14,6 +14,7 @@ import { renderEnclaveConf } from "./gateway/enclave";
 import { deriveNodeSpec } from "./gateway/node-spec";
 import { hardenedContainerArgs, type LoggingTarget } from "./hardening";
 import { Network } from "./network";
+import type { ModelStoreSettings } from "./config";
 import { OLLAMA_PORT, OllamaRuntime, type GpuRequest } from "./ollama";
 
 /** Port the enclave nginx listens on inside its container (above 1024: no NET_BIND_SERVICE). */
@@ -37,6 +38,8 @@ export interface GpuNodeArgs {
     readonly gpus: GpuRequest;
     /** Host path of the node's encrypted model store. */
     readonly modelsPath: string;
+    /** How the node's model store is checked (and provisioned) before its Ollama is created. */
+    readonly modelStore: ModelStoreSettings;
     /** Memory limit of the node's Ollama container in MiB. */
     readonly memoryLimitMiB: number;
     /** How long Ollama keeps a model loaded after use, e.g. 5m. */
@@ -80,6 +83,7 @@ export class GpuNode extends pulumi.ComponentResource {
                 image: args.ollamaImage,
                 gpus: args.gpus,
                 modelsPath: args.modelsPath,
+                modelStore: args.modelStore,
                 callerNetwork: network.hopTo("ollama").name,
                 containerName: `${args.namePrefix}-ollama`,
                 memoryLimitMiB: args.memoryLimitMiB,

@@ -1,7 +1,9 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
+import type { ModelStoreSettings } from "./config";
 import { ENCRYPTED_STORE_LABEL, hardenedContainerArgs, type LoggingTarget } from "./hardening";
 import { compareVersions, NO_CLOUD_SINCE, ollamaImageVersion } from "./ollama-version";
+import { ModelStoreCheck } from "./model-store";
 
 /** Port Ollama listens on inside the internal network. */
 export const OLLAMA_PORT = 11434;
@@ -17,8 +19,10 @@ export interface OllamaRuntimeArgs {
     readonly image: pulumi.Input<string>;
     /** GPUs to reserve: all, none (CPU, dev only) or a count. */
     readonly gpus: GpuRequest;
-    /** Host path of the encrypted (LUKS/FileVault) model store. */
-    readonly modelsPath: pulumi.Input<string>;
+    /** Host path of the encrypted (LUKS/fscrypt/gocryptfs) model store. */
+    readonly modelsPath: string;
+    /** How the store is checked (and provisioned) on this host before Ollama is created. */
+    readonly modelStore: ModelStoreSettings;
     /** The network Ollama shares with its single caller (internal, no host address); its only network. */
     readonly callerNetwork: pulumi.Input<string>;
     /** Container name; also the DNS name the gateway and filter use. */
@@ -64,23 +68,38 @@ export class OllamaRuntime extends pulumi.ComponentResource {
         const child = { parent: this, provider: args.provider };
 
         const image = new docker.RemoteImage(`${name}-image`, { name: args.image, keepLocally: true }, child);
+        const store = new ModelStoreCheck(
+            `${name}-model-store`,
+            {
+                provider: args.provider,
+                hostPath: args.modelsPath,
+                probeImage: args.modelStore.probeImage,
+                containerName: pulumi.output(args.containerName).apply((n) => `${n}-store`),
+                allowUnencrypted: args.modelStore.allowUnencrypted,
+                pinnedStack: args.modelStore.pinnedStack,
+                provision: args.modelStore.provision,
+                logging: args.logging,
+            },
+            { parent: this },
+        );
         const container = new docker.Container(
             `${name}-container`,
             {
                 name: args.containerName,
                 image: image.imageId,
-                ...hardenedContainerArgs("ollama", args.logging, { [ENCRYPTED_STORE_LABEL]: OLLAMA_MODELS_DIR }),
+                ...hardenedContainerArgs("ollama", args.logging, { [ENCRYPTED_STORE_LABEL]: OLLAMA_MODELS_DIR, ...store.ollamaLabels }),
                 gpus: dockerGpus(args.gpus),
                 envs: pulumi.all([args.image, args.keepAlive]).apply(([image, keepAlive]) => ollamaEnvs(image, keepAlive)),
                 networksAdvanced: [{ name: args.callerNetwork, aliases: ["ollama"] }],
-                mounts: [{ type: "bind", source: args.modelsPath, target: OLLAMA_MODELS_DIR, readOnly: false }],
+                // The source resolves only once the store passed its check: a refused store stops here.
+                mounts: [{ type: "bind", source: store.verifiedPath, target: OLLAMA_MODELS_DIR, readOnly: false }],
                 readOnly: true,
                 tmpfs: { "/tmp": "rw,nosuid,nodev,size=1g" },
                 memory: args.memoryLimitMiB,
                 ulimits: [{ name: "nofile", soft: 65536, hard: 65536 }],
                 healthcheck: { tests: ["CMD", "ollama", "list"], interval: "30s", timeout: "10s", retries: 3, startPeriod: "30s" },
             },
-            child,
+            { ...child, dependsOn: [store] },
         );
 
         this.containerName = container.name;

@@ -4,7 +4,7 @@
  */
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import { DEFAULT_IMAGES, nodePoolSettings, usesSessionStore, type StackConfig } from "./config";
+import { DEFAULT_IMAGES, modelStoreSettings, nodePoolSettings, usesSessionStore, type StackConfig } from "./config";
 import { PromptFilter } from "./filter";
 import { renderFilterRules } from "./filter/rules";
 import { Gateway, NODE_ROUTER_PORT } from "./gateway";
@@ -60,6 +60,8 @@ export function deployStack(cfg: StackConfig, secrets: StackSecrets = {}): Stack
     const logging = { syslogAddress: cfg.siem.syslogAddress };
     // ollama.nodes: Ollama runs on the GPU nodes (each its own enclave), not next to the gateway.
     const pool = nodePoolSettings(cfg);
+    // Every Ollama host's model store is checked at every deployment, before its Ollama exists.
+    const modelStore = modelStoreSettings(cfg);
 
     const pki = new Pki("pki", {
         organization: cfg.domain,
@@ -84,6 +86,7 @@ export function deployStack(cfg: StackConfig, secrets: StackSecrets = {}): Stack
               image: cfg.ollama.image,
               gpus: cfg.ollama.gpus,
               modelsPath: cfg.ollama.modelsPath,
+              modelStore,
               callerNetwork: network.hopTo("ollama").name,
               containerName: `${namePrefix}-ollama`,
               memoryLimitMiB: cfg.ollama.memoryLimitMiB,
@@ -103,6 +106,7 @@ export function deployStack(cfg: StackConfig, secrets: StackSecrets = {}): Stack
             enclaveImage: cfg.gateway.image ?? DEFAULT_IMAGES.nginx,
             gpus: n.gpus,
             modelsPath: n.modelsPath,
+            modelStore,
             memoryLimitMiB: cfg.ollama.memoryLimitMiB,
             keepAlive: cfg.ollama.keepAlive,
             tailscaleAddress: n.tailscaleAddress,

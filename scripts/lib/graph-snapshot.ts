@@ -23,11 +23,17 @@ const CALENDAR_INPUTS: Readonly<Record<string, readonly string[]>> = {
     "azuread:index/applicationPassword:ApplicationPassword": ["endDate", "displayName", "rotateWhenChanged"],
 };
 
+const CHECK_RUN_LABEL = "zero-trust-ollama.check-run";
+
 export function graphSnapshot(resources: readonly RecordedResource[]): GraphSnapshotEntry[] {
     return resources
         .map((r) => {
             const inputs = { ...r.maskedInputs };
             for (const k of CALENDAR_INPUTS[r.type] ?? []) if (k in inputs) inputs[k] = "[calendar]";
+            // The model-store check is labelled with the deployment's start time, so it re-runs at every up.
+            if (Array.isArray(inputs.labels)) {
+                inputs.labels = inputs.labels.map((l: { label: string; value: unknown }) => (l.label === CHECK_RUN_LABEL ? { ...l, value: "[deployment time]" } : l));
+            }
             const portable = JSON.parse(JSON.stringify(inputs).split(REPO_ROOT).join("<repo>")) as Record<string, unknown>;
             return r.parent ? { urn: r.urn, parent: r.parent, inputs: portable } : { urn: r.urn, inputs: portable };
         })

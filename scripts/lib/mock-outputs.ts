@@ -48,6 +48,27 @@ function fakePassword(seed: string, length: number, special: boolean): string {
     return out.slice(0, length);
 }
 
+/**
+ * What probe.py prints on the mocked Ollama host: the store (bind-mounted at /store) is an ext4
+ * filesystem on LUKS2 (dm-0 on nvme0n1p3). Mock runs thus reach Ollama; tests that need a refusal
+ * pass their own probe output (MockRunOptions.modelStoreProbe).
+ */
+export const MOCK_LUKS_PROBE_OUTPUT = JSON.stringify({
+    probe: 1,
+    path: "/store",
+    exists: true,
+    resolved: "/store",
+    isDirectory: true,
+    device: "254:0",
+    mountinfo: "1 0 0:31 / / rw,relatime - overlay overlay rw\n812 1 254:0 /ollama /store ro,relatime - ext4 /dev/mapper/luks-models rw\n",
+    blockDevices: [
+        { kname: "nvme0n1", majMin: "259:0", slaves: [] },
+        { kname: "nvme0n1p3", majMin: "259:3", slaves: ["nvme0n1"] },
+        { kname: "dm-0", majMin: "254:0", dmName: "luks-models", dmUuid: "CRYPT-LUKS2-3f1c2b9a8d7e4f60a1b2c3d4e5f60718-luks-models", slaves: ["nvme0n1p3"] },
+    ],
+    fscrypt: { policy: null, keyStatus: null },
+});
+
 export function mockOutputs(type: string, name: string, inputs: Record<string, any>): Record<string, unknown> {
     switch (type) {
         case "tls:index/privateKey:PrivateKey":
@@ -66,7 +87,7 @@ export function mockOutputs(type: string, name: string, inputs: Record<string, a
         case "docker:index/network:Network":
             return { name: inputs.name ?? name };
         case "docker:index/container:Container":
-            return { name: inputs.name ?? name };
+            return isStoreCheck(inputs) ? { name: inputs.name ?? name, containerLogs: MOCK_LUKS_PROBE_OUTPUT + "\n", exitCode: 0 } : { name: inputs.name ?? name };
         case "random:index/randomBytes:RandomBytes":
             return { base64: fakeBytes(name, inputs.length ?? 32).toString("base64"), hex: createHash("sha256").update(name).digest("hex") };
         case "random:index/randomPassword:RandomPassword":
@@ -86,4 +107,10 @@ export function mockOutputs(type: string, name: string, inputs: Record<string, a
         default:
             return {};
     }
+}
+
+/** The model-store check container (role label model-store-check, running the probe's inspect). */
+export function isStoreCheck(inputs: Record<string, any>): boolean {
+    const labels = Array.isArray(inputs.labels) ? (inputs.labels as { label: string; value: string }[]) : [];
+    return labels.some((l) => l.label === "zero-trust-ollama.role" && l.value === "model-store-check") && Array.isArray(inputs.command) && inputs.command.includes("inspect");
 }

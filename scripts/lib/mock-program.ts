@@ -8,7 +8,7 @@ import * as settings from "@pulumi/pulumi/runtime/settings";
 import { PROJECT, type ConfigProblem, type StackConfig } from "../../components/config";
 import { deployStack, type StackOutputs } from "../../components/stack";
 import { parseStackFileConfig, toPulumiConfigMap, type StackFile } from "../../components/stack-file";
-import { mockOutputs } from "./mock-outputs";
+import { isStoreCheck, mockOutputs } from "./mock-outputs";
 
 /** Pulumi's wire marker for a secret value. */
 const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
@@ -40,6 +40,8 @@ export interface MockRunOptions {
     readonly stack?: string;
     /** Invoke tokens the program may call, with their mocked results. Any other token throws. */
     readonly calls?: Record<string, CallMock>;
+    /** What the model-store probe prints on the mocked host (default: a LUKS-backed store). */
+    readonly modelStoreProbe?: string;
     /** Run the program as `index.ts` would be run (import it) instead of calling deployStack. */
     readonly viaIndex?: boolean;
     /** Outputs for some resources instead of the placeholders (the rehearsal's real PKI); undefined: the placeholders. */
@@ -99,7 +101,11 @@ export async function runProgramUnderMocks(file: StackFile, opts: MockRunOptions
 
     await pulumi.runtime.setMocks(
         {
-            newResource: (args) => ({ id: `${args.name}-id`, state: { ...args.inputs, ...(opts.outputs?.(args.type, args.name, unwrap(args.inputs).plain) ?? mockOutputs(args.type, args.name, args.inputs)) } }),
+            newResource: (args) => {
+                const state = { ...args.inputs, ...(opts.outputs?.(args.type, args.name, unwrap(args.inputs).plain) ?? mockOutputs(args.type, args.name, args.inputs)) };
+                if (opts.modelStoreProbe !== undefined && isStoreCheck(args.inputs)) state.containerLogs = opts.modelStoreProbe;
+                return { id: `${args.name}-id`, state };
+            },
             call: (args) => {
                 const fn = opts.calls?.[args.token];
                 if (!fn) throw new Error(`unexpected invoke ${args.token} under mocks`);
