@@ -158,7 +158,7 @@ export function cryptBelow(top: BlockDevice, devices: readonly BlockDevice[]): B
 
 function describeCrypt(d: BlockDevice): string {
     const kind = /^CRYPT-([A-Z0-9]+)-/.exec(d.dmUuid ?? "")?.[1] ?? "dm-crypt";
-    return `${kind === "PLAIN" ? "plain dm-crypt" : kind} (${d.dmName ? `/dev/mapper/${d.dmName}` : d.kname})`;
+    return `${kind === "PLAIN" ? "plain dm-crypt" : kind === "dm-crypt" ? kind : `${kind} dm-crypt`} device ${d.dmName ? `/dev/mapper/${d.dmName}` : d.kname}`;
 }
 
 const LUKS_FIX =
@@ -176,6 +176,11 @@ export function decideModelStore(hostPath: string, facts: ProbeFacts): ModelStor
     if (!facts.isDirectory) return refuse(`${hostPath} is not a directory`, "point ollama.modelsPath at a directory on the encrypted volume");
     const via = facts.resolved !== facts.path ? ` (${hostPath} is a symlink to ${facts.resolved})` : "";
 
+    const mounts = parseMountInfo(facts.mountinfo);
+    // Docker bind-mounts recursively: a filesystem mounted below the store would take Ollama's files.
+    const below = mounts.find((m) => m.mountPoint !== facts.resolved && within(m.mountPoint, facts.resolved!) && facts.resolved !== "/");
+    if (below) return refuse(`${below.fsType} on ${below.source} is mounted inside the store at ${below.mountPoint}${via}`, "unmount it or move it out of the store; every file Ollama writes must land on the encrypted filesystem");
+
     const fscrypt = facts.fscrypt;
     if (fscrypt?.policy) {
         if (fscrypt.keyStatus === "present") return { encrypted: true, kind: "fscrypt", detail: `fscrypt v${fscrypt.policy.version} policy, key ${fscrypt.policy.keyId} present${via}` };
@@ -185,13 +190,13 @@ export function decideModelStore(hostPath: string, facts: ProbeFacts): ModelStor
         );
     }
 
-    const mount = mountOf(facts.resolved, parseMountInfo(facts.mountinfo));
+    const mount = mountOf(facts.resolved, mounts);
     if (!mount) return refuse(`no mount holds ${facts.resolved}${via}`);
     if (mount.fsType === "fuse.gocryptfs") return { encrypted: true, kind: "gocryptfs", detail: `gocryptfs mount of ${mount.source} at ${mount.mountPoint}${via}` };
     if (mount.fsType === "ecryptfs") return { encrypted: true, kind: "ecryptfs", detail: `eCryptfs mount of ${mount.source} at ${mount.mountPoint}${via}` };
     const device = deviceOf(mount, facts.blockDevices);
     const crypt = device && cryptBelow(device, facts.blockDevices);
-    if (crypt) return { encrypted: true, kind: "dm-crypt", detail: `${mount.fsType} on ${mount.source}, on ${describeCrypt(crypt)}${via}` };
+    if (crypt) return { encrypted: true, kind: "dm-crypt", detail: `${mount.fsType} on ${mount.source}, ${crypt === device ? "a" : "stacked on a"} ${describeCrypt(crypt)}${via}` };
     return refuse(`${mount.fsType} on ${mount.source}, not encrypted${via}`);
 }
 
