@@ -20,6 +20,7 @@ import { entraRequireSingleTenant } from "./rules/entra-require-single-tenant";
 import { gatewayRequireSingleIngress } from "./rules/gateway-require-single-ingress";
 import { imageRequireDigestPin } from "./rules/image-require-digest-pin";
 import { ollamaDisallowHostPorts } from "./rules/ollama-disallow-host-ports";
+import { ollamaDisallowUnverifiedModelStore } from "./rules/ollama-disallow-unverified-model-store";
 import { ollamaDisallowVulnerableVersion } from "./rules/ollama-disallow-vulnerable-version";
 import { ollamaRequireEncryptedModelStore } from "./rules/ollama-require-encrypted-model-store";
 import { ollamaRequireGpuReservation } from "./rules/ollama-require-gpu-reservation";
@@ -53,6 +54,7 @@ export const POLICIES: Policies = [
     ollamaDisallowVulnerableVersion,
     ollamaRequireGpuReservation,
     ollamaRequireEncryptedModelStore,
+    ollamaDisallowUnverifiedModelStore,
     tlsRequireStrongKeys,
     tlsRestrictCaUsage,
     tlsRestrictClientCertUsage,

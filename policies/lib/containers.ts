@@ -16,6 +16,10 @@ export const ROLE_LABEL = "zero-trust-ollama.role";
 export const INGRESS_ROLES: readonly string[] = ["gateway", "enclave"];
 /** Label whose value is the container path of the operator's encrypted model store. */
 export const ENCRYPTED_STORE_LABEL = "zero-trust-ollama.encrypted-store";
+/** Label on Ollama's container saying how its model store was checked on the host (components/model-store). */
+export const MODEL_STORE_CHECK_LABEL = "zero-trust-ollama.model-store-check";
+/** Its values: the check passed before Ollama was created, or ollama.allowUnencryptedModels waived it. */
+export const MODEL_STORE_CHECK = { verified: "verified", skipped: "skipped", skippedPinned: "skipped-in-pinned-stack" } as const;
 /** Where Ollama keeps models unless OLLAMA_MODELS says otherwise (~/.ollama/models, run as root). */
 export const OLLAMA_DEFAULT_MODELS_DIR = "/root/.ollama/models";
 

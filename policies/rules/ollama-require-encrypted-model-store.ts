@@ -1,5 +1,5 @@
 import type { ResourceValidationPolicy } from "@pulumi/policy";
-import { ENCRYPTED_STORE_LABEL, OLLAMA_DEFAULT_MODELS_DIR, hostMountsOf, isOllamaContainer, labelsOf } from "../lib/containers";
+import { ENCRYPTED_STORE_LABEL, MODEL_STORE_CHECK, MODEL_STORE_CHECK_LABEL, OLLAMA_DEFAULT_MODELS_DIR, hostMountsOf, isOllamaContainer, labelsOf } from "../lib/containers";
 import { TYPES, configOf, forType, listOf, str } from "../lib/policy-kit";
 
 export const ENCRYPTED_STORE_DEFAULTS = {
@@ -21,10 +21,10 @@ function modelsDirOf(envs: unknown): string {
 
 export const ollamaRequireEncryptedModelStore: ResourceValidationPolicy = {
     name: "ollama-require-encrypted-model-store",
-    description: `Ollama's model directory is the bind mount the container labels as its encrypted store (${ENCRYPTED_STORE_LABEL}), from an absolute host path (optionally under configured prefixes), and no other mount or tmpfs shadows it. Models and prompt caches then rest on the operator's encrypted (LUKS/FileVault) volume, never in the container's writable layer or an anonymous volume.`,
+    description: `Ollama's model directory is the bind mount the container labels as its encrypted store (${ENCRYPTED_STORE_LABEL}), from an absolute host path (optionally under configured prefixes), no other mount or tmpfs shadows it, and the host path passed the on-host encryption check before Ollama was created (${MODEL_STORE_CHECK_LABEL}: ${MODEL_STORE_CHECK.verified}); a stack that pins its images (requirePinnedImages) may not waive that check. Models and prompt caches then rest on an encrypted (LUKS, fscrypt, gocryptfs) volume, never on a plain disk, in the container's writable layer or in an anonymous volume.`,
     enforcementLevel: "mandatory",
     severity: "high",
-    remediationSteps: "Bind-mount ollama.modelsPath (a host path on the encrypted volume) at the path named by the encrypted-store label, as OllamaRuntime does.",
+    remediationSteps: "Bind-mount ollama.modelsPath (a host path on the encrypted volume) at the path named by the encrypted-store label, as OllamaRuntime does, and remove ollama.allowUnencryptedModels from stacks that set requirePinnedImages (docs/model-store.md).",
     configSchema: {
         properties: {
             hostPathPrefixes: { type: "array", items: { type: "string", pattern: "^/" }, default: [], description: "Absolute host path prefixes of the encrypted volume(s); empty accepts any absolute path." },
@@ -33,6 +33,10 @@ export const ollamaRequireEncryptedModelStore: ResourceValidationPolicy = {
     validateResource: forType(TYPES.container, (props, args, report) => {
         if (!isOllamaContainer(props)) return args.notApplicable("not an Ollama container");
         const { hostPathPrefixes } = configOf(args, ENCRYPTED_STORE_DEFAULTS);
+        const check = labelsOf(props).get(MODEL_STORE_CHECK_LABEL);
+        if (check === undefined) report(`Ollama has no ${MODEL_STORE_CHECK_LABEL} label: its model store was never checked for encryption on the host.`);
+        else if (check === MODEL_STORE_CHECK.skippedPinned) report("ollama.allowUnencryptedModels waives the model-store encryption check in a stack that sets requirePinnedImages (a production stack); remove the opt-out.");
+        else if (check !== MODEL_STORE_CHECK.verified && check !== MODEL_STORE_CHECK.skipped) report(`unknown ${MODEL_STORE_CHECK_LABEL} value "${check}".`);
         const store = labelsOf(props).get(ENCRYPTED_STORE_LABEL);
         if (!store) return report(`Ollama has no ${ENCRYPTED_STORE_LABEL} label naming its encrypted model store.`);
         const modelsDir = modelsDirOf(props.envs);

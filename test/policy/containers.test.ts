@@ -4,7 +4,8 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { ENCRYPTED_STORE_LABEL, ROLE_LABEL } from "../../components/hardening";
+import { ENCRYPTED_STORE_LABEL, MODEL_STORE_CHECK_LABEL, ROLE_LABEL } from "../../components/hardening";
+import { MODEL_STORE_CHECK } from "../../components/model-store";
 import { isTailscaleAddress as programIsTailscale } from "../../components/config";
 import { OLLAMA_MODELS_DIR } from "../../components/ollama";
 import * as pack from "../../policies/lib/containers";
@@ -13,6 +14,8 @@ import { parseHuJson } from "../../policies/lib/hujson";
 test("label names and the Ollama models directory match the program", () => {
     assert.equal(pack.ROLE_LABEL, ROLE_LABEL);
     assert.equal(pack.ENCRYPTED_STORE_LABEL, ENCRYPTED_STORE_LABEL);
+    assert.equal(pack.MODEL_STORE_CHECK_LABEL, MODEL_STORE_CHECK_LABEL);
+    assert.deepEqual(pack.MODEL_STORE_CHECK, MODEL_STORE_CHECK);
     assert.ok(pack.OLLAMA_DEFAULT_MODELS_DIR.startsWith(OLLAMA_MODELS_DIR + "/"), "the program's store mount covers Ollama's default models dir");
 });
 

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { ENCRYPTED_STORE_LABEL } from "../../components/hardening";
+import { ENCRYPTED_STORE_LABEL, MODEL_STORE_CHECK_LABEL } from "../../components/hardening";
 import { OLLAMA_MODELS_DIR } from "../../components/ollama";
 import { renderTailnetPolicy, tailnetPolicyJson } from "../../components/tailnet/acl";
 import { containerDisallowDangerousCapabilities } from "../../policies/rules/container-disallow-dangerous-capabilities";
@@ -21,6 +21,7 @@ import { entraRequireSingleTenant } from "../../policies/rules/entra-require-sin
 import { gatewayRequireSingleIngress } from "../../policies/rules/gateway-require-single-ingress";
 import { imageRequireDigestPin } from "../../policies/rules/image-require-digest-pin";
 import { ollamaDisallowHostPorts } from "../../policies/rules/ollama-disallow-host-ports";
+import { ollamaDisallowUnverifiedModelStore } from "../../policies/rules/ollama-disallow-unverified-model-store";
 import { ollamaRequireEncryptedModelStore } from "../../policies/rules/ollama-require-encrypted-model-store";
 import { ollamaRequireGpuReservation } from "../../policies/rules/ollama-require-gpu-reservation";
 import { ollamaRequireInternalNetwork } from "../../policies/rules/ollama-require-internal-network";
@@ -37,7 +38,7 @@ import { CONTAINER, DIGEST, IMAGE_ID, containerProps, messages, res, violations 
 
 const container = (name: string, props: Record<string, any>) => res(CONTAINER, name, props);
 const ollamaProps = (extra: Record<string, any> = {}) =>
-    containerProps("ollama", { mounts: [{ type: "bind", source: "/srv/encrypted/ollama", target: OLLAMA_MODELS_DIR }], gpus: "all", ...extra, labels: extra.labels ?? [{ label: "zero-trust-ollama.role", value: "ollama" }, { label: ENCRYPTED_STORE_LABEL, value: OLLAMA_MODELS_DIR }] });
+    containerProps("ollama", { mounts: [{ type: "bind", source: "/srv/encrypted/ollama", target: OLLAMA_MODELS_DIR }], gpus: "all", ...extra, labels: extra.labels ?? [{ label: "zero-trust-ollama.role", value: "ollama" }, { label: ENCRYPTED_STORE_LABEL, value: OLLAMA_MODELS_DIR }, { label: MODEL_STORE_CHECK_LABEL, value: "verified" }] });
 const internalNet = res("docker:index/network:Network", "net-internal", { name: "zto-test-internal", internal: true });
 const edgeNet = res("docker:index/network:Network", "net-edge", { name: "zto-test-edge", internal: false });
 
@@ -229,6 +230,27 @@ describe("ollama-require-encrypted-model-store", () => {
         await assertFails(p, [container("o", ollamaProps({ envs: ["OLLAMA_MODELS=/models"] }))], [/\/models, outside the labelled encrypted store/]);
         await assertFails(p, [container("o", ollamaProps({ tmpfs: { "/root/.ollama/models": "rw" } }))], [/hides the encrypted model store/]);
         await assertFails(p, [container("o", ollamaProps())], [/not under an encrypted volume/], { "ollama-require-encrypted-model-store": { hostPathPrefixes: ["/mnt/luks"] } });
+    });
+    const withCheck = (value?: string) =>
+        ollamaProps({ labels: [{ label: "zero-trust-ollama.role", value: "ollama" }, { label: ENCRYPTED_STORE_LABEL, value: OLLAMA_MODELS_DIR }, ...(value === undefined ? [] : [{ label: MODEL_STORE_CHECK_LABEL, value }])] });
+    test("the host check: verified and a development waiver pass; no check, a waiver in a pinned stack and an unknown value fail", async () => {
+        assert.deepEqual(await messages(p, [container("o", withCheck("skipped"))]), []);
+        await assertFails(p, [container("o", withCheck())], [/never checked for encryption on the host/]);
+        await assertFails(p, [container("o", withCheck("skipped-in-pinned-stack"))], [/requirePinnedImages \(a production stack\); remove the opt-out/]);
+        await assertFails(p, [container("o", withCheck("trust-me"))], [/unknown zero-trust-ollama.model-store-check value "trust-me"/]);
+    });
+});
+
+describe("ollama-disallow-unverified-model-store", () => {
+    const p = [ollamaDisallowUnverifiedModelStore];
+    const withCheck = (value: string) => ollamaProps({ labels: [{ label: "zero-trust-ollama.role", value: "ollama" }, { label: MODEL_STORE_CHECK_LABEL, value }] });
+    test("advisory; passes a verified store, is not applicable to other containers", async () => {
+        assert.equal(ollamaDisallowUnverifiedModelStore.enforcementLevel, "advisory");
+        assert.deepEqual(await messages(p, [container("o", withCheck("verified")), container("gw", containerProps("gateway"))]), []);
+    });
+    test("reports every waiver, in development and pinned stacks", async () => {
+        await assertFails(p, [container("o", withCheck("skipped"))], [/ollama.allowUnencryptedModels is set/]);
+        await assertFails(p, [container("o", withCheck("skipped-in-pinned-stack"))], [/not checked for encryption at rest/]);
     });
 });
 
