@@ -40,6 +40,8 @@ export interface MockRunOptions {
     readonly stack?: string;
     /** Invoke tokens the program may call, with their mocked results. Any other token throws. */
     readonly calls?: Record<string, CallMock>;
+    /** Called with the recorded resources before the run settles (a run that fails still shows what it registered). */
+    readonly onRegistered?: (resources: readonly RecordedResource[]) => void;
     /** What the model-store probe prints on the mocked host (default: a LUKS-backed store). */
     readonly modelStoreProbe?: string;
     /** Run the program as `index.ts` would be run (import it) instead of calling deployStack. */
@@ -97,6 +99,7 @@ async function settle(value: unknown): Promise<void> {
 export async function runProgramUnderMocks(file: StackFile, opts: MockRunOptions = {}): Promise<MockRunResult> {
     const stack = opts.stack ?? "mock";
     const resources: RecordedResource[] = [];
+    opts.onRegistered?.(resources);
     let inFlight = 0;
 
     await pulumi.runtime.setMocks(
