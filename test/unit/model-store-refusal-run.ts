@@ -16,8 +16,8 @@ const plain = JSON.stringify({
 const errors: string[] = [];
 let resources: readonly RecordedResource[] = [];
 const report = () => {
-    process.stdout.write(JSON.stringify({ registered: resources.map((r) => r.name), errors }) + "\n");
-    process.exit(0);
+    // Exit only once the line is flushed: a pipe takes 64 KiB at a time.
+    process.stdout.write(JSON.stringify({ registered: resources.map((r) => r.name), errors }) + "\n", () => process.exit(0));
 };
 process.on("unhandledRejection", (e) => errors.push(e instanceof Error ? e.message : String(e)));
 process.on("uncaughtException", (e) => errors.push(e.message));
