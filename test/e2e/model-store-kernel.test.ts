@@ -4,7 +4,9 @@
  * symlink out of the encrypted area; then fscrypt provisioning end to end, with the backing
  * image read to show the bytes are ciphertext. Needs root, losetup/mount, mkfs.ext4, gocryptfs
  * and /dev/fuse: in CI a missing one fails the test; elsewhere the suite is skipped with the reason.
- * Everything it mounts lives in one temp directory and is unmounted in `after`, also on failure.
+ * Everything it mounts lives in one uniquely named temp directory (zto-model-store-*); `after`
+ * unmounts it and detaches its own loop device, also when a test or `before` failed half-way
+ * (.ci/setup.d/40-encrypted-store.sh sweeps up after a killed run). Every command is time-bounded.
  */
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -25,7 +27,7 @@ function run(cmd: string, args: string[], input?: string): string {
 /** What is missing on this machine for the suite, or undefined when everything is there. */
 function missingPrerequisite(): string | undefined {
     if (process.getuid?.() !== 0) return "not root (loop mounts and fscrypt keys need root)";
-    for (const bin of ["python3", "mkfs.ext4", "mount", "umount", "losetup", "gocryptfs", "lsattr", "fusermount"]) {
+    for (const bin of ["python3", "mkfs.ext4", "mount", "umount", "losetup", "findmnt", "gocryptfs", "lsattr", "fusermount3"]) {
         try {
             execFileSync("sh", ["-c", `command -v ${bin}`], { stdio: "ignore" });
         } catch {
@@ -33,6 +35,7 @@ function missingPrerequisite(): string | undefined {
         }
     }
     if (!existsSync("/dev/fuse")) return "/dev/fuse is missing";
+    if (!existsSync("/dev/loop-control")) return "/dev/loop-control is missing (no loop device support)";
     if (!existsSync("/sys/fs/ext4/features/encryption")) return "the kernel's ext4 has no encryption support (CONFIG_FS_ENCRYPTION)";
     return undefined;
 }
@@ -63,10 +66,10 @@ describe("model store on the real kernel", { skip: missing && process.env.CI !==
     const key = randomBytes(64).toString("hex");
     const mounted: string[] = [];
 
+    // The loop device is attached once, by this suite, and detached in `after` whatever happened.
     const mountImage = () => {
-        run("mount", ["-o", "loop", image, mnt]);
+        run("mount", ["-t", "ext4", loopDevice, mnt]);
         mounted.push(mnt);
-        loopDevice = run("findmnt", ["-n", "-o", "SOURCE", mnt]).trim();
     };
     const unmount = (dir: string) => {
         run("umount", [dir]);
@@ -80,6 +83,8 @@ describe("model store on the real kernel", { skip: missing && process.env.CI !==
         mkdirSync(mnt);
         run("truncate", ["-s", "32M", image]);
         run("mkfs.ext4", ["-q", "-F", "-O", "encrypt", image]);
+        loopDevice = run("losetup", ["--find", "--show", image]).trim();
+        assert.match(loopDevice, /^\/dev\/loop\d+$/);
         mountImage();
         mkdirSync(path.join(mnt, "plain"));
         assert.equal(provision(path.join(mnt, "models"), key).result, "created");
@@ -96,14 +101,24 @@ describe("model store on the real kernel", { skip: missing && process.env.CI !==
     }, TIMEOUT);
 
     after(() => {
-        for (const dir of [...mounted].reverse()) {
+        const problems: string[] = [];
+        const attempt = (cmd: string, args: string[]) => {
             try {
-                run("umount", [dir]);
-            } catch {
-                execFileSync("umount", ["-l", dir], { stdio: "ignore" });
+                run(cmd, args);
+                return true;
+            } catch (e) {
+                problems.push(`${cmd} ${args.join(" ")}: ${(e as Error).message.split("\n")[0]}`);
+                return false;
             }
+        };
+        for (const dir of [...mounted].reverse()) {
+            if (!attempt("umount", [dir])) attempt("umount", ["-l", dir]);
         }
-        if (work) rmSync(work, { recursive: true, force: true });
+        if (loopDevice) attempt("losetup", ["-d", loopDevice]);
+        // Only remove the directory once nothing is mounted in it: rm must never walk into a mount.
+        const left = run("findmnt", ["-rn", "-o", "TARGET"]).split("\n").filter((t) => work && t.startsWith(work));
+        if (work && !left.length) rmSync(work, { recursive: true, force: true });
+        assert.deepEqual({ left, problems: problems.filter(() => left.length > 0) }, { left: [], problems: [] }, "everything the suite mounted is gone");
     }, TIMEOUT);
 
     test("an fscrypt-protected directory on the loop image, key present: passes", () => {
