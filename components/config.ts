@@ -4,6 +4,7 @@
  * `StackConfig` this module returns and never reads raw config itself.
  */
 import { z } from "zod";
+import type { VolumeCheckSettings } from "./model-store/volume";
 
 export const PROJECT = "zero-trust-ollama";
 
@@ -158,7 +159,14 @@ const nodeSchema = z.strictObject({
 /** ollama.modelStore: how the encrypted model store is checked and, when asked, provisioned. */
 const modelStoreSchema = z.strictObject({
     /** Create the encrypted directory on the host (fscrypt: ext4/f2fs native encryption, key a Pulumi secret). */
-    provision: z.enum(["fscrypt"], { error: "must be \"fscrypt\" (or leave ollama.modelStore.provision out to only verify an existing encrypted path)" }).optional(),
+    provision: z
+        .enum(["fscrypt"], {
+            error: (issue) =>
+                issue.input === "gocryptfs"
+                    ? "gocryptfs cannot be provisioned by the program: its FUSE mount would have to be made by a container holding CAP_SYS_ADMIN and /dev/fuse (which container-disallow-dangerous-capabilities forbids, as a host escape) and would vanish with that container's process; mount it on the host instead (docs/model-store.md, \"gocryptfs\": the check accepts the mount), or use \"fscrypt\""
+                    : "must be \"fscrypt\" (or leave ollama.modelStore.provision out to only verify an existing encrypted path)",
+        })
+        .optional(),
     /** Image the probe runs in on the Ollama host (needs python3). */
     probeImage: imageRef.optional(),
 });
@@ -205,6 +213,8 @@ const siemSchema = z.strictObject({
 
 const dockerSchema = z.strictObject({
     host: dockerHost.default("unix:///var/run/docker.sock"),
+    /** Development only: keep the stack's Docker volumes even when the data root is not encrypted at rest (warned at every run). */
+    allowUnencryptedVolumes: z.boolean().optional(),
 });
 
 const pkiSchema = z.strictObject({
@@ -468,11 +478,14 @@ function crossFieldProblems(c: z.output<typeof configSchema>): ConfigProblem[] {
         ];
         if (id.provider !== "none") images.push([["identity", "image"], id.image ?? DEFAULT_IMAGES.oauth2Proxy]);
         if (usesSessionStore(c)) images.push([["identity", "sessionStoreImage"], id.sessionStoreImage ?? DEFAULT_IMAGES.sessionStore]);
-        const store = modelStoreSettings(c);
-        if (!store.allowUnencrypted) images.push([["ollama", "modelStore", "probeImage"], store.probeImage]);
+        // The probe checks the stack's volumes too, which a pinned stack may not waive.
+        images.push([["ollama", "modelStore", "probeImage"], modelStoreSettings(c).probeImage]);
         for (const [path, ref] of images) {
             if (!DIGEST_PATTERN.test(ref)) add(path, `must be pinned by digest (repo:tag@sha256:<64 hex>) because requirePinnedImages is true (got "${ref}")`);
         }
+    }
+    if (c.requirePinnedImages && c.docker.allowUnencryptedVolumes) {
+        add(["docker", "allowUnencryptedVolumes"], "cannot be true when requirePinnedImages is true (a production stack keeps its TLS keys and config only on encrypted volumes); put Docker's data root on LUKS instead (docs/model-store.md)");
     }
     if (c.ollama.allowUnencryptedModels && c.ollama.modelStore?.provision) {
         add(["ollama", "allowUnencryptedModels"], "contradicts ollama.modelStore.provision (an encrypted store is being provisioned); remove one of them");
@@ -508,6 +521,11 @@ export function modelStoreSettings(c: Pick<StackConfig, "ollama" | "requirePinne
         probeImage: c.ollama.modelStore?.probeImage ?? DEFAULT_IMAGES.modelStoreProbe,
         pinnedStack: c.requirePinnedImages,
     };
+}
+
+/** How the stack's Docker volumes are checked on their hosts, defaults resolved. */
+export function volumeCheckSettings(c: Pick<StackConfig, "docker" | "ollama">): VolumeCheckSettings {
+    return { allowUnencrypted: c.docker.allowUnencryptedVolumes ?? false, probeImage: c.ollama.modelStore?.probeImage ?? DEFAULT_IMAGES.modelStoreProbe };
 }
 
 /** Defaults of the node-pool keys (ollama.nodes and friends). */

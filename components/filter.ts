@@ -9,6 +9,7 @@ import * as pulumi from "@pulumi/pulumi";
 import type { FilterRules } from "./filter/rules";
 import type { Upstream } from "./gateway/spec";
 import { hardenedContainerArgs } from "./hardening";
+import { VolumeCheck, type VolumeCheckSettings } from "./model-store/volume";
 
 /** Port the filter listens on inside the internal network. */
 export const FILTER_PORT = 8080;
@@ -35,6 +36,8 @@ export interface PromptFilterArgs {
     readonly ollamaAddress: pulumi.Input<string>;
     /** Local image name:tag the build is stored under (never pushed). */
     readonly imageName: string;
+    /** How its rules volume is checked for encryption at rest before the rules are written. */
+    readonly volumeCheck: VolumeCheckSettings;
 }
 
 export class PromptFilter extends pulumi.ComponentResource {
@@ -55,6 +58,11 @@ export class PromptFilter extends pulumi.ComponentResource {
         );
         // Docker refuses to copy files into a read-only root filesystem, so the rules go into a volume.
         const rulesVolume = new docker.Volume(`${name}-rules`, { name: `${args.containerName}-rules`, labels: [{ label: "zero-trust-ollama.volume", value: "filter-rules" }] }, child);
+        const rulesCheck = new VolumeCheck(
+            `${name}-rules-check`,
+            { provider: args.provider, volume: rulesVolume, holds: "the filter's rules", consumer: "The filter", containerName: `${args.containerName}-rules-check`, settings: args.volumeCheck, logging: {} },
+            { parent: this },
+        );
         const container = new docker.Container(
             `${name}-container`,
             {
@@ -71,7 +79,7 @@ export class PromptFilter extends pulumi.ComponentResource {
                 // Two sockets per stream in flight (the gateway's and Ollama's): thousands of
                 // simultaneous generations must not depend on the engine's default limit.
                 ulimits: [{ name: "nofile", soft: 16384, hard: 16384 }],
-                mounts: [{ type: "volume", source: rulesVolume.name, target: FILTER_RULES_DIR }],
+                mounts: [{ type: "volume", source: rulesCheck.verifiedName, target: FILTER_RULES_DIR }],
                 uploads: [{ file: FILTER_RULES_FILE, content: JSON.stringify(args.rules, null, 2) + "\n" }],
                 healthcheck: {
                     tests: ["CMD", "node", "-e", `require("net").connect(${FILTER_PORT},"127.0.0.1").on("connect",()=>process.exit(0)).on("error",()=>process.exit(1))`],

@@ -7,7 +7,7 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
-import type { NodePoolSettings, StackConfig } from "./config";
+import { volumeCheckSettings, type NodePoolSettings, type StackConfig } from "./config";
 import { HAPROXY_CONFIG_FILE, HAPROXY_DEVICE_MAPS, renderHaproxyFiles } from "./gateway/haproxy";
 import { renderNginxConf } from "./gateway/nginx";
 import { deriveNodePool } from "./gateway/node-spec";
@@ -15,6 +15,7 @@ import { configWriterScript, currentFile, CURRENT_LINK, gatewaySupervisorScript,
 import { deriveGatewaySpec, type GatewayPlacement, type GatewaySpec } from "./gateway/spec";
 import { SESSION_TICKET_KEYS_RELATIVE, SESSION_TICKET_RANDOM_BYTES, sessionTicketKeyFile } from "./gateway/tickets";
 import { hardenedContainerArgs, type LoggingTarget } from "./hardening";
+import { VolumeCheck } from "./model-store/volume";
 
 /** Port nginx listens on inside the container: above 1024, so no NET_BIND_SERVICE. */
 export const GATEWAY_CONTAINER_PORT = 8443;
@@ -216,6 +217,12 @@ export class Gateway extends pulumi.ComponentResource {
 
         const image = new docker.RemoteImage(`${name}-image`, { name: args.image, keepLocally: true }, child);
         const configVolume = new docker.Volume(`${name}-config`, { name: `${args.containerName}-config`, labels: [{ label: "zero-trust-ollama.volume", value: "gateway-config" }] }, child);
+        // Checked before the writer puts the server's TLS key into it: a plain-disk volume stops here.
+        const configCheck = new VolumeCheck(
+            `${name}-config-check`,
+            { provider: args.provider, volume: configVolume, holds: "the gateway's config and TLS key", consumer: "The gateway", containerName: `${args.containerName}-config-check`, settings: volumeCheckSettings(cfg), logging: args.logging },
+            { parent: this },
+        );
         const withApiKeys = cfg.devices.some((d) => d.apiKey);
         const [uid, gid] = flavor.user.split(":");
         const readable = { owner: uid, group: gid, permissions: "0444" };
@@ -273,7 +280,7 @@ export class Gateway extends pulumi.ComponentResource {
                 readOnly: true,
                 entrypoints: ["/bin/sh", "-c"],
                 command: [configWriterScript(root), "zto-config-writer", generation],
-                mounts: [{ type: "volume", source: configVolume.name, target: root }],
+                mounts: [{ type: "volume", source: configCheck.verifiedName, target: root }],
                 uploads: [...generationFiles.map(({ relative, content, mode }) => ({ relative, content, ...mode })), ...ticketUpload].map(({ relative, ...upload }) => ({ file: generation.apply((g) => generationFile(root, g, relative)), ...upload })),
                 memory: 32,
             },
@@ -301,7 +308,7 @@ export class Gateway extends pulumi.ComponentResource {
                 ports: [{ internal: GATEWAY_CONTAINER_PORT, external: args.publishPort, ip: pulumi.output(args.publishAddress).apply(checkPublishAddress), protocol: "tcp" }],
                 readOnly: true,
                 tmpfs: flavor.tmpfs,
-                mounts: [{ type: "volume", source: configVolume.name, target: root, readOnly: true }],
+                mounts: [{ type: "volume", source: configCheck.verifiedName, target: root, readOnly: true }],
                 memory: 256,
                 ulimits: [{ name: "nofile", soft: 16384, hard: 16384 }],
                 healthcheck: {

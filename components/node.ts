@@ -15,6 +15,7 @@ import { deriveNodeSpec } from "./gateway/node-spec";
 import { hardenedContainerArgs, type LoggingTarget } from "./hardening";
 import { Network } from "./network";
 import type { ModelStoreSettings } from "./config";
+import { VolumeCheck, type VolumeCheckSettings } from "./model-store/volume";
 import { OLLAMA_PORT, OllamaRuntime, type GpuRequest } from "./ollama";
 
 /** Port the enclave nginx listens on inside its container (above 1024: no NET_BIND_SERVICE). */
@@ -40,6 +41,8 @@ export interface GpuNodeArgs {
     readonly modelsPath: string;
     /** How the node's model store is checked (and provisioned) before its Ollama is created. */
     readonly modelStore: ModelStoreSettings;
+    /** How the enclave's config volume is checked for encryption at rest before its key is written. */
+    readonly volumeCheck: VolumeCheckSettings;
     /** Memory limit of the node's Ollama container in MiB. */
     readonly memoryLimitMiB: number;
     /** How long Ollama keeps a model loaded after use, e.g. 5m. */
@@ -108,6 +111,11 @@ export class GpuNode extends pulumi.ComponentResource {
 
         const image = new docker.RemoteImage(`${name}-enclave-image`, { name: args.enclaveImage, keepLocally: true }, child);
         const configVolume = new docker.Volume(`${name}-enclave-config`, { name: `${args.namePrefix}-enclave-config`, labels: [{ label: "zero-trust-ollama.volume", value: "enclave-config" }] }, child);
+        const configCheck = new VolumeCheck(
+            `${name}-enclave-config-check`,
+            { provider, volume: configVolume, holds: "the enclave's config and TLS key", consumer: "The enclave", containerName: `${args.namePrefix}-enclave-config-check`, settings: args.volumeCheck, logging: args.logging },
+            { parent: this },
+        );
         const [uid, gid] = ENCLAVE_USER.split(":");
         const readable = { owner: uid, group: gid, permissions: "0444" };
         new docker.Container(
@@ -124,7 +132,7 @@ export class GpuNode extends pulumi.ComponentResource {
                 ports: [{ internal: ENCLAVE_CONTAINER_PORT, external: args.enclavePort, ip: checkPublishAddress(args.tailscaleAddress), protocol: "tcp" }],
                 readOnly: true,
                 tmpfs: { "/tmp": "rw,noexec,nosuid,nodev,size=64m,mode=1777" },
-                mounts: [{ type: "volume", source: configVolume.name, target: ENCLAVE_CONFIG_DIR }],
+                mounts: [{ type: "volume", source: configCheck.verifiedName, target: ENCLAVE_CONFIG_DIR }],
                 uploads: [
                     { file: ENCLAVE_CONFIG_FILE, content: this.enclaveConfig, ...readable },
                     { file: ENCLAVE_TLS_FILES.cert, content: args.serverCertPem, ...readable },

@@ -4,7 +4,7 @@
  */
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import { DEFAULT_IMAGES, modelStoreSettings, nodePoolSettings, usesSessionStore, type StackConfig } from "./config";
+import { DEFAULT_IMAGES, modelStoreSettings, nodePoolSettings, usesSessionStore, volumeCheckSettings, type StackConfig } from "./config";
 import { PromptFilter } from "./filter";
 import { renderFilterRules } from "./filter/rules";
 import { Gateway, NODE_ROUTER_PORT } from "./gateway";
@@ -107,6 +107,7 @@ export function deployStack(cfg: StackConfig, secrets: StackSecrets = {}): Stack
             gpus: n.gpus,
             modelsPath: n.modelsPath,
             modelStore,
+            volumeCheck: volumeCheckSettings(cfg),
             memoryLimitMiB: cfg.ollama.memoryLimitMiB,
             keepAlive: cfg.ollama.keepAlive,
             tailscaleAddress: n.tailscaleAddress,
@@ -131,6 +132,7 @@ export function deployStack(cfg: StackConfig, secrets: StackSecrets = {}): Stack
               containerName: `${namePrefix}-filter`,
               ollamaAddress,
               imageName: `${namePrefix}-filter:local`,
+              volumeCheck: volumeCheckSettings(cfg),
           })
         : undefined;
 

@@ -5,7 +5,7 @@
  */
 import type * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import { DEFAULT_IMAGES, usesSessionStore, type StackConfig } from "../config";
+import { DEFAULT_IMAGES, usesSessionStore, volumeCheckSettings, type StackConfig } from "../config";
 import type { LoggingTarget } from "../hardening";
 import { DeviceApiKeys } from "./api-keys";
 import { EntraIdentity, rotationWindow } from "./entra";
@@ -94,6 +94,7 @@ export function deployIdentity(cfg: StackConfig, placement: IdentityPlacement): 
         clientSecret,
         logging: placement.logging,
         sessionStore: sessionStore && placement.sessionStoreNetwork ? { network: placement.sessionStoreNetwork, password: sessionStore.password } : undefined,
+        volumeCheck: volumeCheckSettings(cfg),
     });
     const publicInfo = pulumi
         .all([clientId, entra ? entra.identifierUri : pulumi.output<string | undefined>(undefined)])

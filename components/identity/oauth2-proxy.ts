@@ -8,6 +8,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import type { IdentityConfig } from "../config";
 import { hardenedContainerArgs, type LoggingTarget } from "../hardening";
+import { VolumeCheck, type VolumeCheckSettings } from "../model-store/volume";
 import {
     AUTHENTICATED_EMAILS_FILE,
     COOKIE_SECRET_BYTES,
@@ -45,6 +46,8 @@ export interface OAuth2ProxyArgs {
     readonly logging: LoggingTarget;
     /** identity.sessionStore redis: the store's hop network and password (a Pulumi secret). */
     readonly sessionStore?: { readonly network: pulumi.Input<string>; readonly password: pulumi.Input<string> };
+    /** How its config volume (allowedEmails) is checked for encryption at rest before it is written. */
+    readonly volumeCheck: VolumeCheckSettings;
 }
 
 export class OAuth2Proxy extends pulumi.ComponentResource {
@@ -78,6 +81,14 @@ export class OAuth2Proxy extends pulumi.ComponentResource {
             ? new docker.Volume(`${name}-config`, { name: pulumi.interpolate`${args.containerName}-config`, labels: [{ label: "zero-trust-ollama.volume", value: "oauth2-proxy-config" }] }, child)
             : undefined;
 
+        const emailsCheck =
+            emailsVolume &&
+            new VolumeCheck(
+                `${name}-config-check`,
+                { provider: args.provider, volume: emailsVolume, holds: "oauth2-proxy's email allowlist", consumer: "oauth2-proxy", containerName: pulumi.interpolate`${args.containerName}-config-check`, settings: args.volumeCheck, logging: args.logging },
+                { parent: this },
+            );
+
         const image = new docker.RemoteImage(`${name}-image`, { name: args.image, keepLocally: true }, child);
         const container = new docker.Container(
             `${name}-container`,
@@ -92,7 +103,7 @@ export class OAuth2Proxy extends pulumi.ComponentResource {
                 readOnly: true,
                 memory: 256,
                 healthcheck: { tests: oauth2ProxyHealthcheck(), interval: "30s", timeout: "5s", retries: 3, startPeriod: "10s" },
-                mounts: emailsVolume ? [{ type: "volume", source: emailsVolume.name, target: OAUTH2_PROXY_CONFIG_DIR }] : undefined,
+                mounts: emailsCheck ? [{ type: "volume", source: emailsCheck.verifiedName, target: OAUTH2_PROXY_CONFIG_DIR }] : undefined,
                 uploads: emailsVolume ? pulumi.unsecret(settings.apply((s) => [{ file: AUTHENTICATED_EMAILS_FILE, content: s.authenticatedEmails! }])) : undefined,
             },
             child,

@@ -163,18 +163,19 @@ function describeCrypt(d: BlockDevice): string {
 
 const LUKS_FIX =
     "put it on an encrypted volume: a LUKS (dm-crypt) filesystem mounted before `pulumi up` (docs/model-store.md), " +
-    "or set ollama.modelStore: { provision: fscrypt } to have the program create an fscrypt directory there, " +
+    "or set ollama.modelStore: { provision: fscrypt } (or gocryptfs, where the filesystem has no fscrypt) to have the program create an encrypted directory there, " +
     "or (development stacks only) ollama.allowUnencryptedModels: true";
 
 /**
- * The verdict for one directory. `hostPath` is the operator's path (the probe may see it under
- * another name, e.g. the check container's bind-mount target); it is what messages name.
+ * The verdict for one directory. `subject` names it in messages: the operator's path (the probe
+ * may see it under another name, e.g. the check container's bind-mount target) or a Docker volume.
+ * `unencryptedFix` is the advice when it is on a plain filesystem (default: the model store's).
  */
-export function decideModelStore(hostPath: string, facts: ProbeFacts): ModelStoreVerdict {
-    const refuse = (found: string, fix = LUKS_FIX): ModelStoreVerdict => ({ encrypted: false, found, fix });
-    if (!facts.exists || facts.resolved === undefined) return refuse(`${hostPath} does not exist`, `create it on the encrypted volume (or mount the volume), then re-run; ${LUKS_FIX}`);
-    if (!facts.isDirectory) return refuse(`${hostPath} is not a directory`, "point ollama.modelsPath at a directory on the encrypted volume");
-    const via = facts.resolved !== facts.path ? ` (${hostPath} is a symlink to ${facts.resolved})` : "";
+export function decideModelStore(subject: string, facts: ProbeFacts, unencryptedFix = LUKS_FIX): ModelStoreVerdict {
+    const refuse = (found: string, fix = unencryptedFix): ModelStoreVerdict => ({ encrypted: false, found, fix });
+    if (!facts.exists || facts.resolved === undefined) return refuse(`${subject} does not exist`, `create it on the encrypted volume (or mount the volume), then re-run; ${unencryptedFix}`);
+    if (!facts.isDirectory) return refuse(`${subject} is not a directory`, "point ollama.modelsPath at a directory on the encrypted volume");
+    const via = facts.resolved !== facts.path ? ` (${subject} is a symlink to ${facts.resolved})` : "";
 
     const mounts = parseMountInfo(facts.mountinfo);
     // Docker bind-mounts recursively: a filesystem mounted below the store would take Ollama's files.
@@ -185,7 +186,7 @@ export function decideModelStore(hostPath: string, facts: ProbeFacts): ModelStor
     if (fscrypt?.policy) {
         if (fscrypt.keyStatus === "present") return { encrypted: true, kind: "fscrypt", detail: `fscrypt v${fscrypt.policy.version} policy, key ${fscrypt.policy.keyId} present${via}` };
         return refuse(
-            `${hostPath} is fscrypt-encrypted but locked (key ${fscrypt.policy.keyId} ${fscrypt.keyStatus ?? "unknown"})${via}`,
+            `${subject} is fscrypt-encrypted but locked (key ${fscrypt.policy.keyId} ${fscrypt.keyStatus ?? "unknown"})${via}`,
             "unlock it before `pulumi up` (docs/model-store.md: unlocking after a reboot); a locked directory cannot take model files",
         );
     }
@@ -200,9 +201,9 @@ export function decideModelStore(hostPath: string, facts: ProbeFacts): ModelStor
     return refuse(`${mount.fsType} on ${mount.source}, not encrypted${via}`);
 }
 
-/** One line for logs and errors: "... is encrypted: ..." or "... refused: ...; fix: ...". */
-export function formatVerdict(hostPath: string, v: ModelStoreVerdict): string {
-    return v.encrypted ? `model store ${hostPath} is encrypted at rest: ${v.detail}` : `model store ${hostPath} is not encrypted at rest: ${v.found}. Fix: ${v.fix}.`;
+/** One line for logs and errors about `subject` ("model store /srv/m", "Docker volume v"). */
+export function formatVerdict(subject: string, v: ModelStoreVerdict): string {
+    return v.encrypted ? `${subject} is encrypted at rest: ${v.detail}` : `${subject} is not encrypted at rest: ${v.found}. Fix: ${v.fix}.`;
 }
 
 /** Parses the probe's JSON output; anything that is not the probe's shape is an error, never a pass. */

@@ -54,16 +54,48 @@ export interface ModelStoreCheckArgs {
     readonly logging: LoggingTarget;
 }
 
-/** The probe's verdict as an error for `pulumi up`: the message only, no stack trace. */
-export function verifiedPathOf(hostPath: string, probeLogs: string | undefined): string {
+/** What a refused check names: the store or volume, the advice for a plain disk, what is not created. */
+export interface CheckSubject {
+    /** How messages name it, e.g. "model store /srv/m" or "Docker volume zto-gateway-config". */
+    readonly subject: string;
+    /** The name decideModelStore uses in its findings (the host path, or the subject). */
+    readonly name: string;
+    /** Advice when it is on a plain filesystem; default: the model store's. */
+    readonly unencryptedFix?: string;
+    /** What the refusal keeps from being created, e.g. "Ollama". */
+    readonly consumer: string;
+}
+
+/** The probe's verdict; a refusal is an error for `pulumi up` (the message only, no stack trace). */
+export function verdictOrRefusal(s: CheckSubject, probeLogs: string | undefined): void {
     let verdict;
     try {
-        verdict = decideModelStore(hostPath, parseProbeOutput(probeLogs ?? ""));
+        verdict = decideModelStore(s.name, parseProbeOutput(probeLogs ?? ""), s.unencryptedFix);
     } catch (e) {
-        throw new pulumi.RunError(`model store ${hostPath} could not be checked, so Ollama is not created: ${(e as Error).message}`);
+        throw new pulumi.RunError(`${s.subject} could not be checked, so ${s.consumer} is not created: ${(e as Error).message}`);
     }
-    if (!verdict.encrypted) throw new pulumi.RunError(`${formatVerdict(hostPath, verdict)} Ollama is not created.`);
+    if (!verdict.encrypted) throw new pulumi.RunError(`${formatVerdict(s.subject, verdict)} ${s.consumer} is not created.`);
+}
+
+/** verdictOrRefusal for Ollama's model store: the host path, once it passed. */
+export function verifiedPathOf(hostPath: string, probeLogs: string | undefined): string {
+    verdictOrRefusal({ subject: `model store ${hostPath}`, name: hostPath, consumer: "Ollama" }, probeLogs);
     return hostPath;
+}
+
+/** Arguments every short-lived check container shares: no network, read-only, attached until it exits. */
+export function shortLivedContainer(image: docker.RemoteImage, logging: LoggingTarget) {
+    return {
+        ...hardenedContainerArgs("model-store-check", logging, { "zero-trust-ollama.check-run": DEPLOYMENT_STARTED }),
+        image: image.imageId,
+        restart: "no",
+        mustRun: false,
+        attach: true,
+        logs: true,
+        networkMode: "none",
+        readOnly: true,
+        memory: 128,
+    };
 }
 
 export class ModelStoreCheck extends pulumi.ComponentResource {
@@ -90,16 +122,7 @@ export class ModelStoreCheck extends pulumi.ComponentResource {
         }
 
         const image = new docker.RemoteImage(`${name}-image`, { name: args.probeImage, keepLocally: true }, child);
-        const shortLived = {
-            image: image.imageId,
-            restart: "no",
-            mustRun: false,
-            attach: true,
-            logs: true,
-            networkMode: "none",
-            readOnly: true,
-            memory: 128,
-        };
+        const shortLived = shortLivedContainer(image, args.logging);
 
         let provisioned: pulumi.Resource[] = [];
         if (args.provision === "fscrypt") {
@@ -111,7 +134,6 @@ export class ModelStoreCheck extends pulumi.ComponentResource {
                     `${name}-provision`,
                     {
                         name: pulumi.interpolate`${args.containerName}-provision`,
-                        ...hardenedContainerArgs("model-store-check", args.logging, { "zero-trust-ollama.check-run": DEPLOYMENT_STARTED }),
                         ...shortLived,
                         // Removed as soon as it exits: the key in its environment is kept nowhere on the host.
                         rm: true,
@@ -129,7 +151,6 @@ export class ModelStoreCheck extends pulumi.ComponentResource {
             `${name}-probe`,
             {
                 name: pulumi.interpolate`${args.containerName}-check`,
-                ...hardenedContainerArgs("model-store-check", args.logging, { "zero-trust-ollama.check-run": DEPLOYMENT_STARTED }),
                 ...shortLived,
                 command: ["python3", "-c", PROBE_SOURCE, "inspect", PROBE_STORE_DIR],
                 mounts: [{ type: "bind", source: args.hostPath, target: PROBE_STORE_DIR, readOnly: true }],

@@ -51,7 +51,7 @@ function fakePassword(seed: string, length: number, special: boolean): string {
 /**
  * What probe.py prints on the mocked Ollama host: the store (bind-mounted at /store) is an ext4
  * filesystem on LUKS2 (dm-0 on nvme0n1p3). Mock runs thus reach Ollama; tests that need a refusal
- * pass their own probe output (MockRunOptions.modelStoreProbe).
+ * pass their own probe output (MockRunOptions.storeProbe).
  */
 export const MOCK_LUKS_PROBE_OUTPUT = JSON.stringify({
     probe: 1,

@@ -42,8 +42,8 @@ export interface MockRunOptions {
     readonly calls?: Record<string, CallMock>;
     /** Called with the recorded resources before the run settles (a run that fails still shows what it registered). */
     readonly onRegistered?: (resources: readonly RecordedResource[]) => void;
-    /** What the model-store probe prints on the mocked host (default: a LUKS-backed store). */
-    readonly modelStoreProbe?: string;
+    /** What the probe prints on the mocked host (default: LUKS-backed), for the model store and for Docker volumes. */
+    readonly storeProbe?: { readonly modelStore?: string; readonly volumes?: string };
     /** Run the program as `index.ts` would be run (import it) instead of calling deployStack. */
     readonly viaIndex?: boolean;
     /** Outputs for some resources instead of the placeholders (the rehearsal's real PKI); undefined: the placeholders. */
@@ -106,7 +106,10 @@ export async function runProgramUnderMocks(file: StackFile, opts: MockRunOptions
         {
             newResource: (args) => {
                 const state = { ...args.inputs, ...(opts.outputs?.(args.type, args.name, unwrap(args.inputs).plain) ?? mockOutputs(args.type, args.name, args.inputs)) };
-                if (opts.modelStoreProbe !== undefined && isStoreCheck(args.inputs)) state.containerLogs = opts.modelStoreProbe;
+                if (isStoreCheck(args.inputs)) {
+                    const probed = args.inputs.mounts?.[0]?.type === "volume" ? opts.storeProbe?.volumes : opts.storeProbe?.modelStore;
+                    if (probed !== undefined) state.containerLogs = probed;
+                }
                 return { id: `${args.name}-id`, state };
             },
             call: (args) => {

@@ -72,7 +72,7 @@ describe("policy pack on the mocked program", () => {
             assert.ok(types.has(t), `prod graph has no ${t}`);
         }
         const roles = prodAcl.filter((r) => r.type === CONTAINER).map((r) => r.inputs.labels.find((l: { label: string }) => l.label === "zero-trust-ollama.role")?.value);
-        assert.deepEqual(roles.sort(), ["filter", "gateway", "gateway-config", "model-store-check", "oauth2-proxy", "ollama", "session-store"]);
+        assert.deepEqual([...new Set(roles)].sort(), ["filter", "gateway", "gateway-config", "model-store-check", "oauth2-proxy", "ollama", "session-store"]);
     });
 
     test("the three-node stack passes every mandatory policy; the Ollama invariants are checked on each node", async () => {

@@ -44,14 +44,56 @@ describe("model-store check in the program graph", () => {
     });
 
     test("a plain models path: no Ollama container is registered, and the error names path, finding and fix", async () => {
-        const out = execFileSync(process.execPath, ["--import", "tsx", path.join(__dirname, "model-store-refusal-run.ts")], { encoding: "utf8", timeout: 120_000 });
-        const { registered, errors } = JSON.parse(out.trim().split("\n").pop()!) as { registered: string[]; errors: string[] };
+        const { registered, errors } = refusalRun("model-store");
         assert.ok(registered.includes("ollama-model-store-probe"), "the check itself ran");
         assert.ok(!registered.includes("ollama-container"), `Ollama is never registered: ${JSON.stringify(registered)}`);
         assert.ok(
             errors.some((m) => m.includes("model store /srv/encrypted/ollama is not encrypted at rest: ext4 on /dev/nvme0n1p2, not encrypted. Fix:") && m.includes("Ollama is not created.")),
             `the refusal ended the run: ${JSON.stringify(errors)}`,
         );
+    });
+
+    test("a Docker volume on a plain disk: nothing writes the TLS key or the rules into it, and the error names volume, finding and fix", () => {
+        const { registered, errors } = refusalRun("volumes");
+        assert.ok(registered.includes("filter-rules-check-probe"), "the check ran");
+        // The first refusal (the filter's rules volume) stops everything after it: the gateway needs the filter.
+        for (const consumer of ["filter-container", "gateway-config-writer", "gateway-container"]) assert.ok(!registered.includes(consumer), `${consumer} is never registered`);
+        const expected =
+            "Docker volume zto-dev-filter-rules (the filter's rules) is not encrypted at rest: ext4 on /dev/nvme0n1p2, not encrypted. Fix: Docker keeps named volumes under its data root";
+        assert.ok(errors.some((m) => m.includes(expected) && m.endsWith("The filter is not created.")), `the refusal ended the run: ${JSON.stringify(errors.slice(0, 3))}`);
+    });
+
+    test("every Docker volume the stack keeps is checked read-only before its consumers mount it", async () => {
+        const r = await devGraph((d) => {
+            d.config["zero-trust-ollama:identity"] = { provider: "oidc", issuerUrl: "https://idp.example.com", clientId: "zto", allowedEmails: ["alice@example.com"] };
+            d.config["zero-trust-ollama:oidcClientSecret"] = "mock-client-secret";
+        });
+        assert.ok(r.ok, JSON.stringify(!r.ok && r.problems));
+        const volumes = r.resources.filter((x) => x.type === "docker:index/volume:Volume").map((v) => v.inputs.name as string);
+        assert.deepEqual(volumes.sort(), ["zto-dev-filter-rules", "zto-dev-gateway-config", "zto-dev-oauth2-proxy-config"]);
+        for (const volume of volumes) {
+            const probe: RecordedResource | undefined = r.resources.find((x) => x.type === CONTAINER && x.inputs.mounts?.[0]?.source === volume && x.inputs.command?.includes("inspect"));
+            assert.ok(probe, `${volume} has a check container`);
+            assert.deepEqual(probe.inputs.mounts, [{ type: "volume", source: volume, target: PROBE_STORE_DIR, readOnly: true }]);
+            assert.equal(probe.inputs.networkMode, "none");
+            const consumers = r.resources.filter((x) => x.type === CONTAINER && x !== probe && (x.inputs.mounts ?? []).some((m: { source: string }) => m.source === volume));
+            assert.ok(consumers.length > 0, `${volume} has consumers`);
+            for (const c of consumers) assert.ok(c.dependencies.includes(probe.urn), `${c.name} waits for the check of ${volume}`);
+        }
+    });
+
+    test("docker.allowUnencryptedVolumes: no volume checks, a warning; refused outright in a pinned stack", async () => {
+        const r = await devGraph((d) => (d.config["zero-trust-ollama:docker"] = { allowUnencryptedVolumes: true }));
+        assert.ok(r.ok);
+        const probes = r.resources.filter((x) => x.type === CONTAINER && x.name.endsWith("-check-probe"));
+        assert.deepEqual(probes, []);
+        assert.ok(named(r.resources, "ollama-model-store-probe"), "the model store is still checked");
+        const prod = parse(readFileSync("Pulumi.prod.yaml", "utf8"));
+        prod.config["zero-trust-ollama:docker"].allowUnencryptedVolumes = true;
+        const pinned = await runProgramUnderMocks(parseStackFile(stringify(prod), "Pulumi.prod.yaml"), { stack: "prod" });
+        assert.ok(!pinned.ok);
+        assert.deepEqual(pinned.resources, [], "nothing is registered");
+        assert.ok(pinned.problems.some((p) => p.path === "zero-trust-ollama:docker.allowUnencryptedVolumes" && /requirePinnedImages/.test(p.message)), JSON.stringify(pinned.problems));
     });
 
     test("the opt-out: no check container, Ollama labelled skipped, an advisory violation; mandatory in a pinned stack", async () => {
@@ -85,6 +127,11 @@ describe("model-store check in the program graph", () => {
         assert.ok(!JSON.stringify(r.resources.map((x) => x.maskedInputs)).includes(String(key?.inputs.hex ?? "no-hex")));
     });
 });
+
+function refusalRun(refuse: "model-store" | "volumes"): { registered: string[]; errors: string[] } {
+    const out = execFileSync(process.execPath, ["--import", "tsx", path.join(__dirname, "model-store-refusal-run.ts"), refuse], { encoding: "utf8", timeout: 120_000 });
+    return JSON.parse(out.trim().split("\n").pop()!);
+}
 
 function setOptOut(doc: any): any {
     doc.config["zero-trust-ollama:ollama"].allowUnencryptedModels = true;

@@ -1,6 +1,7 @@
 /**
  * Child process of model-store-program.test.ts: runs the dev stack under mocks with a probe that
- * reports a plain ext4 store, and prints what was registered and which errors ended the run. A
+ * reports a plain ext4 filesystem for the model store (argument `model-store`) or for the Docker
+ * volumes (argument `volumes`), and prints what was registered and which errors ended the run. A
  * child, because the refusal ends the program the way it ends `pulumi up`: an unhandled error.
  */
 import { readFileSync } from "node:fs";
@@ -22,7 +23,8 @@ const report = () => {
 process.on("unhandledRejection", (e) => errors.push(e instanceof Error ? e.message : String(e)));
 process.on("uncaughtException", (e) => errors.push(e.message));
 const file = parseStackFile(readFileSync("Pulumi.dev.yaml", "utf8"), "Pulumi.dev.yaml");
-const run = runProgramUnderMocks(file, { stack: "dev", modelStoreProbe: plain, onRegistered: (rs) => (resources = rs) });
+const refused = process.argv[2] === "volumes" ? { volumes: plain } : { modelStore: plain };
+const run = runProgramUnderMocks(file, { stack: "dev", storeProbe: refused, onRegistered: (rs) => (resources = rs) });
 run.then((r) => (resources = r.resources), (e: Error) => errors.push(e.message)).finally(() => setTimeout(report, 500));
 // A refused store leaves the run unsettled (Ollama's inputs never resolve): report when the loop drains.
 process.on("beforeExit", report);
