@@ -158,10 +158,12 @@ def set_policy_v2(fd, identifier):
 
 
 def provision_fscrypt(path, key_hex):
-    """Returns "created" or "unchanged"; raises with a clear message on anything else."""
+    """Returns "created", "unchanged" or "unlocked"; raises with a clear message on anything else,
+    and then leaves no directory behind that it created itself."""
     raw = bytes.fromhex(key_hex)
     if len(raw) != 64:
         raise ValueError("the fscrypt key must be 64 bytes (128 hex characters)")
+    created = not os.path.lexists(path)
     os.makedirs(path, mode=0o700, exist_ok=True)
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -173,14 +175,29 @@ def provision_fscrypt(path, key_hex):
             raise ValueError("%s is not empty and not encrypted: fscrypt encrypts only an empty directory; move its contents away first" % path)
         # Adding a key that is already present is allowed (the kernel counts it once per user).
         was_present = policy is not None and fscrypt_key_status(fd, policy) == "present"
-        if add_key(fd, raw) != identifier:
-            raise ValueError("the kernel derived another key identifier than expected; refusing to continue")
-        if policy is None:
-            set_policy_v2(fd, identifier)
-            return "created"
-        return "unchanged" if was_present else "unlocked"
+        try:
+            if add_key(fd, raw) != identifier:
+                raise ValueError("the kernel derived another key identifier than expected; refusing to continue")
+            if policy is None:
+                set_policy_v2(fd, identifier)
+        except OSError as e:
+            if e.errno not in (errno.EOPNOTSUPP, errno.ENOTTY):
+                raise
+            raise ValueError(
+                "the filesystem holding %s has no fscrypt support (ext4 needs the encrypt feature: `tune2fs -O encrypt <device>` "
+                "on an unmounted filesystem, and a kernel with CONFIG_FS_ENCRYPTION); use LUKS, or mount gocryptfs there on the host "
+                "(docs/model-store.md)" % path
+            )
+        return "created" if policy is None else "unchanged" if was_present else "unlocked"
+    except BaseException:
+        if created:
+            os.close(fd)
+            fd = -1
+            os.rmdir(path)
+        raise
     finally:
-        os.close(fd)
+        if fd >= 0:
+            os.close(fd)
 
 
 def main(argv):

@@ -16,6 +16,7 @@ import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { decideModelStore, formatVerdict, parseProbeOutput, type ModelStoreVerdict } from "../../components/model-store/decide";
+import { VOLUME_FIX } from "../../components/model-store/volume";
 
 const PROBE = path.join(__dirname, "../../components/model-store/probe.py");
 const TIMEOUT = { timeout: 60_000 };
@@ -187,6 +188,27 @@ describe("model store on the real kernel", { skip: missing && process.env.CI !==
         assert.match(!locked.encrypted ? locked.found : "", /fscrypt-encrypted but locked \(key [0-9a-f]{32} absent\)/);
         assert.deepEqual(provision(dir, key), { provisioned: true, result: "unlocked" }, "the same key unlocks it after a remount");
         assert.equal(readFileSync(path.join(dir, "model.bin"), "utf8"), marker.repeat(64));
+    });
+
+    test("provisioning where the filesystem has no fscrypt (tmpfs): a clear refusal, and no directory left behind", () => {
+        const noFscrypt = path.join(work, "tmpfs");
+        mkdirSync(noFscrypt);
+        run("mount", ["-t", "tmpfs", "-o", "size=4m", "zto-model-store-tmpfs", noFscrypt]);
+        mounted.push(noFscrypt);
+        const dir = path.join(noFscrypt, "models");
+        const r = provision(dir, key);
+        assert.equal(r.provisioned, false);
+        assert.match(r.error ?? "", new RegExp(`the filesystem holding ${dir} has no fscrypt support .*use LUKS, or mount gocryptfs there on the host`));
+        assert.equal(existsSync(dir), false, "nothing half-created");
+        const v = verdictOf(noFscrypt);
+        assert.equal(!v.encrypted && v.found, "tmpfs on zto-model-store-tmpfs, not encrypted");
+    });
+
+    test("a Docker volume's directory on a plain filesystem: refused, naming the volume and the data-root fix", () => {
+        const dir = path.join(mnt, "plain");
+        const subject = "Docker volume zto-ci-gateway-config (the gateway's config and TLS key)";
+        const v = decideModelStore(subject, parseProbeOutput(run("python3", [PROBE, "inspect", dir])), VOLUME_FIX);
+        assert.match(formatVerdict(subject, v), new RegExp(`^Docker volume zto-ci-gateway-config \\(the gateway's config and TLS key\\) is not encrypted at rest: ext4 on ${loopDevice}, not encrypted\\. Fix: Docker keeps named volumes under its data root`));
     });
 
     test("provisioning refuses a non-empty plain directory and a bad key", () => {
