@@ -69,16 +69,19 @@ describe("model-store check in the program graph", () => {
             d.config["zero-trust-ollama:oidcClientSecret"] = "mock-client-secret";
         });
         assert.ok(r.ok, JSON.stringify(!r.ok && r.problems));
-        const volumes = r.resources.filter((x) => x.type === "docker:index/volume:Volume").map((v) => v.inputs.name as string);
-        assert.deepEqual(volumes.sort(), ["zto-dev-filter-rules", "zto-dev-gateway-config", "zto-dev-oauth2-proxy-config"]);
-        for (const volume of volumes) {
-            const probe: RecordedResource | undefined = r.resources.find((x) => x.type === CONTAINER && x.inputs.mounts?.[0]?.source === volume && x.inputs.command?.includes("inspect"));
-            assert.ok(probe, `${volume} has a check container`);
-            assert.deepEqual(probe.inputs.mounts, [{ type: "volume", source: volume, target: PROBE_STORE_DIR, readOnly: true }]);
-            assert.equal(probe.inputs.networkMode, "none");
-            const consumers = r.resources.filter((x) => x.type === CONTAINER && x !== probe && (x.inputs.mounts ?? []).some((m: { source: string }) => m.source === volume));
-            assert.ok(consumers.length > 0, `${volume} has consumers`);
-            for (const c of consumers) assert.ok(c.dependencies.includes(probe.urn), `${c.name} waits for the check of ${volume}`);
+        assertVolumesChecked(r.resources, ["zto-dev-filter-rules", "zto-dev-gateway-config", "zto-dev-oauth2-proxy-config"]);
+    });
+
+    test("a GPU node's enclave volume (its config and TLS key) is checked on the node's own Docker host", async () => {
+        const r = await runProgramUnderMocks(parseStackFile(readFileSync("test/fixtures/Pulumi.nodes.yaml", "utf8"), "Pulumi.nodes.yaml"), { stack: "nodes" });
+        assert.ok(r.ok, JSON.stringify(!r.ok && r.problems));
+        const enclaveVolumes = r.resources.filter((x) => x.type === "docker:index/volume:Volume" && /-enclave-config$/.test(x.inputs.name)).map((v) => v.inputs.name as string);
+        assert.equal(enclaveVolumes.length, 3, "one per node");
+        assertVolumesChecked(r.resources, enclaveVolumes);
+        for (const volume of enclaveVolumes) {
+            const node = volume.replace(/^zto-nodes-(.+)-enclave-config$/, "$1");
+            const probe = r.resources.find((x) => x.type === CONTAINER && x.inputs.mounts?.[0]?.source === volume && x.inputs.command?.includes("inspect"));
+            assert.match(probe?.provider ?? "", new RegExp(`::node-${node}-docker::`), `${volume} is probed through its node's provider`);
         }
     });
 
@@ -127,6 +130,21 @@ describe("model-store check in the program graph", () => {
         assert.ok(!JSON.stringify(r.resources.map((x) => x.maskedInputs)).includes(String(key?.inputs.hex ?? "no-hex")));
     });
 });
+
+/** Each volume has a read-only, network-less check container, and every other container mounting it waits for it. */
+function assertVolumesChecked(resources: readonly RecordedResource[], expected: string[]): void {
+    const volumes = resources.filter((x) => x.type === "docker:index/volume:Volume").map((v) => v.inputs.name as string);
+    for (const volume of expected) assert.ok(volumes.includes(volume), `${volume} is in the graph: ${JSON.stringify(volumes)}`);
+    for (const volume of expected) {
+        const probe = resources.find((x) => x.type === CONTAINER && x.inputs.mounts?.[0]?.source === volume && x.inputs.command?.includes("inspect"));
+        assert.ok(probe, `${volume} has a check container`);
+        assert.deepEqual(probe.inputs.mounts, [{ type: "volume", source: volume, target: PROBE_STORE_DIR, readOnly: true }]);
+        assert.equal(probe.inputs.networkMode, "none");
+        const consumers = resources.filter((x) => x.type === CONTAINER && x !== probe && (x.inputs.mounts ?? []).some((m: { source: string }) => m.source === volume));
+        assert.ok(consumers.length > 0, `${volume} has consumers`);
+        for (const c of consumers) assert.ok(c.dependencies.includes(probe.urn), `${c.name} waits for the check of ${volume}`);
+    }
+}
 
 function refusalRun(refuse: "model-store" | "volumes"): { registered: string[]; errors: string[] } {
     const out = execFileSync(process.execPath, ["--import", "tsx", path.join(__dirname, "model-store-refusal-run.ts"), refuse], { encoding: "utf8", timeout: 120_000 });
