@@ -13,7 +13,8 @@ import { PROBE_STORE_DIR } from "../../components/model-store";
 import { parseStackFile } from "../../components/stack-file";
 import { POLICIES } from "../../policies/all";
 import { runProgramUnderMocks, type RecordedResource } from "../../scripts/lib/mock-program";
-import { evaluatePolicies, graphFromMockRun, resolvePolicyConfig } from "../../scripts/lib/policy-eval";
+import { evaluatePolicies } from "../../scripts/lib/plan-eval";
+import { graphFromMockRun, resolvePolicyConfig } from "../../scripts/lib/policy-eval";
 
 const CONTAINER = "docker:index/container:Container";
 
