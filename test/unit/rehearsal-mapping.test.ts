@@ -72,7 +72,8 @@ describe("rehearsal field mapping", () => {
         { what: "a new container field (a gateway volume list)", change: (r) => (r[first(r, TYPES.container)].inputs.volumes = [{ volumeName: "x", containerPath: "/x" }]), says: /\.volumes: the rehearsal neither maps/ },
         { what: "a new nested mount key", change: (r) => r[first(r, TYPES.container)].inputs.mounts.push({ type: "volume", source: "v", target: "/v", volumeOptions: { noCopy: true } }), says: /mounts\[1\]\.volumeOptions/ },
         { what: "an unknown mount type", change: (r) => r[first(r, TYPES.container)].inputs.mounts.push({ type: "tmpfs", target: "/t" }), says: /mount type "tmpfs" is not mapped/ },
-        { what: "a new healthcheck key", change: (r) => (r[first(r, TYPES.container)].inputs.healthcheck.startInterval = "1s"), says: /healthcheck\.startInterval/ },
+        // The first service with a healthcheck (one-shot check containers come earlier and have none).
+        { what: "a new healthcheck key", change: (r) => (r.find((x) => x.type === TYPES.container && x.inputs.healthcheck)!.inputs.healthcheck.startInterval = "1s"), says: /healthcheck\.startInterval/ },
         { what: "a new network field", change: (r) => (r[first(r, TYPES.network)].inputs.ipamConfigs = [{ subnet: "10.0.0.0/24" }]), says: /\.ipamConfigs: the rehearsal neither maps/ },
         { what: "an unknown Docker resource type", change: (r) => r.push({ ...r[first(r, TYPES.volume)], type: "docker:index/service:Service", name: "writer" }), says: /writer \(docker:index\/service:Service\): the rehearsal does not know this Docker resource type/ },
     ];
