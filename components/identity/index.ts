@@ -78,6 +78,7 @@ export function deployIdentity(cfg: StackConfig, placement: IdentityPlacement): 
             containerName: `${placement.namePrefix}-session-store`,
             network: placement.sessionStoreNetwork,
             logging: placement.logging,
+            volumeCheck: volumeCheckSettings(cfg),
         });
     }
 

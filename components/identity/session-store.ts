@@ -8,6 +8,7 @@ import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { hardenedContainerArgs, type LoggingTarget } from "../hardening";
+import { VolumeCheck, type VolumeCheckSettings } from "../model-store/volume";
 import {
     SESSION_STORE_ALIAS,
     SESSION_STORE_CONFIG_DIR,
@@ -30,6 +31,8 @@ export interface SessionStoreArgs {
     readonly network: pulumi.Input<string>;
     /** Where container logs go. */
     readonly logging: LoggingTarget;
+    /** How its config volume (redis.conf, which holds the password) is checked for encryption at rest before it is written. */
+    readonly volumeCheck: VolumeCheckSettings;
 }
 
 export class SessionStore extends pulumi.ComponentResource {
@@ -47,6 +50,13 @@ export class SessionStore extends pulumi.ComponentResource {
 
         // The root filesystem is read-only and Docker copies no file into one: redis.conf goes into a volume.
         const configVolume = new docker.Volume(`${name}-config`, { name: pulumi.interpolate`${args.containerName}-config`, labels: [{ label: "zero-trust-ollama.volume", value: "session-store-config" }] }, child);
+        // The password is written into that volume, so it is checked like every other; /data is a
+        // tmpfs (nothing is saved: redis.conf turns snapshots and the append-only file off).
+        const configCheck = new VolumeCheck(
+            `${name}-config-check`,
+            { provider: args.provider, volume: configVolume, holds: "the session store's redis.conf and password", consumer: "The session store", containerName: pulumi.interpolate`${args.containerName}-config-check`, settings: args.volumeCheck, logging: args.logging },
+            { parent: this },
+        );
         const image = new docker.RemoteImage(`${name}-image`, { name: args.image, keepLocally: true }, child);
         const container = new docker.Container(
             `${name}-container`,
@@ -62,7 +72,7 @@ export class SessionStore extends pulumi.ComponentResource {
                 tmpfs: { "/data": "rw,noexec,nosuid,size=1m" },
                 memory: 128,
                 healthcheck: { tests: sessionStoreHealthcheck(), interval: "30s", timeout: "5s", retries: 3, startPeriod: "5s" },
-                mounts: [{ type: "volume", source: configVolume.name, target: SESSION_STORE_CONFIG_DIR, readOnly: false }],
+                mounts: [{ type: "volume", source: configCheck.verifiedName, target: SESSION_STORE_CONFIG_DIR, readOnly: false }],
                 uploads: [{ file: SESSION_STORE_CONFIG_FILE, content: conf }],
             },
             child,

@@ -1,11 +1,11 @@
 /**
  * Every other persistent volume the stack keeps (issue 20): the Docker named volumes that hold the
- * gateway's config generations and TLS key, an enclave's config and key, the filter's rules and
- * oauth2-proxy's allowlist. Docker keeps them under its data root, so each is checked exactly like
- * the model store (probe.py in a short-lived container that mounts the volume read-only) before
- * anything writes into it: its consumers mount `verifiedName`, which resolves only on a passing
+ * gateway's config generations, TLS key and session ticket keys, an enclave's config and key, the
+ * filter's rules, oauth2-proxy's allowlist and the session store's redis.conf (its password).
+ * Docker keeps them under its data root, so each is checked exactly like the model store (probe.py
+ * in a short-lived container that mounts the volume read-only) before anything writes into it: its consumers mount `verifiedName`, which resolves only on a passing
  * verdict. The filter keeps no other state: its budgets are in memory and its audit events go to
- * the SIEM and the container log, never to a file.
+ * the SIEM and the container log, never to a file; the session store's sessions live in memory only.
  */
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";

@@ -70,7 +70,10 @@ describe("model-store check in the program graph", () => {
             d.config["zero-trust-ollama:oidcClientSecret"] = "mock-client-secret";
         });
         assert.ok(r.ok, JSON.stringify(!r.ok && r.problems));
-        assertVolumesChecked(r.resources, ["zto-dev-filter-rules", "zto-dev-gateway-config", "zto-dev-oauth2-proxy-config"]);
+        const kept = ["zto-dev-filter-rules", "zto-dev-gateway-config", "zto-dev-oauth2-proxy-config", "zto-dev-session-store-config"];
+        assertVolumesChecked(r.resources, kept);
+        // A volume added later without a check fails here: the list is every volume in the graph.
+        assert.deepEqual(r.resources.filter((x) => x.type === "docker:index/volume:Volume").map((v) => v.inputs.name).sort(), kept);
     });
 
     test("a GPU node's enclave volume (its config and TLS key) is checked on the node's own Docker host", async () => {
