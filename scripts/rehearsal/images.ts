@@ -1,6 +1,6 @@
 /**
  * Local images for the engine rehearsal, built without any registry: one Debian rootfs from
- * `debootstrap --variant=minbase` (nginx, haproxy, redis-server, curl, wget, nc, and the host's Node 20 binary with
+ * `debootstrap --variant=minbase` (nginx, haproxy, redis-server, python3, curl, wget, nc, and the host's Node 20 binary with
  * npm copied in under the official image's paths), imported with `docker import`, and one small
  * image per pinned reference on top of it. The rootfs tarball is cached by content in the tools
  * folder; an image whose recipe label matches is not built again.
@@ -18,7 +18,7 @@ export const ROOTFS_SUITE = "bookworm";
  * wget: the oauth2-proxy healthcheck runs the -alpine image's busybox wget; Debian's busybox 1.35
  * wget crashes (SIGSEGV) on its `-T` option, so GNU wget, which takes the same flags, stands in.
  */
-export const ROOTFS_PACKAGES = ["nginx", "haproxy", "redis-server", "curl", "wget", "netcat-openbsd", "ca-certificates"] as const;
+export const ROOTFS_PACKAGES = ["nginx", "haproxy", "redis-server", "python3", "curl", "wget", "netcat-openbsd", "ca-certificates"] as const;
 /** Bumped when the rootfs post-processing below changes. */
 const ROOTFS_RECIPE = 1;
 /** Users the components run as: nginx 101 (official nginx image), haproxy 99, node 1000. */
@@ -31,7 +31,7 @@ const RECIPE_LABEL = "zero-trust-ollama.rehearsal.recipe";
 const PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /** What a pinned reference stands for; anything else is refused (no silent substitute). */
-export type StandIn = "nginx" | "haproxy" | "ollama" | "oauth2-proxy" | "redis";
+export type StandIn = "nginx" | "haproxy" | "ollama" | "oauth2-proxy" | "redis" | "python";
 
 export function standInFor(ref: string): StandIn {
     const repo = ref.replace(/@sha256:[a-f0-9]{64}$/, "").replace(/:[^/:]+$/, "");
@@ -40,7 +40,8 @@ export function standInFor(ref: string): StandIn {
     if (/(^|\/)nginx$/.test(repo)) return "nginx";
     if (/(^|\/)haproxy$/.test(repo)) return "haproxy";
     if (/(^|\/)redis$/.test(repo)) return "redis";
-    throw new Error(`no local stand-in for image "${ref}" (known: ollama/ollama, oauth2-proxy, nginx, haproxy, redis)`);
+    if (/(^|\/)python$/.test(repo)) return "python";
+    throw new Error(`no local stand-in for image "${ref}" (known: ollama/ollama, oauth2-proxy, nginx, haproxy, redis, python)`);
 }
 
 /** A local image cannot carry a registry digest: the rehearsal runs `repo:tag` of a digest-pinned reference. */
@@ -196,6 +197,9 @@ function recipe(kind: StandIn, base: string): Recipe {
         case "redis":
             // Debian's real redis-server and redis-cli; the component's command names the binary and its config.
             return { dockerfile: `FROM ${base}\nUSER 999:999\nCMD ["redis-server"]\n`, files: {} };
+        case "python":
+            // The model-store and volume checks run `python3 -c <probe.py>`: Debian's python3 3.11 from the rootfs.
+            return { dockerfile: `FROM ${base}\nCMD ["python3"]\n`, files: {} };
         default: {
             const never: never = kind;
             throw new Error(`unknown stand-in ${String(never)}`);
