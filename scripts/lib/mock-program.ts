@@ -42,12 +42,23 @@ export interface MockRunOptions {
     readonly calls?: Record<string, CallMock>;
     /** Called with the recorded resources before the run settles (a run that fails still shows what it registered). */
     readonly onRegistered?: (resources: readonly RecordedResource[]) => void;
-    /** What the probe prints on the mocked host (default: LUKS-backed), for the model store and for Docker volumes. */
-    readonly storeProbe?: { readonly modelStore?: string; readonly volumes?: string };
+    /**
+     * What the probe prints on the mocked host (default: LUKS-backed), for the model store, for Docker
+     * volumes, or for one check container by its name (the rehearsal's real output from the engine).
+     */
+    readonly storeProbe?: StoreProbeAnswers;
     /** Run the program as `index.ts` would be run (import it) instead of calling deployStack. */
     readonly viaIndex?: boolean;
     /** Outputs for some resources instead of the placeholders (the rehearsal's real PKI); undefined: the placeholders. */
     readonly outputs?: (type: string, name: string, inputs: Record<string, any>) => Record<string, unknown> | undefined;
+}
+
+/** Probe output the mocks answer a check container with, instead of the LUKS-backed default. */
+export interface StoreProbeAnswers {
+    readonly modelStore?: string;
+    readonly volumes?: string;
+    /** By check container name; wins over the two above. */
+    readonly byContainer?: Readonly<Record<string, string>>;
 }
 
 export type MockRunResult =
@@ -107,7 +118,7 @@ export async function runProgramUnderMocks(file: StackFile, opts: MockRunOptions
             newResource: (args) => {
                 const state = { ...args.inputs, ...(opts.outputs?.(args.type, args.name, unwrap(args.inputs).plain) ?? mockOutputs(args.type, args.name, args.inputs)) };
                 if (isStoreCheck(args.inputs)) {
-                    const probed = args.inputs.mounts?.[0]?.type === "volume" ? opts.storeProbe?.volumes : opts.storeProbe?.modelStore;
+                    const probed = opts.storeProbe?.byContainer?.[args.inputs.name] ?? (args.inputs.mounts?.[0]?.type === "volume" ? opts.storeProbe?.volumes : opts.storeProbe?.modelStore);
                     if (probed !== undefined) state.containerLogs = probed;
                 }
                 return { id: `${args.name}-id`, state };

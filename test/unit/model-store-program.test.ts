@@ -4,14 +4,14 @@
  * about, labelled and flagged by the pack; provisioning keeps its key a secret.
  */
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import * as path from "node:path";
 import { readFileSync } from "node:fs";
 import { describe, test } from "node:test";
 import { parse, stringify } from "yaml";
 import { PROBE_STORE_DIR } from "../../components/model-store";
 import { parseStackFile } from "../../components/stack-file";
 import { POLICIES } from "../../policies/all";
+import { checkedRun, type CheckedRunReport } from "../../scripts/lib/checked-run";
+import { MOCK_LUKS_PROBE_OUTPUT } from "../../scripts/lib/mock-outputs";
 import { runProgramUnderMocks, type RecordedResource } from "../../scripts/lib/mock-program";
 import { evaluatePolicies } from "../../scripts/lib/plan-eval";
 import { graphFromMockRun, resolvePolicyConfig } from "../../scripts/lib/policy-eval";
@@ -45,7 +45,7 @@ describe("model-store check in the program graph", () => {
     });
 
     test("a plain models path: no Ollama container is registered, and the error names path, finding and fix", async () => {
-        const { registered, errors } = refusalRun("model-store");
+        const { registered, errors } = await refusalRun("model-store");
         assert.ok(registered.includes("ollama-model-store-probe"), "the check itself ran");
         assert.ok(!registered.includes("ollama-container"), `Ollama is never registered: ${JSON.stringify(registered)}`);
         assert.ok(
@@ -54,8 +54,8 @@ describe("model-store check in the program graph", () => {
         );
     });
 
-    test("a Docker volume on a plain disk: nothing writes the TLS key or the rules into it, and the error names volume, finding and fix", () => {
-        const { registered, errors } = refusalRun("volumes");
+    test("a Docker volume on a plain disk: nothing writes the TLS key or the rules into it, and the error names volume, finding and fix", async () => {
+        const { registered, errors } = await refusalRun("volumes");
         assert.ok(registered.includes("filter-rules-check-probe"), "the check ran");
         // The first refusal (the filter's rules volume) stops everything after it: the gateway needs the filter.
         for (const consumer of ["filter-container", "gateway-config-writer", "gateway-container"]) assert.ok(!registered.includes(consumer), `${consumer} is never registered`);
@@ -150,9 +150,15 @@ function assertVolumesChecked(resources: readonly RecordedResource[], expected: 
     }
 }
 
-function refusalRun(refuse: "model-store" | "volumes"): { registered: string[]; errors: string[] } {
-    const out = execFileSync(process.execPath, ["--import", "tsx", path.join(__dirname, "model-store-refusal-run.ts"), refuse], { encoding: "utf8", timeout: 120_000 });
-    return JSON.parse(out.trim().split("\n").pop()!);
+/** The dev stack run with a probe that reports a plain ext4 filesystem for the model store or for the Docker volumes. */
+function refusalRun(refuse: "model-store" | "volumes"): Promise<CheckedRunReport> {
+    const plain = JSON.stringify({
+        ...JSON.parse(MOCK_LUKS_PROBE_OUTPUT),
+        mountinfo: "812 1 259:2 /srv/encrypted/ollama /store ro - ext4 /dev/nvme0n1p2 rw\n",
+        blockDevices: [{ kname: "nvme0n1p2", majMin: "259:2", slaves: [] }],
+    });
+    const file = parseStackFile(readFileSync("Pulumi.dev.yaml", "utf8"), "Pulumi.dev.yaml");
+    return checkedRun({ file, stack: "dev", storeProbe: refuse === "volumes" ? { volumes: plain } : { modelStore: plain } });
 }
 
 function setOptOut(doc: any): any {
