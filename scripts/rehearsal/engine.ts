@@ -180,6 +180,11 @@ function splitTag(ref: string): [string, string] {
     return at > ref.lastIndexOf("/") ? [ref.slice(0, at), ref.slice(at + 1)] : [ref, "latest"];
 }
 
+/** The scratch directory a container's bind mount of `source` gets instead (the host path does not exist here). */
+export function bindScratchDir(scratch: string, resourceName: string, source: string): string {
+    return path.join(scratch, "binds", resourceName, source.replace(/[^A-Za-z0-9]+/g, "_"));
+}
+
 /** How long a one-shot container may run before the rehearsal gives up on it (a loaded machine). */
 export const RUN_TO_EXIT_TIMEOUT_MS = 120_000;
 
@@ -196,7 +201,7 @@ async function startContainer(d: Deployed, c: ContainerPlan, scratch: string, ex
     if (!image) throw new Error(`${c.resourceName}: image input ${c.imageInput} comes from no image resource of the stack`);
     const mounts = (c.create.HostConfig.Mounts ?? []).map((m: any) => {
         if (m.Type !== "bind") return m;
-        const dir = path.join(scratch, "binds", c.resourceName, m.Source.replace(/[^A-Za-z0-9]+/g, "_"));
+        const dir = bindScratchDir(scratch, c.resourceName, m.Source);
         mkdirSync(dir, { recursive: true });
         return { ...m, Source: dir };
     });
@@ -221,13 +226,46 @@ async function startContainer(d: Deployed, c: ContainerPlan, scratch: string, ex
     return deployed;
 }
 
+/** Role label of the model-store and volume checks (components/model-store): run before anything else. */
+export const CHECK_ROLE = "model-store-check";
+
+/** A check container that ran to exit 0, with what it printed (the probe's report). */
+export interface CheckRun {
+    readonly container: DeployedContainer;
+    readonly logs: string;
+}
+
 /**
- * Creates everything in the plan, in dependency order: images, networks, volumes, then each
- * container started in the program's order, a one-shot run to exit 0 before the next. `scratch`
- * holds the stand-in directories for bind mounts (the operator's encrypted store does not exist
- * here). On any failure, everything labelled with `owner` is removed.
+ * The check containers first, then the rest, each group in the program's order. The checks depend
+ * only on images and volumes (or on each other: provisioning before its check), so this is an
+ * order the provider could take too, and the verdict on their real output comes before any
+ * consumer exists.
  */
-export async function deploy(plan: RehearsalPlan, owner: string, scratch: string, extraEnv: Record<string, string[]>, log: (line: string) => void): Promise<Deployed> {
+export function checksFirst(containers: readonly ContainerPlan[]): { checks: ContainerPlan[]; rest: ContainerPlan[] } {
+    const checks = containers.filter((c) => c.role === CHECK_ROLE);
+    const names = new Set(checks.map((c) => c.resourceName));
+    for (const c of checks) {
+        const others = c.dependsOn.filter((dep) => !names.has(dep) && containers.some((x) => x.resourceName === dep));
+        if (others.length) throw new Error(`${c.resourceName}: a check that depends on ${others.join(", ")}; the rehearsal runs the checks before every other container`);
+    }
+    return { checks, rest: containers.filter((c) => !names.has(c.resourceName)) };
+}
+
+/**
+ * Creates everything in the plan, in dependency order: images, networks, volumes, the check
+ * containers (then `afterChecks` with their output, which may refuse), then every other container
+ * in the program's order, a one-shot run to exit 0 before the next. `scratch` holds the stand-in
+ * directories for bind mounts (the operator's encrypted store does not exist here). On any
+ * failure, everything labelled with `owner` is removed.
+ */
+export async function deploy(
+    plan: RehearsalPlan,
+    owner: string,
+    scratch: string,
+    extraEnv: Record<string, string[]>,
+    log: (line: string) => void,
+    afterChecks: (runs: CheckRun[]) => Promise<void> = async () => undefined,
+): Promise<Deployed> {
     const docker = new Docker();
     const prepared = await prepareImages(docker, plan, log);
     const d: Deployed = { docker, owner, containers: [], networks: [], volumes: [], images: prepared.images, tags: prepared.tags, imageSeconds: prepared.seconds };
@@ -242,10 +280,19 @@ export async function deploy(plan: RehearsalPlan, owner: string, scratch: string
             d.volumes.push(v.create.Name);
         }
         const ready = new Set<string>();
-        for (const c of plan.containers) {
-            await startContainer(d, c, scratch, extraEnv[c.resourceName] ?? [], ready, log);
+        const start = async (c: ContainerPlan) => {
+            const container = await startContainer(d, c, scratch, extraEnv[c.resourceName] ?? [], ready, log);
             ready.add(c.resourceName);
+            return container;
+        };
+        const { checks, rest } = checksFirst(plan.containers);
+        const runs: CheckRun[] = [];
+        for (const c of checks) {
+            const container = await start(c);
+            runs.push({ container, logs: await containerLogs(docker, container.id) });
         }
+        if (runs.length) await afterChecks(runs);
+        for (const c of rest) await start(c);
         return d;
     } catch (e) {
         await teardown(d);

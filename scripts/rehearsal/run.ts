@@ -9,10 +9,11 @@ import * as path from "node:path";
 import { formatProblems, type StackConfig } from "../../components/config";
 import type { StackFile } from "../../components/stack-file";
 import type { StackOutputs } from "../../components/stack";
+import { checkedRun } from "../lib/checked-run";
 import { mockOutputs } from "../lib/mock-outputs";
 import { outputOf, runProgramUnderMocks, type MockRunOptions, type RecordedResource } from "../lib/mock-program";
 import { sandboxUsers, type SandboxUser } from "../sandbox/stub-oauth2-proxy";
-import { deploy, removeByLabel, replaceContainer, teardown, waitHealthy, type Deployed } from "./engine";
+import { bindScratchDir, deploy, removeByLabel, replaceContainer, teardown, waitHealthy, type CheckRun, type Deployed } from "./engine";
 import { planRehearsal, TYPES, type RehearsalPlan } from "./mapping";
 import { realTlsOutputs } from "./real-pki";
 
@@ -41,7 +42,7 @@ export interface Rehearsal {
     readonly users: SandboxUser[];
     /** Container name of the stack's container of this role (first one). */
     containerOf(role: string): { name: string; id: string };
-    /** Seconds: program under mocks, images, create+start, healthy. */
+    /** Seconds: program under mocks, images, verdict (the program run again on the checks' real output), create+start, healthy. */
     readonly timings: Record<string, number>;
 }
 
@@ -61,6 +62,27 @@ export const mockImageIds = (r: RecordedResource): string => {
     const out = mockOutputs(r.type, r.name, r.inputs) as { imageId?: string; repoDigest?: string };
     return String(r.type === TYPES.remoteImage ? out.imageId : out.repoDigest);
 };
+
+/**
+ * The program's own verdict on what the checks printed on the engine, as `pulumi up` reaches it:
+ * the program runs again with each check container answered by its real output, and a refusal
+ * ends that run (in a child process) with the program's message. The rehearsal then stops with
+ * it, before any container that would use the refused store or volume exists.
+ */
+async function verdictOnEngine(file: StackFile, stackName: string, runs: CheckRun[], scratch: string, log: (line: string) => void): Promise<void> {
+    const report = await checkedRun({ file, stack: stackName, storeProbe: { byContainer: Object.fromEntries(runs.map((r) => [r.container.name, r.logs])) } });
+    const names = runs.map((r) => r.container.name).join(", ");
+    if (report.errors.length === 0) {
+        log(`rehearse: the program accepted what ${runs.length} check(s) found on the engine (${names})`);
+        return;
+    }
+    // Said with the refusal: the model store the message names is this rehearsal's scratch directory.
+    const binds = runs.flatMap((r) => r.container.plan.bindSources.map((source) => `${source} was ${bindScratchDir(scratch, r.container.plan.resourceName, source)} (${r.container.name})`));
+    throw new RehearsalError(
+        `the program refused what the checks found on this engine (${names}):\n${report.errors.join("\n")}` +
+            (binds.length ? `\n(bind-mount sources are scratch directories here: ${binds.join("; ")})` : ""),
+    );
+}
 
 export async function rehearse(file: StackFile, opts: RehearsalOptions): Promise<Rehearsal> {
     const log = opts.log ?? (() => undefined);
@@ -82,13 +104,17 @@ export async function rehearse(file: StackFile, opts: RehearsalOptions): Promise
     try {
         // Leftovers of a killed earlier run of this stack name, found by their label.
         await removeByLabel(opts.stackName, log);
-        deployed = await deploy(plan, opts.stackName, dir, extraEnv, log);
+        deployed = await deploy(plan, opts.stackName, dir, extraEnv, log, async (runs) => {
+            const tc = Date.now();
+            await verdictOnEngine(file, opts.stackName, runs, dir, log);
+            timings.verdict = since(tc);
+        });
     } catch (e) {
         rmSync(dir, { recursive: true, force: true });
         throw e;
     }
     timings.images = Math.round(deployed.imageSeconds * 10) / 10;
-    timings.create = Math.round((since(t0) - timings.images) * 10) / 10;
+    timings.create = Math.round((since(t0) - timings.images - (timings.verdict ?? 0)) * 10) / 10;
     try {
         t0 = Date.now();
         await waitHealthy(deployed, opts.healthTimeoutMs ?? DEFAULT_HEALTH_TIMEOUT_MS);

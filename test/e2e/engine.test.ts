@@ -2,7 +2,8 @@
  * The stacks' containers on a real Docker engine (npm run rehearse, docs/rehearsal.md): every
  * container healthy by its own healthcheck, the published port serving enrolled devices and
  * refusing the denied routes with the stub Ollama's log showing nothing, the measured
- * reachability matrix, hardening observed in /proc, and revocation by a config edit. Needs
+ * reachability matrix, hardening observed in /proc, revocation by a config edit, and the
+ * encrypted-storage checks refusing this machine's plain disk with only check containers ever created. Needs
  * dockerd: without it the file fails, locally as in CI (.ci/setup.d/30-docker.sh starts it), never skips.
  */
 import assert from "node:assert/strict";
@@ -11,12 +12,12 @@ import { readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { after, before, describe, test } from "node:test";
 import { parse, stringify } from "yaml";
-import { parseStackFile } from "../../components/stack-file";
+import { parseStackFile, type StackFile } from "../../components/stack-file";
 import { OFFLINE_CALLS } from "../../scripts/plan";
 import { stackWithPort } from "../../scripts/rehearse";
 import { measure, formatMatrix, type Matrix } from "../../scripts/rehearsal/matrix";
-import { containerLogs, removeByLabel } from "../../scripts/rehearsal/engine";
-import { applyAgain, endRehearsal, rehearse, type Rehearsal } from "../../scripts/rehearsal/run";
+import { CHECK_ROLE, containerLogs, REHEARSAL_LABEL, removeByLabel } from "../../scripts/rehearsal/engine";
+import { applyAgain, endRehearsal, rehearse, RehearsalError, type Rehearsal } from "../../scripts/rehearsal/run";
 import { SESSION_COOKIE } from "../../scripts/sandbox/stub-oauth2-proxy";
 import type { OllamaLogEntry, OllamaRequestEntry } from "../../scripts/sandbox/stub-ollama";
 import { gatewayRequest, type SandboxInfo } from "./harness";
@@ -114,6 +115,21 @@ function checkHardening(r: Rehearsal): void {
     }
 }
 
+/**
+ * The dev stack with the two development waivers: this machine keeps Docker's data root (the
+ * stack's volumes) on a plain ext4 disk, and the rehearsal bind-mounts a scratch directory on it
+ * in place of the model store, so the stack as shipped is refused here (the last suite shows that
+ * refusal on the engine).
+ */
+function devStackWithWaivers(port: number, edit: (doc: any) => void = () => undefined): StackFile {
+    const doc = parse(readFileSync("Pulumi.dev.yaml", "utf8"));
+    doc.config["zero-trust-ollama:ollama"].allowUnencryptedModels = true;
+    doc.config["zero-trust-ollama:docker"] = { ...doc.config["zero-trust-ollama:docker"], allowUnencryptedVolumes: true };
+    doc.config["zero-trust-ollama:gateway"].port = port;
+    edit(doc);
+    return parseStackFile(stringify(doc), `Pulumi.dev.yaml (development waivers, gateway.port ${port})`);
+}
+
 describe("dev stack on the real engine", () => {
     let r: Rehearsal;
     let m: Matrix;
@@ -121,7 +137,7 @@ describe("dev stack on the real engine", () => {
     const name = `e2e-dev-${process.pid}`;
     before(async () => {
         port = await freePort();
-        r = await rehearse(stackWithPort("Pulumi.dev.yaml", String(port)), opts(name));
+        r = await rehearse(devStackWithWaivers(port), opts(name));
         m = await measure(r.deployed);
         process.stdout.write(`${formatMatrix("Pulumi.dev.yaml", m)}\ntimings ${JSON.stringify(r.timings)}\n`);
     }, { timeout: HOOK_TIMEOUT_MS });
@@ -164,10 +180,8 @@ describe("dev stack on the real engine", () => {
         const workers = nginxWorkers(gateway.id);
         assert.ok(workers.length > 0, "nginx workers before the edit");
 
-        const doc = parse(readFileSync("Pulumi.dev.yaml", "utf8"));
-        doc.config["zero-trust-ollama:devices"] = doc.config["zero-trust-ollama:devices"].filter((d: { name: string }) => d.name !== "alice-laptop");
-        doc.config["zero-trust-ollama:gateway"].port = port;
-        const applied = await applyAgain(r, parseStackFile(stringify(doc), "Pulumi.dev.yaml without alice-laptop"), opts(name));
+        const withoutAlice = devStackWithWaivers(port, (doc) => (doc.config["zero-trust-ollama:devices"] = doc.config["zero-trust-ollama:devices"].filter((d: { name: string }) => d.name !== "alice-laptop")));
+        const applied = await applyAgain(r, withoutAlice, opts(name));
         assert.deepEqual(applied.replaced, ["gateway-config-writer"]);
 
         const after = r.containerOf("gateway");
@@ -239,3 +253,71 @@ describe("prod-like stack (oidc, filter on, loopback) on the real engine", () =>
         checkHardening(r);
     });
 });
+
+/** Containers the engine created for this stack name between two instants (its event log, not a later `ps`). */
+function containersCreated(stackName: string, sinceSeconds: number, untilSeconds: number): { name: string; role: string }[] {
+    const out = execFileSync(
+        "docker",
+        ["events", "--since", String(sinceSeconds), "--until", String(untilSeconds), "--filter", "type=container", "--filter", "event=create", "--filter", `label=${REHEARSAL_LABEL}=${stackName}`, "--format", "{{json .Actor.Attributes}}"],
+        { encoding: "utf8", timeout: 60_000 },
+    );
+    return out.split("\n").filter(Boolean).map((l) => JSON.parse(l)).map((a) => ({ name: a.name, role: a["zero-trust-ollama.role"] }));
+}
+
+/**
+ * The checks for real on this machine, whose Docker data root and scratch directories are on a
+ * plain ext4 disk: the shipped dev stack is refused at its model store (the first refusal: the
+ * filter and the gateway wait for Ollama), and with only the models waived, at a Docker volume.
+ * Either way the engine only ever created the check containers.
+ */
+const REFUSALS = [
+    {
+        what: "the dev stack as shipped (no waiver)",
+        edit: (_doc: any) => undefined,
+        says: [/model store \/srv\/encrypted\/ollama is not encrypted at rest: \S+ on \/dev\/\S+, not encrypted\. Fix: [^\n]*Ollama is not created\./, /\(bind-mount sources are scratch directories here: \/srv\/encrypted\/ollama was \S+/],
+        never: undefined,
+    },
+    {
+        what: "the dev stack with only ollama.allowUnencryptedModels",
+        edit: (doc: any) => (doc.config["zero-trust-ollama:ollama"].allowUnencryptedModels = true),
+        says: [/Docker volume zto-e2e-refuse-\d+-\d-[a-z-]+ \([^)]+\) is not encrypted at rest: \S+ on \/dev\/\S+, not encrypted\. Fix: Docker keeps named volumes under its data root[^\n]* is not created\./],
+        // The waived store is not checked at all.
+        never: "model store",
+    },
+];
+
+for (const [i, c] of REFUSALS.entries()) {
+    describe(`${c.what} on this machine's plain disk`, () => {
+        const name = `e2e-refuse-${process.pid}-${i}`;
+        let refusal: Error | undefined;
+        let created: { name: string; role: string }[] = [];
+        let left = "";
+        before(async () => {
+            const doc = parse(readFileSync("Pulumi.dev.yaml", "utf8"));
+            c.edit(doc);
+            doc.config["zero-trust-ollama:gateway"].port = await freePort();
+            const since = Math.floor(Date.now() / 1000) - 1;
+            await rehearse(parseStackFile(stringify(doc), `Pulumi.dev.yaml (${c.what})`), opts(name)).then(
+                () => assert.fail("the rehearsal of a plain-disk stack came up"),
+                (e: Error) => (refusal = e),
+            );
+            created = containersCreated(name, since, Math.ceil(Date.now() / 1000) + 1);
+            left = execFileSync("docker", ["ps", "-a", "--filter", `name=zto-${name}-`, "--format", "{{.Names}}"], { encoding: "utf8" }).trim();
+            process.stdout.write(`refusal on the engine (${c.what}):\n${refusal?.message}\ncreated: ${created.map((x) => x.name).join(", ")}\n`);
+        }, { timeout: HOOK_TIMEOUT_MS });
+        after(() => removeByLabel(name), { timeout: HOOK_TIMEOUT_MS });
+
+        test("the rehearsal stops with the program's refusal, naming what was checked and what the probe found there", () => {
+            assert.ok(refusal instanceof RehearsalError, String(refusal?.stack));
+            for (const pattern of c.says) assert.match(refusal.message, pattern);
+            if (c.never) assert.ok(!refusal.message.includes(c.never), refusal.message);
+        });
+
+        test("only the check containers were ever created on the engine: no Ollama, no gateway, no filter; nothing is left", () => {
+            assert.ok(created.length > 0, "the checks ran on the engine");
+            for (const x of created) assert.equal(x.role, CHECK_ROLE, `${x.name} was created although the checks refused`);
+            assert.ok(!created.some((x) => x.name === `zto-${name}-ollama`), "no Ollama container");
+            assert.equal(left, "", "the rehearsal removed what it created");
+        });
+    });
+}
