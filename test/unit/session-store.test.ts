@@ -43,7 +43,7 @@ describe("session store config", () => {
         assert.deepEqual(problems({ identity: { ...OIDC, sessionStore: "cookie", sessionStoreImage: "redis:7.4.2-alpine" }, oidcClientSecret: "x" }).map((p) => p.path), ["zero-trust-ollama:identity.sessionStoreImage"]);
         assert.deepEqual(problems({ identity: { ...ENTRA, sessionStoreImage: "Redis latest" } }).map((p) => p.path), ["zero-trust-ollama:identity.sessionStoreImage"]);
         const pinned = (sessionStoreImage?: string) =>
-            problems({ requirePinnedImages: true, gateway: { image: `nginx:1.28.0-alpine@sha256:${"a".repeat(64)}` }, ollama: { image: `ollama/ollama:0.17.4@sha256:${"b".repeat(64)}` }, identity: { ...ENTRA, image: `quay.io/oauth2-proxy/oauth2-proxy:v7.15.6-alpine@sha256:${"c".repeat(64)}`, ...(sessionStoreImage ? { sessionStoreImage } : {}) } });
+            problems({ requirePinnedImages: true, gateway: { image: `nginx:1.28.0-alpine@sha256:${"a".repeat(64)}` }, ollama: { image: `ollama/ollama:0.17.4@sha256:${"b".repeat(64)}`, modelStore: { probeImage: `python:3.13.5-alpine3.22@sha256:${"e".repeat(64)}` } }, identity: { ...ENTRA, image: `quay.io/oauth2-proxy/oauth2-proxy:v7.15.6-alpine@sha256:${"c".repeat(64)}`, ...(sessionStoreImage ? { sessionStoreImage } : {}) } });
         assert.deepEqual(pinned().map((p) => p.path), ["zero-trust-ollama:identity.sessionStoreImage"]);
         assert.match(pinned()[0].message, /pinned by digest.*redis:7\.4\.2-alpine/);
         assert.deepEqual(pinned(`redis:7.4.2-alpine@sha256:${"d".repeat(64)}`), []);
