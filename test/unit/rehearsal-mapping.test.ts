@@ -11,6 +11,7 @@ import { parseStackFile, readStackFile } from "../../components/stack-file";
 import { runProgramUnderMocks, type RecordedResource } from "../../scripts/lib/mock-program";
 import { OFFLINE_CALLS } from "../../scripts/plan";
 import { CONTAINER_FIELDS, MappingError, planRehearsal, TYPES } from "../../scripts/rehearsal/mapping";
+import { CHECK_ROLE, checksFirst } from "../../scripts/rehearsal/engine";
 import { mockImageIds } from "../../scripts/rehearsal/run";
 
 async function resourcesOf(file: ReturnType<typeof readStackFile>): Promise<RecordedResource[]> {
@@ -113,4 +114,16 @@ describe("rehearsal field mapping", () => {
             assert.throws(withChange((r) => c.change(writerOf(r))), (e: Error) => e instanceof MappingError && c.says.test(e.message));
         });
     }
+
+    test("the checks run before every other container, each group in the program's order; a check that needs another container is refused by name", () => {
+        const plan = planRehearsal(graphs["Pulumi.dev.yaml"], mockImageIds);
+        const { checks, rest } = checksFirst(plan.containers);
+        assert.deepEqual(checks.map((c) => c.resourceName).sort(), ["filter-rules-check-probe", "gateway-config-check-probe", "ollama-model-store-probe"]);
+        assert.deepEqual(rest, plan.containers.filter((c) => c.role !== CHECK_ROLE), "the rest keep the program's order");
+        assert.deepEqual([...checks, ...rest].map((c) => c.resourceName).sort(), plan.containers.map((c) => c.resourceName).sort(), "nothing dropped");
+        const consumers = rest.filter((c) => c.dependsOn.some((d) => checks.some((x) => x.resourceName === d)));
+        assert.ok(consumers.some((c) => c.role === "ollama") && consumers.some((c) => c.role === "gateway-config"), "Ollama and the config writer wait for their checks");
+        const tangled = plan.containers.map((c) => (c.resourceName === "gateway-config-check-probe" ? { ...c, dependsOn: [...c.dependsOn, "filter-container"] } : c));
+        assert.throws(() => checksFirst(tangled), /gateway-config-check-probe: a check that depends on filter-container/);
+    });
 });
