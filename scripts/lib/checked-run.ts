@@ -3,7 +3,8 @@
  * reporting what it registered and the errors that ended it. A child, because a refused check
  * ends the program the way it ends `pulumi up`: an unhandled error, with the run never settling
  * (the consumers' inputs never resolve). Used by the mock tests (recorded plain-disk answers) and
- * by the rehearsal (the probes' real output from the engine).
+ * by the rehearsal (the probes' real output from the engine). Invokes are answered as `plan`
+ * answers them (OFFLINE_CALLS), which is what both callers use.
  */
 import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
