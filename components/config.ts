@@ -188,6 +188,26 @@ const ollamaSchema = z.strictObject({
     nodeFailTimeoutSeconds: z.number().int().min(1).max(3600).optional(),
 });
 
+/** One budget: every window is optional; an absent window does not limit. */
+const tokens = z.number().int().min(1).max(1_000_000_000_000);
+const budgetSchema = z
+    .strictObject({
+        tokensPerHour: tokens.optional(),
+        tokensPerDay: tokens.optional(),
+        tokensPerMonth: tokens.optional(),
+        concurrentRequests: z.number().int().min(1).max(10_000).optional(),
+    })
+    .refine((b) => Object.keys(b).length > 0, "must set at least one of tokensPerHour, tokensPerDay, tokensPerMonth, concurrentRequests");
+/** True for an IANA time zone name this Node runtime knows (the filter computes windows with the same Intl data). */
+const knownTimeZone = (tz: string) => {
+    try {
+        new Intl.DateTimeFormat("en-US", { timeZone: tz });
+        return true;
+    } catch {
+        return false;
+    }
+};
+
 const piiAction = z.enum(["block", "redact", "off"]);
 const filterSchema = z.strictObject({
     enabled: z.boolean().default(true),
@@ -202,6 +222,12 @@ const filterSchema = z.strictObject({
     modelsByGroup: z
         .record(z.string().regex(/^(\*|[^\s,"\\]{1,128})$/, "must be a group name or \"*\""), z.array(z.string().regex(MODEL_PATTERN, "must be a model name like llama3.2:3b")))
         .default({ "*": ["llama3.2:3b"] }),
+    /** Token budgets per group ("*" for everyone), enforced per user (per device with identity.provider none). */
+    budgets: z.record(z.string().regex(/^(\*|[^\s,"\\]{1,128})$/, "must be a group name or \"*\""), budgetSchema).default({}),
+    /** How a member of several budget groups is limited: the most generous value per window, or the strictest. */
+    budgetMode: z.enum(["generous", "strictest"]).default("generous"),
+    /** Time zone whose calendar days and months the day and month windows follow. */
+    budgetTimeZone: z.string().refine(knownTimeZone, "must be an IANA time zone such as UTC or Europe/Berlin").default("UTC"),
 });
 
 const siemSchema = z.strictObject({

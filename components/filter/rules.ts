@@ -46,6 +46,22 @@ export const filterRulesSchema = z.strictObject({
     }),
     /** Group -> models its members may use; "*" applies to everyone. */
     modelsByGroup: z.record(z.string().min(1), z.array(z.string().regex(MODEL_PATTERN))),
+    /** Token budgets (filter/src/budget): groups empty = no accounting. */
+    budgets: z.strictObject({
+        /** Group ("*" for everyone) -> limits; an absent window does not limit. */
+        groups: z.record(
+            z.string().min(1),
+            z.strictObject({
+                tokensPerHour: z.number().int().min(1).optional(),
+                tokensPerDay: z.number().int().min(1).optional(),
+                tokensPerMonth: z.number().int().min(1).optional(),
+                concurrentRequests: z.number().int().min(1).optional(),
+            }),
+        ),
+        mode: z.enum(["generous", "strictest"]),
+        /** IANA zone of the calendar day and month windows. */
+        timeZone: z.string().min(1),
+    }),
     upstream: z.strictObject({
         /** Seconds to wait for Ollama's response headers and between body chunks. */
         timeoutSeconds: z.number().int().min(1),
@@ -76,6 +92,7 @@ export function renderFilterRules(cfg: StackConfig): FilterRules {
             maxBodyBytes: cfg.gateway.maxBodyKiB * 1024,
         },
         modelsByGroup: Object.fromEntries(Object.entries(f.modelsByGroup).map(([group, models]) => [group, [...models]])),
+        budgets: { groups: Object.fromEntries(Object.entries(f.budgets).map(([group, b]) => [group, { ...b }])), mode: f.budgetMode, timeZone: f.budgetTimeZone },
         upstream: { timeoutSeconds: cfg.gateway.upstreamTimeoutSeconds },
         audit: { ...(cfg.siem.syslogAddress ? { syslogAddress: cfg.siem.syslogAddress } : {}), appName: "zto-filter" },
     };

@@ -29,6 +29,15 @@ export interface AuditFacts {
     readonly durationMs: number;
     readonly requestBytes: number;
     readonly responseBytes?: number;
+    /** The budget decision and the tokens reserved and finally charged (filter/src/budget). */
+    readonly budget?: BudgetAudit;
+}
+
+export interface BudgetAudit {
+    readonly decision: "admitted" | "refused" | "unlimited";
+    readonly subject: string;
+    readonly reservedTokens?: number;
+    readonly chargedTokens?: number;
 }
 
 const OPERATION: Record<string, string> = {
@@ -114,6 +123,7 @@ export function auditEvent(f: AuditFacts): Record<string, unknown> {
                 redactions,
                 client_aborted: f.clientAborted || undefined,
             },
+            budget: f.budget ? { decision: f.budget.decision, subject: f.budget.subject, reserved_tokens: f.budget.reservedTokens, charged_tokens: f.budget.chargedTokens } : undefined,
             ollama:
                 u.totalDurationNs !== undefined
                     ? { total_duration_ns: u.totalDurationNs, load_duration_ns: u.loadDurationNs, prompt_eval_duration_ns: u.promptEvalDurationNs, eval_duration_ns: u.evalDurationNs }

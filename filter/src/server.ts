@@ -14,7 +14,9 @@ import * as http from "node:http";
 import { Pool } from "undici";
 import type { FilterRules } from "../../components/filter/rules";
 import { FORWARDED_IDENTITY_HEADERS } from "../../components/gateway/spec";
-import { auditEvent, type AuditSink } from "./audit";
+import { auditEvent, type AuditSink, type BudgetAudit } from "./audit";
+import { admitInference, budgetSubject, BUDGET_ENDPOINT_ID, type Gate } from "./budget/gate";
+import type { BudgetLedger } from "./budget/ledger";
 import { canonicalModel, compilePolicy, decide, filterListing, type Decision, type Identity, type Refuse } from "./decide";
 import { UsageTap, type Usage } from "./usage";
 
@@ -23,6 +25,8 @@ export interface FilterServerOptions {
     /** Ollama's base URL, e.g. http://ollama:11434. */
     readonly upstream: URL;
     readonly audit: AuditSink;
+    /** Token budgets; without a ledger nothing is reserved or charged. */
+    readonly budgets?: BudgetLedger;
 }
 
 /** Fixed, text-free explanations per reason code, so refusals never echo user input. */
@@ -38,6 +42,8 @@ const MESSAGES: Record<string, string> = {
     model_not_allowed: "This model is not available to you.",
     pii_detected: "The request contains personal data or a secret and was blocked.",
     jailbreak_detected: "The request was blocked by the prompt-injection policy.",
+    token_budget_exceeded: "Your token budget does not cover this request; retry after the time in Retry-After.",
+    budget_identity_missing: "The request carries no identity to charge a token budget to.",
     upstream_timeout: "The model server did not answer in time.",
     upstream_unavailable: "The model server is unavailable.",
     upstream_error: "The model server failed to answer.",
@@ -78,12 +84,12 @@ function errorBody(code: string, rule: string, requestId: string): string {
     return JSON.stringify({ error: { code, rule, requestId, message: MESSAGES[code] ?? "The request was refused." } });
 }
 
-function sendJson(res: http.ServerResponse, status: number, body: string, requestId: string): void {
+function sendJson(res: http.ServerResponse, status: number, body: string, requestId: string, extra: Record<string, string> = {}): void {
     if (res.headersSent) {
         res.destroy();
         return;
     }
-    res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(body), "cache-control": "no-store", "x-request-id": requestId });
+    res.writeHead(status, { ...extra, "content-type": "application/json", "content-length": Buffer.byteLength(body), "cache-control": "no-store", "x-request-id": requestId });
     res.end(body);
 }
 
@@ -144,21 +150,43 @@ export function createFilterServer(opts: FilterServerOptions): { server: http.Se
         const path = (req.url ?? "/").split("?")[0]!;
 
         const body = method === "POST" ? await readBody(req, opts.rules.limits.maxBodyBytes) : Buffer.alloc(0);
-        const decision: Decision =
+        let decision: Decision =
             body === undefined ? ({ action: "refuse", status: 413, code: "body_too_large", rule: "limits.body-size", promptChars: 0, items: 0 } satisfies Refuse) : decide(policy, { method, path, identity, body });
 
         // Every path emits its audit event BEFORE the response ends, so a client holding a complete
         // response can rely on the event being written.
-        const audit = (status: number, extra: { upstreamError?: string; usage?: Usage; clientAborted?: boolean; responseBytes?: number } = {}) =>
-            opts.audit.emit(auditEvent({ requestId, method, path, identity, decision, status, startedAt, durationMs: performance.now() - t0, requestBytes: body?.length ?? 0, ...extra }));
+        // Admitted requests settle their budget reservation on whichever path ends them.
+        let gate: Gate | undefined;
+        let tap: UsageTap | undefined;
+        const audit = (status: number, extra: { upstreamError?: string; usage?: Usage; clientAborted?: boolean; responseBytes?: number; budget?: BudgetAudit } = {}) => {
+            const budget =
+                extra.budget ??
+                (gate?.admitted
+                    ? gate.settle({ usage: extra.usage ?? {}, frames: tap?.frames ?? 0, clientAborted: extra.clientAborted === true, nothingGenerated: status >= 400 && !extra.clientAborted })
+                    : undefined);
+            opts.audit.emit(auditEvent({ requestId, method, path, identity, decision, status, startedAt, durationMs: performance.now() - t0, requestBytes: body?.length ?? 0, ...extra, budget }));
+        };
 
-        const refuseWith = (status: number, code: string, rule: string, extra: { upstreamError?: string } = {}) => {
+        const refuseWith = (status: number, code: string, rule: string, extra: { upstreamError?: string; budget?: BudgetAudit } = {}, headers: Record<string, string> = {}) => {
             const text = errorBody(code, rule, requestId);
             audit(status, { ...extra, responseBytes: Buffer.byteLength(text) });
-            sendJson(res, status, text, requestId);
+            sendJson(res, status, text, requestId, headers);
         };
 
         if (decision.action === "refuse") return refuseWith(decision.status, decision.code, decision.rule);
+        if (decision.endpoint.id === BUDGET_ENDPOINT_ID) {
+            const text = budgetReply(identity);
+            audit(200, { responseBytes: Buffer.byteLength(text) });
+            return sendJson(res, 200, text, requestId);
+        }
+        if (opts.budgets && decision.endpoint.kind === "inference") {
+            gate = admitInference(opts.budgets, decision, identity, opts.rules.limits.maxOutputTokens);
+            if (!gate.admitted) {
+                decision = gate.refusal;
+                return refuseWith(gate.refusal.status, gate.refusal.code, gate.refusal.rule, { budget: gate.audit }, gate.headers);
+            }
+        }
+        const budgetHeaderValues = gate?.admitted ? gate.headers : {};
 
         const abort = new AbortController();
         let clientGone = false;
@@ -169,7 +197,7 @@ export function createFilterServer(opts: FilterServerOptions): { server: http.Se
             }
         });
 
-        const forwardBody = method === "POST" ? decision.body : undefined;
+        const forwardBody = method === "POST" ? (gate?.admitted ? gate.body : decision.body) : undefined;
         const headers: Record<string, string> = { host: upstreamHost, accept: header(req, "accept") ?? "*/*", "x-request-id": requestId };
         // With a GPU node pool the gateway's router sends the request to a node serving this model
         // (components/gateway/nginx.ts MODEL_ROUTING_HEADER); Ollama itself ignores the header.
@@ -216,14 +244,15 @@ export function createFilterServer(opts: FilterServerOptions): { server: http.Se
             return;
         }
 
-        const relayed: Record<string, string> = { "x-request-id": requestId };
+        const relayed: Record<string, string> = { ...budgetHeaderValues, "x-request-id": requestId };
         for (const name of RELAYED_HEADERS) {
             const v = upstreamRes.headers[name];
             if (typeof v === "string") relayed[name] = v;
         }
         res.writeHead(status, relayed);
         res.flushHeaders();
-        const tap = UsageTap.forContentType(relayed["content-type"]);
+        tap = UsageTap.forContentType(relayed["content-type"]);
+        const stripper = gate?.admitted ? gate.stripper : undefined;
         let bytes = 0;
         let upstreamError: string | undefined;
         try {
@@ -231,7 +260,8 @@ export function createFilterServer(opts: FilterServerOptions): { server: http.Se
                 const c = chunk as Buffer;
                 bytes += c.length;
                 tap.push(c);
-                if (!res.write(c)) await new Promise<void>((resolve) => {
+                const out = stripper ? stripper.push(c) : c;
+                if (out.length && !res.write(out)) await new Promise<void>((resolve) => {
                     const done = () => {
                         res.off("drain", done);
                         res.off("close", done);
@@ -249,10 +279,18 @@ export function createFilterServer(opts: FilterServerOptions): { server: http.Se
             upstreamRes.body.destroy();
             return audit(status, { clientAborted: true, usage: tap.finish(), responseBytes: bytes });
         }
+        if (stripper) res.write(stripper.end());
         audit(status, { upstreamError, usage: tap.finish(), responseBytes: bytes });
         // Headers are gone already: a broken upstream can only be signalled by cutting the response.
         if (upstreamError) res.destroy();
         else res.end();
+    }
+
+    /** GET /v1/budget: the caller's own windows, computed here; nothing is forwarded. */
+    function budgetReply(identity: Identity): string {
+        const subject = budgetSubject(identity);
+        if (!opts.budgets || subject === undefined) return JSON.stringify({ subject: subject ?? null, windows: [] });
+        return JSON.stringify(opts.budgets.status(subject, identity.groups));
     }
 
     return {

@@ -51,6 +51,8 @@ const USAGE_MARKERS = ["eval_count", "usage", "done_reason", "finish_reason\":\"
 
 export class UsageTap {
     readonly usage: Usage = {};
+    /** Non-empty NDJSON lines and SSE data lines seen: about one per generated token. */
+    frames = 0;
     private readonly decoder = new StringDecoder("utf8");
     private partial = "";
     private bodyBytes = 0;
@@ -91,7 +93,9 @@ export class UsageTap {
     }
 
     private line(raw: string): void {
-        const line = raw.startsWith("data:") ? raw.slice(5) : raw;
+        const data = raw.startsWith("data:");
+        if (data || (raw.trim() !== "" && !/^(event|id|retry):|^:/.test(raw))) this.frames++;
+        const line = data ? raw.slice(5) : raw;
         if (!USAGE_MARKERS.some((m) => line.includes(m))) return;
         this.parse(line);
     }

@@ -1,0 +1,78 @@
+/**
+ * What a request may cost before it runs, and the body changes that make that bound hold:
+ * the output cap is written into the forwarded body when the client left it out (else Ollama
+ * generates until the context is full), and OpenAI-style streams are asked for their usage chunk
+ * so the settlement has Ollama's own count.
+ */
+import type { Forward } from "../decide";
+
+/** Where each endpoint takes its output cap, and whether it produces output at all. */
+const OUTPUT_CAP: Record<string, { readonly path: readonly string[] } | "none"> = {
+    generate: { path: ["options", "num_predict"] },
+    chat: { path: ["options", "num_predict"] },
+    "v1-chat-completions": { path: ["max_completion_tokens", "max_tokens"] },
+    "v1-completions": { path: ["max_tokens"] },
+    "v1-responses": { path: ["max_output_tokens"] },
+    "v1-messages": { path: ["max_tokens"] },
+    embed: "none",
+    embeddings: "none",
+    "v1-embeddings": "none",
+};
+
+/** Endpoints whose streams report usage only when `stream_options.include_usage` is set. */
+const USAGE_ON_REQUEST = new Set(["v1-chat-completions", "v1-completions"]);
+
+/** Template tokens a chat turn or prompt adds around its text (role markers, separators). */
+const TOKENS_PER_ITEM = 16;
+const TOKENS_PER_REQUEST = 64;
+
+export interface Cost {
+    /** Upper bound of the prompt's tokens: one per UTF-8 byte (a BPE token is at least one byte) plus template overhead. */
+    readonly promptTokens: number;
+    /** The output cap Ollama is held to. */
+    readonly outputTokens: number;
+    /** The body to forward (rewritten only when a cap or the usage option had to be added). */
+    readonly body: Buffer | undefined;
+    /** True when the filter asked for the usage chunk and must remove it from the stream again. */
+    readonly stripUsageChunk: boolean;
+}
+
+type Obj = Record<string, unknown>;
+const isObj = (v: unknown): v is Obj => typeof v === "object" && v !== null && !Array.isArray(v);
+
+/** The reservation for a forwarded request and the body that keeps Ollama within it. */
+export function requestCost(decision: Forward, maxOutputTokens: number): Cost {
+    const promptTokens = TOKENS_PER_REQUEST + decision.items * TOKENS_PER_ITEM + decision.inspected.reduce((n, t) => n + Buffer.byteLength(t, "utf8"), 0);
+    const cap = OUTPUT_CAP[decision.endpoint.id];
+    if (cap === undefined || decision.body === undefined) return { promptTokens, outputTokens: 0, body: decision.body, stripUsageChunk: false };
+    if (cap === "none") return { promptTokens, outputTokens: 0, body: decision.body, stripUsageChunk: false };
+    const doc = JSON.parse(decision.body.toString("utf8")) as Obj;
+    let changed = false;
+    // shape.ts already refused caps outside 1..maxOutputTokens; the first one present wins, as in Ollama.
+    const [first, second] = cap.path;
+    let outputTokens: number;
+    if (first === "options") {
+        const options = isObj(doc.options) ? doc.options : (doc.options = {});
+        if (typeof options.num_predict === "number") outputTokens = options.num_predict;
+        else {
+            options.num_predict = outputTokens = maxOutputTokens;
+            changed = true;
+        }
+    } else {
+        const present = cap.path.find((k) => typeof doc[k] === "number");
+        if (present) outputTokens = doc[present] as number;
+        else {
+            doc[second ?? first!] = outputTokens = maxOutputTokens;
+            changed = true;
+        }
+    }
+    let stripUsageChunk = false;
+    if (USAGE_ON_REQUEST.has(decision.endpoint.id) && decision.stream) {
+        const options = isObj(doc.stream_options) ? doc.stream_options : undefined;
+        if (options?.include_usage !== true) {
+            doc.stream_options = { ...options, include_usage: true };
+            stripUsageChunk = changed = true;
+        }
+    }
+    return { promptTokens, outputTokens, body: changed ? Buffer.from(JSON.stringify(doc), "utf8") : decision.body, stripUsageChunk };
+}

@@ -1,0 +1,64 @@
+/**
+ * The budget step of the request path, kept out of server.ts: who is charged, admission with its
+ * refusal, the headers that tell the caller what is left, and settlement when the response ends.
+ */
+import { randomUUID } from "node:crypto";
+import type { BudgetAudit } from "../audit";
+import type { Forward, Identity, Refuse } from "../decide";
+import { requestCost } from "./cost";
+import { tightestWindow, type BudgetLedger, type BudgetStatus, type Outcome } from "./ledger";
+import { UsageChunkStripper } from "./sse-usage";
+
+/** Endpoint id of GET /v1/budget, answered by the filter itself (never forwarded). */
+export const BUDGET_ENDPOINT_ID = "v1-budget";
+
+/** The budget holder: the authenticated user, else (identity.provider none) the enrolled device. */
+export function budgetSubject(identity: Identity): string | undefined {
+    const user = identity.user ?? identity.email;
+    if (user !== undefined) return `user:${user}`;
+    return identity.device === undefined ? undefined : `device:${identity.device}`;
+}
+
+/** `X-Budget-Remaining-Tokens` (smallest remaining window) and `X-Budget-Reset` (seconds until it resets). */
+export function budgetHeaders(status: BudgetStatus | undefined, now = Date.now()): Record<string, string> {
+    const w = tightestWindow(status);
+    if (!w) return {};
+    return { "x-budget-remaining-tokens": String(w.remaining), "x-budget-reset": String(Math.max(0, Math.ceil((Date.parse(w.resetsAt) - now) / 1000))) };
+}
+
+export type Gate =
+    | { readonly admitted: false; readonly refusal: Refuse; readonly headers: Record<string, string>; readonly audit: BudgetAudit }
+    | {
+          readonly admitted: true;
+          /** The body to forward (the cap and include_usage may have been added). */
+          readonly body: Buffer | undefined;
+          readonly headers: Record<string, string>;
+          /** Set when the usage chunk the filter asked for must be removed from the stream. */
+          readonly stripper?: UsageChunkStripper;
+          readonly settle: (outcome: Outcome) => BudgetAudit;
+      };
+
+/** Admit an inference request against the caller's budget, or say why not. */
+export function admitInference(ledger: BudgetLedger, decision: Forward, identity: Identity, maxOutputTokens: number): Gate {
+    const facts = { endpoint: decision.endpoint, model: decision.model, promptChars: decision.promptChars, items: decision.items };
+    const subject = budgetSubject(identity);
+    if (subject === undefined) {
+        return { admitted: false, refusal: { action: "refuse", status: 403, code: "budget_identity_missing", rule: "budget.identity", ...facts }, headers: {}, audit: { decision: "refused", subject: "-" } };
+    }
+    const cost = requestCost(decision, maxOutputTokens);
+    const a = ledger.admit({ id: randomUUID(), subject, groups: identity.groups, model: decision.model ?? "", endpoint: decision.endpoint.id, cost });
+    if (!a.admitted) {
+        const headers = { ...budgetHeaders(a.status), ...(a.retryAfterSeconds === undefined ? {} : { "retry-after": String(a.retryAfterSeconds) }) };
+        return { admitted: false, refusal: { action: "refuse", status: 429, code: "token_budget_exceeded", rule: a.rule, ...facts }, headers, audit: { decision: "refused", subject, reservedTokens: cost.promptTokens + cost.outputTokens } };
+    }
+    const r = a.reservation;
+    let settled: BudgetAudit | undefined;
+    return {
+        admitted: true,
+        body: cost.body,
+        headers: budgetHeaders(a.status),
+        ...(cost.stripUsageChunk ? { stripper: new UsageChunkStripper() } : {}),
+        // Idempotent: every end of the request path may call it; only the first settles.
+        settle: (outcome) => (settled ??= { decision: r.limited ? "admitted" : "unlimited", subject, reservedTokens: r.reserved, chargedTokens: ledger.settle(r, outcome) }),
+    };
+}

@@ -1,0 +1,230 @@
+/**
+ * Token budgets, pure parts and the store: window arithmetic in a time zone, effective limits,
+ * the reservation bound and the body changes behind it, the usage-chunk stripper, admission that
+ * can never overspend, settlement rules, and a store that refuses to start from zero by accident.
+ */
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, test } from "node:test";
+import { loadStackConfig } from "../../components/config";
+import { renderFilterRules } from "../../components/filter/rules";
+import { requestCost } from "../../filter/src/budget/cost";
+import { BudgetLedger, settledTokens, type Reservation } from "../../filter/src/budget/ledger";
+import { UsageChunkStripper } from "../../filter/src/budget/sse-usage";
+import { BudgetStore, markerPath } from "../../filter/src/budget/store";
+import { effectiveLimits, windowAt, type BudgetRules } from "../../filter/src/budget/windows";
+import { compilePolicy, decide, type Forward } from "../../filter/src/decide";
+
+const dir = mkdtempSync(join(tmpdir(), "zto-budget-"));
+after(() => rmSync(dir, { recursive: true, force: true }));
+let n = 0;
+const storeFile = () => join(dir, `s${++n}`, "budgets.db");
+
+const rules = (budgets: BudgetRules["groups"], mode: BudgetRules["mode"] = "generous", timeZone = "UTC"): BudgetRules => ({ groups: budgets, mode, timeZone });
+
+describe("windows", () => {
+    test("hour, day and month in UTC", () => {
+        const t = Date.UTC(2026, 1, 28, 13, 45, 12, 345);
+        assert.deepEqual(windowAt("hour", t, "UTC"), { kind: "hour", start: Date.UTC(2026, 1, 28, 13), end: Date.UTC(2026, 1, 28, 14) });
+        assert.deepEqual(windowAt("day", t, "UTC"), { kind: "day", start: Date.UTC(2026, 1, 28), end: Date.UTC(2026, 2, 1) });
+        assert.deepEqual(windowAt("month", t, "UTC"), { kind: "month", start: Date.UTC(2026, 1, 1), end: Date.UTC(2026, 2, 1) });
+        assert.deepEqual(windowAt("month", Date.UTC(2026, 11, 31, 23), "UTC"), { kind: "month", start: Date.UTC(2026, 11, 1), end: Date.UTC(2027, 0, 1) });
+    });
+
+    test("days follow the configured zone, across a DST change (Europe/Berlin, 29 March 2026 has 23 hours)", () => {
+        const t = Date.UTC(2026, 2, 29, 12);
+        const day = windowAt("day", t, "Europe/Berlin");
+        assert.equal(day.start, Date.UTC(2026, 2, 28, 23)); // midnight CET = 23:00 UTC
+        assert.equal(day.end, Date.UTC(2026, 2, 29, 22)); // next midnight CEST = 22:00 UTC
+        assert.equal(day.end - day.start, 23 * 3_600_000);
+        const month = windowAt("month", t, "Europe/Berlin");
+        assert.equal(month.start, Date.UTC(2026, 1, 28, 23));
+        assert.equal(month.end, Date.UTC(2026, 2, 31, 22));
+        // Half-hour zone: the hour window starts at the zone's whole hour.
+        const hour = windowAt("hour", Date.UTC(2026, 0, 10, 10, 10), "Asia/Kolkata");
+        assert.equal(hour.start, Date.UTC(2026, 0, 10, 9, 30));
+    });
+});
+
+describe("effective limits", () => {
+    const groups = { "*": { tokensPerDay: 1000 }, "ml-eng": { tokensPerDay: 5000, tokensPerHour: 800, concurrentRequests: 2 } };
+    test("generous: the most generous value per window; a window one group leaves unset is unlimited", () => {
+        assert.deepEqual(effectiveLimits(rules(groups), ["ml-eng"]), { tokensPerDay: 5000 });
+        assert.deepEqual(effectiveLimits(rules(groups), []), { tokensPerDay: 1000 });
+    });
+    test("strictest: the smallest value any applying group sets", () => {
+        assert.deepEqual(effectiveLimits(rules(groups, "strictest"), ["ml-eng"]), { tokensPerDay: 1000, tokensPerHour: 800, concurrentRequests: 2 });
+    });
+    test("no applying group: not limited", () => {
+        assert.equal(effectiveLimits(rules({ "ml-eng": { tokensPerDay: 1 } }), ["other"]), undefined);
+    });
+});
+
+describe("config", () => {
+    const base = { domain: "ollama.example.internal" };
+    const problem = (filter: Record<string, unknown>) => {
+        try {
+            loadStackConfig({ ...base, filter });
+        } catch (e) {
+            return (e as Error).message;
+        }
+        assert.fail("config accepted");
+    };
+    test("an unknown key inside a budget is an error naming it", () => {
+        assert.match(problem({ budgets: { "*": { tokensPerDay: 10, tokensPerWeek: 5 } } }), /filter\.budgets\.\*.*tokensPerWeek/s);
+    });
+    test("a budget with no window, a bad number, a bad zone or mode are errors naming the key", () => {
+        assert.match(problem({ budgets: { "*": {} } }), /filter\.budgets\.\*.*at least one/s);
+        assert.match(problem({ budgets: { "*": { tokensPerDay: 0 } } }), /filter\.budgets\.\*\.tokensPerDay/);
+        assert.match(problem({ budgetTimeZone: "Mars/Olympus" }), /filter\.budgetTimeZone.*IANA/s);
+        assert.match(problem({ budgetMode: "average" }), /filter\.budgetMode/);
+    });
+    test("valid budgets reach the filter rules", () => {
+        const cfg = loadStackConfig({ ...base, filter: { budgets: { "*": { tokensPerDay: 10 } }, budgetMode: "strictest", budgetTimeZone: "Europe/Berlin" } });
+        assert.deepEqual(renderFilterRules(cfg).budgets, { groups: { "*": { tokensPerDay: 10 } }, mode: "strictest", timeZone: "Europe/Berlin" });
+        assert.deepEqual(renderFilterRules(loadStackConfig(base)).budgets, { groups: {}, mode: "generous", timeZone: "UTC" });
+    });
+});
+
+const filterRules = renderFilterRules(loadStackConfig({ domain: "ollama.example.internal", filter: { maxOutputTokens: 50 } }));
+const policy = compilePolicy(filterRules);
+const forward = (path: string, body: unknown): Forward => {
+    const d = decide(policy, { method: "POST", path, identity: { groups: [] }, body: Buffer.from(JSON.stringify(body)) });
+    assert.equal(d.action, "forward");
+    return d as Forward;
+};
+
+describe("reservation bound", () => {
+    test("a native chat without a cap gets num_predict = maxOutputTokens; the prompt bound is one token per UTF-8 byte plus overhead", () => {
+        const c = requestCost(forward("/api/chat", { model: "llama3.2:3b", messages: [{ role: "user", content: "héllo" }] }), 50);
+        assert.equal(c.outputTokens, 50);
+        assert.equal(c.promptTokens, 64 + 16 + 6);
+        assert.equal(JSON.parse(c.body!.toString()).options.num_predict, 50);
+        assert.equal(c.stripUsageChunk, false);
+    });
+    test("a client's own cap is kept and the body left as validated", () => {
+        const d = forward("/api/generate", { model: "llama3.2:3b", prompt: "x", options: { num_predict: 7 } });
+        const c = requestCost(d, 50);
+        assert.equal(c.outputTokens, 7);
+        assert.equal(c.body, d.body);
+    });
+    test("a /v1 chat stream gets max_tokens and include_usage, and the filter will strip the usage chunk", () => {
+        const c = requestCost(forward("/v1/chat/completions", { model: "llama3.2:3b", messages: [{ role: "user", content: "hi" }], stream: true }), 50);
+        const body = JSON.parse(c.body!.toString());
+        assert.equal(body.max_tokens, 50);
+        assert.deepEqual(body.stream_options, { include_usage: true });
+        assert.equal(c.stripUsageChunk, true);
+    });
+    test("a client that asked for usage keeps its usage chunk", () => {
+        const c = requestCost(forward("/v1/chat/completions", { model: "llama3.2:3b", messages: [{ role: "user", content: "hi" }], stream: true, stream_options: { include_usage: true }, max_completion_tokens: 9 }), 50);
+        assert.equal(c.outputTokens, 9);
+        assert.equal(c.stripUsageChunk, false);
+    });
+    test("embeddings cost their input only", () => {
+        assert.equal(requestCost(forward("/api/embed", { model: "llama3.2:3b", input: "abc" }), 50).outputTokens, 0);
+    });
+});
+
+describe("usage chunk stripper", () => {
+    test("drops only the usage-only chunk, whatever the chunking", () => {
+        const stream = 'data: {"choices":[{"delta":{"content":"a"}}]}\n\ndata: {"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":1}}\n\ndata: [DONE]\n\n';
+        for (const size of [1, 7, stream.length]) {
+            const s = new UsageChunkStripper();
+            let out = "";
+            for (let i = 0; i < stream.length; i += size) out += s.push(Buffer.from(stream.slice(i, i + size))).toString();
+            out += s.end().toString();
+            assert.equal(out, 'data: {"choices":[{"delta":{"content":"a"}}]}\n\ndata: [DONE]\n\n', `chunk size ${size}`);
+        }
+    });
+});
+
+describe("ledger", () => {
+    const cost = { promptTokens: 40, outputTokens: 60, body: undefined, stripUsageChunk: false };
+    const admitN = (ledger: BudgetLedger, count: number, subject = "user:alice", groups: string[] = []) =>
+        Array.from({ length: count }, (_, i) => ledger.admit({ id: `${subject}-${i}-${Math.random()}`, subject, groups, model: "llama3.2:3b", endpoint: "chat", cost }));
+
+    test("50 admissions at a budget that fits 10 admit exactly 10; the rest say which window and when it resets", () => {
+        const now = Date.UTC(2026, 5, 1, 10, 30);
+        const ledger = new BudgetLedger(rules({ "*": { tokensPerDay: 1000 } }), BudgetStore.open(storeFile()), () => now);
+        const results = admitN(ledger, 50);
+        assert.equal(results.filter((r) => r.admitted).length, 10);
+        const refused = results.filter((r) => !r.admitted);
+        assert.equal(refused.length, 40);
+        for (const r of refused) {
+            assert.equal(r.rule, "budget.tokensPerDay");
+            assert.equal(r.retryAfterSeconds, 13.5 * 3600);
+        }
+        assert.equal(ledger.status("user:alice", []).windows[0]!.remaining, 0);
+        // Another user has their own budget.
+        assert.equal(admitN(ledger, 1, "user:bob")[0]!.admitted, true);
+    });
+
+    test("settling lower frees budget; concurrency limits open requests", () => {
+        const ledger = new BudgetLedger(rules({ "*": { tokensPerHour: 250, concurrentRequests: 2 } }), BudgetStore.open(storeFile()));
+        const [a, b, c] = admitN(ledger, 3);
+        assert.ok(a!.admitted && b!.admitted && !c!.admitted);
+        assert.equal(c!.rule, "budget.concurrentRequests");
+        if (!a!.admitted) return;
+        assert.equal(ledger.settle(a!.reservation, { usage: { inputTokens: 5, outputTokens: 5 }, frames: 5, clientAborted: false, nothingGenerated: false }), 10);
+        assert.equal(ledger.status("user:alice", []).windows[0]!.used, 110);
+        assert.equal(admitN(ledger, 1)[0]!.admitted, true);
+    });
+
+    test("a request larger than the whole window is refused without Retry-After", () => {
+        const ledger = new BudgetLedger(rules({ "*": { tokensPerDay: 99 } }), BudgetStore.open(storeFile()));
+        const [r] = admitN(ledger, 1);
+        assert.ok(r && !r.admitted);
+        assert.equal(r.rule, "budget.tokensPerDay.request-too-large");
+        assert.equal(r.retryAfterSeconds, undefined);
+    });
+
+    test("settlement: Ollama's count; an abort with frames; no count keeps the reservation; failures cost nothing", () => {
+        const r: Reservation = { id: "x", subject: "s", startedAt: 0, reserved: 100, promptTokens: 40, limited: true };
+        assert.equal(settledTokens(r, { usage: { inputTokens: 12, outputTokens: 30 }, frames: 31, clientAborted: false, nothingGenerated: false }), 42);
+        assert.equal(settledTokens(r, { usage: { inputTokens: 12 }, frames: 0, clientAborted: false, nothingGenerated: false }), 12);
+        assert.equal(settledTokens(r, { usage: {}, frames: 5, clientAborted: true, nothingGenerated: false }), 45);
+        assert.equal(settledTokens(r, { usage: {}, frames: 500, clientAborted: true, nothingGenerated: false }), 100);
+        assert.equal(settledTokens(r, { usage: {}, frames: 0, clientAborted: true, nothingGenerated: false }), 100);
+        assert.equal(settledTokens(r, { usage: {}, frames: 0, clientAborted: false, nothingGenerated: false }), 100);
+        assert.equal(settledTokens(r, { usage: {}, frames: 0, clientAborted: false, nothingGenerated: true }), 0);
+    });
+});
+
+describe("store", () => {
+    test("reopening keeps every charge; requests open at the stop are counted in full", () => {
+        const file = storeFile();
+        const limits = rules({ "*": { tokensPerDay: 1000 } });
+        const first = new BudgetLedger(limits, BudgetStore.open(file));
+        const [a, b] = Array.from({ length: 2 }, (_, i) => first.admit({ id: `r${i}`, subject: "device:laptop", groups: [], model: "m", endpoint: "chat", cost: { promptTokens: 10, outputTokens: 90, body: undefined, stripUsageChunk: false } }));
+        assert.ok(a!.admitted && b!.admitted);
+        first.settle(a!.reservation, { usage: { inputTokens: 3, outputTokens: 4 }, frames: 4, clientAborted: false, nothingGenerated: false });
+        // b stays open: the process "dies" without closing the store.
+        const store = BudgetStore.open(file);
+        assert.equal(store.recoveredOpen, 1);
+        const second = new BudgetLedger(limits, store);
+        assert.equal(second.status("device:laptop", []).windows[0]!.used, 7 + 100);
+        assert.deepEqual(store.usageSince(0).map((r) => r.state).sort(), ["crashed", "settled"]);
+    });
+
+    test("a missing file next to its marker is a startup error, not zero", () => {
+        const file = storeFile();
+        BudgetStore.open(file).close();
+        unlinkSync(file);
+        assert.throws(() => BudgetStore.open(file), /budget store .*budgets\.db is missing but its marker .* is there: refusing to start with zero counts/);
+    });
+
+    test("a corrupt file, a foreign file and a file without marker are startup errors naming the path", () => {
+        const corrupt = storeFile();
+        BudgetStore.open(corrupt).close();
+        writeFileSync(corrupt, "this is not a database".repeat(300));
+        assert.throws(() => BudgetStore.open(corrupt), (e: Error) => e.message.startsWith(`budget store ${corrupt}: not a readable budget store`));
+        const other = storeFile();
+        BudgetStore.open(other).close();
+        writeFileSync(markerPath(other), "another-store\n");
+        assert.throws(() => BudgetStore.open(other), /does not match its marker/);
+        unlinkSync(markerPath(other));
+        assert.throws(() => BudgetStore.open(other), /has no marker/);
+    });
+});
