@@ -16,6 +16,9 @@ export const FILTER_PORT = 8080;
 /** Directory (a volume) holding the rules file; the root filesystem stays read-only. */
 export const FILTER_RULES_DIR = "/etc/zto-filter";
 export const FILTER_RULES_FILE = `${FILTER_RULES_DIR}/rules.json`;
+/** Directory (its own volume) of the token budget ledger: written by the filter, kept across restarts and image updates. */
+export const FILTER_STATE_DIR = "/var/lib/zto-filter";
+export const FILTER_BUDGET_STORE = `${FILTER_STATE_DIR}/budgets.db`;
 /** The `node` user of the official Node image; the filter never runs as root. */
 export const FILTER_USER = "1000:1000";
 /** Repository root: the Docker build context (the image bundles filter/src and the shared components). */
@@ -63,6 +66,9 @@ export class PromptFilter extends pulumi.ComponentResource {
             { provider: args.provider, volume: rulesVolume, holds: "the filter's rules", consumer: "The filter", containerName: `${args.containerName}-rules-check`, settings: args.volumeCheck, logging: {} },
             { parent: this },
         );
+        // The budget ledger must survive restarts and re-creation of the container (a reset would hand
+        // every user a fresh budget); the image creates the mount point owned by the filter's user.
+        const stateVolume = new docker.Volume(`${name}-state`, { name: `${args.containerName}-state`, labels: [{ label: "zero-trust-ollama.volume", value: "filter-state" }] }, child);
         const container = new docker.Container(
             `${name}-container`,
             {
@@ -72,14 +78,17 @@ export class PromptFilter extends pulumi.ComponentResource {
                 // siem.syslogAddress itself (rules.audit), with severities, so the SIEM gets each once.
                 ...hardenedContainerArgs("filter", {}),
                 user: FILTER_USER,
-                command: pulumi.interpolate`--rules ${FILTER_RULES_FILE} --listen 0.0.0.0:${FILTER_PORT} --upstream http://${args.ollamaAddress}`.apply((c) => c.split(" ")),
+                command: pulumi.interpolate`--rules ${FILTER_RULES_FILE} --listen 0.0.0.0:${FILTER_PORT} --upstream http://${args.ollamaAddress} --budget-store ${FILTER_BUDGET_STORE}`.apply((c) => c.split(" ")),
                 networksAdvanced: [{ name: args.gatewayNetwork, aliases: ["filter"] }, ...(args.ollamaNetwork ? [{ name: args.ollamaNetwork }] : [])],
                 readOnly: true,
                 memory: 512,
                 // Two sockets per stream in flight (the gateway's and Ollama's): thousands of
                 // simultaneous generations must not depend on the engine's default limit.
                 ulimits: [{ name: "nofile", soft: 16384, hard: 16384 }],
-                mounts: [{ type: "volume", source: rulesCheck.verifiedName, target: FILTER_RULES_DIR }],
+                mounts: [
+                    { type: "volume", source: rulesCheck.verifiedName, target: FILTER_RULES_DIR },
+                    { type: "volume", source: stateVolume.name, target: FILTER_STATE_DIR },
+                ],
                 uploads: [{ file: FILTER_RULES_FILE, content: JSON.stringify(args.rules, null, 2) + "\n" }],
                 healthcheck: {
                     tests: ["CMD", "node", "-e", `require("net").connect(${FILTER_PORT},"127.0.0.1").on("connect",()=>process.exit(0)).on("error",()=>process.exit(1))`],

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { loadStackConfig } from "../../components/config";
-import { FILTER_PORT, FILTER_RULES_FILE, FILTER_USER } from "../../components/filter";
+import { FILTER_BUDGET_STORE, FILTER_PORT, FILTER_RULES_FILE, FILTER_STATE_DIR, FILTER_USER } from "../../components/filter";
 import { parseFilterRules, renderFilterRules } from "../../components/filter/rules";
 import { ROLE_LABEL } from "../../components/hardening";
 import { parseStackFile, type StackFile } from "../../components/stack-file";
@@ -65,10 +65,19 @@ describe("PromptFilter component", () => {
         assert.equal(uploads[0]!.file, FILTER_RULES_FILE);
         assert.deepEqual(parseFilterRules(uploads[0]!.content), renderFilterRules(g.config));
         const ollama = find(g.resources, "docker:index/container:Container", "ollama-container");
-        assert.deepEqual(c.inputs.command, ["--rules", FILTER_RULES_FILE, "--listen", `0.0.0.0:${FILTER_PORT}`, "--upstream", `http://${ollama.inputs.name}:11434`]);
-        // The rules file sits on a volume mounted where the command reads it.
+        assert.deepEqual(c.inputs.command, ["--rules", FILTER_RULES_FILE, "--listen", `0.0.0.0:${FILTER_PORT}`, "--upstream", `http://${ollama.inputs.name}:11434`, "--budget-store", FILTER_BUDGET_STORE]);
+        // The rules file sits on a volume mounted where the command reads it; the budget ledger on
+        // its own named volume (the root filesystem stays read-only), so a restart keeps the counts.
         const volume = find(g.resources, "docker:index/volume:Volume", "filter-rules");
-        assert.deepEqual(c.inputs.mounts, [{ type: "volume", source: volume.inputs.name, target: FILTER_RULES_FILE.replace(/\/rules\.json$/, "") }]);
+        const state = find(g.resources, "docker:index/volume:Volume", "filter-state");
+        assert.equal(labelsOf(state)["zero-trust-ollama.volume"], "filter-state");
+        assert.ok(state.parent?.endsWith("::filter"), "the state volume is a child of the component");
+        assert.deepEqual(c.inputs.mounts, [
+            { type: "volume", source: volume.inputs.name, target: FILTER_RULES_FILE.replace(/\/rules\.json$/, "") },
+            { type: "volume", source: state.inputs.name, target: FILTER_STATE_DIR },
+        ]);
+        assert.ok(FILTER_BUDGET_STORE.startsWith(FILTER_STATE_DIR + "/"));
+        assert.equal(c.inputs.readOnly, true);
     });
 
     test("the stack exports the filter's internal address for the gateway", async () => {
