@@ -31,7 +31,7 @@ export async function startFilter(supervisor: Supervisor, cfg: StackConfig, stat
     const { ready, pid } = await supervisor.spawn(
         "filter",
         process.execPath,
-        ["--import", "tsx", join(REPO_ROOT, FILTER_MAIN), "--rules", rulesFile, "--listen", "127.0.0.1:0", "--upstream", ollamaUrl, "--audit-log", auditLog],
+        ["--import", "tsx", join(REPO_ROOT, FILTER_MAIN), "--rules", rulesFile, "--listen", "127.0.0.1:0", "--upstream", ollamaUrl, "--audit-log", auditLog, "--budget-store", join(stateDir, "filter-budgets.db")],
         { cwd: REPO_ROOT, logFile: outputLog, readyLine: /^listening (127\.0\.0\.1):(\d+)$/ },
     );
     return { host: ready![1], port: Number(ready![2]), pid, rulesFile, auditLog, outputLog };

@@ -98,7 +98,7 @@ const forward = (path: string, body: unknown): Forward => {
 
 describe("reservation bound", () => {
     test("a native chat without a cap gets num_predict = maxOutputTokens; the prompt bound is one token per UTF-8 byte plus overhead", () => {
-        const c = requestCost(forward("/api/chat", { model: "llama3.2:3b", messages: [{ role: "user", content: "héllo" }] }), 50);
+        const c = requestCost(forward("/api/chat", { model: "llama3.2:3b", messages: [{ role: "user", content: "héllo" }] }), 50, true);
         assert.equal(c.outputTokens, 50);
         assert.equal(c.promptTokens, 64 + 16 + 6);
         assert.equal(JSON.parse(c.body!.toString()).options.num_predict, 50);
@@ -106,24 +106,30 @@ describe("reservation bound", () => {
     });
     test("a client's own cap is kept and the body left as validated", () => {
         const d = forward("/api/generate", { model: "llama3.2:3b", prompt: "x", options: { num_predict: 7 } });
-        const c = requestCost(d, 50);
+        const c = requestCost(d, 50, true);
         assert.equal(c.outputTokens, 7);
         assert.equal(c.body, d.body);
     });
     test("a /v1 chat stream gets max_tokens and include_usage, and the filter will strip the usage chunk", () => {
-        const c = requestCost(forward("/v1/chat/completions", { model: "llama3.2:3b", messages: [{ role: "user", content: "hi" }], stream: true }), 50);
+        const c = requestCost(forward("/v1/chat/completions", { model: "llama3.2:3b", messages: [{ role: "user", content: "hi" }], stream: true }), 50, true);
         const body = JSON.parse(c.body!.toString());
         assert.equal(body.max_tokens, 50);
         assert.deepEqual(body.stream_options, { include_usage: true });
         assert.equal(c.stripUsageChunk, true);
     });
     test("a client that asked for usage keeps its usage chunk", () => {
-        const c = requestCost(forward("/v1/chat/completions", { model: "llama3.2:3b", messages: [{ role: "user", content: "hi" }], stream: true, stream_options: { include_usage: true }, max_completion_tokens: 9 }), 50);
+        const c = requestCost(forward("/v1/chat/completions", { model: "llama3.2:3b", messages: [{ role: "user", content: "hi" }], stream: true, stream_options: { include_usage: true }, max_completion_tokens: 9 }), 50, true);
         assert.equal(c.outputTokens, 9);
         assert.equal(c.stripUsageChunk, false);
     });
+    test("a caller without a budget keeps the body as sent; the reservation still assumes the cap", () => {
+        const d = forward("/api/chat", { model: "llama3.2:3b", messages: [{ role: "user", content: "hi" }] });
+        const c = requestCost(d, 50, false);
+        assert.equal(c.outputTokens, 50);
+        assert.equal(c.body, d.body);
+    });
     test("embeddings cost their input only", () => {
-        assert.equal(requestCost(forward("/api/embed", { model: "llama3.2:3b", input: "abc" }), 50).outputTokens, 0);
+        assert.equal(requestCost(forward("/api/embed", { model: "llama3.2:3b", input: "abc" }), 50, true).outputTokens, 0);
     });
 });
 

@@ -1,8 +1,8 @@
 /**
- * What a request may cost before it runs, and the body changes that make that bound hold:
- * the output cap is written into the forwarded body when the client left it out (else Ollama
- * generates until the context is full), and OpenAI-style streams are asked for their usage chunk
- * so the settlement has Ollama's own count.
+ * What a request may cost before it runs, and the body changes that make that bound hold: for a
+ * caller under a budget the output cap is written into the forwarded body when the client left it
+ * out (else Ollama generates until the context is full), and OpenAI-style streams are always asked
+ * for their usage chunk so the settlement has Ollama's own count.
  */
 import type { Forward } from "../decide";
 
@@ -40,8 +40,8 @@ export interface Cost {
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === "object" && v !== null && !Array.isArray(v);
 
-/** The reservation for a forwarded request and the body that keeps Ollama within it. */
-export function requestCost(decision: Forward, maxOutputTokens: number): Cost {
+/** The reservation for a forwarded request and the body that keeps Ollama within it (`limited`: the caller has a budget). */
+export function requestCost(decision: Forward, maxOutputTokens: number, limited: boolean): Cost {
     const promptTokens = TOKENS_PER_REQUEST + decision.items * TOKENS_PER_ITEM + decision.inspected.reduce((n, t) => n + Buffer.byteLength(t, "utf8"), 0);
     const cap = OUTPUT_CAP[decision.endpoint.id];
     if (cap === undefined || decision.body === undefined) return { promptTokens, outputTokens: 0, body: decision.body, stripUsageChunk: false };
@@ -52,18 +52,24 @@ export function requestCost(decision: Forward, maxOutputTokens: number): Cost {
     const [first, second] = cap.path;
     let outputTokens: number;
     if (first === "options") {
-        const options = isObj(doc.options) ? doc.options : (doc.options = {});
+        const options = isObj(doc.options) ? doc.options : limited ? (doc.options = {}) : {};
         if (typeof options.num_predict === "number") outputTokens = options.num_predict;
         else {
-            options.num_predict = outputTokens = maxOutputTokens;
-            changed = true;
+            outputTokens = maxOutputTokens;
+            if (limited) {
+                options.num_predict = maxOutputTokens;
+                changed = true;
+            }
         }
     } else {
         const present = cap.path.find((k) => typeof doc[k] === "number");
         if (present) outputTokens = doc[present] as number;
         else {
-            doc[second ?? first!] = outputTokens = maxOutputTokens;
-            changed = true;
+            outputTokens = maxOutputTokens;
+            if (limited) {
+                doc[second ?? first!] = maxOutputTokens;
+                changed = true;
+            }
         }
     }
     let stripUsageChunk = false;

@@ -45,7 +45,7 @@ export function admitInference(ledger: BudgetLedger, decision: Forward, identity
     if (subject === undefined) {
         return { admitted: false, refusal: { action: "refuse", status: 403, code: "budget_identity_missing", rule: "budget.identity", ...facts }, headers: {}, audit: { decision: "refused", subject: "-" } };
     }
-    const cost = requestCost(decision, maxOutputTokens);
+    const cost = requestCost(decision, maxOutputTokens, ledger.limits(identity.groups));
     const a = ledger.admit({ id: randomUUID(), subject, groups: identity.groups, model: decision.model ?? "", endpoint: decision.endpoint.id, cost });
     if (!a.admitted) {
         const headers = { ...budgetHeaders(a.status), ...(a.retryAfterSeconds === undefined ? {} : { "retry-after": String(a.retryAfterSeconds) }) };

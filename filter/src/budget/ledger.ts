@@ -101,6 +101,11 @@ export class BudgetLedger {
         }
     }
 
+    /** True when a budget group applies to a member of `groups`. */
+    limits(groups: readonly string[]): boolean {
+        return effectiveLimits(this.rules, groups) !== undefined;
+    }
+
     /** The caller's windows now (only those its limits set). */
     status(subject: string, groups: readonly string[]): BudgetStatus {
         return this.statusWith(subject, effectiveLimits(this.rules, groups) ?? {}, this.now());
