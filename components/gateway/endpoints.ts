@@ -45,6 +45,15 @@ export const ENDPOINTS: readonly Endpoint[] = [
 ];
 
 /**
+ * Endpoints the prompt filter answers itself (never forwarded to Ollama): allowlisted at the
+ * gateway only when the filter is on (components/gateway/spec.ts), as metadata.
+ */
+export const FILTER_ENDPOINTS: readonly Endpoint[] = [
+    /** The caller's own token budget windows (filter/src/budget). */
+    { id: "v1-budget", path: "/v1/budget", modelParam: false, methods: ["GET"], kind: "metadata", stream: "json" },
+];
+
+/**
  * Routes Ollama serves that must never be reachable (model management, cloud sign-in, blobs,
  * experimental aliases, image generation). Listed so tests and docs can name them; the gateway
  * denies them because they are absent from ENDPOINTS, not because of this list. Every route of
@@ -80,8 +89,8 @@ export function endpointPathRegex(e: Endpoint): string {
     return e.modelParam ? `^${literal}${MODEL_PATH_SEGMENT}$` : `^${literal}$`;
 }
 
-/** The endpoint a (raw) path and method address, or undefined when the request is denied. */
-export function matchEndpoint(method: string, rawPath: string): Endpoint | undefined {
-    const e = ENDPOINTS.find((x) => new RegExp(endpointPathRegex(x)).test(rawPath));
+/** The endpoint of `table` a (raw) path and method address, or undefined when the request is denied. */
+export function matchEndpoint(method: string, rawPath: string, table: readonly Endpoint[] = ENDPOINTS): Endpoint | undefined {
+    const e = table.find((x) => new RegExp(endpointPathRegex(x)).test(rawPath));
     return e && (e.methods as readonly string[]).includes(method) ? e : undefined;
 }

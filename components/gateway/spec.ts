@@ -4,7 +4,7 @@
  * haproxy.cfg are both rendered from this, so the two gateways cannot drift apart.
  */
 import type { StackConfig } from "../config";
-import { ENDPOINTS, type Endpoint } from "./endpoints";
+import { ENDPOINTS, FILTER_ENDPOINTS, type Endpoint } from "./endpoints";
 import type { NodePool } from "./node-spec";
 
 export interface Upstream {
@@ -187,7 +187,7 @@ export function deriveGatewaySpec(cfg: StackConfig, devices: GatewayDeviceFacts,
         tls: { minVersion: cfg.gateway.tlsMinVersion, ...placement.tlsFiles, ...sessionTickets(cfg, placement) },
         devices: gatewayDevices,
         identity: { provider: cfg.identity.provider, oauth2Proxy: cfg.identity.provider === "none" ? undefined : placement.oauth2Proxy },
-        endpoints: ENDPOINTS,
+        endpoints: useFilter ? [...ENDPOINTS, ...FILTER_ENDPOINTS] : ENDPOINTS,
         upstream,
         upstreamHost: `${upstream.host}:${upstream.port}`,
         limits: {

@@ -5,7 +5,7 @@
  */
 import { canonicalModel } from "../../components/config";
 import type { FilterRules, PiiDetector } from "../../components/filter/rules";
-import { ENDPOINTS, matchEndpoint, type Endpoint } from "../../components/gateway/endpoints";
+import { ENDPOINTS, FILTER_ENDPOINTS, matchEndpoint, type Endpoint } from "../../components/gateway/endpoints";
 import { namesCloudModel } from "./cloud";
 import { foldCompatibility, foldedForms } from "./fold";
 import { findJailbreakInReading } from "./jailbreak";
@@ -113,11 +113,14 @@ function refuse(status: number, code: string, rule: string, extra: Partial<Commo
 /** The rule a refused model broke: models.cloud for a cloud model (never allowed), else the allowlist. */
 const modelRule = (model: string) => (namesCloudModel(model) ? "models.cloud" : "models.allowlist");
 
+/** Ollama's endpoints and those the filter answers itself (GET /v1/budget). */
+const FILTER_TABLE: readonly Endpoint[] = [...ENDPOINTS, ...FILTER_ENDPOINTS];
+
 /** Decide one request. Never throws: malformed input of any kind becomes a Refuse. */
 export function decide(policy: Policy, req: FilterRequest): Decision {
-    const endpoint = matchEndpoint(req.method, req.path);
+    const endpoint = matchEndpoint(req.method, req.path, FILTER_TABLE);
     if (!endpoint) {
-        const pathKnown = ENDPOINTS.some((e) => matchEndpoint(e.methods[0]!, req.path) === e);
+        const pathKnown = FILTER_TABLE.some((e) => matchEndpoint(e.methods[0]!, req.path, FILTER_TABLE) === e);
         return pathKnown ? refuse(405, "method_not_allowed", "endpoints.method") : refuse(404, "endpoint_not_allowed", "endpoints.allowlist");
     }
     const { rules } = policy;
