@@ -61,6 +61,8 @@ export const filterRulesSchema = z.strictObject({
         mode: z.enum(["generous", "strictest"]),
         /** IANA zone of the calendar day and month windows. */
         timeZone: z.string().min(1),
+        /** Who is charged: the signed-in user, or (identity.provider none) the enrolled device. */
+        chargeBy: z.enum(["user", "device"]),
     }),
     upstream: z.strictObject({
         /** Seconds to wait for Ollama's response headers and between body chunks. */
@@ -92,7 +94,7 @@ export function renderFilterRules(cfg: StackConfig): FilterRules {
             maxBodyBytes: cfg.gateway.maxBodyKiB * 1024,
         },
         modelsByGroup: Object.fromEntries(Object.entries(f.modelsByGroup).map(([group, models]) => [group, [...models]])),
-        budgets: { groups: Object.fromEntries(Object.entries(f.budgets).map(([group, b]) => [group, { ...b }])), mode: f.budgetMode, timeZone: f.budgetTimeZone },
+        budgets: { groups: Object.fromEntries(Object.entries(f.budgets).map(([group, b]) => [group, { ...b }])), mode: f.budgetMode, timeZone: f.budgetTimeZone, chargeBy: cfg.identity.provider === "none" ? "device" : "user" },
         upstream: { timeoutSeconds: cfg.gateway.upstreamTimeoutSeconds },
         audit: { ...(cfg.siem.syslogAddress ? { syslogAddress: cfg.siem.syslogAddress } : {}), appName: "zto-filter" },
     };

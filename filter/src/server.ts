@@ -288,7 +288,7 @@ export function createFilterServer(opts: FilterServerOptions): { server: http.Se
 
     /** GET /v1/budget: the caller's own windows, computed here; nothing is forwarded. */
     function budgetReply(identity: Identity): string {
-        const subject = budgetSubject(identity);
+        const subject = opts.budgets && budgetSubject(identity, opts.budgets.chargeBy);
         if (!opts.budgets || subject === undefined) return JSON.stringify({ subject: subject ?? null, windows: [] });
         return JSON.stringify(opts.budgets.status(subject, identity.groups));
     }

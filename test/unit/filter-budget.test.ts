@@ -22,7 +22,7 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 let n = 0;
 const storeFile = () => join(dir, `s${++n}`, "budgets.db");
 
-const rules = (budgets: BudgetRules["groups"], mode: BudgetRules["mode"] = "generous", timeZone = "UTC"): BudgetRules => ({ groups: budgets, mode, timeZone });
+const rules = (budgets: BudgetRules["groups"], mode: BudgetRules["mode"] = "generous", timeZone = "UTC"): BudgetRules => ({ groups: budgets, mode, timeZone, chargeBy: "user" });
 
 describe("windows", () => {
     test("hour, day and month in UTC", () => {
@@ -83,8 +83,9 @@ describe("config", () => {
     });
     test("valid budgets reach the filter rules", () => {
         const cfg = loadStackConfig({ ...base, filter: { budgets: { "*": { tokensPerDay: 10 } }, budgetMode: "strictest", budgetTimeZone: "Europe/Berlin" } });
-        assert.deepEqual(renderFilterRules(cfg).budgets, { groups: { "*": { tokensPerDay: 10 } }, mode: "strictest", timeZone: "Europe/Berlin" });
-        assert.deepEqual(renderFilterRules(loadStackConfig(base)).budgets, { groups: {}, mode: "generous", timeZone: "UTC" });
+        assert.deepEqual(renderFilterRules(cfg).budgets, { groups: { "*": { tokensPerDay: 10 } }, mode: "strictest", timeZone: "Europe/Berlin", chargeBy: "device" });
+        assert.deepEqual(renderFilterRules(loadStackConfig(base)).budgets, { groups: {}, mode: "generous", timeZone: "UTC", chargeBy: "device" });
+        assert.equal(renderFilterRules(loadStackConfig({ ...base, identity: { provider: "oidc", issuerUrl: "https://idp.example.com", clientId: "zto", allowedGroups: ["ml-eng"] }, oidcClientSecret: "x" })).budgets.chargeBy, "user");
     });
 });
 

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { loadStackConfig } from "../../components/config";
-import { DENIED_ROUTES, ENDPOINTS } from "../../components/gateway/endpoints";
+import { DENIED_ROUTES, ENDPOINTS, FILTER_ENDPOINTS } from "../../components/gateway/endpoints";
 import { NginxRenderError, OAUTH2_PROXY_BUFFER_KIB, nginxString, renderNginxConf, retryAfterSeconds } from "../../components/gateway/nginx";
 import { deriveGatewaySpec, FORWARDED_IDENTITY_HEADERS, SECURITY_HEADERS, type GatewaySpec } from "../../components/gateway/spec";
 import { sessionTicketKeyFile } from "../../components/gateway/tickets";
@@ -152,18 +152,26 @@ describe("renderNginxConf: TLS and the device allowlist", () => {
     });
 });
 
+/** With the filter on (the default) the gateway also allowlists what the filter answers itself. */
+const GATEWAY_TABLE = [...ENDPOINTS, ...FILTER_ENDPOINTS];
+
 describe("renderNginxConf: endpoint allowlist", () => {
     const conf = renderNginxConf(specFor());
     const allow = mapEntries(conf, "$request_uri", "$zto_endpoint").filter(([k]) => k !== "default");
     test("one anchored regex per endpoint, matched against the raw request target", () => {
-        assert.deepEqual(allow.map(([, id]) => id), ENDPOINTS.map((e) => e.id));
+        assert.deepEqual(allow.map(([, id]) => id), GATEWAY_TABLE.map((e) => e.id));
         for (const [key] of allow) assert.match(key, /^"~\^.*\$"$/, "anchored both ends: no prefix, no query string");
     });
     test("every allowlisted path matches its own entry only; no denied route or spelling trick matches any", () => {
         const matching = (path: string) => allow.filter(([k]) => regexOf(k).test(path)).map(([, id]) => id);
-        for (const e of ENDPOINTS) assert.deepEqual(matching(e.modelParam ? `${e.path}llama3.2:3b` : e.path), [e.id]);
+        for (const e of GATEWAY_TABLE) assert.deepEqual(matching(e.modelParam ? `${e.path}llama3.2:3b` : e.path), [e.id]);
         const tricks = ["/api/%70ull", "/api//version", "/api/version/", "/API/VERSION", "/api/version;x", "/api/version?x=1", "/api/generate/../pull", "/v1/models/..", "/v1/models/a/../../api/pull", "/v1/models/%2e%2e", "/v1/models/a//b", "/api\\version", "//api/version"];
         for (const p of [...DENIED_ROUTES.map((r) => r.path), ...tricks]) assert.deepEqual(matching(p), [], p);
+    });
+    test("GET /v1/budget (answered by the filter) is allowlisted only when the filter is on", () => {
+        const ids = (c: string) => mapEntries(c, "$request_uri", "$zto_endpoint").map(([, id]) => id);
+        assert.ok(ids(conf).includes("v1-budget"));
+        assert.ok(!ids(renderNginxConf(specFor({ filter: { enabled: false } }))).includes("v1-budget"));
     });
     test("identity none: the route is in location / (no internal redirect); with identity it follows auth_request", () => {
         assert.doesNotMatch(conf, /try_files|@zto_route/);
@@ -175,7 +183,7 @@ describe("renderNginxConf: endpoint allowlist", () => {
     });
     test("methods per endpoint, and the refusals happen before proxy_pass", () => {
         const methods = mapEntries(conf, '"$zto_endpoint $request_method"', "$zto_method_ok").filter(([k]) => k !== "default").map(([k]) => k.replace(/"/g, ""));
-        assert.deepEqual(methods.sort(), ENDPOINTS.flatMap((e) => e.methods.map((m) => `${e.id} ${m}`)).sort());
+        assert.deepEqual(methods.sort(), GATEWAY_TABLE.flatMap((e) => e.methods.map((m) => `${e.id} ${m}`)).sort());
         const route = routeBlock(conf);
         assert.ok(route.indexOf("route_not_allowed") < route.indexOf("proxy_pass"));
         assert.ok(route.indexOf("method_not_allowed") < route.indexOf("proxy_pass"));

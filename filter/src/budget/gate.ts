@@ -12,11 +12,14 @@ import { UsageChunkStripper } from "./sse-usage";
 /** Endpoint id of GET /v1/budget, answered by the filter itself (never forwarded). */
 export const BUDGET_ENDPOINT_ID = "v1-budget";
 
-/** The budget holder: the authenticated user, else (identity.provider none) the enrolled device. */
-export function budgetSubject(identity: Identity): string | undefined {
+/**
+ * The budget holder: the signed-in user, or with identity.provider none the enrolled device (the
+ * gateway then sends the device owner as user, and one owner's devices keep separate budgets).
+ */
+export function budgetSubject(identity: Identity, chargeBy: "user" | "device"): string | undefined {
+    if (chargeBy === "device") return identity.device === undefined ? undefined : `device:${identity.device}`;
     const user = identity.user ?? identity.email;
-    if (user !== undefined) return `user:${user}`;
-    return identity.device === undefined ? undefined : `device:${identity.device}`;
+    return user === undefined ? undefined : `user:${user}`;
 }
 
 /** `X-Budget-Remaining-Tokens` (smallest remaining window) and `X-Budget-Reset` (seconds until it resets). */
@@ -41,7 +44,7 @@ export type Gate =
 /** Admit an inference request against the caller's budget, or say why not. */
 export function admitInference(ledger: BudgetLedger, decision: Forward, identity: Identity, maxOutputTokens: number): Gate {
     const facts = { endpoint: decision.endpoint, model: decision.model, promptChars: decision.promptChars, items: decision.items };
-    const subject = budgetSubject(identity);
+    const subject = budgetSubject(identity, ledger.chargeBy);
     if (subject === undefined) {
         return { admitted: false, refusal: { action: "refuse", status: 403, code: "budget_identity_missing", rule: "budget.identity", ...facts }, headers: {}, audit: { decision: "refused", subject: "-" } };
     }

@@ -101,6 +101,10 @@ export class BudgetLedger {
         }
     }
 
+    get chargeBy(): BudgetRules["chargeBy"] {
+        return this.rules.chargeBy;
+    }
+
     /** True when a budget group applies to a member of `groups`. */
     limits(groups: readonly string[]): boolean {
         return effectiveLimits(this.rules, groups) !== undefined;
