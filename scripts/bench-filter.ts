@@ -24,6 +24,7 @@ import { findPii } from "../filter/src/pii";
 import { startStubOllama } from "./sandbox/stub-ollama";
 import { startSandbox } from "../test/e2e/harness";
 import { cleanUpOnSignal, exitWithUsageIfAsked } from "./lib/cli";
+import { benchBudgetAccounting, benchOverspend } from "./lib/bench-budget";
 
 const MiB = 1024 * 1024;
 
@@ -326,6 +327,7 @@ async function main(): Promise<void> {
     const loadAvgAtStart = loadavg().map((x) => round(x, 2));
     const decisions = { "1KiB": benchDecisions(1024, 20000), "8KiB": benchDecisions(8 * 1024, 10000), "64KiB": benchDecisions(64 * 1024, 1000) };
     const jailbreakCheck8KiB = benchJailbreakCheck(8 * 1024 - 100, 5000);
+    const budgets = { accounting8KiB: benchBudgetAccounting(policy, rules, chatBody(8 * 1024), 5000), overspend50x10: await benchOverspend(rules) };
     const adversarial = benchAdversarial();
     const filterHop = await benchFilterHop(300);
     const gatewayPath = await benchGatewayPath(200);
@@ -338,12 +340,16 @@ async function main(): Promise<void> {
         jailbreakCheck8KiB,
         adversarial1MiB: adversarial,
         ttft: { filterHop, gatewayPath },
+        budgets,
         targets: {
             "decisionsPerSecond8KiB>=5000": eight.decisionsPerSecondCpu >= 5000,
             "p99At8KiB<=1ms": eight.p99Ms <= 1,
             "cpuP99At8KiB<=1ms": eight.cpuP99Ms <= 1,
             "adversarial1MiB<100ms": adversarial.worstRuleCpuMs < 100,
             "filterHopAddedTtftP50<=2ms": filterHop.addedP50Ms <= 2,
+            "budgetAccountingCost<=10%": budgets.accounting8KiB.accountingCostPercent <= 10,
+            "budgetAddedP99<=0.3ms": budgets.accounting8KiB.addedP99Ms <= 0.3,
+            "budgetNoOverspend": !budgets.overspend50x10.overspent,
         },
     };
     process.stdout.write(JSON.stringify(report, null, 2) + "\n");

@@ -1,6 +1,9 @@
 /**
- * The budget ledger's durable half: one SQLite file (WAL, synchronous FULL) on the filter's own
- * volume. Every admitted request is a row written before the request is forwarded; settlement
+ * The budget ledger's durable half: one SQLite file (WAL, synchronous NORMAL) on the filter's own
+ * volume. Every admitted request is a row committed before the request is forwarded: the commit is
+ * in the WAL file when it returns, so a killed or crashed filter loses nothing; only a crash of the
+ * host kernel or a power cut can lose commits since the last checkpoint (an fsync per request
+ * would cost tens of milliseconds on a busy disk). Settlement
  * replaces its reservation with Ollama's count. Opening never starts from zero by accident: a
  * missing file next to its marker, a file that is not this store, or a failed integrity check is a
  * startup error naming the path.
@@ -78,7 +81,7 @@ export class BudgetStore {
             db = new Database(file, { readonly: opts.readOnly === true, fileMustExist: hasFile });
             if (!opts.readOnly) {
                 db.pragma("journal_mode = WAL");
-                db.pragma("synchronous = FULL");
+                db.pragma("synchronous = NORMAL");
             }
             db.pragma("busy_timeout = 5000");
             if (!hasFile) {
@@ -105,7 +108,7 @@ export class BudgetStore {
         return new BudgetStore(db, recovered);
     }
 
-    /** Durable when it returns (WAL + synchronous FULL): the caller forwards only after this. */
+    /** Committed to the WAL when it returns (survives the process): the caller forwards only after this. */
     reserve(r: ReservationRow): void {
         this.insert.run(r.id, r.subject, JSON.stringify(r.groups), r.model, r.endpoint, r.startedAt, r.reserved, r.reserved);
     }

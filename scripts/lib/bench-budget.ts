@@ -1,0 +1,109 @@
+/**
+ * Budget accounting figures for `npm run bench:filter` (issue 19): decisions/s for an 8 KiB chat
+ * with accounting (admission + durable reservation + settlement in SQLite on disk) versus without,
+ * the p99 time accounting adds per request, and the 50-concurrent overspend run through the real
+ * filter server against the stub Ollama.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import * as http from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { FilterRules } from "../../components/filter/rules";
+import { AuditSink } from "../../filter/src/audit";
+import { admitInference } from "../../filter/src/budget/gate";
+import { BudgetLedger } from "../../filter/src/budget/ledger";
+import { BudgetStore } from "../../filter/src/budget/store";
+import { decide, type Forward, type Policy } from "../../filter/src/decide";
+import { createFilterServer } from "../../filter/src/server";
+import { startStubOllama } from "../sandbox/stub-ollama";
+
+const percentile = (sorted: readonly number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+const round = (x: number, digits = 4) => Number(x.toFixed(digits));
+const cpuMs = (c: NodeJS.CpuUsage) => (c.user + c.system) / 1000;
+
+/** Decisions/s with and without accounting, and the accounting's own latency percentiles. */
+export function benchBudgetAccounting(policy: Policy, rules: FilterRules, body: Buffer, iterations: number) {
+    const dir = mkdtempSync(join(tmpdir(), "zto-bench-budget-"));
+    const store = BudgetStore.open(join(dir, "budgets.db"));
+    try {
+        const ledger = new BudgetLedger({ groups: { "*": { tokensPerDay: 1e12, concurrentRequests: 1000 } }, mode: "generous", timeZone: "UTC", chargeBy: "device" }, store);
+        const identity = { groups: ["staff"], device: "bench-laptop" };
+        const req = { method: "POST", path: "/api/chat", identity, body };
+        const outcome = { usage: { inputTokens: 2000, outputTokens: 100 }, frames: 100, clientAborted: false, nothingGenerated: false };
+        const off = () => decide(policy, req);
+        const on = () => {
+            const d = decide(policy, req) as Forward;
+            const gate = admitInference(ledger, d, identity, rules.limits.maxOutputTokens);
+            if (!gate.admitted) throw new Error("benchmark budget refused a request");
+            gate.settle(outcome);
+        };
+        for (let i = 0; i < 300; i++) (off(), on());
+        const run = (fn: () => void) => {
+            const c0 = process.cpuUsage();
+            const w0 = performance.now();
+            for (let i = 0; i < iterations; i++) fn();
+            return { cpu: cpuMs(process.cpuUsage(c0)), wall: performance.now() - w0 };
+        };
+        const offRun = run(off);
+        const onRun = run(on);
+        // Accounting alone, per request: admission (with the durable INSERT) plus settlement.
+        const added: number[] = [];
+        const d = decide(policy, req) as Forward;
+        for (let i = 0; i < iterations; i++) {
+            const t = performance.now();
+            const gate = admitInference(ledger, d, identity, rules.limits.maxOutputTokens);
+            if (gate.admitted) gate.settle(outcome);
+            added.push(performance.now() - t);
+        }
+        added.sort((a, b) => a - b);
+        const offRate = iterations / (offRun.cpu / 1000);
+        const onRate = iterations / (onRun.cpu / 1000);
+        return {
+            bodyBytes: body.length,
+            iterations,
+            store: "SQLite WAL, synchronous=NORMAL, in the OS temp dir",
+            decisionsPerSecondCpuBudgetsOff: Math.round(offRate),
+            decisionsPerSecondCpuBudgetsOn: Math.round(onRate),
+            accountingCostPercent: round((1 - onRate / offRate) * 100, 1),
+            addedP50Ms: round(percentile(added, 50)),
+            addedP99Ms: round(percentile(added, 99)),
+        };
+    } finally {
+        store.close();
+        rmSync(dir, { recursive: true, force: true });
+    }
+}
+
+/** 50 concurrent requests from one device at a budget that fits 10 reservations, through the filter server. */
+export async function benchOverspend(rules: FilterRules) {
+    const dir = mkdtempSync(join(tmpdir(), "zto-bench-overspend-"));
+    const stub = await startStubOllama({ logFile: join(dir, "ollama.log"), tokenIntervalMs: 20, tokens: 6 });
+    const store = BudgetStore.open(join(dir, "budgets.db"));
+    // A one-message "hi" chat with num_predict 18 reserves 64 + 16 + 2 + 18 = 100 tokens.
+    const limit = 1000;
+    const ledger = new BudgetLedger({ groups: { "*": { tokensPerDay: limit } }, mode: "generous", timeZone: "UTC", chargeBy: "device" }, store);
+    const f = createFilterServer({ rules, upstream: new URL(stub.url), audit: new AuditSink({ stdout: false, appName: "zto-filter" }), budgets: ledger });
+    try {
+        await new Promise<void>((resolve) => f.server.listen(0, "127.0.0.1", () => resolve()));
+        const url = `http://127.0.0.1:${(f.server.address() as AddressInfo).port}/api/chat`;
+        const body = JSON.stringify({ model: "llama3.2:3b", messages: [{ role: "user", content: "hi" }], options: { num_predict: 18 }, stream: false });
+        const one = () =>
+            new Promise<number>((resolve, reject) => {
+                const req = http.request(url, { method: "POST", headers: { "content-type": "application/json", "x-device-name": "crowd" }, agent: false }, (res) => {
+                    res.resume();
+                    res.on("end", () => resolve(res.statusCode!));
+                });
+                req.on("error", reject);
+                req.end(body);
+            });
+        const statuses = await Promise.all(Array.from({ length: 50 }, one));
+        const spent = ledger.status("device:crowd", []).windows[0]!.used;
+        return { requests: 50, budgetTokens: limit, reservationTokens: 100, admitted: statuses.filter((s) => s === 200).length, refused429: statuses.filter((s) => s === 429).length, spentTokens: spent, overspent: spent > limit };
+    } finally {
+        await f.close();
+        store.close();
+        await stub.close();
+        rmSync(dir, { recursive: true, force: true });
+    }
+}
