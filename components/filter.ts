@@ -78,7 +78,10 @@ export class PromptFilter extends pulumi.ComponentResource {
                 // siem.syslogAddress itself (rules.audit), with severities, so the SIEM gets each once.
                 ...hardenedContainerArgs("filter", {}),
                 user: FILTER_USER,
-                command: pulumi.interpolate`--rules ${FILTER_RULES_FILE} --listen 0.0.0.0:${FILTER_PORT} --upstream http://${args.ollamaAddress} --budget-store ${FILTER_BUDGET_STORE}`.apply((c) => c.split(" ")),
+                // The ledger is opened only when budgets are configured (the image may lack the SQLite binding otherwise).
+                command: pulumi
+                    .interpolate`--rules ${FILTER_RULES_FILE} --listen 0.0.0.0:${FILTER_PORT} --upstream http://${args.ollamaAddress}${Object.keys(args.rules.budgets.groups).length ? ` --budget-store ${FILTER_BUDGET_STORE}` : ""}`
+                    .apply((c) => c.split(" ")),
                 networksAdvanced: [{ name: args.gatewayNetwork, aliases: ["filter"] }, ...(args.ollamaNetwork ? [{ name: args.ollamaNetwork }] : [])],
                 readOnly: true,
                 memory: 512,

@@ -65,7 +65,7 @@ describe("PromptFilter component", () => {
         assert.equal(uploads[0]!.file, FILTER_RULES_FILE);
         assert.deepEqual(parseFilterRules(uploads[0]!.content), renderFilterRules(g.config));
         const ollama = find(g.resources, "docker:index/container:Container", "ollama-container");
-        assert.deepEqual(c.inputs.command, ["--rules", FILTER_RULES_FILE, "--listen", `0.0.0.0:${FILTER_PORT}`, "--upstream", `http://${ollama.inputs.name}:11434`, "--budget-store", FILTER_BUDGET_STORE]);
+        assert.deepEqual(c.inputs.command, ["--rules", FILTER_RULES_FILE, "--listen", `0.0.0.0:${FILTER_PORT}`, "--upstream", `http://${ollama.inputs.name}:11434`]);
         // The rules file sits on a volume mounted where the command reads it; the budget ledger on
         // its own named volume (the root filesystem stays read-only), so a restart keeps the counts.
         const volume = find(g.resources, "docker:index/volume:Volume", "filter-rules");
@@ -78,6 +78,10 @@ describe("PromptFilter component", () => {
         ]);
         assert.ok(FILTER_BUDGET_STORE.startsWith(FILTER_STATE_DIR + "/"));
         assert.equal(c.inputs.readOnly, true);
+        // With budgets the filter opens its ledger on that volume.
+        const budgeted = await graph(stack(ENABLED + "    budgets:\n      \"*\": { tokensPerDay: 1000 }\n"));
+        const bc = find(budgeted.resources, "docker:index/container:Container", "filter-container");
+        assert.deepEqual((bc.inputs.command as string[]).slice(-2), ["--budget-store", FILTER_BUDGET_STORE]);
     });
 
     test("the stack exports the filter's internal address for the gateway", async () => {

@@ -11,7 +11,7 @@
 import { randomUUID } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import Database from "better-sqlite3";
+import type Database from "better-sqlite3";
 
 const SCHEMA_VERSION = "1";
 
@@ -76,9 +76,16 @@ export class BudgetStore {
         }
         if (hasFile && !hasMarker) throw new BudgetStoreError(`budget store ${file} has no marker ${marker}: it was not created here (restore the marker with the file, or move the file away to start a new store)`);
         if (!hasFile) mkdirSync(dirname(file), { recursive: true });
+        let SQLite: typeof Database;
+        try {
+            // Loaded only when a store is used: an image built without the native binding still runs without budgets.
+            SQLite = require("better-sqlite3") as typeof Database;
+        } catch (e) {
+            throw new BudgetStoreError(`budget store ${file}: the SQLite binding (better-sqlite3) is not installed in this filter build (${(e as Error).message.split("\n")[0]})`);
+        }
         let db: Database.Database;
         try {
-            db = new Database(file, { readonly: opts.readOnly === true, fileMustExist: hasFile });
+            db = new SQLite(file, { readonly: opts.readOnly === true, fileMustExist: hasFile });
             if (!opts.readOnly) {
                 db.pragma("journal_mode = WAL");
                 db.pragma("synchronous = NORMAL");
