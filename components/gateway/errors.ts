@@ -63,5 +63,10 @@ export const MASKED_UPSTREAM_STATUSES = [413, 429, 500, 502, 503, 504] as const;
  */
 export const MASKED_OLLAMA_4XX_STATUSES = [400, 403, 404, 405, 408, 410, 411, 414, 416] as const;
 
-/** Statuses a gateway replaces in answers from this upstream. */
-export const maskedUpstreamStatuses = (via: "filter" | "ollama"): readonly number[] => (via === "ollama" ? [...MASKED_OLLAMA_4XX_STATUSES, ...MASKED_UPSTREAM_STATUSES] : MASKED_UPSTREAM_STATUSES);
+/**
+ * Statuses a gateway replaces in answers from this upstream. The filter's 429 passes: it is the
+ * filter's own JSON (a token budget refusal, or Ollama's 429 already masked as upstream_busy) and
+ * its Retry-After (when the budget frees) is what the client must wait, not the gateway's rate.
+ */
+export const maskedUpstreamStatuses = (via: "filter" | "ollama"): readonly number[] =>
+    via === "ollama" ? [...MASKED_OLLAMA_4XX_STATUSES, ...MASKED_UPSTREAM_STATUSES] : MASKED_UPSTREAM_STATUSES.filter((s) => s !== 429);

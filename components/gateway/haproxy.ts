@@ -295,7 +295,6 @@ function afterResponseRules(spec: GatewaySpec): string[] {
         "# On every response, haproxy's own refusals and errors included.",
         ...spec.securityHeaders.map(([name, value]) => `http-after-response set-header ${name} ${haproxyLiteral(value, `security header ${name}`)}`),
         `http-after-response set-header ${FORWARDED_IDENTITY_HEADERS.requestId} %[unique-id]`,
-        `http-after-response set-header Retry-After ${retryAfterSeconds(spec.limits.ratePerMinute)} if { status 429 }`,
         ...(spec.corsOrigins.length
             ? [
                   "http-after-response set-header Access-Control-Allow-Origin %[var(txn.cors_origin)] if { var(txn.cors_origin) -m found }",
@@ -323,6 +322,7 @@ function frontendSection(spec: GatewaySpec): string[] {
     const tls = spec.tls;
     const h = FORWARDED_IDENTITY_HEADERS;
     const window = rateWindow(l.ratePerMinute, l.burst);
+    const retryAfter = ["Retry-After", String(retryAfterSeconds(l.ratePerMinute))] as const;
     const { acls, rules: endpointIdRules, methodGroups } = endpointRules(spec);
     const names = spec.acceptedHosts.map((x) => x.toLowerCase());
     const hostRegex = `^(${names.map((n) => escapeRegex(n.includes(":") ? `[${n}]` : n)).join("|")})(:[0-9]{1,5})?$`;
@@ -388,9 +388,10 @@ function frontendSection(spec: GatewaySpec): string[] {
             refuse(REFUSALS.bodyTooLarge, `{ req.hdr_val(content-length) gt ${l.maxBodyKiB * 1024} }`),
             "",
             "# Rate per device: checked before tracking, so refused requests do not count (as nginx).",
-            refuse(REFUSALS.rateLimited, `{ var(txn.fingerprint),table_http_req_rate(zto_gateway) ge ${window.requests} }`),
+            "# Retry-After goes on the gateway's own 429s only: a 429 from the filter keeps the filter's.",
+            refuse(REFUSALS.rateLimited, `{ var(txn.fingerprint),table_http_req_rate(zto_gateway) ge ${window.requests} }`, [retryAfter]),
             "http-request track-sc0 var(txn.fingerprint)",
-            refuse(REFUSALS.rateLimited, `{ sc_conn_cur(0) gt ${l.connectionsPerClient} }`),
+            refuse(REFUSALS.rateLimited, `{ sc_conn_cur(0) gt ${l.connectionsPerClient} }`, [retryAfter]),
             "",
             "# Upstream sees only allowlisted client headers plus the gateway's identity headers.",
             `http-request del-header ${singleQuoted(`^(?!(${keptHeaders.map(escapeRegex).join("|")})$)`, "kept headers")} -m reg`,
@@ -404,7 +405,10 @@ function frontendSection(spec: GatewaySpec): string[] {
             `http-request set-header ${h.device} %[var(txn.device)]`,
             "",
             "# Upstream errors may name hosts, paths or versions (and Ollama's 4xx echo its Go decoder): replace them.",
-            ...maskedUpstreamStatuses(spec.upstream.via).map((s) => `http-response return status ${s} content-type application/json lf-string ${errorBody(ERRORS_BY_STATUS[s]!)} if { status ${s} }`),
+            "# The filter's 429 is its own JSON and passes (components/gateway/errors.ts maskedUpstreamStatuses).",
+            ...maskedUpstreamStatuses(spec.upstream.via).map(
+                (s) => `http-response return status ${s} content-type application/json lf-string ${errorBody(ERRORS_BY_STATUS[s]!)}${s === 429 ? ` hdr ${retryAfter.join(" ")}` : ""} if { status ${s} }`,
+            ),
             ...HIDDEN_UPSTREAM_HEADERS.map((x) => `http-response del-header ${x}`),
             "http-response del-header ^access-control- -m reg",
             ...afterResponseRules(spec),

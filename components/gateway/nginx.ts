@@ -75,8 +75,16 @@ export const NGINX_ERRORS: readonly (GatewayError & { readonly nginxStatus: numb
     ...[500, 501, 502, 503, 504, 505].map((s) => ({ nginxStatus: s, ...ERRORS_BY_STATUS[s] })),
 ];
 
-/** Statuses re-mapped in the route (upstream 5xx are masked; limit 429; chunked body 413). */
+/** Statuses re-mapped in the enclave's route (Ollama's 5xx and 429 are masked; chunked body 413). */
 export const ROUTE_ERROR_STATUSES = MASKED_UPSTREAM_STATUSES;
+
+/**
+ * What the gateway route's own limits (limit_req, limit_conn) answer, turned into the gateway's
+ * 429 by an error page. nginx intercepts every upstream status that has an error page, so the
+ * limits answer a status no upstream sends; an upstream 429 the route does not mask (the
+ * filter's own JSON with its Retry-After) then passes unchanged.
+ */
+export const ROUTE_LIMIT_STATUS = 599;
 
 /** nginx's main context and events block, shared by the gateway and the enclave proxies. */
 export function mainContext(workerUser: string | undefined, runtimeDir: string, errorLog: string): string[] {
@@ -296,7 +304,9 @@ function maps(spec: GatewaySpec): string[] {
         "",
         "# Headers that belong to one status only.",
         ...mapBlock("$status", "$zto_allow_header", [["405", "$zto_endpoint_methods"]]),
-        ...mapBlock("$status", "$zto_retry_after", [["429", `"${retryAfterSeconds(spec.limits.ratePerMinute)}"`]]),
+        "# The gateway's rate-limit Retry-After on its own 429s (no upstream answered; with no filter, Ollama's masked 429",
+        "# too). A 429 from the filter keeps the filter's Retry-After, or none when the request can never fit.",
+        ...mapBlock('"$status:$upstream_status"', "$zto_retry_after", [[spec.upstream.via === "ollama" ? nginxRegex("^429:") : '"429:"', `"${retryAfterSeconds(spec.limits.ratePerMinute)}"`]]),
     ];
     if (identity) {
         out.push(
@@ -366,9 +376,13 @@ function routeDirectives(spec: GatewaySpec): string[] {
         "",
         `limit_req zone=zto_requests burst=${l.burst} nodelay;`,
         `limit_conn zto_connections ${l.connectionsPerClient};`,
+        `limit_req_status ${ROUTE_LIMIT_STATUS};`,
+        `limit_conn_status ${ROUTE_LIMIT_STATUS};`,
+        `error_page ${ROUTE_LIMIT_STATUS} =429 ${errorUri(429)};`,
         "",
-        ...(spec.upstream.via === "ollama" ? maskedUpstreamStatuses("ollama") : ROUTE_ERROR_STATUSES).map(errorPage),
+        ...maskedUpstreamStatuses(spec.upstream.via).map(errorPage),
         "# Upstream error bodies may name hosts, paths or versions (and Ollama's 4xx echo its Go decoder): replace them.",
+        "# The filter's 429 is its own JSON and passes (components/gateway/errors.ts maskedUpstreamStatuses).",
         "proxy_intercept_errors on;",
         "proxy_next_upstream off;",
         "",

@@ -1,6 +1,7 @@
 /**
  * Token budgets through the REAL gateways (nginx and HAProxy) in the sandbox: a device over its
- * budget gets 429 with Retry-After and the stub Ollama receives nothing;
+ * budget gets the filter's own 429 (its JSON code and its Retry-After, not the gateway's rate-limit
+ * answer) and the stub Ollama receives nothing;
  * admitted answers carry X-Budget-Remaining-Tokens and X-Budget-Reset; GET /v1/budget is
  * allowlisted as metadata, answered by the filter, and returns only the caller's own windows,
  * whatever identity headers the client sends (the gateway strips them).
@@ -32,6 +33,8 @@ after(async () => {
     await Promise.all(Object.values(sandboxes).map((sb) => sb?.stop()));
 });
 
+const retryAfterValues = (raw: readonly string[]) => raw.filter((_, i) => i % 2 === 1 && raw[i - 1]!.toLowerCase() === "retry-after");
+
 interface BudgetBody {
     subject: string;
     windows: { window: string; limit: number; used: number; remaining: number; resetsAt: string }[];
@@ -56,10 +59,20 @@ for (const kind of ["nginx", "haproxy"] as const) {
             assert.ok(refused, "bob's 300-token day ran out");
             sb().resetOllamaLog();
             const r = await sb().request({ path: "/api/chat", method: "POST", body: hi, device: "bob-workstation", timeoutMs: 60_000 });
-            // Both gateways replace any 429 body and Retry-After with their own rate-limit answer
-            // (docs/filter.md "Token budgets"): the status and the refusal are what reaches the client.
-            assert.equal(r.status, 429);
-            assert.ok(Number(r.headers["retry-after"]) >= 1, `Retry-After ${r.headers["retry-after"]}`);
+            const dayEnds = Date.parse((await sb().request({ path: "/v1/budget", device: "bob-workstation" })).json<BudgetBody>().windows[0]!.resetsAt);
+            // The filter's refusal, not the gateway's rate limit (rate_limited, Retry-After 1 at 6000/min).
+            assert.equal(r.status, 429, r.body);
+            assert.equal(r.headers["content-type"], "application/json");
+            const refusal = r.json<{ error: { code: string; rule: string } }>().error;
+            assert.deepEqual([refusal.code, refusal.rule], ["token_budget_exceeded", "budget.tokensPerDay"]);
+            assert.deepEqual(retryAfterValues(r.rawHeaders).length, 1, `one Retry-After: ${r.rawHeaders.join(" ")}`);
+            const secondsToDayEnd = (dayEnds - Date.now()) / 1000;
+            assert.ok(Math.abs(Number(r.headers["retry-after"]) - secondsToDayEnd) <= 60, `Retry-After ${r.headers["retry-after"]} is when the day window resets (${secondsToDayEnd} s)`);
+            // A request larger than the whole window never fits: the filter sends no Retry-After and the gateway adds none.
+            const huge = await sb().request({ path: "/api/chat", method: "POST", body: { ...hi, options: { num_predict: 1000 } }, device: "bob-workstation", timeoutMs: 60_000 });
+            assert.equal(huge.status, 429, huge.body);
+            assert.equal(huge.json<{ error: { code: string; rule: string } }>().error.rule, "budget.tokensPerDay.request-too-large");
+            assert.deepEqual(retryAfterValues(huge.rawHeaders), []);
             assert.deepEqual(sb().ollamaRequests(), [], "nothing reached Ollama");
             // Alice has her own budget.
             assert.equal((await sb().request({ path: "/api/chat", method: "POST", body: hi, device: "alice-laptop", timeoutMs: 60_000 })).status, 200);

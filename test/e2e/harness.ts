@@ -103,6 +103,8 @@ export interface RequestOptions {
 export interface HttpResult {
     readonly status: number;
     readonly headers: IncomingHttpHeaders;
+    /** Header names and values exactly as received, duplicates kept (`headers` keeps one Retry-After). */
+    readonly rawHeaders: readonly string[];
     readonly body: string;
     /** Body pieces as they arrived, with ms since the request was sent: streaming proof. */
     readonly chunks: readonly { readonly atMs: number; readonly text: string }[];
@@ -211,7 +213,7 @@ export async function gatewayRequest(info: SandboxInfo, opts: RequestOptions): P
                 const chunks: { atMs: number; text: string }[] = [];
                 const finish = (aborted: boolean) => {
                     const text = chunks.map((c) => c.text).join("");
-                    done({ status: res.statusCode ?? 0, headers: res.headers, body: text, chunks, aborted, json: <T>() => JSON.parse(text) as T });
+                    done({ status: res.statusCode ?? 0, headers: res.headers, rawHeaders: res.rawHeaders, body: text, chunks, aborted, json: <T>() => JSON.parse(text) as T });
                 };
                 res.setEncoding("utf8");
                 res.on("data", (text: string) => {

@@ -191,7 +191,10 @@ describe("renderHaproxyCfg", () => {
         const track = cfg.indexOf("http-request track-sc0 var(txn.fingerprint)");
         const conn = cfg.indexOf("{ sc_conn_cur(0) gt 20 }");
         assert.ok(check > 0 && check < track && track < conn);
-        assert.match(cfg, /http-after-response set-header Retry-After 1 if \{ status 429 \}/);
+        // Retry-After on the gateway's own 429s only: a 429 from the filter keeps the filter's (or none).
+        const lineAt = (i: number) => cfg.slice(cfg.lastIndexOf("\n", i) + 1, cfg.indexOf("\n", i));
+        for (const rule of [check, conn]) assert.match(lineAt(rule), /^\s+http-request return status 429 content-type application\/json lf-string '[^']*rate_limited[^']*' hdr Retry-After 1 if /);
+        assert.doesNotMatch(cfg, /http-after-response set-header Retry-After/);
     });
 
     test("upstream sees only allowlisted client headers, then the gateway's identity headers", () => {
@@ -225,7 +228,11 @@ describe("renderHaproxyCfg", () => {
         for (const s of [403, 404, 405, 413, 429, 500, 502, 503, 504]) {
             assert.match(cfg, new RegExp(`http-error status ${s} content-type application/json lf-string '\\{"error":\\{"code":"[a-z_]+","message":"[a-z -]+","requestId":"%\\[unique-id\\]"\\}\\}'`));
         }
-        for (const s of [413, 429, 500, 502, 503, 504]) assert.match(cfg, new RegExp(`http-response return status ${s} .* if \\{ status ${s} \\}`));
+        for (const s of [413, 500, 502, 503, 504]) assert.match(cfg, new RegExp(`http-response return status ${s} .* if \\{ status ${s} \\}`));
+        // The filter's 429 is its own JSON with the budget's Retry-After: it passes. Ollama's is masked, with the rate limit's Retry-After.
+        assert.doesNotMatch(cfg, /http-response return status 429/);
+        const noFilter = renderHaproxyCfg(VARIANTS["prod-like (identity none, tailscale, CORS, TLS 1.2, syslog udp, no filter, container DNS names)"]());
+        assert.match(noFilter, /http-response return status 429 content-type application\/json lf-string '[^']*rate_limited[^']*' hdr Retry-After 1 if \{ status 429 \}/);
         assert.match(cfg, /http-response del-header \^access-control- -m reg/);
     });
 

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { describe, test } from "node:test";
 import { loadStackConfig } from "../../components/config";
 import { DENIED_ROUTES, ENDPOINTS, FILTER_ENDPOINTS } from "../../components/gateway/endpoints";
-import { NginxRenderError, OAUTH2_PROXY_BUFFER_KIB, nginxString, renderNginxConf, retryAfterSeconds } from "../../components/gateway/nginx";
+import { NginxRenderError, OAUTH2_PROXY_BUFFER_KIB, ROUTE_LIMIT_STATUS, nginxString, renderNginxConf, retryAfterSeconds } from "../../components/gateway/nginx";
 import { deriveGatewaySpec, FORWARDED_IDENTITY_HEADERS, SECURITY_HEADERS, type GatewaySpec } from "../../components/gateway/spec";
 import { sessionTicketKeyFile } from "../../components/gateway/tickets";
 import { createCa, issueCert } from "../../scripts/sandbox/pki";
@@ -264,9 +264,26 @@ describe("renderNginxConf: limits and logging", () => {
         for (const d of ["rate=30r/m;", "burst=7 nodelay;", "limit_conn zto_connections 9;", "client_max_body_size 512k;", "client_header_timeout 4s;", "client_body_timeout 4s;", "send_timeout 4s;", "proxy_read_timeout 900s;", "zone=zto_signin:1m rate=5r/m;", "limit_req_status 429;"]) {
             assert.ok(conf.includes(d), d);
         }
-        assert.deepEqual(mapEntries(conf, "$status", "$zto_retry_after"), [["default", '""'], ["429", '"2"']]);
         assert.equal(retryAfterSeconds(120), 1);
         assert.equal(retryAfterSeconds(7), 9);
+    });
+    test("the route's limits answer the gateway's own 429; the filter's 429 passes with its Retry-After, Ollama's is masked", () => {
+        const viaFilter = specFor({ gateway: { rateLimitPerMinute: 30 } });
+        const viaOllama = specFor({ gateway: { rateLimitPerMinute: 30 }, filter: { enabled: false } });
+        assert.deepEqual([viaFilter.upstream.via, viaOllama.upstream.via], ["filter", "ollama"]);
+        for (const spec of [viaFilter, specFor({ ...OIDC, gateway: { rateLimitPerMinute: 30 } }), viaOllama]) {
+            const conf = renderNginxConf(spec);
+            const route = spec.identity.provider === "none" ? block(conf, "location /") : block(conf, "location @zto_route");
+            for (const d of [`limit_req_status ${ROUTE_LIMIT_STATUS};`, `limit_conn_status ${ROUTE_LIMIT_STATUS};`, `error_page ${ROUTE_LIMIT_STATUS} =429 /_zto_error/429;`]) assert.ok(route.includes(d), d);
+            assert.ok(conf.includes("location = /_zto_error/429 { internal; return 429 "), "the gateway's rate_limited JSON");
+            // nginx intercepts exactly the upstream statuses that have an error page in the route.
+            assert.equal(/error_page 429 /.test(route), spec.upstream.via === "ollama", `upstream 429 masked only without the filter (${spec.upstream.via})`);
+            assert.match(route, /proxy_intercept_errors on;/);
+            for (const s of [500, 502, 503, 504]) assert.match(route, new RegExp(`error_page ${s} /_zto_error/${s};`));
+        }
+        // Retry-After at the rate limit's pace on the gateway's own 429s (no upstream answered), never added to the filter's.
+        assert.deepEqual(mapEntries(renderNginxConf(viaFilter), '"$status:$upstream_status"', "$zto_retry_after"), [["default", '""'], ['"429:"', '"2"']]);
+        assert.deepEqual(mapEntries(renderNginxConf(viaOllama), '"$status:$upstream_status"', "$zto_retry_after"), [["default", '""'], ['"~^429:"', '"2"']]);
     });
     test("the access log is JSON and never holds bodies, cookies, tokens or the query string", () => {
         const conf = renderNginxConf(specFor(OIDC));
