@@ -44,6 +44,8 @@ export interface Forward extends Common {
     readonly endpoint: Endpoint;
     /** Body to send upstream: always the filter's own serialisation of the validated (and redacted) value. */
     readonly body?: Buffer;
+    /** The value `body` serialises, to be read and never changed (the budget step reads its output cap from it). */
+    readonly value?: unknown;
     /** Every text the checks inspected, as inspected (before redaction). */
     readonly inspected: readonly string[];
     /** Count of redacted values per detector (values themselves are never kept). */
@@ -197,7 +199,8 @@ export function decide(policy: Policy, req: FilterRequest): Decision {
             setSlotText(slot, text);
         }
     }
-    return { action: "forward", ...facts, body: canonicalBody(parsed, inspection), redactions, stream: inspection.stream, inspected };
+    const body = canonicalBody(parsed, inspection);
+    return { action: "forward", ...facts, body, value: parsed, redactions, stream: inspection.stream, inspected };
 }
 
 /**

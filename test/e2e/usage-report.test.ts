@@ -26,14 +26,14 @@ before(() => {
     const store = BudgetStore.open(storeFile);
     const day = (d: number, h: number) => Date.UTC(2026, 10, d, h);
     const rows = [
-        { id: "a1", subject: "user:alice@example.com", groups: ["ml-eng"], model: "llama3.2:3b", startedAt: day(2, 9), reserved: 500, input: 20, output: 80 },
-        { id: "a2", subject: "user:alice@example.com", groups: ["ml-eng"], model: "qwen2.5:7b", startedAt: day(2, 10), reserved: 900, input: 100, output: 300 },
-        { id: "b1", subject: "user:bob@example.com", groups: [], model: "llama3.2:3b", startedAt: day(3, 11), reserved: 400, input: 10, output: 40 },
-        { id: "b2", subject: "user:<script>bob</script>", groups: ["x"], model: "llama3.2:3b", startedAt: day(3, 12), reserved: 300, input: undefined, output: undefined },
+        { subject: "user:alice@example.com", groups: ["ml-eng"], model: "llama3.2:3b", startedAt: day(2, 9), reserved: 500, input: 20, output: 80 },
+        { subject: "user:alice@example.com", groups: ["ml-eng"], model: "qwen2.5:7b", startedAt: day(2, 10), reserved: 900, input: 100, output: 300 },
+        { subject: "user:bob@example.com", groups: [], model: "llama3.2:3b", startedAt: day(3, 11), reserved: 400, input: 10, output: 40 },
+        { subject: "user:<script>bob</script>", groups: ["x"], model: "llama3.2:3b", startedAt: day(3, 12), reserved: 300, input: undefined, output: undefined },
     ];
     for (const r of rows) {
-        store.reserve({ id: r.id, subject: r.subject, groups: r.groups, model: r.model, endpoint: "chat", startedAt: r.startedAt, reserved: r.reserved });
-        if (r.input !== undefined) store.settle(r.id, r.input, r.output, r.input + r.output!);
+        const id = store.reserve({ subject: r.subject, groups: r.groups, model: r.model, endpoint: "chat", startedAt: r.startedAt, reserved: r.reserved });
+        if (r.input !== undefined) store.settle(id, r.input, r.output, r.input + r.output!);
     }
     store.close();
 });

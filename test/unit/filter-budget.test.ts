@@ -14,7 +14,7 @@ import { requestCost } from "../../filter/src/budget/cost";
 import { BudgetLedger, settledTokens, type Reservation } from "../../filter/src/budget/ledger";
 import { UsageChunkStripper } from "../../filter/src/budget/sse-usage";
 import { BudgetStore, markerPath } from "../../filter/src/budget/store";
-import { effectiveLimits, windowAt, type BudgetRules } from "../../filter/src/budget/windows";
+import { effectiveLimits, windowAt, WindowCalendar, type BudgetRules } from "../../filter/src/budget/windows";
 import { compilePolicy, decide, type Forward } from "../../filter/src/decide";
 
 const dir = mkdtempSync(join(tmpdir(), "zto-budget-"));
@@ -45,6 +45,17 @@ describe("windows", () => {
         // Half-hour zone: the hour window starts at the zone's whole hour.
         const hour = windowAt("hour", Date.UTC(2026, 0, 10, 10, 10), "Asia/Kolkata");
         assert.equal(hour.start, Date.UTC(2026, 0, 10, 9, 30));
+    });
+
+    test("the ledger's calendar gives windowAt's windows, in time order and out of it, across DST changes, half-hour zones and month ends", () => {
+        const kinds = ["hour", "day", "month"] as const;
+        for (const zone of ["UTC", "Europe/Berlin", "America/New_York", "Asia/Kolkata", "Australia/Lord_Howe"]) {
+            const calendar = new WindowCalendar(zone);
+            // Every 17 minutes through two days around each 2026 DST change and the end of March.
+            const instants = [Date.UTC(2026, 2, 7), Date.UTC(2026, 2, 28), Date.UTC(2026, 3, 4), Date.UTC(2026, 9, 3), Date.UTC(2026, 9, 24), Date.UTC(2026, 10, 0)].flatMap((from) => Array.from({ length: 170 }, (_, i) => from + i * 17 * 60_000));
+            const shuffled = instants.map((_, i) => instants[(i * 7919) % instants.length]!);
+            for (const t of [...instants, ...shuffled]) assert.deepEqual(calendar.at(t), kinds.map((k) => windowAt(k, t, zone)), `${zone} ${new Date(t).toISOString()}`);
+        }
     });
 });
 
@@ -132,6 +143,22 @@ describe("reservation bound", () => {
     test("embeddings cost their input only", () => {
         assert.equal(requestCost(forward("/api/embed", { model: "llama3.2:3b", input: "abc" }), 50, true).outputTokens, 0);
     });
+    test("the cap and the usage option are added as members when absent and inside what is there otherwise: the same value, never a key twice", () => {
+        const messages = [{ role: "user", content: "hi" }];
+        const cases: [string, object, object][] = [
+            ["/api/chat", { model: "llama3.2:3b", messages }, { options: { num_predict: 50 } }],
+            ["/api/chat", { model: "llama3.2:3b", messages, options: { temperature: 0.5 } }, { options: { temperature: 0.5, num_predict: 50 } }],
+            ["/v1/chat/completions", { model: "llama3.2:3b", messages, stream: true }, { max_tokens: 50, stream_options: { include_usage: true } }],
+            ["/v1/chat/completions", { model: "llama3.2:3b", messages, stream: true, stream_options: { include_usage: false } }, { max_tokens: 50, stream_options: { include_usage: true } }],
+            ["/v1/completions", { model: "llama3.2:3b", prompt: "hi", stream: true }, { max_tokens: 50, stream_options: { include_usage: true } }],
+            ["/v1/responses", { model: "llama3.2:3b", input: "hi" }, { max_output_tokens: 50 }],
+        ];
+        for (const [path, body, added] of cases) {
+            const text = requestCost(forward(path, body), 50, true).body!.toString();
+            assert.deepEqual(JSON.parse(text), { ...body, ...added }, text);
+            for (const key of Object.keys({ ...body, ...added })) assert.equal(text.split(`"${key}":`).length, 2, `${key} once in ${text}`);
+        }
+    });
 });
 
 describe("usage chunk stripper", () => {
@@ -150,7 +177,7 @@ describe("usage chunk stripper", () => {
 describe("ledger", () => {
     const cost = { promptTokens: 40, outputTokens: 60, body: undefined, stripUsageChunk: false };
     const admitN = (ledger: BudgetLedger, count: number, subject = "user:alice", groups: string[] = []) =>
-        Array.from({ length: count }, (_, i) => ledger.admit({ id: `${subject}-${i}-${Math.random()}`, subject, groups, model: "llama3.2:3b", endpoint: "chat", cost }));
+        Array.from({ length: count }, () => ledger.admit({ subject, groups, model: "llama3.2:3b", endpoint: "chat", cost }));
 
     test("50 admissions at a budget that fits 10 admit exactly 10; the rest say which window and when it resets", () => {
         const now = Date.UTC(2026, 5, 1, 10, 30);
@@ -188,7 +215,7 @@ describe("ledger", () => {
     });
 
     test("settlement: Ollama's count; an abort with frames; no count keeps the reservation; failures cost nothing", () => {
-        const r: Reservation = { id: "x", subject: "s", startedAt: 0, reserved: 100, promptTokens: 40, limited: true };
+        const r: Reservation = { id: 1, subject: "s", startedAt: 0, windows: [], reserved: 100, promptTokens: 40, limited: true };
         assert.equal(settledTokens(r, { usage: { inputTokens: 12, outputTokens: 30 }, frames: 31, clientAborted: false, nothingGenerated: false }), 42);
         assert.equal(settledTokens(r, { usage: { inputTokens: 12 }, frames: 0, clientAborted: false, nothingGenerated: false }), 12);
         assert.equal(settledTokens(r, { usage: {}, frames: 5, clientAborted: true, nothingGenerated: false }), 45);
@@ -200,19 +227,23 @@ describe("ledger", () => {
 });
 
 describe("store", () => {
-    test("reopening keeps every charge; requests open at the stop are counted in full", () => {
+    test("reopening keeps every charge; requests open at the stop, or settled in its last turn, are counted in full", async () => {
         const file = storeFile();
         const limits = rules({ "*": { tokensPerDay: 1000 } });
         const first = new BudgetLedger(limits, BudgetStore.open(file));
-        const [a, b] = Array.from({ length: 2 }, (_, i) => first.admit({ id: `r${i}`, subject: "device:laptop", groups: [], model: "m", endpoint: "chat", cost: { promptTokens: 10, outputTokens: 90, body: undefined, stripUsageChunk: false } }));
-        assert.ok(a!.admitted && b!.admitted);
-        first.settle(a!.reservation, { usage: { inputTokens: 3, outputTokens: 4 }, frames: 4, clientAborted: false, nothingGenerated: false });
-        // b stays open: the process "dies" without closing the store.
+        const [a, b, c] = Array.from({ length: 3 }, () => first.admit({ subject: "device:laptop", groups: [], model: "m", endpoint: "chat", cost: { promptTokens: 10, outputTokens: 90, body: undefined, stripUsageChunk: false } }));
+        assert.ok(a!.admitted && b!.admitted && c!.admitted);
+        const outcome = { usage: { inputTokens: 3, outputTokens: 4 }, frames: 4, clientAborted: false, nothingGenerated: false };
+        first.settle(a!.reservation, outcome);
+        await new Promise((resolve) => setImmediate(resolve)); // a's settlement is written at the end of the turn
+        // b's settlement is still queued and c is open when the process "dies" without closing the store.
+        first.settle(b!.reservation, outcome);
         const store = BudgetStore.open(file);
-        assert.equal(store.recoveredOpen, 1);
+        assert.equal(store.recoveredOpen, 2);
         const second = new BudgetLedger(limits, store);
-        assert.equal(second.status("device:laptop", []).windows[0]!.used, 7 + 100);
-        assert.deepEqual(store.usageSince(0).map((r) => r.state).sort(), ["crashed", "settled"]);
+        assert.equal(second.status("device:laptop", []).windows[0]!.used, 7 + 100 + 100, "a lost settlement leaves the full reservation, never less");
+        assert.deepEqual(store.usageSince(0).map((r) => r.state).sort(), ["crashed", "crashed", "settled"]);
+        store.close();
     });
 
     test("a missing file next to its marker is a startup error, not zero", () => {

@@ -2,7 +2,6 @@
  * The budget step of the request path, kept out of server.ts: who is charged, admission with its
  * refusal, the headers that tell the caller what is left, and settlement when the response ends.
  */
-import { randomUUID } from "node:crypto";
 import type { BudgetAudit } from "../audit";
 import type { Forward, Identity, Refuse } from "../decide";
 import { requestCost } from "./cost";
@@ -49,7 +48,7 @@ export function admitInference(ledger: BudgetLedger, decision: Forward, identity
         return { admitted: false, refusal: { action: "refuse", status: 403, code: "budget_identity_missing", rule: "budget.identity", ...facts }, headers: {}, audit: { decision: "refused", subject: "-" } };
     }
     const cost = requestCost(decision, maxOutputTokens, ledger.limits(identity.groups));
-    const a = ledger.admit({ id: randomUUID(), subject, groups: identity.groups, model: decision.model ?? "", endpoint: decision.endpoint.id, cost });
+    const a = ledger.admit({ subject, groups: identity.groups, model: decision.model ?? "", endpoint: decision.endpoint.id, cost });
     if (!a.admitted) {
         const headers = { ...budgetHeaders(a.status), ...(a.retryAfterSeconds === undefined ? {} : { "retry-after": String(a.retryAfterSeconds) }) };
         return { admitted: false, refusal: { action: "refuse", status: 429, code: "token_budget_exceeded", rule: a.rule, ...facts }, headers, audit: { decision: "refused", subject, reservedTokens: cost.promptTokens + cost.outputTokens } };

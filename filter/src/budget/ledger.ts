@@ -7,7 +7,7 @@
 import type { Usage } from "../usage";
 import type { Cost } from "./cost";
 import type { BudgetStore } from "./store";
-import { effectiveLimits, LIMIT_KEY, WINDOW_KINDS, windowAt, type BudgetRules, type Limits, type Window, type WindowKind } from "./windows";
+import { effectiveLimits, LIMIT_KEY, WindowCalendar, type BudgetRules, type Limits, type Window, type WindowKind } from "./windows";
 
 /** Longest window (a calendar month) plus a day of zone offsets: older rows cannot count. */
 const LOOKBACK_MS = 33 * 24 * 3_600_000;
@@ -30,9 +30,12 @@ export interface BudgetStatus {
 }
 
 export interface Reservation {
-    readonly id: string;
+    /** The store's row. */
+    readonly id: number;
     readonly subject: string;
     readonly startedAt: number;
+    /** The windows the request is charged to (those of its admission), settled against the same. */
+    readonly windows: readonly Window[];
     readonly reserved: number;
     readonly promptTokens: number;
     /** The caller's limits (undefined: recorded, not limited). */
@@ -74,13 +77,15 @@ interface SubjectUse {
 
 export class BudgetLedger {
     private readonly subjects = new Map<string, SubjectUse>();
+    private readonly calendar: WindowCalendar;
 
     constructor(
         private readonly rules: BudgetRules,
         private readonly store: BudgetStore,
         private readonly now: () => number = Date.now,
     ) {
-        for (const row of store.chargesSince(this.now() - LOOKBACK_MS)) this.charge(row.subject, row.startedAt, row.charged);
+        this.calendar = new WindowCalendar(rules.timeZone);
+        for (const row of store.chargesSince(this.now() - LOOKBACK_MS)) this.charge(row.subject, this.calendar.at(row.startedAt), row.charged);
     }
 
     private use(subject: string): SubjectUse {
@@ -89,13 +94,9 @@ export class BudgetLedger {
         return u;
     }
 
-    private windowsAt(t: number): Window[] {
-        return WINDOW_KINDS.map((k) => windowAt(k, t, this.rules.timeZone));
-    }
-
-    private charge(subject: string, startedAt: number, tokens: number): void {
+    private charge(subject: string, windows: readonly Window[], tokens: number): void {
         const u = this.use(subject);
-        for (const w of this.windowsAt(startedAt)) {
+        for (const w of windows) {
             const key = `${w.kind}:${w.start}`;
             u.used.set(key, (u.used.get(key) ?? 0) + tokens);
         }
@@ -112,13 +113,13 @@ export class BudgetLedger {
 
     /** The caller's windows now (only those its limits set). */
     status(subject: string, groups: readonly string[]): BudgetStatus {
-        return this.statusWith(subject, effectiveLimits(this.rules, groups) ?? {}, this.now());
+        return this.statusWith(subject, effectiveLimits(this.rules, groups) ?? {}, this.calendar.at(this.now()));
     }
 
-    private statusWith(subject: string, limits: Limits, t: number): BudgetStatus {
+    private statusWith(subject: string, limits: Limits, at: readonly Window[]): BudgetStatus {
         const u = this.subjects.get(subject);
         const windows: WindowStatus[] = [];
-        for (const w of this.windowsAt(t)) {
+        for (const w of at) {
             const limit = limits[LIMIT_KEY[w.kind]];
             if (limit === undefined) continue;
             const used = u?.used.get(`${w.kind}:${w.start}`) ?? 0;
@@ -129,12 +130,13 @@ export class BudgetLedger {
     }
 
     /** Admit and durably reserve, or refuse naming the limit. Synchronous by design (see the file comment). */
-    admit(req: { id: string; subject: string; groups: readonly string[]; model: string; endpoint: string; cost: Cost }): Admission {
+    admit(req: { subject: string; groups: readonly string[]; model: string; endpoint: string; cost: Cost }): Admission {
         const t = this.now();
+        const at = this.calendar.at(t);
         const limits = effectiveLimits(this.rules, req.groups);
         const reserved = req.cost.promptTokens + req.cost.outputTokens;
         if (limits) {
-            const status = this.statusWith(req.subject, limits, t);
+            const status = this.statusWith(req.subject, limits, at);
             if (status.concurrentRequests && status.concurrentRequests.open >= status.concurrentRequests.limit) {
                 return { admitted: false, rule: "budget.concurrentRequests", retryAfterSeconds: CONCURRENCY_RETRY_SECONDS, status };
             }
@@ -148,18 +150,18 @@ export class BudgetLedger {
                 return { admitted: false, rule: `budget.${LIMIT_KEY[full[0]!.window]}`, retryAfterSeconds: Math.max(1, Math.ceil((resetAt - t) / 1000)), status };
             }
         }
-        this.store.reserve({ id: req.id, subject: req.subject, groups: req.groups, model: req.model, endpoint: req.endpoint, startedAt: t, reserved });
-        this.charge(req.subject, t, reserved);
+        const id = this.store.reserve({ subject: req.subject, groups: req.groups, model: req.model, endpoint: req.endpoint, startedAt: t, reserved });
+        this.charge(req.subject, at, reserved);
         this.use(req.subject).open++;
-        const reservation: Reservation = { id: req.id, subject: req.subject, startedAt: t, reserved, promptTokens: req.cost.promptTokens, limited: limits !== undefined };
-        return { admitted: true, reservation, ...(limits ? { status: this.statusWith(req.subject, limits, t) } : {}) };
+        const reservation: Reservation = { id, subject: req.subject, startedAt: t, windows: at, reserved, promptTokens: req.cost.promptTokens, limited: limits !== undefined };
+        return { admitted: true, reservation, ...(limits ? { status: this.statusWith(req.subject, limits, at) } : {}) };
     }
 
     /** Replace the reservation with what the response cost; returns the tokens charged. */
     settle(r: Reservation, outcome: Outcome): number {
         const charged = settledTokens(r, outcome);
         this.store.settle(r.id, outcome.usage.inputTokens, outcome.usage.outputTokens, charged);
-        this.charge(r.subject, r.startedAt, charged - r.reserved);
+        this.charge(r.subject, r.windows, charged - r.reserved);
         const u = this.use(r.subject);
         u.open = Math.max(0, u.open - 1);
         return charged;

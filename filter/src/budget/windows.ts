@@ -29,8 +29,12 @@ function formatter(timeZone: string): Intl.DateTimeFormat {
     return f;
 }
 
-/** The wall-clock fields of instant `t` in `timeZone`. */
+/** The wall-clock fields of instant `t` in `timeZone` (UTC, the default, without Intl: it has no offsets to look up). */
 function wallClock(t: number, timeZone: string): { y: number; mo: number; d: number; h: number; mi: number; s: number } {
+    if (timeZone === "UTC") {
+        const u = new Date(t);
+        return { y: u.getUTCFullYear(), mo: u.getUTCMonth() + 1, d: u.getUTCDate(), h: u.getUTCHours(), mi: u.getUTCMinutes(), s: u.getUTCSeconds() };
+    }
     const p: Record<string, number> = {};
     for (const part of formatter(timeZone).formatToParts(t)) if (part.type !== "literal") p[part.type] = Number(part.value);
     return { y: p.year!, mo: p.month!, d: p.day!, h: p.hour!, mi: p.minute!, s: p.second! };
@@ -48,27 +52,60 @@ function instantOf(timeZone: string, y: number, mo: number, d: number, h = 0): n
     return t;
 }
 
+type WallClock = ReturnType<typeof wallClock>;
+
+function hourWindow(t: number, w: WallClock): Window {
+    // Every zone's offset is a whole number of minutes; cutting minutes and seconds keeps the hour.
+    const start = t - (w.mi * 60 + w.s) * 1000 - (t % 1000);
+    return { kind: "hour", start, end: start + 3_600_000 };
+}
+
+function dayWindow(w: WallClock, timeZone: string): Window {
+    const next = new Date(Date.UTC(w.y, w.mo - 1, w.d + 1));
+    return { kind: "day", start: instantOf(timeZone, w.y, w.mo, w.d), end: instantOf(timeZone, next.getUTCFullYear(), next.getUTCMonth() + 1, next.getUTCDate()) };
+}
+
+function monthWindow(w: WallClock, timeZone: string): Window {
+    const next = new Date(Date.UTC(w.y, w.mo, 1));
+    return { kind: "month", start: instantOf(timeZone, w.y, w.mo, 1), end: instantOf(timeZone, next.getUTCFullYear(), next.getUTCMonth() + 1, 1) };
+}
+
 /** The window of `kind` that contains instant `t`. */
 export function windowAt(kind: WindowKind, t: number, timeZone: string): Window {
     const w = wallClock(t, timeZone);
     switch (kind) {
-        case "hour": {
-            // Every zone's offset is a whole number of minutes; cutting minutes and seconds keeps the hour.
-            const start = t - (w.mi * 60 + w.s) * 1000 - (t % 1000);
-            return { kind, start, end: start + 3_600_000 };
-        }
-        case "day": {
-            const next = new Date(Date.UTC(w.y, w.mo - 1, w.d + 1));
-            return { kind, start: instantOf(timeZone, w.y, w.mo, w.d), end: instantOf(timeZone, next.getUTCFullYear(), next.getUTCMonth() + 1, next.getUTCDate()) };
-        }
-        case "month": {
-            const next = new Date(Date.UTC(w.y, w.mo, 1));
-            return { kind, start: instantOf(timeZone, w.y, w.mo, 1), end: instantOf(timeZone, next.getUTCFullYear(), next.getUTCMonth() + 1, 1) };
-        }
+        case "hour":
+            return hourWindow(t, w);
+        case "day":
+            return dayWindow(w, timeZone);
+        case "month":
+            return monthWindow(w, timeZone);
         default: {
             const never: never = kind;
             throw new Error(`unknown window ${String(never)}`);
         }
+    }
+}
+
+const contains = (w: Window | undefined, t: number): w is Window => w !== undefined && w.start <= t && t < w.end;
+
+/**
+ * The hour, day and month windows of instants (in WINDOW_KINDS order), the same as windowAt gives,
+ * with one reading of the zone's wall clock per instant instead of nine: the day and month windows
+ * of the last instant are kept while later instants fall inside them (a zone's days and months
+ * partition time), so they are computed again only when a day ends.
+ */
+export class WindowCalendar {
+    private day: Window | undefined;
+    private month: Window | undefined;
+
+    constructor(private readonly timeZone: string) {}
+
+    at(t: number): readonly Window[] {
+        const w = wallClock(t, this.timeZone);
+        if (!contains(this.day, t)) this.day = dayWindow(w, this.timeZone);
+        if (!contains(this.month, t)) this.month = monthWindow(w, this.timeZone);
+        return [hourWindow(t, w), this.day, this.month];
     }
 }
 
