@@ -8,7 +8,7 @@ import { mkdirSync, readFileSync, readdirSync, statSync } from "node:fs";
 import * as path from "node:path";
 import Docker from "dockerode";
 import type { ContainerPlan, RehearsalPlan, Upload } from "./mapping";
-import { ensureStandInImages, nodeBuildBase } from "./images";
+import { baseImage, ensureStandInImages, nodeBuildBase } from "./images";
 
 /** A minimal ustar archive: directories and files with owner and mode (what `uploads` set). */
 export function tarOf(entries: { name: string; content?: Buffer; uid: number; gid: number; mode: number }[]): Buffer {
@@ -155,15 +155,16 @@ async function prepareImages(docker: Docker, plan: Pick<RehearsalPlan, "remoteIm
     const images = new Map<string, string>(plan.remoteImages.map((i) => [i.imageId, standIns.get(i.ref)!]));
     const tags: string[] = [];
     for (const b of plan.builds) {
-        const base = nodeBuildBase(log);
+        // The build stage gets the toolchain, the runtime stage the plain base (no compiler shipped).
+        const buildargs = { NODE_IMAGE: baseImage(log), BUILD_IMAGE: nodeBuildBase(log) };
         const context = buildContext(b.context, b.dockerfile);
-        const digest = createHash("sha256").update(context).update(base).digest("hex").slice(0, 16);
+        const digest = createHash("sha256").update(context).update(JSON.stringify(buildargs)).digest("hex").slice(0, 16);
         const cached = `zto-rehearsal/build-${path.basename(path.dirname(b.dockerfile))}:${digest}`;
         const have = await docker.getImage(cached).inspect().catch(() => undefined);
         if (have?.Config?.Labels?.[BUILD_LABEL] === digest) log(`images: ${cached} (from ${path.relative(b.context, b.dockerfile)}) cached`);
         else {
             const tb = Date.now();
-            const stream = await docker.buildImage(context as unknown as NodeJS.ReadableStream, { t: cached, dockerfile: path.relative(b.context, b.dockerfile), buildargs: { NODE_IMAGE: base }, labels: { [BUILD_LABEL]: digest }, rm: true, forcerm: true });
+            const stream = await docker.buildImage(context as unknown as NodeJS.ReadableStream, { t: cached, dockerfile: path.relative(b.context, b.dockerfile), buildargs, labels: { [BUILD_LABEL]: digest }, rm: true, forcerm: true });
             await followBuild(docker, stream);
             log(`images: build ${cached} from ${path.relative(b.context, b.dockerfile)} took ${((Date.now() - tb) / 1000).toFixed(1)} s`);
         }

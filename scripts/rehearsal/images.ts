@@ -141,25 +141,42 @@ export function baseImage(log: (line: string) => void): string {
     return ref;
 }
 
+/** Packages the filter's build stage compiles its native SQLite binding with (node-gyp). */
+export const BUILD_BASE_PACKAGES = ["g++", "make", "python3"] as const;
+
 /**
- * The Node base the filter image is built on: the base image plus this machine's CA bundle and
- * npm registry, so the Dockerfile's `npm install` reaches the registry exactly as the host's npm
- * does (this machine's TLS path to the registry needs its CA bundle). Only `registry` and `cafile`
- * are carried over, never credentials.
+ * The Node base the filter image's build stage runs on (its runtime stage runs on the plain base
+ * image, without a compiler): the base image plus this machine's CA bundle and npm registry, so
+ * the Dockerfile's `npm install` reaches the registry exactly as the host's npm does (this
+ * machine's TLS path to the registry needs its CA bundle; only `registry` and `cafile` are carried
+ * over, never credentials), a C++ toolchain from the rootfs's Debian mirror, and the headers of
+ * the Node the base carries at the official image's path, /usr/local/include/node.
  */
 export function nodeBuildBase(log: (line: string) => void): string {
     const base = baseImage(log);
     const registry = run("npm", ["config", "get", "registry"]).trim();
     const ca = readFileSync("/etc/ssl/certs/ca-certificates.crt");
+    const headers = path.resolve(path.dirname(process.execPath), "..", "include", "node");
+    if (!existsSync(path.join(headers, "common.gypi"))) throw new Error(`Node headers not found next to ${process.execPath} (expected ${headers}/common.gypi)`);
     const npmrc = `registry=${registry}\ncafile=/etc/ssl/certs/ca-certificates.crt\n`;
-    const dockerfile = `FROM ${base}\nCOPY ca-certificates.crt /etc/ssl/certs/ca-certificates.crt\nCOPY npmrc /usr/local/etc/npmrc\n`;
-    const digest = sha(dockerfile + npmrc + sha(ca));
+    const dockerfile = [
+        `FROM ${base}`,
+        "COPY ca-certificates.crt /etc/ssl/certs/ca-certificates.crt",
+        "COPY npmrc /usr/local/etc/npmrc",
+        // dpkg refuses to install while its permission overrides name the redis user the rootfs's
+        // fixed users replaced; nothing of redis runs in a build stage, so they are dropped here.
+        `RUN : > /var/lib/dpkg/statoverride && apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ${BUILD_BASE_PACKAGES.join(" ")} && rm -rf /var/lib/apt/lists/*`,
+        "COPY node-include /usr/local/include/node",
+        "",
+    ].join("\n");
+    const digest = sha(dockerfile + npmrc + sha(ca) + process.version);
     const ref = `zto-rehearsal/node-build-base:${digest.slice(0, 16)}`;
     if (imageLabel(ref) !== digest) {
         const ctx = mkdtempSync(path.join(tmpdir(), "zto-image-"));
         try {
             writeFileSync(path.join(ctx, "ca-certificates.crt"), ca);
             writeFileSync(path.join(ctx, "npmrc"), npmrc);
+            cpSync(headers, path.join(ctx, "node-include"), { recursive: true, dereference: true });
             writeFileSync(path.join(ctx, "Dockerfile"), `${dockerfile}LABEL ${RECIPE_LABEL}=${digest}\n`);
             timed(`build ${ref}`, log, () => run("docker", ["build", "-q", "-t", ref, ctx]));
         } finally {

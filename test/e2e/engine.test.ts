@@ -2,8 +2,10 @@
  * The stacks' containers on a real Docker engine (npm run rehearse, docs/rehearsal.md): every
  * container healthy by its own healthcheck, the published port serving enrolled devices and
  * refusing the denied routes with the stub Ollama's log showing nothing, the measured
- * reachability matrix, hardening observed in /proc, revocation by a config edit, and the
- * encrypted-storage checks refusing this machine's plain disk with only check containers ever created. Needs
+ * reachability matrix, hardening observed in /proc, revocation by a config edit, the
+ * encrypted-storage checks refusing this machine's plain disk with only check containers ever
+ * created, and (prod-like stack) the filter's budget ledger on its state volume across a container
+ * restart. Needs
  * dockerd: without it the file fails, locally as in CI (.ci/setup.d/30-docker.sh starts it), never skips.
  */
 import assert from "node:assert/strict";
@@ -247,6 +249,28 @@ describe("prod-like stack (oidc, filter on, loopback) on the real engine", () =>
             assert.ok(res.status >= 400 && res.status < 500, `${p}: ${res.status}`);
         }
         assert.deepEqual(paths(ollamaLog(r).slice(before)), []);
+    });
+
+    test("budgets on: the filter's ledger is on its state volume; answers say what is left; the charge survives a restart of the container", async () => {
+        const info = clientInfo(r);
+        const as = { device: "alice-laptop", user: "alice@example.com", auth: "bearer" } as const;
+        const chat = await gatewayRequest(info, { ...as, path: "/api/chat", method: "POST", body: { model: "llama3.2:3b", messages: [{ role: "user", content: "hi" }], stream: false }, timeoutMs: 60_000 });
+        assert.equal(chat.status, 200, chat.body);
+        assert.ok(Number(chat.headers["x-budget-remaining-tokens"]) < 200_000, `X-Budget-Remaining-Tokens ${chat.headers["x-budget-remaining-tokens"]}`);
+        const used = async () => {
+            const b = await gatewayRequest(info, { ...as, path: "/v1/budget" });
+            return b.status === 200 ? b.json<{ windows: { window: string; used: number }[] }>().windows.find((w) => w.window === "day")?.used : undefined;
+        };
+        const charged = await used();
+        assert.ok(charged !== undefined && charged > 0, `charged ${charged}`);
+        const filter = r.containerOf("filter");
+        const mounts = JSON.parse(execFileSync("docker", ["inspect", "-f", "{{json .Mounts}}", filter.id], { encoding: "utf8" })) as { Type: string; Name?: string; Destination: string; RW: boolean }[];
+        const state = mounts.find((m) => m.Destination === "/var/lib/zto-filter");
+        assert.deepEqual(state && [state.Type, state.Name, state.RW], ["volume", `${filter.name}-state`, true], "the ledger's directory is the filter's own named volume");
+        execFileSync("docker", ["restart", "-t", "10", filter.id], { stdio: "ignore", timeout: 120_000 });
+        let after: number | undefined;
+        await waitFor("the restarted filter answers /v1/budget", async () => (after = await used().catch(() => undefined)) !== undefined);
+        assert.equal(after, charged, "the ledger on the volume kept the charge");
     });
 
     test("hardening observed on every container, oauth2-proxy included", () => {
