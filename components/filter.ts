@@ -39,7 +39,7 @@ export interface PromptFilterArgs {
     readonly ollamaAddress: pulumi.Input<string>;
     /** Local image name:tag the build is stored under (never pushed). */
     readonly imageName: string;
-    /** How its rules volume is checked for encryption at rest before the rules are written. */
+    /** How its rules and ledger volumes are checked for encryption at rest before anything writes into them. */
     readonly volumeCheck: VolumeCheckSettings;
 }
 
@@ -69,6 +69,13 @@ export class PromptFilter extends pulumi.ComponentResource {
         // The budget ledger must survive restarts and re-creation of the container (a reset would hand
         // every user a fresh budget); the image creates the mount point owned by the filter's user.
         const stateVolume = new docker.Volume(`${name}-state`, { name: `${args.containerName}-state`, labels: [{ label: "zero-trust-ollama.volume", value: "filter-state" }] }, child);
+        // The probe image has nothing at its mount point, so the volume stays empty and the filter's
+        // own mount still copies the image's state directory (owned by the filter's user) into it.
+        const stateCheck = new VolumeCheck(
+            `${name}-state-check`,
+            { provider: args.provider, volume: stateVolume, holds: "the filter's token budget ledger", consumer: "The filter", containerName: `${args.containerName}-state-check`, settings: args.volumeCheck, logging: {} },
+            { parent: this },
+        );
         const container = new docker.Container(
             `${name}-container`,
             {
@@ -90,7 +97,7 @@ export class PromptFilter extends pulumi.ComponentResource {
                 ulimits: [{ name: "nofile", soft: 16384, hard: 16384 }],
                 mounts: [
                     { type: "volume", source: rulesCheck.verifiedName, target: FILTER_RULES_DIR },
-                    { type: "volume", source: stateVolume.name, target: FILTER_STATE_DIR },
+                    { type: "volume", source: stateCheck.verifiedName, target: FILTER_STATE_DIR },
                 ],
                 uploads: [{ file: FILTER_RULES_FILE, content: JSON.stringify(args.rules, null, 2) + "\n" }],
                 healthcheck: {

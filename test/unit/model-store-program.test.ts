@@ -70,7 +70,7 @@ describe("model-store check in the program graph", () => {
             d.config["zero-trust-ollama:oidcClientSecret"] = "mock-client-secret";
         });
         assert.ok(r.ok, JSON.stringify(!r.ok && r.problems));
-        const kept = ["zto-dev-filter-rules", "zto-dev-gateway-config", "zto-dev-oauth2-proxy-config", "zto-dev-session-store-config"];
+        const kept = ["zto-dev-filter-rules", "zto-dev-filter-state", "zto-dev-gateway-config", "zto-dev-oauth2-proxy-config", "zto-dev-session-store-config"];
         assertVolumesChecked(r.resources, kept);
         // A volume added later without a check fails here: the list is every volume in the graph.
         assert.deepEqual(r.resources.filter((x) => x.type === "docker:index/volume:Volume").map((v) => v.inputs.name).sort(), kept);

@@ -118,7 +118,7 @@ describe("rehearsal field mapping", () => {
     test("the checks run before every other container, each group in the program's order; a check that needs another container is refused by name", () => {
         const plan = planRehearsal(graphs["Pulumi.dev.yaml"], mockImageIds);
         const { checks, rest } = checksFirst(plan.containers);
-        assert.deepEqual(checks.map((c) => c.resourceName).sort(), ["filter-rules-check-probe", "gateway-config-check-probe", "ollama-model-store-probe"]);
+        assert.deepEqual(checks.map((c) => c.resourceName).sort(), ["filter-rules-check-probe", "filter-state-check-probe", "gateway-config-check-probe", "ollama-model-store-probe"]);
         assert.deepEqual(rest, plan.containers.filter((c) => c.role !== CHECK_ROLE), "the rest keep the program's order");
         assert.deepEqual([...checks, ...rest].map((c) => c.resourceName).sort(), plan.containers.map((c) => c.resourceName).sort(), "nothing dropped");
         const consumers = rest.filter((c) => c.dependsOn.some((d) => checks.some((x) => x.resourceName === d)));
