@@ -26,12 +26,12 @@
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { cleanUpOnSignal, exitWithUsageIfAsked } from "./lib/cli";
-import { mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import type { TLSSocket } from "node:tls";
-import { Connection, percentile, requestBytes, round, type Endpoint } from "./lib/bench-http";
+import { Connection, percentile, processTreeFiles, requestBytes, round, type Endpoint } from "./lib/bench-http";
 import { loadStackConfig, nodePoolSettings } from "../components/config";
 import { renderEnclaveConf } from "../components/gateway/enclave";
 import { deriveNodePool, deriveNodeSpec, NODE_TLS_NAME } from "../components/gateway/node-spec";
@@ -189,21 +189,11 @@ const CLOCK_TICKS_PER_SECOND = 100;
 
 /** CPU seconds (user+system) used so far by a process and its direct children (nginx master + workers). */
 function processTreeCpuSeconds(rootPid: number): number {
-    let ticks = 0;
-    for (const entry of readdirSync("/proc")) {
-        if (!/^\d+$/.test(entry)) continue;
-        let stat: string;
-        try {
-            stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-        } catch {
-            continue; // exited meanwhile
-        }
-        // Fields after the parenthesised command: state ppid ... utime(14) stime(15), 1-based.
+    // Fields after the parenthesised command: state ppid ... utime(14) stime(15), 1-based.
+    const ticks = processTreeFiles(rootPid, "stat").reduce((sum, stat) => {
         const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-        const pid = Number(entry);
-        const ppid = Number(fields[1]);
-        if (pid === rootPid || ppid === rootPid) ticks += Number(fields[11]) + Number(fields[12]);
-    }
+        return sum + Number(fields[11]) + Number(fields[12]);
+    }, 0);
     return ticks / CLOCK_TICKS_PER_SECOND;
 }
 

@@ -2,6 +2,7 @@
  * The benchmarks' load-generator pieces: a minimal keep-alive HTTP/1.1 client on raw sockets (tools
  * like wrk cannot present client certificates), and percentiles.
  */
+import { readdirSync, readFileSync } from "node:fs";
 import { connect as netConnect, type Socket } from "node:net";
 import { connect as tlsConnect, type ConnectionOptions } from "node:tls";
 
@@ -132,3 +133,21 @@ export function requestBytes(ep: Endpoint, method: string, path: string, body?: 
 
 export const percentile = (sorted: readonly number[], p: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] : NaN);
 export const round = (x: number, digits = 3) => Math.round(x * 10 ** digits) / 10 ** digits;
+
+/** `/proc/<pid>/<file>` of a process and of its direct children (an nginx master and its workers). */
+export function processTreeFiles(rootPid: number, file: "stat" | "status"): string[] {
+    const found: string[] = [];
+    for (const entry of readdirSync("/proc")) {
+        if (!/^\d+$/.test(entry)) continue;
+        try {
+            const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+            // Fields after the parenthesised command: state, ppid, ...
+            const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+            if (Number(entry) !== rootPid && ppid !== rootPid) continue;
+            found.push(file === "stat" ? stat : readFileSync(`/proc/${entry}/${file}`, "utf8"));
+        } catch {
+            // exited meanwhile
+        }
+    }
+    return found;
+}

@@ -8,8 +8,7 @@
  *             between body reads (the pacing of tokens), the most streams open at one moment,
  *             and the RSS each of those costs the processes named in `rssOf`
  */
-import { readdirSync, readFileSync } from "node:fs";
-import { Connection, percentile, requestBytes, round, type Endpoint } from "./bench-http";
+import { Connection, percentile, processTreeFiles, requestBytes, round, type Endpoint } from "./bench-http";
 
 export interface StreamLoad {
     /** One endpoint per client (a device: its own certificate), each opening `perClient` connections. */
@@ -44,22 +43,9 @@ export interface StreamLoadResult {
     readonly rssKiBPerStream: Readonly<Record<string, number>>;
 }
 
-/** Resident KiB of a process and its direct children (nginx master and workers; the filter and its workers). */
+/** Resident KiB of a process and its direct children (nginx master and workers; the filter). */
 export function processTreeRssKiB(rootPid: number): number {
-    let kib = 0;
-    for (const entry of readdirSync("/proc")) {
-        if (!/^\d+$/.test(entry)) continue;
-        let status: string;
-        try {
-            status = readFileSync(`/proc/${entry}/status`, "utf8");
-        } catch {
-            continue; // exited meanwhile
-        }
-        const ppid = Number(/^PPid:\s+(\d+)/m.exec(status)?.[1]);
-        if (Number(entry) !== rootPid && ppid !== rootPid) continue;
-        kib += Number(/^VmRSS:\s+(\d+)/m.exec(status)?.[1] ?? 0);
-    }
-    return kib;
+    return processTreeFiles(rootPid, "status").reduce((kib, status) => kib + Number(/^VmRSS:\s+(\d+)/m.exec(status)?.[1] ?? 0), 0);
 }
 
 /** Generated tokens in an NDJSON answer: every frame that is not the final `done: true` one. */
