@@ -203,7 +203,9 @@ for (const kind of ["nginx", "haproxy"] as const) {
                 const done = await until(`${path} ending on the server`, () => requestsSince(offset).find((q) => q.path === path), 30_000);
                 assert.equal(done.method, "POST");
                 // One generation slot (OLLAMA_NUM_PARALLEL=1): the next request is served, so the slot is free.
-                const next = await sb.request({ path: "/api/generate", method: "POST", body: { model: MODEL, prompt: "x", stream: false, options: { num_predict: 1 } }, timeoutMs: 30_000 });
+                // A bound, not a measurement: once in CI, with another test file running beside this one,
+                // the slot took longer than 30 s to free after the handler had returned.
+                const next = await sb.request({ path: "/api/generate", method: "POST", body: { model: MODEL, prompt: "x", stream: false, options: { num_predict: 1 } }, timeoutMs: 120_000 });
                 assert.equal(next.status, 200, next.body);
                 const ps = await sb.request({ path: "/api/ps", method: "GET" });
                 assert.deepEqual(ps.json<{ models: { name: string }[] }>().models.map((m) => m.name), [`${MODEL}:latest`]);
