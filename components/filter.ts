@@ -9,7 +9,7 @@ import * as pulumi from "@pulumi/pulumi";
 import type { FilterRules } from "./filter/rules";
 import type { Upstream } from "./gateway/spec";
 import { hardenedContainerArgs } from "./hardening";
-import { VolumeCheck, type VolumeCheckSettings } from "./model-store/volume";
+import { checkedVolume, type VolumeCheckSettings } from "./model-store/volume";
 
 /** Port the filter listens on inside the internal network. */
 export const FILTER_PORT = 8080;
@@ -60,22 +60,13 @@ export class PromptFilter extends pulumi.ComponentResource {
             child,
         );
         // Docker refuses to copy files into a read-only root filesystem, so the rules go into a volume.
-        const rulesVolume = new docker.Volume(`${name}-rules`, { name: `${args.containerName}-rules`, labels: [{ label: "zero-trust-ollama.volume", value: "filter-rules" }] }, child);
-        const rulesCheck = new VolumeCheck(
-            `${name}-rules-check`,
-            { provider: args.provider, volume: rulesVolume, holds: "the filter's rules", consumer: "The filter", containerName: `${args.containerName}-rules-check`, settings: args.volumeCheck, logging: {} },
-            { parent: this },
-        );
+        const volumeOf = (role: string, holds: string) => checkedVolume(this, `${name}-${role}`, { provider: args.provider, volumeName: `${args.containerName}-${role}`, role: `filter-${role}`, holds, consumer: "The filter", settings: args.volumeCheck, logging: {} });
+        const rulesCheck = volumeOf("rules", "the filter's rules");
         // The budget ledger must survive restarts and re-creation of the container (a reset would hand
         // every user a fresh budget); the image creates the mount point owned by the filter's user.
-        const stateVolume = new docker.Volume(`${name}-state`, { name: `${args.containerName}-state`, labels: [{ label: "zero-trust-ollama.volume", value: "filter-state" }] }, child);
         // The probe image has nothing at its mount point, so the volume stays empty and the filter's
         // own mount still copies the image's state directory (owned by the filter's user) into it.
-        const stateCheck = new VolumeCheck(
-            `${name}-state-check`,
-            { provider: args.provider, volume: stateVolume, holds: "the filter's token budget ledger", consumer: "The filter", containerName: `${args.containerName}-state-check`, settings: args.volumeCheck, logging: {} },
-            { parent: this },
-        );
+        const stateCheck = volumeOf("state", "the filter's token budget ledger");
         const container = new docker.Container(
             `${name}-container`,
             {

@@ -15,7 +15,7 @@ import { configWriterScript, currentFile, CURRENT_LINK, gatewaySupervisorScript,
 import { deriveGatewaySpec, type GatewayPlacement, type GatewaySpec } from "./gateway/spec";
 import { SESSION_TICKET_KEYS_RELATIVE, SESSION_TICKET_RANDOM_BYTES, sessionTicketKeyFile } from "./gateway/tickets";
 import { hardenedContainerArgs, type LoggingTarget } from "./hardening";
-import { VolumeCheck } from "./model-store/volume";
+import { checkedVolume } from "./model-store/volume";
 
 /** Port nginx listens on inside the container: above 1024, so no NET_BIND_SERVICE. */
 export const GATEWAY_CONTAINER_PORT = 8443;
@@ -216,13 +216,8 @@ export class Gateway extends pulumi.ComponentResource {
         this.renderedConfig = rendered.apply((f) => f[flavor.configFile]);
 
         const image = new docker.RemoteImage(`${name}-image`, { name: args.image, keepLocally: true }, child);
-        const configVolume = new docker.Volume(`${name}-config`, { name: `${args.containerName}-config`, labels: [{ label: "zero-trust-ollama.volume", value: "gateway-config" }] }, child);
         // Checked before the writer puts the server's TLS key into it: a plain-disk volume stops here.
-        const configCheck = new VolumeCheck(
-            `${name}-config-check`,
-            { provider: args.provider, volume: configVolume, holds: "the gateway's config and TLS key", consumer: "The gateway", containerName: `${args.containerName}-config-check`, settings: volumeCheckSettings(cfg), logging: args.logging },
-            { parent: this },
-        );
+        const configCheck = checkedVolume(this, `${name}-config`, { provider: args.provider, volumeName: `${args.containerName}-config`, role: "gateway-config", holds: "the gateway's config and TLS key", consumer: "The gateway", settings: volumeCheckSettings(cfg), logging: args.logging });
         const withApiKeys = cfg.devices.some((d) => d.apiKey);
         const [uid, gid] = flavor.user.split(":");
         const readable = { owner: uid, group: gid, permissions: "0444" };

@@ -15,7 +15,7 @@ import { deriveNodeSpec } from "./gateway/node-spec";
 import { hardenedContainerArgs, type LoggingTarget } from "./hardening";
 import { Network } from "./network";
 import type { ModelStoreSettings } from "./config";
-import { VolumeCheck, type VolumeCheckSettings } from "./model-store/volume";
+import { checkedVolume, type VolumeCheckSettings } from "./model-store/volume";
 import { OLLAMA_PORT, OllamaRuntime, type GpuRequest } from "./ollama";
 
 /** Port the enclave nginx listens on inside its container (above 1024: no NET_BIND_SERVICE). */
@@ -110,12 +110,7 @@ export class GpuNode extends pulumi.ComponentResource {
         );
 
         const image = new docker.RemoteImage(`${name}-enclave-image`, { name: args.enclaveImage, keepLocally: true }, child);
-        const configVolume = new docker.Volume(`${name}-enclave-config`, { name: `${args.namePrefix}-enclave-config`, labels: [{ label: "zero-trust-ollama.volume", value: "enclave-config" }] }, child);
-        const configCheck = new VolumeCheck(
-            `${name}-enclave-config-check`,
-            { provider, volume: configVolume, holds: "the enclave's config and TLS key", consumer: "The enclave", containerName: `${args.namePrefix}-enclave-config-check`, settings: args.volumeCheck, logging: args.logging },
-            { parent: this },
-        );
+        const configCheck = checkedVolume(this, `${name}-enclave-config`, { provider, volumeName: `${args.namePrefix}-enclave-config`, role: "enclave-config", holds: "the enclave's config and TLS key", consumer: "The enclave", settings: args.volumeCheck, logging: args.logging });
         const [uid, gid] = ENCLAVE_USER.split(":");
         const readable = { owner: uid, group: gid, permissions: "0444" };
         new docker.Container(

@@ -8,7 +8,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import type { IdentityConfig } from "../config";
 import { hardenedContainerArgs, type LoggingTarget } from "../hardening";
-import { VolumeCheck, type VolumeCheckSettings } from "../model-store/volume";
+import { checkedVolume, type VolumeCheckSettings } from "../model-store/volume";
 import {
     AUTHENTICATED_EMAILS_FILE,
     COOKIE_SECRET_BYTES,
@@ -77,17 +77,17 @@ export class OAuth2Proxy extends pulumi.ComponentResource {
 
         // The root filesystem is read-only and Docker refuses to copy files into one, so the
         // authenticated-emails file goes into a dedicated volume.
-        const emailsVolume = args.identity.allowedEmails.length
-            ? new docker.Volume(`${name}-config`, { name: pulumi.interpolate`${args.containerName}-config`, labels: [{ label: "zero-trust-ollama.volume", value: "oauth2-proxy-config" }] }, child)
+        const emailsCheck = args.identity.allowedEmails.length
+            ? checkedVolume(this, `${name}-config`, {
+                  provider: args.provider,
+                  volumeName: pulumi.interpolate`${args.containerName}-config`,
+                  role: "oauth2-proxy-config",
+                  holds: "oauth2-proxy's email allowlist",
+                  consumer: "oauth2-proxy",
+                  settings: args.volumeCheck,
+                  logging: args.logging,
+              })
             : undefined;
-
-        const emailsCheck =
-            emailsVolume &&
-            new VolumeCheck(
-                `${name}-config-check`,
-                { provider: args.provider, volume: emailsVolume, holds: "oauth2-proxy's email allowlist", consumer: "oauth2-proxy", containerName: pulumi.interpolate`${args.containerName}-config-check`, settings: args.volumeCheck, logging: args.logging },
-                { parent: this },
-            );
 
         const image = new docker.RemoteImage(`${name}-image`, { name: args.image, keepLocally: true }, child);
         const container = new docker.Container(
@@ -104,7 +104,7 @@ export class OAuth2Proxy extends pulumi.ComponentResource {
                 memory: 256,
                 healthcheck: { tests: oauth2ProxyHealthcheck(), interval: "30s", timeout: "5s", retries: 3, startPeriod: "10s" },
                 mounts: emailsCheck ? [{ type: "volume", source: emailsCheck.verifiedName, target: OAUTH2_PROXY_CONFIG_DIR }] : undefined,
-                uploads: emailsVolume ? pulumi.unsecret(settings.apply((s) => [{ file: AUTHENTICATED_EMAILS_FILE, content: s.authenticatedEmails! }])) : undefined,
+                uploads: emailsCheck ? pulumi.unsecret(settings.apply((s) => [{ file: AUTHENTICATED_EMAILS_FILE, content: s.authenticatedEmails! }])) : undefined,
             },
             child,
         );

@@ -8,7 +8,7 @@ import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { hardenedContainerArgs, type LoggingTarget } from "../hardening";
-import { VolumeCheck, type VolumeCheckSettings } from "../model-store/volume";
+import { checkedVolume, type VolumeCheckSettings } from "../model-store/volume";
 import {
     SESSION_STORE_ALIAS,
     SESSION_STORE_CONFIG_DIR,
@@ -49,14 +49,17 @@ export class SessionStore extends pulumi.ComponentResource {
         const conf = pulumi.secret(password.result.apply((p) => renderSessionStoreConf({ password: p, bind: "0.0.0.0", port: SESSION_STORE_PORT })));
 
         // The root filesystem is read-only and Docker copies no file into one: redis.conf goes into a volume.
-        const configVolume = new docker.Volume(`${name}-config`, { name: pulumi.interpolate`${args.containerName}-config`, labels: [{ label: "zero-trust-ollama.volume", value: "session-store-config" }] }, child);
         // The password is written into that volume, so it is checked like every other; /data is a
         // tmpfs (nothing is saved: redis.conf turns snapshots and the append-only file off).
-        const configCheck = new VolumeCheck(
-            `${name}-config-check`,
-            { provider: args.provider, volume: configVolume, holds: "the session store's redis.conf and password", consumer: "The session store", containerName: pulumi.interpolate`${args.containerName}-config-check`, settings: args.volumeCheck, logging: args.logging },
-            { parent: this },
-        );
+        const configCheck = checkedVolume(this, `${name}-config`, {
+            provider: args.provider,
+            volumeName: pulumi.interpolate`${args.containerName}-config`,
+            role: "session-store-config",
+            holds: "the session store's redis.conf and password",
+            consumer: "The session store",
+            settings: args.volumeCheck,
+            logging: args.logging,
+        });
         const image = new docker.RemoteImage(`${name}-image`, { name: args.image, keepLocally: true }, child);
         const container = new docker.Container(
             `${name}-container`,

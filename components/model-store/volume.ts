@@ -1,11 +1,12 @@
 /**
  * Every other persistent volume the stack keeps (issue 20): the Docker named volumes that hold the
  * gateway's config generations, TLS key and session ticket keys, an enclave's config and key, the
- * filter's rules, oauth2-proxy's allowlist and the session store's redis.conf (its password).
+ * filter's rules and budget ledger, oauth2-proxy's allowlist and the session store's redis.conf (its password).
  * Docker keeps them under its data root, so each is checked exactly like the model store (probe.py
  * in a short-lived container that mounts the volume read-only) before anything writes into it: its consumers mount `verifiedName`, which resolves only on a passing
- * verdict. The filter keeps no other state: its budgets are in memory and its audit events go to
- * the SIEM and the container log, never to a file; the session store's sessions live in memory only.
+ * verdict. The filter's token budget ledger has its own volume, checked the same way; its audit
+ * events go to the SIEM and the container log, never to a file; the session store's sessions live
+ * in memory only.
  */
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
@@ -80,4 +81,23 @@ export class VolumeCheck extends pulumi.ComponentResource {
               });
         this.registerOutputs({ verifiedName: this.verifiedName });
     }
+}
+
+/** What `checkedVolume` needs beyond the component it belongs to. */
+export interface CheckedVolumeArgs extends Omit<VolumeCheckArgs, "volume" | "containerName"> {
+    /** Docker name of the volume; its check container is `<volumeName>-check`. */
+    readonly volumeName: pulumi.Input<string>;
+    /** Value of the `zero-trust-ollama.volume` label ("gateway-config"). */
+    readonly role: string;
+}
+
+/**
+ * A labelled named volume of `parent` (resource `name`) and its check (`<name>-check`): consumers
+ * mount `verifiedName`, so nothing writes into the volume before it passed.
+ */
+export function checkedVolume(parent: pulumi.Resource, name: string, args: CheckedVolumeArgs): { volume: docker.Volume; verifiedName: pulumi.Output<string> } {
+    const { volumeName, role, ...check } = args;
+    const volume = new docker.Volume(name, { name: volumeName, labels: [{ label: "zero-trust-ollama.volume", value: role }] }, { parent, provider: args.provider });
+    const verified = new VolumeCheck(`${name}-check`, { ...check, volume, containerName: pulumi.interpolate`${volumeName}-check` }, { parent });
+    return { volume, verifiedName: verified.verifiedName };
 }
