@@ -8,33 +8,17 @@ import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { volumeCheckSettings, type NodePoolSettings, type StackConfig } from "./config";
-import { HAPROXY_CONFIG_FILE, HAPROXY_DEVICE_MAPS, renderHaproxyFiles } from "./gateway/haproxy";
-import { renderNginxConf } from "./gateway/nginx";
+import { containerConfigFile, GATEWAY_CONTAINER_PORT, GATEWAY_KINDS, GATEWAY_RUNTIME_DIR } from "./gateway/kinds";
 import { deriveNodePool } from "./gateway/node-spec";
 import { configWriterScript, currentFile, CURRENT_LINK, gatewaySupervisorScript, generationFile, generationId } from "./gateway/reload";
-import { deriveGatewaySpec, type GatewayPlacement, type GatewaySpec } from "./gateway/spec";
+import { deriveGatewaySpec, type GatewayPlacement } from "./gateway/spec";
 import { SESSION_TICKET_KEYS_RELATIVE, SESSION_TICKET_RANDOM_BYTES, sessionTicketKeyFile } from "./gateway/tickets";
 import { hardenedContainerArgs, type LoggingTarget } from "./hardening";
 import { checkedVolume } from "./model-store/volume";
 
-/** Port nginx listens on inside the container: above 1024, so no NET_BIND_SERVICE. */
-export const GATEWAY_CONTAINER_PORT = 8443;
-/**
- * Volume holding every config generation and its TLS material (Docker refuses uploads into a
- * read-only root). The writer mounts it read-write, the gateway read-only.
- */
-export const GATEWAY_CONFIG_DIR = "/etc/nginx/zto";
+export { GATEWAY_CONFIG_DIR, GATEWAY_CONTAINER_PORT, GATEWAY_RUNTIME_DIR, GATEWAY_USER, HAPROXY_GATEWAY_CONFIG_DIR, HAPROXY_GATEWAY_USER } from "./gateway/kinds";
 /** Where nginx reads its config: through the `current` link, so a new generation needs no new container. */
-export const GATEWAY_CONFIG_FILE = currentFile(GATEWAY_CONFIG_DIR, "nginx.conf");
-/** tmpfs for the pid file and nginx's temp directories (the root filesystem is read-only). */
-export const GATEWAY_RUNTIME_DIR = "/tmp";
-/** The `nginx` user of the official image; the gateway never runs as root. */
-export const GATEWAY_USER = "101:101";
-
-/** haproxy: the config, its device maps and the TLS files live in one generation directory. */
-export const HAPROXY_GATEWAY_CONFIG_DIR = "/usr/local/etc/haproxy/zto";
-/** The `haproxy` user of the official image (uid/gid 99). */
-export const HAPROXY_GATEWAY_USER = "99:99";
+export const GATEWAY_CONFIG_FILE = containerConfigFile("nginx");
 /**
  * The config writer runs as root with every capability dropped: the volume's root directory is
  * root's (Docker creates it), and the writer only flips a link and removes old generations there.
@@ -42,63 +26,7 @@ export const HAPROXY_GATEWAY_USER = "99:99";
  */
 export const CONFIG_WRITER_USER = "0:0";
 
-/** TLS files by path relative to a generation. haproxy 2.6+ reads a certificate's key from `<cert>.key`. */
-const TLS_RELATIVE = {
-    nginx: { cert: "tls/server.crt", key: "tls/server.key", ca: "tls/device-ca.crt" },
-    haproxy: { cert: "tls/server.pem", key: "tls/server.pem.key", ca: "tls/device-ca.crt" },
-} as const;
 const NODE_CLIENT_RELATIVE = { cert: "tls/node-client.crt", key: "tls/node-client.key" };
-
-/** What differs between the nginx and the haproxy container; ports, networks and hardening do not. */
-interface GatewayFlavor {
-    /** Volume mount point holding the generations and the `current` link. */
-    readonly configDir: string;
-    readonly user: string;
-    /** Main config file relative to a generation: its text is the component's `renderedConfig` output. */
-    readonly configFile: string;
-    /** Paths, relative to a generation, of every rendered file (configFile included). */
-    readonly files: readonly string[];
-    /** Every rendered file by path relative to a generation. */
-    readonly render: (spec: GatewaySpec) => Record<string, string>;
-    /** The binary in the foreground, reading the config through the link. */
-    readonly run: string[];
-    /** The binary's own config check, run before every reload. */
-    readonly check: string[];
-    readonly tmpfs?: Record<string, string>;
-    readonly healthcheck: string[];
-}
-
-const nginxConf = currentFile(GATEWAY_CONFIG_DIR, "nginx.conf");
-const haproxyCfg = currentFile(HAPROXY_GATEWAY_CONFIG_DIR, HAPROXY_CONFIG_FILE);
-const FLAVORS: Record<StackConfig["gateway"]["kind"], GatewayFlavor> = {
-    nginx: {
-        configDir: GATEWAY_CONFIG_DIR,
-        user: GATEWAY_USER,
-        configFile: "nginx.conf",
-        files: ["nginx.conf"],
-        render: (spec) => ({ "nginx.conf": renderNginxConf(spec) }),
-        // nginx directly, not the image's entrypoint scripts (they would try to rewrite /etc/nginx).
-        run: ["nginx", "-c", nginxConf, "-e", "stderr", "-g", "daemon off;"],
-        check: ["nginx", "-t", "-q", "-c", nginxConf, "-e", "stderr"],
-        tmpfs: { [GATEWAY_RUNTIME_DIR]: "rw,noexec,nosuid,nodev,size=64m,mode=1777" },
-        // Without a client certificate nginx answers 400: the TLS listener is up and verifying.
-        healthcheck: ["CMD-SHELL", `curl -sk -o /dev/null -w '%{http_code}' https://127.0.0.1:${GATEWAY_CONTAINER_PORT}/ | grep -qx 400`],
-    },
-    haproxy: {
-        configDir: HAPROXY_GATEWAY_CONFIG_DIR,
-        user: HAPROXY_GATEWAY_USER,
-        configFile: HAPROXY_CONFIG_FILE,
-        files: [HAPROXY_CONFIG_FILE, ...Object.values(HAPROXY_DEVICE_MAPS)],
-        render: (spec) => renderHaproxyFiles(spec),
-        // Master-worker (-W) in the foreground: SIGUSR2 reloads in place. haproxy writes nothing
-        // to disk, so no tmpfs either.
-        run: ["haproxy", "-W", "-db", "-f", haproxyCfg],
-        check: ["haproxy", "-c", "-q", "-f", haproxyCfg],
-        // haproxy refuses the handshake without a client certificate (no HTTP answer to check),
-        // so the check is that the TLS listener accepts connections (busybox nc; not logged).
-        healthcheck: ["CMD-SHELL", `nc -w 2 127.0.0.1 ${GATEWAY_CONTAINER_PORT} </dev/null`],
-    },
-};
 
 /** A neighbour on the internal network: its container (DNS) name and port. */
 export interface GatewayNeighbour {
@@ -174,12 +102,13 @@ export class Gateway extends pulumi.ComponentResource {
     constructor(name: string, args: GatewayArgs, opts?: pulumi.ComponentResourceOptions) {
         super("zero-trust-ollama:gateway:Gateway", name, args, opts);
         const cfg = args.config;
-        const flavor = FLAVORS[cfg.gateway.kind];
+        const described = GATEWAY_KINDS[cfg.gateway.kind];
+        const configFile = containerConfigFile(cfg.gateway.kind);
         if (cfg.filter.enabled && !args.filter) throw new Error("filter.enabled is true but the Gateway got no filter address");
         if (cfg.identity.provider !== "none" && !args.oauth2Proxy) throw new Error(`identity.provider is ${cfg.identity.provider} but the Gateway got no oauth2-proxy address`);
         const child = { parent: this, provider: args.provider };
-        const root = flavor.configDir;
-        const tlsRelative = TLS_RELATIVE[cfg.gateway.kind];
+        const root = described.container.configDir;
+        const tlsRelative = described.tls;
         const current = (paths: Record<string, string>) => Object.fromEntries(Object.entries(paths).map(([k, rel]) => [k, currentFile(root, rel)]));
 
         const withTickets = cfg.gateway.tlsTicketLifetimeSeconds > 0;
@@ -211,22 +140,22 @@ export class Gateway extends pulumi.ComponentResource {
                           ),
                       }
                     : placement;
-                return flavor.render(deriveGatewaySpec(cfg, devices, withPool));
+                return described.render(deriveGatewaySpec(cfg, devices, withPool));
             });
-        this.renderedConfig = rendered.apply((f) => f[flavor.configFile]);
+        this.renderedConfig = rendered.apply((f) => f[described.configFile]);
 
         const image = new docker.RemoteImage(`${name}-image`, { name: args.image, keepLocally: true }, child);
         // Checked before the writer puts the server's TLS key into it: a plain-disk volume stops here.
         const configCheck = checkedVolume(this, `${name}-config`, { provider: args.provider, volumeName: `${args.containerName}-config`, role: "gateway-config", holds: "the gateway's config and TLS key", consumer: "The gateway", settings: volumeCheckSettings(cfg), logging: args.logging });
         const withApiKeys = cfg.devices.some((d) => d.apiKey);
-        const [uid, gid] = flavor.user.split(":");
+        const [uid, gid] = described.container.user.split(":");
         const readable = { owner: uid, group: gid, permissions: "0444" };
         const privateFile = { owner: uid, group: gid, permissions: "0400" };
 
         // Everything the gateway reads, by path relative to a generation. With API keys the config
         // holds key digests: then it is uploaded as a secret, like the keys.
         const generationFiles: { relative: string; content: pulumi.Input<string>; mode: typeof readable }[] = [
-            ...flavor.files.map((relative) => ({ relative, content: withApiKeys ? pulumi.secret(rendered.apply((f) => f[relative])) : rendered.apply((f) => f[relative]), mode: readable })),
+            ...described.files.map((relative) => ({ relative, content: withApiKeys ? pulumi.secret(rendered.apply((f) => f[relative])) : rendered.apply((f) => f[relative]), mode: readable })),
             { relative: tlsRelative.cert, content: args.serverCertPem, mode: readable },
             { relative: tlsRelative.ca, content: args.caCertPem, mode: readable },
             { relative: tlsRelative.key, content: pulumi.secret(args.serverKeyPem), mode: privateFile },
@@ -295,19 +224,19 @@ export class Gateway extends pulumi.ComponentResource {
                 name: args.containerName,
                 image: image.imageId,
                 ...hardenedContainerArgs("gateway", args.logging),
-                user: flavor.user,
+                user: described.container.user,
                 // The supervisor runs the binary and reloads it in place when `current` moves.
                 entrypoints: ["/bin/sh", "-c"],
-                command: [gatewaySupervisorScript({ kind: cfg.gateway.kind, link: `${root}/${CURRENT_LINK}`, run: flavor.run, check: flavor.check }), "zto-gateway"],
+                command: [gatewaySupervisorScript({ kind: cfg.gateway.kind, link: `${root}/${CURRENT_LINK}`, run: described.run(configFile, { errorLog: "stderr" }), check: described.check(configFile, { errorLog: "stderr" }) }), "zto-gateway"],
                 networksAdvanced: [{ name: args.edgeNetwork }, ...args.backendNetworks.map((name) => ({ name, aliases: ["gateway"] }))],
                 ports: [{ internal: GATEWAY_CONTAINER_PORT, external: args.publishPort, ip: pulumi.output(args.publishAddress).apply(checkPublishAddress), protocol: "tcp" }],
                 readOnly: true,
-                tmpfs: flavor.tmpfs,
+                tmpfs: described.container.tmpfs,
                 mounts: [{ type: "volume", source: configCheck.verifiedName, target: root, readOnly: true }],
                 memory: 256,
                 ulimits: [{ name: "nofile", soft: 16384, hard: 16384 }],
                 healthcheck: {
-                    tests: flavor.healthcheck,
+                    tests: described.container.healthcheck,
                     interval: "30s",
                     timeout: "5s",
                     retries: 3,

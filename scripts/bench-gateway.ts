@@ -24,19 +24,19 @@
  * new gateway kind gets a column by being passed in --kinds. The load generator is a small
  * keep-alive HTTP/1.1 client on raw sockets (scripts/lib/bench-http.ts).
  */
-import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { cleanUpOnSignal, exitWithUsageIfAsked } from "./lib/cli";
-import { mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import type { TLSSocket } from "node:tls";
 import { Connection, percentile, processTreeFiles, requestBytes, round, type Endpoint } from "./lib/bench-http";
 import { loadStackConfig, nodePoolSettings } from "../components/config";
-import { renderEnclaveConf } from "../components/gateway/enclave";
-import { deriveNodePool, deriveNodeSpec, NODE_TLS_NAME } from "../components/gateway/node-spec";
-import { deriveGatewaySpec, type GatewaySpec } from "../components/gateway/spec";
-import { prepareGateway, prepareNginx, waitForListener } from "./sandbox/gateway";
+import { GATEWAY_KINDS, isGatewayKind, type GatewayKind } from "../components/gateway/kinds";
+import { deriveGatewaySpec, type GatewayPlacement, type GatewaySpec } from "../components/gateway/spec";
+import { prepareGateway, waitForListener } from "./sandbox/gateway";
+import { startEnclaves } from "./sandbox/nodes";
 import { freePort } from "./sandbox/run";
 import { certIdentity } from "../components/certs";
 import { createCa, issueCert, type CertPair } from "./sandbox/pki";
@@ -177,13 +177,12 @@ async function streaming(ep: Endpoint): Promise<StreamResult> {
 // The processes under test
 // ---------------------------------------------------------------------------------------------
 
-const children: ChildProcess[] = [];
-function stopAll(): void {
-    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGTERM");
-}
-process.on("exit", stopAll);
-// Exiting runs the exit handlers: children stopped, the temp dir removed.
-cleanUpOnSignal("bench:gateway", stopAll);
+// Every process the bench starts is this supervisor's, stopped on every way out (done, failed, a
+// signal); exiting then removes the temp dir.
+const supervisor = new Supervisor((reason) => console.error(`bench:gateway: ${reason}`));
+cleanUpOnSignal("bench:gateway", () => supervisor.stopAll());
+/** The bench's servers run as the bench's user; as root, nginx and haproxy workers need an explicit one. */
+const WORKER_USER = process.getuid?.() === 0 ? "root" : undefined;
 
 const CLOCK_TICKS_PER_SECOND = 100;
 
@@ -197,33 +196,19 @@ function processTreeCpuSeconds(rootPid: number): number {
     return ticks / CLOCK_TICKS_PER_SECOND;
 }
 
-function startChild(command: string, args: readonly string[], logFile: string): ChildProcess {
-    const out = openSync(logFile, "a");
-    const child = spawn(command, [...args], { stdio: ["ignore", out, out] });
-    children.push(child);
-    return child;
-}
-
 interface StubShape {
     readonly tokens: number;
     readonly tokenIntervalMs: number;
 }
 
+const STUB_READY = /^listening (\d+)$/;
+
 /** The stub Ollama in its own process (its own directory), so it does not share the load generator's event loop. */
 async function startStubProcess(dir: string, shape: StubShape): Promise<{ port: number; pid: number }> {
     mkdirSync(dir, { recursive: true });
-    const portFile = join(dir, "stub.port");
-    const child = startChild(process.execPath, ["--import", "tsx", __filename, STUB_FLAG, dir, String(shape.tokens), String(shape.tokenIntervalMs)], join(dir, "stub.out"));
-    // A bound, not a measurement: tsx start-up on a loaded machine takes seconds.
-    for (let i = 0; i < 1200; i++) {
-        try {
-            return { port: Number(readFileSync(portFile, "utf8")), pid: child.pid! };
-        } catch {
-            if (child.exitCode !== null) throw new Error(`stub Ollama exited: ${readFileSync(join(dir, "stub.out"), "utf8")}`);
-            await new Promise((r) => setTimeout(r, 50));
-        }
-    }
-    throw new Error("stub Ollama did not start");
+    // The ready bound is not a measurement: tsx start-up on a loaded machine takes seconds.
+    const child = await supervisor.spawn("stub Ollama", process.execPath, ["--import", "tsx", __filename, STUB_FLAG, dir, String(shape.tokens), String(shape.tokenIntervalMs)], { logFile: join(dir, "stub.out"), readyLine: STUB_READY, readyTimeoutMs: 60_000 });
+    return { port: Number(child.ready![1]), pid: child.pid };
 }
 
 
@@ -282,25 +267,36 @@ async function startBareHaproxy(dir: string, stubPort: number, tls: CertPair): P
     const port = await freePort();
     const pem = join(dir, "bare-haproxy.pem");
     writeFileSync(pem, readFileSync(tls.cert, "utf8") + readFileSync(tls.key, "utf8"), { mode: 0o600 });
-    writeFileSync(join(dir, "bare-haproxy.cfg"), bareHaproxyCfg(port, stubPort, pem));
-    const child = startChild("haproxy", ["-db", "-f", join(dir, "bare-haproxy.cfg")], join(dir, "bare-haproxy.out"));
-    await waitForListener("127.0.0.1", port, () => child.exitCode === null);
-    return { port, pid: child.pid! };
+    const config = join(dir, "bare-haproxy.cfg");
+    writeFileSync(config, bareHaproxyCfg(port, stubPort, pem));
+    return { port, pid: await startServer(supervisor, "bare haproxy", GATEWAY_KINDS.haproxy.run(config, { errorLog: "stderr" }), port, join(dir, "bare-haproxy.out")) };
 }
 
-async function startNginx(confFile: string, prefix: string, port: number, logFile: string): Promise<number> {
-    const child = startChild("nginx", ["-c", confFile, "-p", prefix, "-e", logFile, "-g", "daemon off;"], logFile);
-    await waitForListener("127.0.0.1", port, () => child.exitCode === null);
-    return child.pid!;
+/** Start `argv` and wait until it listens on 127.0.0.1:`port`; returns its pid. */
+async function startServer(owner: Supervisor, name: string, argv: readonly string[], port: number, logFile: string): Promise<number> {
+    const [command, ...args] = argv;
+    const child = await owner.spawn(name, command, args, { logFile });
+    await waitForListener("127.0.0.1", port, child.running);
+    return child.pid;
 }
 
 /** Start a gateway from its derived spec with limits lifted, so the bench measures cost, not throttling; returns its pid. */
-async function startBenchGateway(derived: GatewaySpec, stateDir: string): Promise<number> {
+async function startBenchGateway(owner: Supervisor, derived: GatewaySpec, stateDir: string): Promise<number> {
     const spec: GatewaySpec = { ...derived, limits: { ...derived.limits, ratePerMinute: 60_000_000, burst: 1_000_000, connectionsPerClient: 10_000 } };
     const prepared = prepareGateway(spec, stateDir);
-    const child = startChild(prepared.command, prepared.args, join(stateDir, "gateway.out"));
-    await waitForListener("127.0.0.1", spec.listen.port, () => child.exitCode === null);
-    return child.pid!;
+    return startServer(owner, `gateway ${spec.kind}`, [prepared.command, ...prepared.args], spec.listen.port, join(stateDir, "gateway.out"));
+}
+
+/** Where a bench gateway in `stateDir` listens, logs and finds the server's TLS files. */
+function benchPlacement(stateDir: string, port: number, pki: { server: CertPair; ca: CertPair }): Pick<GatewayPlacement, "listen" | "tlsFiles" | "runtimeDir" | "accessLog" | "errorLog" | "workerUser"> {
+    return {
+        listen: { host: "127.0.0.1", port },
+        tlsFiles: { cert: pki.server.cert, key: pki.server.key, ca: pki.ca.cert },
+        runtimeDir: join(stateDir, "run"),
+        accessLog: join(stateDir, "access.log"),
+        errorLog: join(stateDir, "error.log"),
+        workerUser: WORKER_USER,
+    };
 }
 
 /** Who the full gateway serves: its enrolled devices and, with the filter on, where the filter listens. */
@@ -315,7 +311,7 @@ interface GatewayClients {
  * many-streams load keeps connections idle while all of them are being opened, longer than the
  * default client timeout (10 s) on a loaded machine, so it raises gateway.clientTimeoutSeconds.
  */
-const benchStackConfig = (kind: "nginx" | "haproxy", clients: GatewayClients) =>
+const benchStackConfig = (kind: GatewayKind, clients: GatewayClients) =>
     loadStackConfig({
         domain: "ollama.bench",
         devices: clients.devices.map((d) => ({ name: d.name, owner: `${d.name}@example.com`, groups: ["bench"] })),
@@ -325,7 +321,7 @@ const benchStackConfig = (kind: "nginx" | "haproxy", clients: GatewayClients) =>
     });
 
 /** The full gateway of one kind: the program's renderer, limits lifted so the bench measures cost, not throttling. */
-async function startFullGateway(kind: "nginx" | "haproxy", stateDir: string, stubPort: number, pki: { server: CertPair; ca: CertPair }, clients: GatewayClients): Promise<{ port: number; pid: number }> {
+async function startFullGateway(owner: Supervisor, kind: GatewayKind, stateDir: string, stubPort: number, pki: { server: CertPair; ca: CertPair }, clients: GatewayClients): Promise<{ port: number; pid: number }> {
     const port = await freePort();
     const cfg = benchStackConfig(kind, clients);
     const facts = Object.fromEntries(
@@ -336,94 +332,51 @@ async function startFullGateway(kind: "nginx" | "haproxy", stateDir: string, stu
     );
     mkdirSync(stateDir, { recursive: true });
     const derived = deriveGatewaySpec(cfg, facts, {
-        listen: { host: "127.0.0.1", port },
-        tlsFiles: { cert: pki.server.cert, key: pki.server.key, ca: pki.ca.cert },
+        ...benchPlacement(stateDir, port, pki),
         // As deployed: tickets on (prepareGateway writes fresh keys); full handshakes offer none.
         sessionTicketKeys: join(stateDir, "session-ticket.keys"),
         ollama: { host: "127.0.0.1", port: stubPort },
         ...(clients.filter ? { filter: clients.filter } : {}),
-        runtimeDir: join(stateDir, "run"),
-        accessLog: join(stateDir, "access.log"),
-        errorLog: join(stateDir, "error.log"),
-        workerUser: process.getuid?.() === 0 ? "root" : undefined,
     });
-    return { port, pid: await startBenchGateway(derived, stateDir) };
+    return { port, pid: await startBenchGateway(owner, derived, stateDir) };
 }
 
 /**
- * The full nginx gateway over a node pool of `nodes` enclaves (ollama.nodes), each enclave the
- * renderer's config in front of the shared stub; limits lifted as for startFullGateway. Returns
+ * The full nginx gateway over a node pool of `nodes` enclaves (ollama.nodes): the sandbox's
+ * enclaves, each in front of the shared stub; limits lifted as for startFullGateway. Returns
  * every server pid (gateway and enclaves) so CPU per request covers the whole path.
  */
 async function startPoolGateway(nodes: number, dir: string, stubPort: number, pki: { server: CertPair; ca: CertPair; device: CertPair }): Promise<{ port: number; pids: number[] }> {
     const stateDir = join(dir, `pool-${nodes}`);
     mkdirSync(stateDir, { recursive: true });
-    const day = new Date(Date.now() + 86_400_000);
-    const client = { cert: join(stateDir, "gateway-client.crt"), key: join(stateDir, "gateway-client.key") };
-    const enclaveTls = { cert: join(stateDir, "enclave.crt"), key: join(stateDir, "enclave.key") };
-    issueCert(pki.ca, client, { commonName: "bench gateway client", usage: "client", notAfter: day });
-    issueCert(pki.ca, enclaveTls, { commonName: "bench enclave", usage: "server", dnsNames: [NODE_TLS_NAME], ipAddresses: ["127.0.0.1"], notAfter: day });
-    const names = Array.from({ length: nodes }, (_, i) => `node-${i + 1}`);
     const cfg = loadStackConfig({
         domain: "ollama.bench",
         devices: [{ name: "bench-device", owner: "bench@example.com", groups: ["bench"], tailscaleDeviceId: "nBench0001" }],
         identity: { provider: "none" },
         filter: { enabled: false },
         tailscale: { enabled: true },
-        ollama: { nodes: names.map((name, i) => ({ name, dockerHost: `ssh://bench@${name}`, tailscaleAddress: `100.64.0.${i + 1}`, models: [MODEL] })) },
+        ollama: { nodes: Array.from({ length: nodes }, (_, i) => ({ name: `node-${i + 1}`, dockerHost: `ssh://bench@node-${i + 1}`, tailscaleAddress: `100.64.0.${i + 1}`, models: [MODEL] })) },
     });
-    const pids: number[] = [];
-    const enclaves: Record<string, { host: string; port: number }> = {};
-    const gatewayFp = certIdentity(readFileSync(client.cert, "utf8")).sha1;
-    for (const name of names) {
-        const port = await freePort();
-        const spec = deriveNodeSpec(name, { maxBodyKiB: 1024, upstreamTimeoutSeconds: 600 }, gatewayFp, {
-            listen: { host: "127.0.0.1", port },
-            tlsFiles: { ...enclaveTls, ca: pki.ca.cert },
-            ollama: { host: "127.0.0.1", port: stubPort },
-            runtimeDir: join(stateDir, name),
-            accessLog: join(stateDir, `${name}-access.log`),
-            errorLog: join(stateDir, `${name}-error.log`),
-            workerUser: process.getuid?.() === 0 ? "root" : undefined,
-        });
-        const prepared = prepareNginx(renderEnclaveConf(spec), join(stateDir, `${name}.conf`), spec.runtimeDir, spec.errorLog);
-        const child = startChild(prepared.command, prepared.args, join(stateDir, `${name}.out`));
-        await waitForListener("127.0.0.1", port, () => child.exitCode === null);
-        pids.push(child.pid!);
-        enclaves[name] = { host: "127.0.0.1", port };
-    }
-    const port = await freePort();
     const router = { host: "127.0.0.1", port: await freePort() };
+    const pool = await startEnclaves(supervisor, cfg, nodePoolSettings(cfg)!, stateDir, pki.ca, { router, ollamaOf: () => ({ host: "127.0.0.1", port: stubPort }), workerUser: WORKER_USER, freePort });
+    const port = await freePort();
     const id = certIdentity(readFileSync(pki.device.cert, "utf8"));
-    const derived = deriveGatewaySpec(cfg, { "bench-device": { fingerprintSha1: id.sha1, serial: id.serial } }, {
-        listen: { host: "127.0.0.1", port },
-        tlsFiles: { cert: pki.server.cert, key: pki.server.key, ca: pki.ca.cert },
-        ollama: router,
-        nodePool: deriveNodePool(nodePoolSettings(cfg)!, enclaves, { ...client, ca: pki.ca.cert }, router),
-        runtimeDir: join(stateDir, "gateway"),
-        accessLog: join(stateDir, "access.log"),
-        errorLog: join(stateDir, "error.log"),
-        workerUser: process.getuid?.() === 0 ? "root" : undefined,
-    });
-    return { port, pids: [await startBenchGateway(derived, stateDir), ...pids] };
+    const derived = deriveGatewaySpec(cfg, { "bench-device": { fingerprintSha1: id.sha1, serial: id.serial } }, { ...benchPlacement(stateDir, port, pki), ollama: router, nodePool: pool.nodePool });
+    return { port, pids: [await startBenchGateway(supervisor, derived, stateDir), ...pool.enclaves.map((e) => e.pid)] };
 }
 
 // ---------------------------------------------------------------------------------------------
 
 async function serveStub(dir: string, shape: StubShape): Promise<void> {
     const stub = await startStubOllama({ logFile: join(dir, "ollama.jsonl"), tokenIntervalMs: shape.tokenIntervalMs, tokens: shape.tokens, models: [MODEL] });
-    writeFileSync(join(dir, "stub.port.tmp"), String(stub.port));
-    renameSync(join(dir, "stub.port.tmp"), join(dir, "stub.port"));
+    process.stdout.write(`listening ${stub.port}\n`);
 }
 
-/** `nginx -v` writes its version to stderr. */
-function nginxVersion(): string {
-    return spawnSync("nginx", ["-v"], { encoding: "utf8" }).stderr.trim();
-}
-
-/** First line of `haproxy -v`, when the haproxy column is measured. */
-function haproxyVersion(kinds: readonly string[]): string | undefined {
-    return kinds.includes("haproxy") ? spawnSync("haproxy", ["-v"], { encoding: "utf8" }).stdout.split("\n")[0].trim() : undefined;
+/** First line the kind's version command prints (nginx writes it to stderr, haproxy to stdout). */
+function binaryVersion(kind: GatewayKind): string {
+    const [command, ...args] = GATEWAY_KINDS[kind].version;
+    const r = spawnSync(command, args, { encoding: "utf8" });
+    return `${r.stdout}${r.stderr}`.trim().split("\n")[0].trim();
 }
 
 /** Client timeout of the many-streams gateways: opening 2,000 mTLS connections from one load generator takes tens of seconds here. */
@@ -436,7 +389,7 @@ const MANY_STREAMS: StubShape = { tokens: 40, tokenIntervalMs: 25 };
  * `devices` enrolled devices, each opening `perDevice` connections at once and streaming one
  * generation on each, through gateway + filter (each kind) and straight to the stub, in one run.
  */
-async function manyStreams(kinds: readonly ("nginx" | "haproxy")[], dir: string, pki: { server: CertPair; ca: CertPair }, devices: number, perDevice: number) {
+async function manyStreams(kinds: readonly GatewayKind[], dir: string, pki: { server: CertPair; ca: CertPair }, devices: number, perDevice: number) {
     const stub = await startStubProcess(join(dir, "stub-many"), MANY_STREAMS);
     const day = new Date(Date.now() + 86_400_000);
     mkdirSync(join(dir, "devices"));
@@ -460,15 +413,16 @@ async function manyStreams(kinds: readonly ("nginx" | "haproxy")[], dir: string,
     for (const kind of kinds) {
         const stateDir = join(dir, `streams-${kind}`);
         mkdirSync(join(stateDir, "logs"), { recursive: true });
-        const supervisor = new Supervisor((reason) => console.error(`bench:gateway: ${reason}`));
+        // Each kind's gateway and filter are stopped before the next kind's start.
+        const streamsSupervisor = new Supervisor((reason) => console.error(`bench:gateway: ${reason}`));
         try {
             const filterRules = benchStackConfig(kind, { devices: enrolled, filter: { host: "127.0.0.1", port: 0 } });
-            const filter = await startFilter(supervisor, filterRules, stateDir, `http://127.0.0.1:${stub.port}`);
-            const gateway = await startFullGateway(kind, stateDir, stub.port, pki, { devices: enrolled, filter, clientTimeoutSeconds: IDLE_WHILE_OPENING_SECONDS });
+            const filter = await startFilter(streamsSupervisor, filterRules, stateDir, `http://127.0.0.1:${stub.port}`);
+            const gateway = await startFullGateway(streamsSupervisor, kind, stateDir, stub.port, pki, { devices: enrolled, filter, clientTimeoutSeconds: IDLE_WHILE_OPENING_SECONDS });
             const clients = enrolled.map((d): Endpoint => ({ host: "127.0.0.1", port: gateway.port, hostHeader: `127.0.0.1:${gateway.port}`, tls: { ca, cert: readFileSync(d.cert), key: readFileSync(d.key) } }));
             results[`gateway:${kind}+filter`] = await measured(clients, { gatewayProcesses: [gateway.pid], filter: [filter.pid] });
         } finally {
-            await supervisor.stopAll();
+            await streamsSupervisor.stopAll();
         }
     }
     const direct = results.direct;
@@ -527,13 +481,16 @@ function resumptionTarget(full: readonly LoadResult[], resumed: readonly LoadRes
 async function main(): Promise<void> {
     exitWithUsageIfAsked(process.argv.slice(2), USAGE);
     const { values } = parseArgs({ options: { kinds: { type: "string", default: "nginx,haproxy" }, seconds: { type: "string", default: "5" }, concurrency: { type: "string", default: "16" }, streams: { type: "string", default: "100x20" } } });
-    const kinds = values.kinds!.split(",").map((k) => k.trim()) as ("nginx" | "haproxy")[];
-    for (const k of kinds) if (k !== "nginx" && k !== "haproxy") throw new Error(`--kinds: unknown gateway kind "${k}" (nginx, haproxy)`);
+    const kinds = values.kinds!.split(",").map((name): GatewayKind => {
+        const k = name.trim();
+        if (!isGatewayKind(k)) throw new Error(`--kinds: unknown gateway kind "${k}" (${Object.keys(GATEWAY_KINDS).join(", ")})`);
+        return k;
+    });
     const seconds = Number(values.seconds);
     const concurrency = Number(values.concurrency);
     const streamsShape = values.streams === "off" ? undefined : /^([1-9]\d{0,3})x([1-9]\d{0,2})$/.exec(values.streams!);
     if (values.streams !== "off" && !streamsShape) throw new Error(`--streams: expected <devices>x<per-device> (e.g. 100x20) or off, got "${values.streams}"`);
-    for (const bin of ["nginx", "openssl", ...kinds]) {
+    for (const bin of new Set(["nginx", "openssl", ...kinds.map((k) => GATEWAY_KINDS[k].binary)])) {
         try {
             execFileSync("sh", ["-c", `command -v ${bin}`], { stdio: "ignore" });
         } catch {
@@ -554,7 +511,7 @@ async function main(): Promise<void> {
     const stubPort = stub.port;
     const barePort = await freePort();
     writeFileSync(join(dir, "bare.conf"), bareNginxConf(dir, barePort, stubPort, pki.server));
-    const serverPids: Record<string, number> = { direct: stub.pid, bareNginx: await startNginx(join(dir, "bare.conf"), dir + "/", barePort, join(dir, "bare.err")) };
+    const serverPids: Record<string, number> = { direct: stub.pid, bareNginx: await startServer(supervisor, "bare nginx", GATEWAY_KINDS.nginx.run(join(dir, "bare.conf"), { prefix: dir, errorLog: join(dir, "bare.err") }), barePort, join(dir, "bare.err")) };
 
     const ca = readFileSync(pki.ca.cert);
     const targets: Record<string, Endpoint> = {
@@ -567,7 +524,7 @@ async function main(): Promise<void> {
         targets.bareHaproxy = { host: "127.0.0.1", port: bare.port, hostHeader: `127.0.0.1:${bare.port}`, tls: { ca } };
     }
     for (const kind of kinds) {
-        const { port, pid } = await startFullGateway(kind, join(dir, `gateway-${kind}`), stubPort, pki, { devices: [{ name: "bench-device", cert: pki.device.cert }] });
+        const { port, pid } = await startFullGateway(supervisor, kind, join(dir, `gateway-${kind}`), stubPort, pki, { devices: [{ name: "bench-device", cert: pki.device.cert }] });
         serverPids[`gateway:${kind}`] = pid;
         targets[`gateway:${kind}`] = { host: "127.0.0.1", port, hostHeader: `127.0.0.1:${port}`, tls: { ca, cert: readFileSync(pki.device.cert), key: readFileSync(pki.device.key) } };
     }
@@ -657,7 +614,7 @@ async function main(): Promise<void> {
     const streams = streamsShape ? await manyStreams(kinds, dir, pki, Number(streamsShape[1]), Number(streamsShape[2])) : undefined;
 
     const report = {
-        machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, node: process.version, nginx: nginxVersion(), haproxy: haproxyVersion(kinds), loadAverage1m: { atStart: round(loadAtStart, 2), atEnd: round(loadavg()[0], 2), note: "other processes competing for the CPUs make figures noisy" } },
+        machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, node: process.version, nginx: binaryVersion("nginx"), haproxy: kinds.includes("haproxy") ? binaryVersion("haproxy") : undefined, loadAverage1m: { atStart: round(loadAtStart, 2), atEnd: round(loadavg()[0], 2), note: "other processes competing for the CPUs make figures noisy" } },
         settings: { secondsPerMeasurement: seconds, concurrency, request: "GET /api/version", streaming: { runs: STREAM_RUNS, tokens: STREAM_TOKENS, tokenIntervalMs: STREAM_INTERVAL_MS }, loadGenerator: "Node raw-socket HTTP/1.1 client (same process for every target)" },
         throughput,
         sequential,
@@ -677,16 +634,19 @@ async function main(): Promise<void> {
             : {}),
     };
     process.stdout.write(JSON.stringify(report, null, 2) + "\n");
-    stopAll();
 }
 
 if (process.argv[2] === STUB_FLAG) {
     void serveStub(process.argv[3], { tokens: Number(process.argv[4]), tokenIntervalMs: Number(process.argv[5]) });
 } else {
     main().then(
-        () => process.exit(0),
-        (e: Error) => {
+        async () => {
+            await supervisor.stopAll();
+            process.exit(0);
+        },
+        async (e: Error) => {
             console.error(`bench:gateway: ${e.message}`);
+            await supervisor.stopAll();
             process.exit(1);
         },
     );

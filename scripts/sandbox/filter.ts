@@ -4,15 +4,15 @@
  * ready when it prints `listening 127.0.0.1:<port>`. The rules file is rendered by the same
  * `renderFilterRules(cfg)` the Pulumi component uses.
  */
-import { existsSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { StackConfig } from "../../components/config";
+import { renderFilterRules } from "../../components/filter/rules";
 import type { Upstream } from "../../components/gateway/spec";
-import { loadDelivered, REPO_ROOT } from "./gateway";
-import { SandboxError, type Supervisor } from "./processes";
+import { REPO_ROOT } from "./gateway";
+import type { Supervisor } from "./processes";
 
 const FILTER_MAIN = "filter/src/main.ts";
-const UNAVAILABLE = "filter service not available: filter.enabled is true but the prompt filter (filter/src/main.ts, components/filter/rules.ts) is not in this tree yet; set filter.enabled: false to run the sandbox without it";
 
 export interface RunningFilter extends Upstream {
     readonly pid: number;
@@ -22,8 +22,6 @@ export interface RunningFilter extends Upstream {
 }
 
 export async function startFilter(supervisor: Supervisor, cfg: StackConfig, stateDir: string, ollamaUrl: string): Promise<RunningFilter> {
-    if (!existsSync(join(REPO_ROOT, FILTER_MAIN))) throw new SandboxError(UNAVAILABLE);
-    const renderFilterRules = loadDelivered<(c: StackConfig) => unknown>("components/filter/rules", "renderFilterRules", UNAVAILABLE);
     const rulesFile = join(stateDir, "filter-rules.json");
     writeFileSync(rulesFile, JSON.stringify(renderFilterRules(cfg), null, 2) + "\n", { mode: 0o600 });
     const auditLog = join(stateDir, "logs", "filter-audit.log");

@@ -1,9 +1,8 @@
 /**
  * Running the program's own gateway config under the real binary: render the GatewaySpec with
- * the renderer for `gateway.kind` (the very function the Pulumi component uses), write it to the
- * state dir, have the binary validate it, then hand back the command that runs it in the
- * foreground. Renderers are loaded by path so a gateway kind whose renderer has not landed yet
- * fails with a clear message instead of breaking the whole sandbox.
+ * the renderer for `gateway.kind` (the very function the Pulumi component uses, from the one
+ * table of gateway kinds), write it to the state dir, have the binary validate it with the
+ * kind's check, then hand back the command that runs it in the foreground.
  */
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -11,78 +10,31 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node
 import { connect } from "node:net";
 import { dirname, join, resolve } from "node:path";
 import { configWriterScript, CURRENT_LINK, currentFile, gatewaySupervisorScript, generationFile, generationId } from "../../components/gateway/reload";
+import { GATEWAY_KINDS, type RunPlacement } from "../../components/gateway/kinds";
 import type { GatewaySpec } from "../../components/gateway/spec";
 import { SESSION_TICKET_KEYS_RELATIVE, SESSION_TICKET_RANDOM_BYTES, sessionTicketKeyFile } from "../../components/gateway/tickets";
 import { delay, SandboxError } from "./processes";
 
 export const REPO_ROOT = resolve(__dirname, "../..");
 
-/**
- * One export of a module another part of the project delivers (a renderer, the filter rules),
- * or a SandboxError saying `unavailable` while that module does not exist.
- */
-export function loadDelivered<T>(modulePath: string, exportName: string, unavailable: string): T {
-    const file = join(REPO_ROOT, modulePath);
-    if (!existsSync(`${file}.ts`)) throw new SandboxError(unavailable);
-    // A path chosen at run time, so a missing module is a message, not a compile error.
-    const exported = (require(file) as Record<string, unknown>)[exportName];
-    if (typeof exported !== "function") throw new SandboxError(`${modulePath}.ts does not export a function ${exportName}`);
-    return exported as T;
-}
-
-interface Flavor {
-    readonly module: string;
-    /** Where the reloadable master writes its pid. */
-    readonly pidFile: (spec: GatewaySpec) => string;
-    /** Command that runs the gateway in the foreground as a reloadable master (its pid is the master's). */
-    readonly runMaster: (config: string, spec: GatewaySpec) => { argv: string[]; stdoutFile?: string };
-    readonly exportName: string;
-    readonly configName: string;
-    /** Command that validates the config file (exit 0 = valid). */
-    readonly check: (config: string, spec: GatewaySpec) => string[];
-    /** Command that runs the gateway in the foreground until SIGTERM. */
-    readonly run: (config: string, spec: GatewaySpec) => string[];
-    /** Adjust the spec to what this binary needs on disk before rendering (files it writes go to the state dir). */
-    readonly placeFiles?: (spec: GatewaySpec) => GatewaySpec;
-}
-
-// nginx: -p makes relative paths land in the runtime dir, -e keeps even the pre-config error
-// log out of /var/log; `daemon off` comes from -g because the rendered config is also the
-// container's, where the image's command adds it the same way.
-const nginxCheck = (config: string, runtimeDir: string, errorLog: string) => ["nginx", "-t", "-q", "-c", config, "-p", runtimeDir.replace(/\/?$/, "/"), "-e", errorLog];
-const nginxRun = (config: string, runtimeDir: string, errorLog: string) => ["nginx", "-c", config, "-p", runtimeDir.replace(/\/?$/, "/"), "-e", errorLog, "-g", "daemon off;"];
-const FLAVORS: Record<GatewaySpec["kind"], Flavor> = {
-    nginx: {
-        module: "components/gateway/nginx",
-        exportName: "renderNginxConf",
-        configName: "nginx.conf",
-        check: (config, spec) => nginxCheck(config, spec.runtimeDir, spec.logging.errorLog),
-        run: (config, spec) => nginxRun(config, spec.runtimeDir, spec.logging.errorLog),
-        pidFile: (spec) => join(spec.runtimeDir, "nginx.pid"),
-        runMaster: (config, spec) => ({ argv: nginxRun(config, spec.runtimeDir, spec.logging.errorLog) }),
-    },
-    // haproxy (owned with components/gateway/haproxy.ts): the renderer returns haproxy.cfg plus
-    // the device maps it reads from its own directory; haproxy cannot write log files, so its
-    // stdout (the JSON access log) is appended to the access log file by the shell it runs under
-    // (exec: the shell is replaced, signals reach haproxy); stderr stays with the supervisor.
-    haproxy: {
-        module: "components/gateway/haproxy",
-        exportName: "renderHaproxyFiles",
-        configName: "haproxy.cfg",
-        check: (config) => ["haproxy", "-c", "-q", "-f", config],
-        run: (config, spec) => ["sh", "-c", 'exec haproxy -db -f "$1" >>"$2"', "haproxy", config, spec.logging.accessLog],
-        pidFile: (spec) => join(spec.runtimeDir, "haproxy.pid"),
-        // Master-worker, as in the container; -p records the master's pid for sandbox.json.
-        runMaster: (config, spec) => ({ argv: ["haproxy", "-W", "-db", "-f", config, "-p", join(spec.runtimeDir, "haproxy.pid")], stdoutFile: spec.logging.accessLog }),
-        placeFiles: combinedServerPem,
-    },
-};
+/** nginx and haproxy outside a container: the runtime dir is the prefix, the spec's error log the pre-config log. */
+const placement = (spec: GatewaySpec): RunPlacement => ({ errorLog: spec.logging.errorLog, prefix: spec.runtimeDir, pidFile: GATEWAY_KINDS[spec.kind].pidFile(spec.runtimeDir) });
 
 /**
- * haproxy 2.6 reads a certificate's key from the same file or from `<cert>.key`; the sandbox PKI
- * keeps `server.crt` and `server.key`, so haproxy gets one private (0600) PEM with both.
+ * The command that runs the gateway master, and where its stdout goes: a binary that writes its
+ * access log only to stdout gets it appended to the spec's access log file.
  */
-function combinedServerPem(spec: GatewaySpec): GatewaySpec {
+function master(config: string, spec: GatewaySpec): { argv: string[]; stdoutFile?: string } {
+    const described = GATEWAY_KINDS[spec.kind];
+    return { argv: described.run(config, placement(spec)), stdoutFile: described.accessLogOnStdout ? spec.logging.accessLog : undefined };
+}
+
+/**
+ * For a binary that loads the server key only beside its certificate: one private (0600) PEM with
+ * both (the sandbox PKI keeps `server.crt` and `server.key` apart).
+ */
+function keyBesideCert(spec: GatewaySpec): GatewaySpec {
+    if (!GATEWAY_KINDS[spec.kind].keyBesideCert) return spec;
     const pem = join(spec.runtimeDir, "server.pem");
     writeFileSync(pem, readFileSync(spec.tls.cert, "utf8") + readFileSync(spec.tls.key, "utf8"), { mode: 0o600 });
     return { ...spec, tls: { ...spec.tls, cert: pem, key: pem } };
@@ -96,12 +48,8 @@ export interface PreparedGateway {
 
 /** Every file the gateway config for `spec.kind` consists of, by name (one directory). */
 function renderFiles(spec: GatewaySpec): Record<string, string> {
-    const flavor = FLAVORS[spec.kind];
-    const render = loadDelivered<(s: GatewaySpec) => string | Record<string, string>>(flavor.module, flavor.exportName, `${spec.kind} sandbox not available yet: ${flavor.module}.ts (${flavor.exportName}) does not exist`);
     mkdirSync(spec.runtimeDir, { recursive: true, mode: 0o700 });
-    const rendered = render(flavor.placeFiles ? flavor.placeFiles(spec) : spec);
-    // A renderer returns the config alone, or every file by name (config included) for one directory.
-    return typeof rendered === "string" ? { [flavor.configName]: rendered } : rendered;
+    return GATEWAY_KINDS[spec.kind].render(keyBesideCert(spec));
 }
 
 /**
@@ -116,11 +64,14 @@ function writeSessionTicketKeys(spec: GatewaySpec, path: string): void {
 
 /** Render, write and validate the gateway config for `spec.kind` as plain files; nothing is started. */
 export function prepareGateway(spec: GatewaySpec, stateDir: string): PreparedGateway {
-    const flavor = FLAVORS[spec.kind];
-    const configFile = join(stateDir, flavor.configName);
+    const configFile = join(stateDir, GATEWAY_KINDS[spec.kind].configFile);
     for (const [name, text] of Object.entries(renderFiles(spec))) writeFileSync(join(stateDir, name), text, { mode: 0o600 });
     if (spec.tls.sessionTickets) writeSessionTicketKeys(spec, spec.tls.sessionTickets.keyFile);
-    return validated(configFile, flavor.check(configFile, spec), flavor.run(configFile, spec));
+    const { argv, stdoutFile } = master(configFile, spec);
+    // The master alone: its stdout, when that is the access log, goes to the file by the shell it
+    // runs under (exec: the shell is replaced, signals reach the binary).
+    const run = stdoutFile === undefined ? argv : ["sh", "-c", 'exec "$@" >>"$0"', stdoutFile, ...argv];
+    return validated(configFile, GATEWAY_KINDS[spec.kind].check(configFile, placement(spec)), run);
 }
 
 /** Where the sandbox keeps its gateway config generations (the container's config volume). */
@@ -160,14 +111,13 @@ export interface ReloadableGateway extends PreparedGateway {
  * writeGatewayGeneration moves the link to a config that passes the binary's check.
  */
 export function prepareReloadableGateway(spec: GatewaySpec, stateDir: string): ReloadableGateway {
-    const flavor = FLAVORS[spec.kind];
     const generation = writeGatewayGeneration(spec, stateDir);
     const root = gatewayConfigRoot(stateDir);
-    const configFile = currentFile(root, flavor.configName);
-    const master = flavor.runMaster(configFile, spec);
-    const check = flavor.check(configFile, spec);
-    const script = gatewaySupervisorScript({ kind: spec.kind, link: join(root, CURRENT_LINK), run: master.argv, check, stdoutFile: master.stdoutFile });
-    const pidFile = flavor.pidFile(spec);
+    const configFile = currentFile(root, GATEWAY_KINDS[spec.kind].configFile);
+    const { argv, stdoutFile } = master(configFile, spec);
+    const check = GATEWAY_KINDS[spec.kind].check(configFile, placement(spec));
+    const script = gatewaySupervisorScript({ kind: spec.kind, link: join(root, CURRENT_LINK), run: argv, check, stdoutFile });
+    const pidFile = GATEWAY_KINDS[spec.kind].pidFile(spec.runtimeDir);
     // A stale pid file from an earlier run must never be taken for this master's.
     rmSync(pidFile, { force: true });
     return { ...validated(configFile, check, ["sh", "-c", script, "zto-gateway"]), generation, pidFile };
@@ -191,7 +141,8 @@ function validated(configFile: string, check: string[], run: string[]): Prepared
 export function prepareNginx(conf: string, configFile: string, runtimeDir: string, errorLog: string): PreparedGateway {
     mkdirSync(runtimeDir, { recursive: true, mode: 0o700 });
     writeFileSync(configFile, conf, { mode: 0o600 });
-    return validated(configFile, nginxCheck(configFile, runtimeDir, errorLog), nginxRun(configFile, runtimeDir, errorLog));
+    const at = { errorLog, prefix: runtimeDir };
+    return validated(configFile, GATEWAY_KINDS.nginx.check(configFile, at), GATEWAY_KINDS.nginx.run(configFile, at));
 }
 
 /** Wait until something accepts TCP connections on host:port, while `alive()` stays true. */
