@@ -8,10 +8,9 @@ import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { volumeCheckSettings, type NodePoolSettings, type StackConfig } from "./config";
-import { containerConfigFile, GATEWAY_CONTAINER_PORT, GATEWAY_KINDS, GATEWAY_RUNTIME_DIR } from "./gateway/kinds";
-import { deriveNodePool } from "./gateway/node-spec";
-import { configWriterScript, currentFile, CURRENT_LINK, gatewaySupervisorScript, generationFile, generationId } from "./gateway/reload";
-import { deriveGatewaySpec, type GatewayPlacement } from "./gateway/spec";
+import { gatewayFileLayout, gatewayFiles } from "./gateway/files";
+import { containerConfigFile, GATEWAY_CONTAINER_PORT, GATEWAY_KINDS } from "./gateway/kinds";
+import { configWriterScript, CURRENT_LINK, gatewaySupervisorScript, generationFile, generationId } from "./gateway/reload";
 import { SESSION_TICKET_KEYS_RELATIVE, SESSION_TICKET_RANDOM_BYTES, sessionTicketKeyFile } from "./gateway/tickets";
 import { hardenedContainerArgs, type LoggingTarget } from "./hardening";
 import { checkedVolume } from "./model-store/volume";
@@ -25,8 +24,6 @@ export const GATEWAY_CONFIG_FILE = containerConfigFile("nginx");
  * It has no network and exits when done.
  */
 export const CONFIG_WRITER_USER = "0:0";
-
-const NODE_CLIENT_RELATIVE = { cert: "tls/node-client.crt", key: "tls/node-client.key" };
 
 /** A neighbour on the internal network: its container (DNS) name and port. */
 export interface GatewayNeighbour {
@@ -71,8 +68,7 @@ export interface GatewayArgs {
     readonly nodePool?: GatewayNodePoolArgs;
 }
 
-/** Port of the pool router inside the gateway container (internal network; never published). */
-export const NODE_ROUTER_PORT = 8480;
+export { NODE_ROUTER_PORT } from "./gateway/files";
 
 export interface GatewayNodePoolArgs {
     /** The resolved pool settings (nodes, models, default model, fail timeout). */
@@ -108,64 +104,36 @@ export class Gateway extends pulumi.ComponentResource {
         if (cfg.identity.provider !== "none" && !args.oauth2Proxy) throw new Error(`identity.provider is ${cfg.identity.provider} but the Gateway got no oauth2-proxy address`);
         const child = { parent: this, provider: args.provider };
         const root = described.container.configDir;
-        const tlsRelative = described.tls;
-        const current = (paths: Record<string, string>) => Object.fromEntries(Object.entries(paths).map(([k, rel]) => [k, currentFile(root, rel)]));
 
-        const withTickets = cfg.gateway.tlsTicketLifetimeSeconds > 0;
-        const rendered = pulumi
-            .all([args.devices, args.ollama.host, args.filter?.host, args.oauth2Proxy?.host])
-            .apply(([devices, ollamaHost, filterHost, oauth2Host]) => {
-                const placement: GatewayPlacement = {
-                    listen: { host: "0.0.0.0", port: GATEWAY_CONTAINER_PORT },
-                    tlsFiles: current(tlsRelative) as GatewayPlacement["tlsFiles"],
-                    ...(withTickets ? { sessionTicketKeys: currentFile(root, SESSION_TICKET_KEYS_RELATIVE[cfg.gateway.kind]) } : {}),
-                    ollama: { host: ollamaHost, port: args.ollama.port },
-                    filter: filterHost === undefined ? undefined : { host: filterHost, port: args.filter!.port },
-                    oauth2Proxy: oauth2Host === undefined ? undefined : { host: oauth2Host, port: args.oauth2Proxy!.port },
-                    runtimeDir: GATEWAY_RUNTIME_DIR,
-                    accessLog: "stdout",
-                    errorLog: "stderr",
-                };
-                const pool = args.nodePool?.settings;
-                const withPool: GatewayPlacement = pool
-                    ? {
-                          ...placement,
-                          // Without the filter the gateway's own hop is the router on loopback.
-                          ollama: { host: "127.0.0.1", port: NODE_ROUTER_PORT },
-                          nodePool: deriveNodePool(
-                              pool,
-                              Object.fromEntries(pool.nodes.map((n) => [n.name, { host: n.tailscaleAddress, port: pool.enclavePort }])),
-                              { ...(current(NODE_CLIENT_RELATIVE) as { cert: string; key: string }), ca: currentFile(root, tlsRelative.ca) },
-                              { host: "0.0.0.0", port: NODE_ROUTER_PORT },
-                          ),
-                      }
-                    : placement;
-                return described.render(deriveGatewaySpec(cfg, devices, withPool));
-            });
-        this.renderedConfig = rendered.apply((f) => f[described.configFile]);
+        const files = pulumi
+            .all([args.devices, args.ollama.host, args.filter?.host, args.oauth2Proxy?.host, pulumi.all([args.caCertPem, args.serverCertPem, args.serverKeyPem, args.nodePool?.clientCertPem, args.nodePool?.clientKeyPem])])
+            .apply(([devices, ollamaHost, filterHost, oauth2Host, [caCertPem, serverCertPem, serverKeyPem, clientCertPem, clientKeyPem]]) =>
+                gatewayFiles(
+                    {
+                        config: cfg,
+                        ollama: { host: ollamaHost, port: args.ollama.port },
+                        filter: filterHost === undefined ? undefined : { host: filterHost, port: args.filter!.port },
+                        oauth2Proxy: oauth2Host === undefined ? undefined : { host: oauth2Host, port: args.oauth2Proxy!.port },
+                        caCertPem,
+                        serverCertPem,
+                        serverKeyPem,
+                        nodePool: args.nodePool ? { settings: args.nodePool.settings, clientCertPem: clientCertPem!, clientKeyPem: clientKeyPem! } : undefined,
+                    },
+                    devices,
+                ),
+            );
+        // One output per file, secret exactly where the layout says so (all of them are made of
+        // the server key's output, which is a secret).
+        const contentOf = (relative: string) => files.apply((all) => all.find((f) => f.relative === relative)!.content);
+        const generationFiles = gatewayFileLayout(cfg, args.nodePool !== undefined).map((f) => ({ ...f, content: f.secret ? pulumi.secret(contentOf(f.relative)) : pulumi.unsecret(contentOf(f.relative)) }));
+        this.renderedConfig = pulumi.unsecret(contentOf(described.configFile));
 
         const image = new docker.RemoteImage(`${name}-image`, { name: args.image, keepLocally: true }, child);
         // Checked before the writer puts the server's TLS key into it: a plain-disk volume stops here.
         const configCheck = checkedVolume(this, `${name}-config`, { provider: args.provider, volumeName: `${args.containerName}-config`, role: "gateway-config", holds: "the gateway's config and TLS key", consumer: "The gateway", settings: volumeCheckSettings(cfg), logging: args.logging });
-        const withApiKeys = cfg.devices.some((d) => d.apiKey);
         const [uid, gid] = described.container.user.split(":");
-        const readable = { owner: uid, group: gid, permissions: "0444" };
         const privateFile = { owner: uid, group: gid, permissions: "0400" };
 
-        // Everything the gateway reads, by path relative to a generation. With API keys the config
-        // holds key digests: then it is uploaded as a secret, like the keys.
-        const generationFiles: { relative: string; content: pulumi.Input<string>; mode: typeof readable }[] = [
-            ...described.files.map((relative) => ({ relative, content: withApiKeys ? pulumi.secret(rendered.apply((f) => f[relative])) : rendered.apply((f) => f[relative]), mode: readable })),
-            { relative: tlsRelative.cert, content: args.serverCertPem, mode: readable },
-            { relative: tlsRelative.ca, content: args.caCertPem, mode: readable },
-            { relative: tlsRelative.key, content: pulumi.secret(args.serverKeyPem), mode: privateFile },
-            ...(args.nodePool
-                ? [
-                      { relative: NODE_CLIENT_RELATIVE.cert, content: args.nodePool.clientCertPem, mode: readable },
-                      { relative: NODE_CLIENT_RELATIVE.key, content: pulumi.secret(args.nodePool.clientKeyPem), mode: privateFile },
-                  ]
-                : []),
-        ];
         // The id digests every file and the image (another binary may read the same text
         // differently). A truncated SHA-256 discloses nothing of the keys it covers, so it is
         // shown in plain text: it names the writer and the directory operators look for.
@@ -177,7 +145,7 @@ export class Gateway extends pulumi.ComponentResource {
 
         // Session ticket keys: fresh random bytes for every generation (the generation is their
         // keeper), uploaded by that generation's writer; a secret in state, never an output.
-        const ticketKeys = withTickets
+        const ticketKeys = cfg.gateway.tlsTicketLifetimeSeconds > 0
             ? new random.RandomBytes(`${name}-session-ticket-keys`, { length: SESSION_TICKET_RANDOM_BYTES[cfg.gateway.kind], keepers: { generation } }, { parent: this })
             : undefined;
         const ticketUpload = ticketKeys
@@ -205,7 +173,7 @@ export class Gateway extends pulumi.ComponentResource {
                 entrypoints: ["/bin/sh", "-c"],
                 command: [configWriterScript(root), "zto-config-writer", generation],
                 mounts: [{ type: "volume", source: configCheck.verifiedName, target: root }],
-                uploads: [...generationFiles.map(({ relative, content, mode }) => ({ relative, content, ...mode })), ...ticketUpload].map(({ relative, ...upload }) => ({ file: generation.apply((g) => generationFile(root, g, relative)), ...upload })),
+                uploads: [...generationFiles.map(({ relative, content, owner, group, permissions }) => ({ relative, content, owner, group, permissions })), ...ticketUpload].map(({ relative, ...upload }) => ({ file: generation.apply((g) => generationFile(root, g, relative)), ...upload })),
                 memory: 32,
             },
             child,
