@@ -39,6 +39,26 @@ describe("ollama.nodes config", () => {
         assert.equal("nodeTag" in r.config.tailscale, false);
     });
 
+    test("with ollama.nodes the schema itself resolves every pool default into the parsed config", () => {
+        const r = parseStackConfig(pool({ nodes: [node("gpu-a", "100.64.0.1", ["qwen2.5:7b", "llama3.2:3b"])] }));
+        assert.ok(r.ok, JSON.stringify(!r.ok && r.problems));
+        assert.equal(r.config.ollama.enclavePort, NODE_POOL_DEFAULTS.enclavePort);
+        assert.equal(r.config.ollama.nodeFailTimeoutSeconds, NODE_POOL_DEFAULTS.nodeFailTimeoutSeconds);
+        assert.equal(r.config.ollama.defaultModel, "qwen2.5:7b", "the first node's first model");
+        assert.equal(r.config.tailscale.nodeTag, NODE_POOL_DEFAULTS.nodeTag);
+        assert.equal(r.config.ollama.nodes![0].modelsPath, r.config.ollama.modelsPath);
+        const set = parseStackConfig(pool({ nodes: [node("gpu-a", "100.64.0.1")], enclavePort: 12443, nodeFailTimeoutSeconds: 5 }, { tailscale: { enabled: true, nodeTag: "tag:gpu" } }));
+        assert.ok(set.ok);
+        assert.deepEqual([set.config.ollama.enclavePort, set.config.ollama.nodeFailTimeoutSeconds, set.config.tailscale.nodeTag], [12443, 5, "tag:gpu"], "a value the stack sets wins");
+    });
+
+    test("nodePoolSettings refuses a pool config that did not come through the schema", () => {
+        const r = parseStackConfig(pool({ nodes: [node("gpu-a", "100.64.0.1")] }));
+        assert.ok(r.ok);
+        const { enclavePort: _dropped, ...ollama } = r.config.ollama;
+        assert.throws(() => nodePoolSettings({ ...r.config, ollama }), /ollama\.enclavePort has no value/);
+    });
+
     const invalid: { name: string; raw: Record<string, unknown>; path: string; says: RegExp }[] = [
         { name: "duplicate node names", raw: pool({ nodes: [node("gpu-a", "100.64.0.1"), node("gpu-a", "100.64.0.2")] }), path: "zero-trust-ollama:ollama.nodes[1].name", says: /duplicate node name "gpu-a" \(also ollama.nodes\[0\]\)/ },
         { name: "node name not a device-style name", raw: pool({ nodes: [node("GPU_A", "100.64.0.1")] }), path: "zero-trust-ollama:ollama.nodes[0].name", says: /\^\[a-z0-9\]/ },
