@@ -214,6 +214,27 @@ describe("ledger", () => {
         assert.equal(r.retryAfterSeconds, undefined);
     });
 
+    test("several windows: a window the request can never fit wins over a full one, else the first full window names the rule and Retry-After waits for the last to reset; limits follow each caller's groups", () => {
+        const now = Date.UTC(2026, 5, 1, 10, 30);
+        const ledger = new BudgetLedger(rules({ "*": { tokensPerHour: 150, tokensPerDay: 120 }, big: { tokensPerHour: 1000, tokensPerDay: 1000 } }), BudgetStore.open(storeFile()), () => now);
+        const [first, second] = admitN(ledger, 2);
+        assert.ok(first!.admitted && second && !second.admitted);
+        assert.equal(second.rule, "budget.tokensPerHour");
+        assert.equal(second.retryAfterSeconds, 13.5 * 3600, "the day resets after the hour");
+        // The same ledger asked for a member of "big" (after "*" alone was asked): big's limits.
+        assert.deepEqual(admitN(ledger, 2, "user:carol", ["big"]).map((r) => r.admitted), [true, true]);
+        assert.equal(admitN(ledger, 1, "user:dave")[0]!.admitted, true);
+        assert.equal(admitN(ledger, 1, "user:dave")[0]!.admitted, false);
+
+        const tight = new BudgetLedger(rules({ "*": { tokensPerHour: 120, tokensPerDay: 99 } }), BudgetStore.open(storeFile()), () => now);
+        const small = { ...cost, outputTokens: 10 };
+        assert.equal(tight.admit({ subject: "user:alice", groups: [], model: "m", endpoint: "chat", cost: small }).admitted, true);
+        const big = tight.admit({ subject: "user:alice", groups: [], model: "m", endpoint: "chat", cost });
+        assert.ok(!big.admitted);
+        assert.equal(big.rule, "budget.tokensPerDay.request-too-large", "the hour is full too, but no wait would let the day take it");
+        assert.equal(big.retryAfterSeconds, undefined);
+    });
+
     test("settlement: Ollama's count; an abort with frames; no count keeps the reservation; failures cost nothing", () => {
         const r: Reservation = { id: 1, subject: "s", startedAt: 0, windows: [], reserved: 100, promptTokens: 40, limited: true };
         assert.equal(settledTokens(r, { usage: { inputTokens: 12, outputTokens: 30 }, frames: 31, clientAborted: false, nothingGenerated: false }), 42);

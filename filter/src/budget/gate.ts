@@ -7,6 +7,7 @@ import type { Forward, Identity, Refuse } from "../decide";
 import { requestCost } from "./cost";
 import { tightestWindow, type BudgetLedger, type BudgetStatus, type Outcome } from "./ledger";
 import { UsageChunkStripper } from "./sse-usage";
+import { parseIsoTime } from "./windows";
 
 /** Endpoint id of GET /v1/budget, answered by the filter itself (never forwarded). */
 export const BUDGET_ENDPOINT_ID = "v1-budget";
@@ -25,7 +26,7 @@ export function budgetSubject(identity: Identity, chargeBy: "user" | "device"): 
 export function budgetHeaders(status: BudgetStatus | undefined, now = Date.now()): Record<string, string> {
     const w = tightestWindow(status);
     if (!w) return {};
-    return { "x-budget-remaining-tokens": String(w.remaining), "x-budget-reset": String(Math.max(0, Math.ceil((Date.parse(w.resetsAt) - now) / 1000))) };
+    return { "x-budget-remaining-tokens": String(w.remaining), "x-budget-reset": String(Math.max(0, Math.ceil((parseIsoTime(w.resetsAt) - now) / 1000))) };
 }
 
 export type Gate =
@@ -60,7 +61,10 @@ export function admitInference(ledger: BudgetLedger, decision: Forward, identity
         body: cost.body,
         headers: budgetHeaders(a.status),
         ...(cost.stripUsageChunk ? { stripper: new UsageChunkStripper() } : {}),
-        // Idempotent: every end of the request path may call it; only the first settles.
-        settle: (outcome) => (settled ??= { decision: r.limited ? "admitted" : "unlimited", subject, reservedTokens: r.reserved, chargedTokens: ledger.settle(r, outcome) }),
+        // Idempotent: every end of the request path may call it; only the first settles. (A method,
+        // not an arrow property: under tsx every arrow property is wrapped to keep its name, per request.)
+        settle(outcome) {
+            return (settled ??= { decision: r.limited ? "admitted" : "unlimited", subject, reservedTokens: r.reserved, chargedTokens: ledger.settle(r, outcome) });
+        },
     };
 }

@@ -7,7 +7,7 @@
 import type { Usage } from "../usage";
 import type { Cost } from "./cost";
 import type { BudgetStore } from "./store";
-import { effectiveLimits, LIMIT_KEY, WindowCalendar, type BudgetRules, type Limits, type Window, type WindowKind } from "./windows";
+import { effectiveLimits, isoTime, LIMIT_KEY, WindowCalendar, type BudgetRules, type Limits, type Window, type WindowKind } from "./windows";
 
 /** Longest window (a calendar month) plus a day of zone offsets: older rows cannot count. */
 const LOOKBACK_MS = 33 * 24 * 3_600_000;
@@ -71,13 +71,18 @@ export function settledTokens(r: Reservation, o: Outcome): number {
 
 interface SubjectUse {
     open: number;
-    /** `${kind}:${start}` -> tokens charged (settled or reserved). */
-    readonly used: Map<string, number>;
+    /** Per window kind: the window's start (epoch ms) -> tokens charged (settled or reserved). */
+    readonly used: Record<WindowKind, Map<number, number>>;
 }
+
+/** Distinct group sets whose limits are remembered (a set's limits never change while the filter runs). */
+const LIMITS_CACHE_SIZE = 1024;
 
 export class BudgetLedger {
     private readonly subjects = new Map<string, SubjectUse>();
     private readonly calendar: WindowCalendar;
+    /** effectiveLimits by group set: computed once per set instead of twice per request. */
+    private readonly limitsByGroups = new Map<string, Limits | undefined>();
 
     constructor(
         private readonly rules: BudgetRules,
@@ -85,21 +90,29 @@ export class BudgetLedger {
         private readonly now: () => number = Date.now,
     ) {
         this.calendar = new WindowCalendar(rules.timeZone);
-        for (const row of store.chargesSince(this.now() - LOOKBACK_MS)) this.charge(row.subject, this.calendar.at(row.startedAt), row.charged);
+        for (const row of store.chargesSince(this.now() - LOOKBACK_MS)) this.charge(this.use(row.subject), this.calendar.at(row.startedAt), row.charged);
     }
 
     private use(subject: string): SubjectUse {
         let u = this.subjects.get(subject);
-        if (!u) this.subjects.set(subject, (u = { open: 0, used: new Map() }));
+        if (!u) this.subjects.set(subject, (u = { open: 0, used: { hour: new Map(), day: new Map(), month: new Map() } }));
         return u;
     }
 
-    private charge(subject: string, windows: readonly Window[], tokens: number): void {
-        const u = this.use(subject);
+    private charge(u: SubjectUse, windows: readonly Window[], tokens: number): void {
         for (const w of windows) {
-            const key = `${w.kind}:${w.start}`;
-            u.used.set(key, (u.used.get(key) ?? 0) + tokens);
+            const used = u.used[w.kind];
+            used.set(w.start, (used.get(w.start) ?? 0) + tokens);
         }
+    }
+
+    private limitsOf(groups: readonly string[]): Limits | undefined {
+        const key = JSON.stringify(groups);
+        if (this.limitsByGroups.has(key)) return this.limitsByGroups.get(key);
+        const limits = effectiveLimits(this.rules, groups);
+        if (this.limitsByGroups.size >= LIMITS_CACHE_SIZE) this.limitsByGroups.clear();
+        this.limitsByGroups.set(key, limits);
+        return limits;
     }
 
     get chargeBy(): BudgetRules["chargeBy"] {
@@ -108,12 +121,12 @@ export class BudgetLedger {
 
     /** True when a budget group applies to a member of `groups`. */
     limits(groups: readonly string[]): boolean {
-        return effectiveLimits(this.rules, groups) !== undefined;
+        return this.limitsOf(groups) !== undefined;
     }
 
     /** The caller's windows now (only those its limits set). */
     status(subject: string, groups: readonly string[]): BudgetStatus {
-        return this.statusWith(subject, effectiveLimits(this.rules, groups) ?? {}, this.calendar.at(this.now()));
+        return this.statusWith(subject, this.limitsOf(groups) ?? {}, this.calendar.at(this.now()));
     }
 
     private statusWith(subject: string, limits: Limits, at: readonly Window[]): BudgetStatus {
@@ -122,8 +135,8 @@ export class BudgetLedger {
         for (const w of at) {
             const limit = limits[LIMIT_KEY[w.kind]];
             if (limit === undefined) continue;
-            const used = u?.used.get(`${w.kind}:${w.start}`) ?? 0;
-            windows.push({ window: w.kind, limit, used, remaining: Math.max(0, limit - used), resetsAt: new Date(w.end).toISOString() });
+            const used = u?.used[w.kind].get(w.start) ?? 0;
+            windows.push({ window: w.kind, limit, used, remaining: Math.max(0, limit - used), resetsAt: isoTime(w.end) });
         }
         const concurrency = limits.concurrentRequests === undefined ? {} : { concurrentRequests: { limit: limits.concurrentRequests, open: u?.open ?? 0 } };
         return { subject, windows, ...concurrency };
@@ -133,36 +146,44 @@ export class BudgetLedger {
     admit(req: { subject: string; groups: readonly string[]; model: string; endpoint: string; cost: Cost }): Admission {
         const t = this.now();
         const at = this.calendar.at(t);
-        const limits = effectiveLimits(this.rules, req.groups);
+        const limits = this.limitsOf(req.groups);
         const reserved = req.cost.promptTokens + req.cost.outputTokens;
+        const u = this.use(req.subject);
         if (limits) {
-            const status = this.statusWith(req.subject, limits, at);
-            if (status.concurrentRequests && status.concurrentRequests.open >= status.concurrentRequests.limit) {
-                return { admitted: false, rule: "budget.concurrentRequests", retryAfterSeconds: CONCURRENCY_RETRY_SECONDS, status };
-            }
-            for (const w of status.windows) {
-                // A request larger than the whole window can never fit: no Retry-After would help.
-                if (reserved > w.limit) return { admitted: false, rule: `budget.${LIMIT_KEY[w.window]}.request-too-large`, status };
-            }
-            const full = status.windows.filter((w) => reserved > w.remaining);
-            if (full.length) {
-                const resetAt = Math.max(...full.map((w) => Date.parse(w.resetsAt)));
-                return { admitted: false, rule: `budget.${LIMIT_KEY[full[0]!.window]}`, retryAfterSeconds: Math.max(1, Math.ceil((resetAt - t) / 1000)), status };
-            }
+            const refusal = this.refusal(u, limits, at, reserved, t);
+            if (refusal) return { admitted: false, ...refusal, status: this.statusWith(req.subject, limits, at) };
         }
         const id = this.store.reserve({ subject: req.subject, groups: req.groups, model: req.model, endpoint: req.endpoint, startedAt: t, reserved });
-        this.charge(req.subject, at, reserved);
-        this.use(req.subject).open++;
+        this.charge(u, at, reserved);
+        u.open++;
         const reservation: Reservation = { id, subject: req.subject, startedAt: t, windows: at, reserved, promptTokens: req.cost.promptTokens, limited: limits !== undefined };
         return { admitted: true, reservation, ...(limits ? { status: this.statusWith(req.subject, limits, at) } : {}) };
+    }
+
+    /** The limit a reservation of `reserved` tokens would break now, with its Retry-After; undefined when it fits. */
+    private refusal(u: SubjectUse, limits: Limits, at: readonly Window[], reserved: number, t: number): { rule: string; retryAfterSeconds?: number } | undefined {
+        if (limits.concurrentRequests !== undefined && u.open >= limits.concurrentRequests) return { rule: "budget.concurrentRequests", retryAfterSeconds: CONCURRENCY_RETRY_SECONDS };
+        let full: WindowKind | undefined;
+        let resetAt = 0;
+        for (const w of at) {
+            const limit = limits[LIMIT_KEY[w.kind]];
+            if (limit === undefined) continue;
+            // A request larger than the whole window can never fit: no Retry-After would help.
+            if (reserved > limit) return { rule: `budget.${LIMIT_KEY[w.kind]}.request-too-large` };
+            if (reserved > limit - (u.used[w.kind].get(w.start) ?? 0)) {
+                full ??= w.kind;
+                resetAt = Math.max(resetAt, w.end);
+            }
+        }
+        return full === undefined ? undefined : { rule: `budget.${LIMIT_KEY[full]}`, retryAfterSeconds: Math.max(1, Math.ceil((resetAt - t) / 1000)) };
     }
 
     /** Replace the reservation with what the response cost; returns the tokens charged. */
     settle(r: Reservation, outcome: Outcome): number {
         const charged = settledTokens(r, outcome);
         this.store.settle(r.id, outcome.usage.inputTokens, outcome.usage.outputTokens, charged);
-        this.charge(r.subject, r.windows, charged - r.reserved);
         const u = this.use(r.subject);
+        this.charge(u, r.windows, charged - r.reserved);
         u.open = Math.max(0, u.open - 1);
         return charged;
     }

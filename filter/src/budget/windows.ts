@@ -87,6 +87,28 @@ export function windowAt(kind: WindowKind, t: number, timeZone: string): Window 
     }
 }
 
+/** Window ends whose ISO text is remembered: every request in a window reports the same few ends. */
+const ISO_CACHE_SIZE = 64;
+const isoByInstant = new Map<number, string>();
+const instantByIso = new Map<string, number>();
+
+/** `new Date(t).toISOString()`, remembered for the window ends requests report. */
+export function isoTime(t: number): string {
+    let iso = isoByInstant.get(t);
+    if (iso === undefined) {
+        if (isoByInstant.size >= ISO_CACHE_SIZE) (isoByInstant.clear(), instantByIso.clear());
+        iso = new Date(t).toISOString();
+        isoByInstant.set(t, iso);
+        instantByIso.set(iso, t);
+    }
+    return iso;
+}
+
+/** `Date.parse(iso)`, without parsing the texts isoTime made. */
+export function parseIsoTime(iso: string): number {
+    return instantByIso.get(iso) ?? Date.parse(iso);
+}
+
 const contains = (w: Window | undefined, t: number): w is Window => w !== undefined && w.start <= t && t < w.end;
 
 /**
