@@ -23,7 +23,7 @@ export const MODEL_PATH = join(__dirname, "..", "filter", "src", "jailbreak-mode
 
 /** Distinct features per scoring window: several hundred characters, longer than almost every corpus prompt. */
 const WINDOW = 2048;
-const ITERATIONS = 500;
+const ITERATIONS = 250;
 const LEARNING_RATE = 0.1;
 /**
  * L2 strength per feature kind. Concepts are shrunk least and n-grams most: with a few hundred
