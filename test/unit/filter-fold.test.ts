@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
+import fc from "fast-check";
 import { loadStackConfig } from "../../components/config";
 import { renderFilterRules } from "../../components/filter/rules";
 import { compilePolicy, decide, type Refuse } from "../../filter/src/decide";
@@ -77,5 +78,30 @@ describe("folding by Unicode category", () => {
         // Visible letters and marks that combine with them are kept.
         assert.equal(foldCompatibility("\u0928\u093f\u0915"), "\u0928\u093f\u0915");
         assert.equal(foldCompatibility("\u{1F468}\u200d\u{1F469}"), "\u{1F468}\u{1F469}");
+    });
+    test("the table walks fold exactly as the category patterns read one regex pass at a time", () => {
+        // The definition fold.ts compiles into tables, applied the slow way: pattern replaces
+        // (and a lone surrogate read as U+FFFD, as Go's JSON decoder reads it).
+        const space = new RegExp("[[\\p{Zs}\\p{Zl}\\p{Zp}\\v\\f\\u0085]--[ ]]", "gv");
+        const invisible = new RegExp("[[\\p{Cf}\\p{Default_Ignorable_Code_Point}\\p{Cc}]--[\\t\\n\\r]]", "gv");
+        const looseMarks = /(?<=^|[ \t\n\r])[\p{Mn}\p{Me}]+/gu;
+        const reference = (text: string, separators: boolean) => {
+            const spaced = text.normalize("NFKC").replace(space, " ");
+            const separated = separators ? spaced.replace(/[\u200b\u180e]/g, " ") : spaced;
+            return separated.replace(invisible, "").normalize("NFKC").replace(looseMarks, "").replace(/\p{Cs}/gu, "\ufffd");
+        };
+        const pick = (cps: readonly number[]) => fc.constantFrom(...cps.map((cp) => String.fromCodePoint(cp)));
+        const unit = fc.oneof(fc.constantFrom("a", "e", " ", "\t", "\n", "\u00a8", "\u00e9", "\uff49", "\u3000", "\ud800", "\udc00", "\u5fd8", "\u{1d400}"), pick(INVISIBLE), pick(SPACES), pick(MARKS), fc.string({ maxLength: 3, unit: "binary" }));
+        fc.assert(
+            fc.property(fc.array(unit, { maxLength: 24 }).map((parts) => parts.join("")), (text) => {
+                const forms = foldedForms(text);
+                const joined = /[^\t\n\r\x20-\x7e]/.test(text) ? reference(text, false) : text;
+                assert.equal(foldCompatibility(text), joined);
+                assert.equal(forms[0], joined);
+                const separated = /[\u200b\u180e]/.test(text) ? reference(text, true) : joined;
+                assert.deepEqual(forms, separated === joined ? [joined] : [joined, separated]);
+            }),
+            { numRuns: 3000, seed: 14 },
+        );
     });
 });
