@@ -1,7 +1,7 @@
 /**
  * Jailbreak / prompt-injection phrase rules, one input of the check in jailbreak.ts. Text is
- * normalised (NFKC folds full-width letters, invisible characters are dropped, case is folded)
- * and scanned once for vocabulary words; each rule is a short sequence of word classes where
+ * normalised (NFKC folds full-width letters, invisible characters are dropped), then scanned
+ * with ASCII case folded as it is read (no lower-cased copy of the text is made), once for vocabulary words; each rule is a short sequence of word classes where
  * every next word must follow within a small window. The matcher looks at each word a bounded
  * number of times, so the cost is linear in the input no matter how it is crafted (no regex runs
  * on user text).
@@ -86,18 +86,23 @@ function compile(rules: readonly JailbreakRule[]): Vocabulary {
 const VOCABULARY = compile(JAILBREAK_RULES);
 const WORDS = VOCABULARY.words.length;
 
-/** Lower-case, NFKC-folded text without invisible characters. */
+/**
+ * The reading of a raw text the jailbreak check scans: NFKC-folded, without invisible
+ * characters. Case is not folded here: the scanners fold it per character as they read.
+ */
 export function normalise(text: string): string {
-    return foldCompatibility(text).toLowerCase();
+    return foldCompatibility(text);
 }
 
 /** A step's window is `within` words and at most this many characters per word, so checking it is bounded. */
 const CHARS_PER_WORD = 12;
 const MAX_WORD = Math.max(...VOCABULARY.words.map((w) => w.length));
 
-const isWordChar = (c: number) => (c >= 97 && c <= 122) || (c >= 48 && c <= 57);
+/** ASCII upper-case letters read as lower-case (the only case the rules' words need). */
+const lower = (c: number) => (c >= 65 && c <= 90 ? c | 0x20 : c);
+const isWordChar = (c: number) => (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || (c >= 65 && c <= 90);
 
-/** Words (runs of a-z0-9) in t[from, to). */
+/** Words (runs of a-z, A-Z, 0-9) in t[from, to). */
 function wordsBetween(t: string, from: number, to: number): number {
     let words = 0;
     for (let i = from, inWord = false; i < to; i++) {
@@ -154,7 +159,7 @@ function pushHit(start: number, end: number, word: number): void {
 }
 
 /**
- * One pass over the normalised text: split into runs of a-z0-9 (so `_`, punctuation and other
+ * One pass over the normalised text: split into runs of ASCII letters and digits (so `_`, punctuation and other
  * scripts separate words), hash each run while reading it and keep those in the vocabulary.
  * Fills the shared `hits`, valid until the next call.
  */
@@ -170,14 +175,13 @@ function vocabularyHits(t: string): Hits {
         for (; i < n; i++) {
             const c = t.charCodeAt(i);
             if (!isWordChar(c)) break;
-            h = hashStep(h, c);
+            h = hashStep(h, lower(c));
         }
         if (i === start || i - start > MAX_WORD) continue;
         for (let slot = h & (SLOTS - 1); SLOT_WORD[slot] !== -1; slot = (slot + 1) & (SLOTS - 1)) {
             if (SLOT_HASH[slot] !== h) continue;
             const id = SLOT_WORD[slot]!;
-            const word = VOCABULARY.words[id]!;
-            if (word.length === i - start && t.startsWith(word, start)) {
+            if (sameWord(VOCABULARY.words[id]!, t, start, i)) {
                 pushHit(start, i, id);
                 break;
             }
@@ -186,10 +190,23 @@ function vocabularyHits(t: string): Hits {
     return hits;
 }
 
-/** True when the normalised text holds a chat-template control token. */
+/** True when `t[start, end)` is the lower-case `word` in any ASCII case. */
+function sameWord(word: string, t: string, start: number, end: number): boolean {
+    if (word.length !== end - start) return false;
+    for (let k = 0; k < word.length; k++) if (lower(t.charCodeAt(start + k)) !== word.charCodeAt(k)) return false;
+    return true;
+}
+
+/** True when the normalised text holds a chat-template control token, in any ASCII case. */
 export function hasTemplateToken(t: string): boolean {
-    // Every token opens with "<" or "[": two single-character searches spare eleven token searches on most texts.
-    return (t.includes("<") || t.includes("[")) && TEMPLATE_TOKENS.some((token) => t.includes(token));
+    // Every token opens with "<" or "[": only those positions are compared, and a text holding
+    // neither costs two single-character searches.
+    for (const opener of ["<", "["]) {
+        for (let i = t.indexOf(opener); i !== -1; i = t.indexOf(opener, i + 1)) {
+            for (const token of TEMPLATE_TOKENS) if (token.charCodeAt(0) === t.charCodeAt(i) && i + token.length <= t.length && sameWord(token, t, i, i + token.length)) return true;
+        }
+    }
+    return false;
 }
 
 /**
@@ -298,7 +315,7 @@ function quotedSpans(t: string): { spans: Int32Array; count: number } {
         const start = i;
         while (i < n && isWordChar(t.charCodeAt(i))) i++;
         if (open === -1 && i - start <= 12) {
-            const word = t.slice(start, i);
+            const word = t.slice(start, i).toLowerCase();
             if (MENTION_WORDS.has(word)) mention = true;
             if (OBEY_WORDS.has(word)) obey = true;
         }

@@ -79,7 +79,10 @@ const UNSPACED = 4;
 const UNIT = new Uint16Array(0x10000);
 const UNIT_CLASS = new Uint8Array(0x10000);
 for (let u = 0; u < 0x10000; u++) {
-    const c = foldLetter(u);
+    // Case folds here, per code unit, so the filter never makes a lower-cased copy of a text (a
+    // unit whose lower case takes two units, U+0130 alone, is read as it is).
+    const lowerCase = String.fromCharCode(u).toLowerCase();
+    const c = foldLetter(lowerCase.length === 1 ? lowerCase.charCodeAt(0) : u);
     const mark = quoteMark(c);
     UNIT[u] = mark !== 0 || !kept(c) ? 32 : c;
     UNIT_CLASS[u] = mark | (unspaced(c) ? UNSPACED : 0);
@@ -465,7 +468,7 @@ export const CLASSIFIER_RULE = "jailbreak.classifier";
  * reading from fold.ts (folding again would give the same text, at the cost of NFKC).
  */
 export function checkJailbreak(model: JailbreakModel, text: string, folded = false): string | undefined {
-    const t = folded ? text.toLowerCase() : normalise(text);
+    const t = folded ? text : normalise(text);
     const { refuse, mentioned } = ruleVerdict(t);
     if (refuse !== undefined) return refuse;
     return score(model, t, mentioned) >= model.threshold ? CLASSIFIER_RULE : undefined;
