@@ -1,10 +1,11 @@
 /**
  * Jailbreak / prompt-injection phrase rules, one input of the check in jailbreak.ts. Text is
- * normalised (NFKC folds full-width letters, invisible characters are dropped), then scanned
- * with ASCII case folded as it is read (no lower-cased copy of the text is made), once for vocabulary words; each rule is a short sequence of word classes where
- * every next word must follow within a small window. The matcher looks at each word a bounded
- * number of times, so the cost is linear in the input no matter how it is crafted (no regex runs
- * on user text).
+ * normalised (NFKC folds full-width letters, invisible characters are dropped) and scanned
+ * once for vocabulary words, ASCII case folded as it is read (no lower-cased copy is made); each
+ * rule is a short sequence of word classes where every next word must follow within a small
+ * window. The matcher looks at each word a bounded number of times, so the cost is linear in the
+ * input no matter how it is crafted (the one regex, the template tokens' alternation of
+ * literals, has no quantifier).
  */
 
 import { foldCompatibility } from "./fold";
@@ -159,8 +160,9 @@ function pushHit(start: number, end: number, word: number): void {
 }
 
 /**
- * One pass over the normalised text: split into runs of ASCII letters and digits (so `_`, punctuation and other
- * scripts separate words), hash each run while reading it and keep those in the vocabulary.
+ * One pass over the normalised text: split into runs of ASCII letters and digits (so `_`,
+ * punctuation and other scripts separate words), hash each lower-cased run while reading it and
+ * keep those in the vocabulary.
  * Fills the shared `hits`, valid until the next call.
  */
 function vocabularyHits(t: string): Hits {
