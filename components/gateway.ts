@@ -122,8 +122,8 @@ export class Gateway extends pulumi.ComponentResource {
                     devices,
                 ),
             );
-        // One output per file, secret exactly where the layout says so (all of them are made of
-        // the server key's output, which is a secret).
+        // One output per file, secret exactly where the layout says so: they all come out of one
+        // apply over the private keys, whose secrecy would otherwise mark every file.
         const contentOf = (relative: string) => files.apply((all) => all.find((f) => f.relative === relative)!.content);
         const generationFiles = gatewayFileLayout(cfg, args.nodePool !== undefined).map((f) => ({ ...f, content: f.secret ? pulumi.secret(contentOf(f.relative)) : pulumi.unsecret(contentOf(f.relative)) }));
         this.renderedConfig = pulumi.unsecret(contentOf(described.configFile));
