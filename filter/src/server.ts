@@ -15,8 +15,7 @@ import { Pool } from "undici";
 import type { FilterRules } from "../../components/filter/rules";
 import { FORWARDED_IDENTITY_HEADERS } from "../../components/gateway/spec";
 import { auditEvent, type AuditSink, type BudgetAudit } from "./audit";
-import { admitInference, budgetSubject, BUDGET_ENDPOINT_ID, type Gate } from "./budget/gate";
-import type { BudgetLedger } from "./budget/ledger";
+import { admitInferenceVia, budgetSubject, BUDGET_ENDPOINT_ID, type BudgetService, type Gate } from "./budget/gate";
 import { canonicalModel, compilePolicy, decide, filterListing, type Decision, type Identity, type Refuse } from "./decide";
 import { UsageTap, type Usage } from "./usage";
 
@@ -25,8 +24,8 @@ export interface FilterServerOptions {
     /** Ollama's base URL, e.g. http://ollama:11434. */
     readonly upstream: URL;
     readonly audit: AuditSink;
-    /** Token budgets; without a ledger nothing is reserved or charged. */
-    readonly budgets?: BudgetLedger;
+    /** Token budgets (the ledger, or the primary's over IPC); without them nothing is reserved or charged. */
+    readonly budgets?: BudgetService;
 }
 
 /** Fixed, text-free explanations per reason code, so refusals never echo user input. */
@@ -127,11 +126,16 @@ export function createFilterServer(opts: FilterServerOptions): { server: http.Se
     const upstream = new Pool(opts.upstream.origin, { connections: UPSTREAM_CONNECTIONS, pipelining: 1, keepAliveTimeout: 30_000, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
     const upstreamHost = opts.upstream.host;
 
+    // Requests being handled, so close() returns only after each has been audited and settled.
+    const inFlight = new Set<Promise<void>>();
     const server = http.createServer({ noDelay: true, requestTimeout: 0 }, (req, res) => {
-        void handle(req, res).catch(() => {
-            // handle() reports its own failures; this only guards against a bug taking the process down.
-            sendJson(res, 500, errorBody("upstream_error", "filter.internal", "-"), "-");
-        });
+        const handled = handle(req, res)
+            .catch(() => {
+                // handle() reports its own failures; this only guards against a bug taking the process down.
+                sendJson(res, 500, errorBody("upstream_error", "filter.internal", "-"), "-");
+            })
+            .finally(() => inFlight.delete(handled));
+        inFlight.add(handled);
     });
     // A request Node's HTTP parser refuses gets the same JSON error shape (Node's default has no type).
     server.on("clientError", (_e, socket) => {
@@ -175,19 +179,12 @@ export function createFilterServer(opts: FilterServerOptions): { server: http.Se
 
         if (decision.action === "refuse") return refuseWith(decision.status, decision.code, decision.rule);
         if (decision.endpoint.id === BUDGET_ENDPOINT_ID) {
-            const text = budgetReply(identity);
+            const text = await budgetReply(identity);
             audit(200, { responseBytes: Buffer.byteLength(text) });
             return sendJson(res, 200, text, requestId);
         }
-        if (opts.budgets && decision.endpoint.kind === "inference") {
-            gate = admitInference(opts.budgets, decision, identity, opts.rules.limits.maxOutputTokens);
-            if (!gate.admitted) {
-                decision = gate.refusal;
-                return refuseWith(gate.refusal.status, gate.refusal.code, gate.refusal.rule, { budget: gate.audit }, gate.headers);
-            }
-        }
-        const budgetHeaderValues = gate?.admitted ? gate.headers : {};
-
+        // Watched before admission: with several processes the answer comes over IPC, and a client
+        // gone meanwhile must not be forwarded.
         const abort = new AbortController();
         let clientGone = false;
         res.on("close", () => {
@@ -196,6 +193,16 @@ export function createFilterServer(opts: FilterServerOptions): { server: http.Se
                 abort.abort();
             }
         });
+        if (opts.budgets && decision.endpoint.kind === "inference") {
+            gate = await admitInferenceVia(opts.budgets, decision, identity, opts.rules.limits.maxOutputTokens);
+            if (!gate.admitted) {
+                decision = gate.refusal;
+                return refuseWith(gate.refusal.status, gate.refusal.code, gate.refusal.rule, { budget: gate.audit }, gate.headers);
+            }
+            // Nothing was forwarded: nothing is charged.
+            if (clientGone) return audit(499, { clientAborted: true, budget: gate.settle({ usage: {}, frames: 0, clientAborted: true, nothingGenerated: true }) });
+        }
+        const budgetHeaderValues = gate?.admitted ? gate.headers : {};
 
         const forwardBody = method === "POST" ? (gate?.admitted ? gate.body : decision.body) : undefined;
         const headers: Record<string, string> = { host: upstreamHost, accept: header(req, "accept") ?? "*/*", "x-request-id": requestId };
@@ -287,10 +294,10 @@ export function createFilterServer(opts: FilterServerOptions): { server: http.Se
     }
 
     /** GET /v1/budget: the caller's own windows, computed here; nothing is forwarded. */
-    function budgetReply(identity: Identity): string {
+    async function budgetReply(identity: Identity): Promise<string> {
         const subject = opts.budgets && budgetSubject(identity, opts.budgets.chargeBy);
         if (!opts.budgets || subject === undefined) return JSON.stringify({ subject: subject ?? null, windows: [] });
-        return JSON.stringify(opts.budgets.status(subject, identity.groups));
+        return JSON.stringify(await opts.budgets.status(subject, identity.groups));
     }
 
     return {
@@ -300,6 +307,7 @@ export function createFilterServer(opts: FilterServerOptions): { server: http.Se
             server.closeAllConnections();
             await closed;
             await upstream.destroy();
+            await Promise.all(inFlight);
         },
     };
 }

@@ -1,0 +1,216 @@
+/**
+ * Several filter processes (node:cluster, one per core by default) and still ONE budget ledger.
+ * The primary owns the SQLite store and the BudgetLedger; workers serve HTTP and ask the primary
+ * to admit, settle and report over IPC. The primary handles one message at a time and
+ * `BudgetLedger.admit` is synchronous there, so the single-writer argument of ledger.ts holds
+ * across processes: concurrent requests of one caller, in any workers, are admitted one after
+ * another against the same totals, and a reservation is committed to the store before its worker
+ * hears it was admitted (so before anything is forwarded).
+ *
+ * A worker that dies is replaced; the reservations it held open are settled at their full amount
+ * (what a crashed process's open rows count at the next start) and free their concurrency slots.
+ * The primary being killed takes the workers with it (node:cluster exits a worker whose IPC
+ * channel closes) and its open rows count in full at the next start, as before.
+ */
+import cluster, { type Worker } from "node:cluster";
+import type { FilterRules } from "../../components/filter/rules";
+import type { AdmitRequest, BudgetService } from "./budget/gate";
+import { settledTokens, type Admission, type BudgetLedger, type BudgetStatus, type Outcome, type Reservation } from "./budget/ledger";
+import { effectiveLimits, type BudgetRules } from "./budget/windows";
+
+/** Worker -> primary. */
+type ToPrimary =
+    | { readonly zto: "hello" }
+    | { readonly zto: "admit"; readonly seq: number; readonly req: AdmitRequest }
+    | { readonly zto: "status"; readonly seq: number; readonly subject: string; readonly groups: readonly string[] }
+    | { readonly zto: "settle"; readonly reservation: number; readonly outcome: Outcome }
+    /** The worker's last message before it exits: every settlement before it is on the channel. */
+    | { readonly zto: "stopped" };
+
+/** Primary -> worker. */
+export type ToWorker =
+    | { readonly zto: "start"; readonly rulesText: string; readonly budgets: boolean }
+    | { readonly zto: "reply"; readonly seq: number; readonly value: Admission | BudgetStatus }
+    | { readonly zto: "drain" };
+
+/** What a worker's own reservations settle at when it dies: the full reservation (never less than it may have generated). */
+const DIED: Outcome = { usage: {}, frames: 0, clientAborted: false, nothingGenerated: false };
+
+/** The worker's side: the primary's ledger, asked over the IPC channel. */
+export class PrimaryBudgets implements BudgetService {
+    private seq = 0;
+    private readonly waiting = new Map<number, (value: Admission | BudgetStatus) => void>();
+
+    constructor(private readonly rules: BudgetRules) {}
+
+    get chargeBy(): BudgetRules["chargeBy"] {
+        return this.rules.chargeBy;
+    }
+
+    /** Computed here from the same rules the primary holds (no round trip). */
+    limits(groups: readonly string[]): boolean {
+        return effectiveLimits(this.rules, groups) !== undefined;
+    }
+
+    admit(req: AdmitRequest): Promise<Admission> {
+        // The ledger reads only the token bounds; the forwarded body never crosses the channel.
+        const cost = { promptTokens: req.cost.promptTokens, outputTokens: req.cost.outputTokens, body: undefined, stripUsageChunk: false };
+        return this.ask((seq) => ({ zto: "admit", seq, req: { ...req, cost } })) as Promise<Admission>;
+    }
+
+    status(subject: string, groups: readonly string[]): Promise<BudgetStatus> {
+        return this.ask((seq) => ({ zto: "status", seq, subject, groups })) as Promise<BudgetStatus>;
+    }
+
+    /** Sent, not awaited: the primary computes the same charge with the same pure function. */
+    settle(r: Reservation, outcome: Outcome): number {
+        send({ zto: "settle", reservation: r.id, outcome });
+        return settledTokens(r, outcome);
+    }
+
+    /** Hand a primary's reply to the request waiting for it. */
+    answer(m: Extract<ToWorker, { zto: "reply" }>): void {
+        const resolve = this.waiting.get(m.seq);
+        this.waiting.delete(m.seq);
+        resolve?.(m.value);
+    }
+
+    private ask(message: (seq: number) => ToPrimary): Promise<Admission | BudgetStatus> {
+        const seq = ++this.seq;
+        return new Promise((resolve) => {
+            this.waiting.set(seq, resolve);
+            send(message(seq));
+        });
+    }
+}
+
+export function send(m: ToPrimary, then?: () => void): void {
+    // Without a channel the primary is gone and this worker is exiting (node:cluster sees to it).
+    if (process.connected) process.send!(m, undefined, {}, then);
+    else then?.();
+}
+
+/**
+ * The primary's side: answers every worker from the one ledger and remembers which reservations
+ * each worker holds open, so a dead worker's are settled in full.
+ */
+export class LedgerHost {
+    private readonly open = new Map<number, Map<number, Reservation>>();
+
+    constructor(private readonly ledger: BudgetLedger) {}
+
+    handle(worker: Worker, m: ToPrimary): void {
+        const held = this.open.get(worker.id) ?? new Map<number, Reservation>();
+        this.open.set(worker.id, held);
+        switch (m.zto) {
+            case "admit": {
+                const a = this.ledger.admit(m.req);
+                if (a.admitted) held.set(a.reservation.id, a.reservation);
+                return reply(worker, m.seq, a);
+            }
+            case "status":
+                return reply(worker, m.seq, this.ledger.status(m.subject, m.groups));
+            case "settle": {
+                const r = held.get(m.reservation);
+                // Only a reservation this worker holds can be settled, and only once.
+                if (!r) return;
+                held.delete(m.reservation);
+                this.ledger.settle(r, m.outcome);
+                return;
+            }
+            case "hello":
+            case "stopped":
+                return;
+            default:
+                return m satisfies never;
+        }
+    }
+
+    /** The worker is gone: what it held open is charged in full. Returns how many. */
+    released(worker: Worker): number {
+        const held = this.open.get(worker.id);
+        this.open.delete(worker.id);
+        for (const r of held?.values() ?? []) this.ledger.settle(r, DIED);
+        return held?.size ?? 0;
+    }
+}
+
+function reply(worker: Worker, seq: number, value: Admission | BudgetStatus): void {
+    if (worker.isConnected()) worker.send({ zto: "reply", seq, value } satisfies ToWorker);
+}
+
+/** True for a message of this protocol (other modules may use the channel too). */
+export const isFilterMessage = (m: unknown): m is { readonly zto: string } => typeof m === "object" && m !== null && typeof (m as { zto?: unknown }).zto === "string";
+
+export interface PrimaryOptions {
+    readonly workers: number;
+    readonly rulesText: string;
+    readonly rules: FilterRules;
+    readonly listen: { readonly host: string; readonly port: number };
+    readonly ledger?: BudgetLedger;
+    /** Called once every worker listens, with the port they share. */
+    readonly ready: (host: string, port: number) => void;
+    /** A worker failed before it listened (a bad listen address, say): the filter cannot run. */
+    readonly fatal: (message: string) => void;
+    readonly log: (line: string) => void;
+}
+
+/** How long SIGTERM waits for the workers to close before they are killed (their open reservations then count in full). */
+const DRAIN_BOUND_MS = 8000;
+
+/** Start the workers and serve their ledger; resolves once all have stopped after `drain()`. */
+export function runPrimary(opts: PrimaryOptions): { drain: () => Promise<void> } {
+    const host = opts.ledger ? new LedgerHost(opts.ledger) : undefined;
+    const listening = new Set<number>();
+    let announced = false;
+    let draining = false;
+    cluster.schedulingPolicy = cluster.SCHED_RR;
+
+    const fork = () => {
+        const w = cluster.fork();
+        w.on("message", (m: unknown) => {
+            if (!isFilterMessage(m)) return;
+            const message = m as ToPrimary;
+            // Sent once the worker listens for messages ("online" comes before its code runs).
+            if (message.zto === "hello") w.send({ zto: "start", rulesText: opts.rulesText, budgets: opts.ledger !== undefined } satisfies ToWorker);
+            else host?.handle(w, message);
+        });
+        w.once("listening", (address) => {
+            listening.add(w.id);
+            if (!announced && listening.size === opts.workers) {
+                announced = true;
+                opts.ready(address.address ?? opts.listen.host, address.port);
+            }
+        });
+        w.once("exit", (code, signal) => {
+            const released = host?.released(w) ?? 0;
+            const listened = listening.delete(w.id);
+            if (draining) return;
+            if (!listened) return opts.fatal(`a filter worker exited before it listened (${signal ?? `code ${code}`})`);
+            opts.log(`zto-filter: worker ${w.process.pid} exited (${signal ?? `code ${code}`}); ${released} open request(s) counted at their full reservation; starting a new one`);
+            fork();
+        });
+    };
+    for (let i = 0; i < opts.workers; i++) fork();
+
+    return {
+        drain: () => {
+            draining = true;
+            const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined);
+            return Promise.all(
+                workers.map(
+                    (w) =>
+                        new Promise<void>((resolve) => {
+                            if (w.isDead()) return resolve();
+                            const kill = setTimeout(() => w.process.kill("SIGKILL"), DRAIN_BOUND_MS);
+                            w.once("exit", () => {
+                                clearTimeout(kill);
+                                resolve();
+                            });
+                            if (w.isConnected()) w.send({ zto: "drain" } satisfies ToWorker);
+                        }),
+                ),
+            ).then(() => undefined);
+        },
+    };
+}
