@@ -65,7 +65,7 @@ function openAudit(rules: FilterRules, args: CliArgs): { audit: AuditSink; syslo
 }
 
 /** Serve HTTP in this process; returns how to stop (listener closed, every request audited and settled). */
-function serve(args: CliArgs, rules: FilterRules, budgets: BudgetService | undefined, onListening: (host: string, port: number) => void): () => Promise<void> {
+function serve(args: CliArgs, rules: FilterRules, budgets: BudgetService | undefined, port: number, onListening: (host: string, port: number) => void): () => Promise<void> {
     const { audit, syslog } = openAudit(rules, args);
     const { server, close } = createFilterServer({ rules, upstream: args.upstream, audit, budgets });
     server.on("error", (e) => {
@@ -76,7 +76,7 @@ function serve(args: CliArgs, rules: FilterRules, budgets: BudgetService | undef
     // Node's default accept queue (511) overflows in a burst of thousands and the gateway then sees
     // resets and connect timeouts. The kernel caps this at net.core.somaxconn (4096 in a container's
     // network namespace on current kernels). With workers the primary's shared socket gets it.
-    server.listen({ port: args.listen.port, host: args.listen.host, backlog: LISTEN_BACKLOG }, () => {
+    server.listen({ port, host: args.listen.host, backlog: LISTEN_BACKLOG }, () => {
         const addr = server.address();
         if (addr && typeof addr === "object") onListening(addr.family === "IPv6" ? `[${addr.address}]` : addr.address, addr.port);
     });
@@ -100,7 +100,7 @@ async function main(): Promise<void> {
     if (store?.recoveredOpen) process.stderr.write(`zto-filter: ${store.recoveredOpen} request(s) open at the last stop counted at their full reservation\n`);
     const ledger = store ? new BudgetLedger(rules.budgets, store) : undefined;
     if (args.workers === 1) {
-        const stop = serve(args, rules, ledger, announce);
+        const stop = serve(args, rules, ledger, args.listen.port, announce);
         return onStopSignal(() => void stop().then(() => store?.close()).finally(() => process.exit(0)));
     }
     const primary = runPrimary({
@@ -137,9 +137,7 @@ function runWorker(args: CliArgs): void {
             case "start": {
                 const rules = parseFilterRules(message.rulesText);
                 budgets = message.budgets ? new PrimaryBudgets(rules.budgets) : undefined;
-                // Every worker asks for the listen address as given: node:cluster hands them all the one socket
-                // the primary bound for it (port 0 included).
-                stop = serve(args, rules, budgets, () => undefined);
+                stop = serve(args, rules, budgets, message.port, () => undefined);
                 return;
             }
             case "reply":

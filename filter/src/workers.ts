@@ -29,7 +29,7 @@ type ToPrimary =
 
 /** Primary -> worker. */
 export type ToWorker =
-    | { readonly zto: "start"; readonly rulesText: string; readonly budgets: boolean }
+    | { readonly zto: "start"; readonly rulesText: string; readonly budgets: boolean; readonly port: number }
     | { readonly zto: "reply"; readonly seq: number; readonly value: Admission | BudgetStatus }
     | { readonly zto: "drain" };
 
@@ -161,22 +161,32 @@ const DRAIN_BOUND_MS = 8000;
 /** Start the workers and serve their ledger; resolves once all have stopped after `drain()`. */
 export function runPrimary(opts: PrimaryOptions): { drain: () => Promise<void> } {
     const host = opts.ledger ? new LedgerHost(opts.ledger) : undefined;
-    const listening = new Set<number>();
+    /** Listening workers and the port each asked for. */
+    const listening = new Map<number, number>();
+    let boundPort: number | undefined;
+    // node:cluster shares one socket among workers asking for the same address, port 0 included:
+    // a new worker asks what the listening ones asked; only when none is left (the socket closed
+    // with the last) does it ask for the port they had, so a port-0 filter keeps its port.
+    const portToAsk = () => listening.values().next().value ?? boundPort ?? opts.listen.port;
     let announced = false;
     let draining = false;
     cluster.schedulingPolicy = cluster.SCHED_RR;
 
     const fork = () => {
         const w = cluster.fork();
+        let asked = opts.listen.port;
         w.on("message", (m: unknown) => {
             if (!isFilterMessage(m)) return;
             const message = m as ToPrimary;
             // Sent once the worker listens for messages ("online" comes before its code runs).
-            if (message.zto === "hello") w.send({ zto: "start", rulesText: opts.rulesText, budgets: opts.ledger !== undefined } satisfies ToWorker);
-            else host?.handle(w, message);
+            if (message.zto === "hello") {
+                asked = portToAsk();
+                w.send({ zto: "start", rulesText: opts.rulesText, budgets: opts.ledger !== undefined, port: asked } satisfies ToWorker);
+            } else host?.handle(w, message);
         });
         w.once("listening", (address) => {
-            listening.add(w.id);
+            listening.set(w.id, asked);
+            boundPort = address.port;
             if (!announced && listening.size === opts.workers) {
                 announced = true;
                 opts.ready(address.address ?? opts.listen.host, address.port);

@@ -5,7 +5,7 @@
  * silent start from zero.
  */
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import * as http from "node:http";
 import { tmpdir } from "node:os";
@@ -16,8 +16,8 @@ import { renderFilterRules } from "../../components/filter/rules";
 import { BudgetStore } from "../../filter/src/budget/store";
 import type { StubServer } from "../../scripts/sandbox/listen";
 import { startStubOllama } from "../../scripts/sandbox/stub-ollama";
+import { startFilterCli, stopChild } from "./filter-cli";
 
-const main = join(__dirname, "../../filter/src/main.ts");
 const dir = mkdtempSync(join(tmpdir(), "zto-budget-crash-"));
 const rulesFile = join(dir, "rules.json");
 const children = new Set<ChildProcess>();
@@ -34,29 +34,9 @@ after(async () => {
     rmSync(dir, { recursive: true, force: true });
 });
 
-/** Start the filter CLI; resolves its port, or rejects with its stderr when it exits first. */
-function startFilter(store: string): Promise<{ child: ChildProcess; port: number }> {
-    const child = spawn(process.execPath, ["--import", "tsx", main, "--rules", rulesFile, "--listen", "127.0.0.1:0", "--upstream", stub.url, "--budget-store", store], { stdio: ["ignore", "pipe", "pipe"] });
-    children.add(child);
-    child.on("exit", () => children.delete(child));
-    return new Promise((resolve, reject) => {
-        let out = "";
-        let err = "";
-        child.stdout!.on("data", (c: Buffer) => {
-            out += c.toString();
-            const m = /^listening 127\.0\.0\.1:(\d+)$/m.exec(out);
-            if (m) resolve({ child, port: Number(m[1]) });
-        });
-        child.stderr!.on("data", (c: Buffer) => (err += c.toString()));
-        child.on("exit", (code) => reject(Object.assign(new Error(`filter exited ${code}: ${err}`), { code, stderr: err })));
-    });
-}
-const stop = (child: ChildProcess, signal: NodeJS.Signals) =>
-    new Promise<void>((resolve) => {
-        if (child.exitCode !== null || child.signalCode !== null) return resolve();
-        child.once("exit", () => resolve());
-        child.kill(signal);
-    });
+/** Start the filter CLI with its default process model (a primary holding the ledger and its workers; SIGKILL hits the primary). */
+const startFilter = (store: string) => startFilterCli(["--rules", rulesFile, "--listen", "127.0.0.1:0", "--upstream", stub.url, "--budget-store", store], children);
+const stop = stopChild;
 
 describe("budget ledger across a crash", () => {
     test("SIGKILL mid-stream: after restart the request counts in full, never less than what was generated", async () => {

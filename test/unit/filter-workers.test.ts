@@ -1,0 +1,175 @@
+/**
+ * The filter's process model (filter/src/workers.ts), as the real CLI with several workers in
+ * front of the stub Ollama: the one ledger in the primary still admits 50 concurrent requests
+ * arriving on many connections (spread over the workers) as if one process served them, never
+ * over the budget; a worker killed mid-stream is replaced and its open reservation stays counted
+ * in full; SIGTERM stops every process with every request settled.
+ */
+import assert from "node:assert/strict";
+import type { ChildProcess } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import * as http from "node:http";
+import { connect, type Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { loadStackConfig } from "../../components/config";
+import { renderFilterRules } from "../../components/filter/rules";
+import { BudgetStore, type UsageRow } from "../../filter/src/budget/store";
+import { readJsonLines } from "../../scripts/sandbox/json-log";
+import type { StubServer } from "../../scripts/sandbox/listen";
+import { startStubOllama, type OllamaRequestEntry } from "../../scripts/sandbox/stub-ollama";
+import { startFilterCli, stopChild, type FilterProcess } from "./filter-cli";
+
+const WORKERS = 3;
+/** Reservation of a one-message "hi" chat with num_predict 18: 64 + 16 + 2 prompt bound + 18 output. */
+const HI_RESERVATION = 100;
+const dir = mkdtempSync(join(tmpdir(), "zto-filter-workers-"));
+const stubLog = join(dir, "ollama.log");
+const children = new Set<ChildProcess>();
+let stub: StubServer;
+
+before(async () => {
+    // Slow tokens: a stream is still running when its worker is killed, however loaded the machine.
+    stub = await startStubOllama({ logFile: stubLog, tokenIntervalMs: 250, tokens: 40 });
+});
+after(async () => {
+    for (const c of children) c.kill("SIGKILL");
+    await stub.close();
+    rmSync(dir, { recursive: true, force: true });
+});
+
+function startFilter(name: string, budgets: Record<string, unknown>): Promise<FilterProcess & { store: string }> {
+    const rulesFile = join(dir, `${name}-rules.json`);
+    writeFileSync(rulesFile, JSON.stringify(renderFilterRules(loadStackConfig({ domain: "ollama.example.internal", filter: { maxOutputTokens: 40, budgets } }))));
+    const store = join(dir, name, "budgets.db");
+    return startFilterCli(["--rules", rulesFile, "--listen", "127.0.0.1:0", "--upstream", stub.url, "--budget-store", store, "--workers", String(WORKERS)], children).then((f) => ({ ...f, store }));
+}
+
+interface Reply {
+    readonly status: number;
+    readonly body: string;
+}
+/** One request on its own connection (so round-robin spreads them over the workers). */
+function send(port: number, path: string, body: unknown, device: string, onData?: (text: string, req: http.ClientRequest) => void): Promise<Reply> {
+    return new Promise((resolve, reject) => {
+        const payload = body === undefined ? undefined : JSON.stringify(body);
+        const req = http.request(`http://127.0.0.1:${port}${path}`, { method: payload ? "POST" : "GET", headers: { "content-type": "application/json", "X-Device-Name": device }, agent: false }, (res) => {
+            let text = "";
+            res.on("data", (c: Buffer) => {
+                text += c.toString();
+                onData?.(text, req);
+            });
+            res.on("end", () => resolve({ status: res.statusCode!, body: text }));
+            res.on("error", () => resolve({ status: -1, body: text }));
+        });
+        req.on("error", (e) => (onData ? resolve({ status: -1, body: "" }) : reject(e)));
+        req.end(payload);
+    });
+}
+const hi = (extra: Record<string, unknown> = {}) => ({ model: "llama3.2:3b", messages: [{ role: "user", content: "hi" }], options: { num_predict: 18 }, ...extra });
+const stubRequests = () => readJsonLines<OllamaRequestEntry>(stubLog).filter((e) => e.kind === "request");
+/** The worker pids of a primary (its direct children). */
+const workersOf = (pid: number) => readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
+
+function rowsOf(store: string, subject: string): UsageRow[] {
+    const s = BudgetStore.open(store, { readOnly: true });
+    try {
+        return s.usageSince(0).filter((r) => r.subject === subject);
+    } finally {
+        s.close();
+    }
+}
+
+async function until(check: () => boolean | Promise<boolean>, what: string, boundMs = 60_000): Promise<void> {
+    // A bound, not a measurement: restarting a worker under tsx on a loaded machine takes seconds.
+    for (const t0 = Date.now(); !(await check()); ) {
+        if (Date.now() - t0 > boundMs) throw new Error(`${what}: not within ${boundMs / 1000} s`);
+        await new Promise((r) => setTimeout(r, 50));
+    }
+}
+
+describe("filter workers share one budget ledger", () => {
+    test(`${WORKERS} workers: 50 concurrent requests at a budget that fits 10 reservations never spend more than the budget`, async () => {
+        const f = await startFilter("crowd", { "*": { tokensPerDay: 10 * HI_RESERVATION } });
+        try {
+            assert.equal(workersOf(f.child.pid!).length, WORKERS);
+            const before = stubRequests().length;
+            const replies = await Promise.all(Array.from({ length: 50 }, () => send(f.port, "/api/chat", hi({ stream: false }), "crowd")));
+            const admitted = replies.filter((r) => r.status === 200).length;
+            const refused = replies.filter((r) => r.status === 429);
+            assert.equal(admitted + refused.length, 50);
+            assert.ok(admitted >= 10, `at least the 10 that fit were admitted (${admitted})`);
+            for (const r of refused) assert.equal(JSON.parse(r.body).error.code, "token_budget_exceeded");
+            assert.equal(stubRequests().length - before, admitted, "Ollama received exactly the admitted requests");
+            const status = JSON.parse((await send(f.port, "/v1/budget", undefined, "crowd")).body) as { windows: { used: number }[] };
+            assert.ok(status.windows[0]!.used <= 10 * HI_RESERVATION, `spent ${status.windows[0]!.used}`);
+            await stopChild(f.child, "SIGTERM");
+            const rows = rowsOf(f.store, "device:crowd");
+            assert.equal(rows.length, admitted);
+            assert.equal(rows.reduce((n, r) => n + r.charged, 0), status.windows[0]!.used);
+            assert.ok(rows.every((r) => r.state === "settled"), "SIGTERM left nothing open");
+        } finally {
+            await stopChild(f.child, "SIGKILL");
+        }
+    });
+
+    test("a worker killed mid-stream is replaced; its open reservation stays counted in full and frees its concurrency slot", async () => {
+        const f = await startFilter("killed", { "*": { tokensPerDay: 100_000, concurrentRequests: 1 } });
+        try {
+            const first = workersOf(f.child.pid!);
+            const prompt = "tell me a story";
+            const reservation = 64 + 16 + Buffer.byteLength(prompt) + 40; // request + one message + its bytes + the output cap
+            let killed = false;
+            const stream = send(f.port, "/api/chat", { model: "llama3.2:3b", messages: [{ role: "user", content: prompt }] }, "victim", (text) => {
+                if (!killed && text.split("\n").filter(Boolean).length >= 2) {
+                    killed = true;
+                    for (const pid of first) process.kill(pid, "SIGKILL");
+                }
+            });
+            await stream;
+            assert.ok(killed, "the stream was cut by killing its worker");
+            await until(() => workersOf(f.child.pid!).filter((p) => !first.includes(p)).length === WORKERS, "every killed worker replaced");
+            await until(() => /counted at their full reservation/.test(f.stderr()), "the primary reported the reservation");
+            await until(() => new Promise<boolean>((resolve) => connect(f.port, "127.0.0.1").on("connect", function (this: Socket) {
+                this.destroy();
+                resolve(true);
+            }).on("error", () => resolve(false))), "the new workers listen on the same port");
+            const status = JSON.parse((await send(f.port, "/v1/budget", undefined, "victim")).body) as { windows: { used: number }[]; concurrentRequests: { open: number } };
+            assert.equal(status.windows[0]!.used, reservation, "the cut request counts at its full reservation");
+            assert.equal(status.concurrentRequests.open, 0, "its concurrency slot is free again");
+            assert.equal((await send(f.port, "/api/chat", hi({ stream: false }), "victim")).status, 200, "a new worker serves the next request");
+        } finally {
+            await stopChild(f.child, "SIGKILL");
+        }
+    });
+
+    test("SIGTERM with a stream open: every process exits, the stream's request is settled (not left open)", async () => {
+        const f = await startFilter("drain", { "*": { tokensPerDay: 100_000 } });
+        const workers = workersOf(f.child.pid!);
+        let signalled = false;
+        const exited = new Promise<number | null>((resolve) => f.child.once("exit", (code) => resolve(code)));
+        await send(f.port, "/api/generate", { model: "llama3.2:3b", prompt: "tell me a story" }, "drainer", (text) => {
+            if (!signalled && text.split("\n").filter(Boolean).length >= 2) {
+                signalled = true;
+                f.child.kill("SIGTERM");
+            }
+        });
+        assert.equal(await exited, 0);
+        for (const pid of workers) assert.throws(() => process.kill(pid, 0), "worker gone");
+        const rows = rowsOf(f.store, "device:drainer");
+        assert.equal(rows.length, 1);
+        assert.equal(rows[0]!.state, "settled");
+        assert.ok(rows[0]!.charged >= 2, `charged for what was relayed (${rows[0]!.charged})`);
+    });
+
+    test("--workers must be a whole number from 1 to 256", async () => {
+        for (const bad of ["0", "-1", "1.5", "two", "257"]) {
+            await assert.rejects(startFilterCli(["--rules", "/nonexistent", "--listen", "127.0.0.1:0", "--upstream", stub.url, "--workers", bad], children), (e: Error & { code?: number; stderr?: string }) => {
+                assert.equal(e.code, 2);
+                assert.match(e.stderr!, /^zto-filter: --workers must be a whole number from 1 to 256 \(got "/);
+                return true;
+            });
+        }
+    });
+});
