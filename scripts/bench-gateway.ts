@@ -76,16 +76,34 @@ interface LoadResult {
 /** The last session ticket each load loop received, by loop index; kept across rounds like a client's session cache. */
 type TicketStore = (Buffer | undefined)[];
 
+/** A request the load loops send: GET /api/version unless a mode says otherwise. */
+interface BenchRequest {
+    readonly method: "GET" | "POST";
+    readonly path: string;
+    readonly body?: string;
+}
+const VERSION: BenchRequest = { method: "GET", path: "/api/version" };
 /**
- * `concurrency` loops, each sending GET /api/version for `seconds`: on one connection, or a new
+ * A non-streaming chat with an 8 KiB user message of plain prose: what the filter parses, checks
+ * (limits, model, jailbreak, PII) and re-serialises on every inference request.
+ */
+const CHAT_8K: BenchRequest = {
+    method: "POST",
+    path: "/api/chat",
+    body: JSON.stringify({ model: MODEL, stream: false, messages: [{ role: "user", content: "Please summarise the quarterly planning notes for the platform team. ".repeat(120).slice(0, 8192) }] }),
+};
+
+/**
+ * `concurrency` loops, each sending `request` for `seconds`: on one connection, or a new
  * one per request; with `resume`, each new connection offers the last ticket its loop received.
  */
-async function load(ep: Endpoint, opts: { seconds: number; concurrency: number; newConnectionEach: boolean; resume?: TicketStore }): Promise<LoadResult> {
+async function load(ep: Endpoint, opts: { seconds: number; concurrency: number; newConnectionEach: boolean; resume?: TicketStore; request?: BenchRequest }): Promise<LoadResult> {
     const deadline = performance.now() + opts.seconds * 1000;
     const latencies: number[] = [];
     let errors = 0;
     let resumed = 0;
-    const req = requestBytes(ep, "GET", "/api/version", undefined, opts.newConnectionEach);
+    const request = opts.request ?? VERSION;
+    const req = requestBytes(ep, request.method, request.path, request.body, opts.newConnectionEach);
     const tickets = opts.resume;
     const loop = async (_: unknown, index: number) => {
         let conn: Connection | undefined;
@@ -523,10 +541,25 @@ async function main(): Promise<void> {
         serverPids.bareHaproxy = bare.pid;
         targets.bareHaproxy = { host: "127.0.0.1", port: bare.port, hostHeader: `127.0.0.1:${bare.port}`, tls: { ca } };
     }
+    const benchDevices = [{ name: "bench-device", cert: pki.device.cert }];
+    const deviceTls = { ca, cert: readFileSync(pki.device.cert), key: readFileSync(pki.device.key) };
     for (const kind of kinds) {
-        const { port, pid } = await startFullGateway(supervisor, kind, join(dir, `gateway-${kind}`), stubPort, pki, { devices: [{ name: "bench-device", cert: pki.device.cert }] });
+        const { port, pid } = await startFullGateway(supervisor, kind, join(dir, `gateway-${kind}`), stubPort, pki, { devices: benchDevices });
         serverPids[`gateway:${kind}`] = pid;
-        targets[`gateway:${kind}`] = { host: "127.0.0.1", port, hostHeader: `127.0.0.1:${port}`, tls: { ca, cert: readFileSync(pki.device.cert), key: readFileSync(pki.device.key) } };
+        targets[`gateway:${kind}`] = { host: "127.0.0.1", port, hostHeader: `127.0.0.1:${port}`, tls: deviceTls };
+    }
+    // The same gateway with the inline filter (its default process model: one worker per core) in
+    // front of the same stub; the filter's processes count in the column's server CPU.
+    const filterPids: Record<string, number> = {};
+    for (const kind of kinds) {
+        const name = `gateway:${kind}+filter`;
+        const stateDir = join(dir, `gateway-${kind}-filter`);
+        mkdirSync(join(stateDir, "logs"), { recursive: true });
+        const filter = await startFilter(supervisor, benchStackConfig(kind, { devices: benchDevices, filter: { host: "127.0.0.1", port: 0 } }), stateDir, `http://127.0.0.1:${stubPort}`);
+        const { port, pid } = await startFullGateway(supervisor, kind, stateDir, stubPort, pki, { devices: benchDevices, filter });
+        serverPids[name] = pid;
+        filterPids[name] = filter.pid;
+        targets[name] = { host: "127.0.0.1", port, hostHeader: `127.0.0.1:${port}`, tls: deviceTls };
     }
 
     // Node pool columns: the same nginx gateway routing over 1 and 3 enclaves (same stub behind each).
@@ -541,7 +574,7 @@ async function main(): Promise<void> {
         }
     }
     // A pool's server CPU is its gateway's and its enclaves' together (separate process trees).
-    const serverCpu = (name: string) => (poolPids[name] ?? [serverPids[name]]).reduce((sum, pid) => sum + processTreeCpuSeconds(pid), 0);
+    const serverCpu = (name: string) => (poolPids[name] ?? [serverPids[name], ...(filterPids[name] ? [filterPids[name]] : [])]).reduce((sum, pid) => sum + processTreeCpuSeconds(pid), 0);
 
     // Warm up every target (connection pools, JIT) before measuring.
     for (const ep of Object.values(targets)) await load(ep, { seconds: 0.5, concurrency: 4, newConnectionEach: false });
@@ -550,13 +583,23 @@ async function main(): Promise<void> {
     // background load on this 2-core machine hits all targets alike; per-round ratios keep that.
     const modes = {
         keepAlive: { concurrency, newConnectionEach: false },
+        keepAliveChat8k: { concurrency, newConnectionEach: false, request: CHAT_8K },
         newConnection: { concurrency, newConnectionEach: true },
         newConnectionResumed: { concurrency, newConnectionEach: true, resume: true },
         sequential: { concurrency: 1, newConnectionEach: false },
     } as const;
     const names = Object.keys(targets);
     const fullGateways = kinds.map((k) => `gateway:${k}`);
-    const rounds: Record<keyof typeof modes, Record<string, LoadResult[]>> = { keepAlive: {}, newConnection: {}, newConnectionResumed: {}, sequential: {} };
+    const withFilter = Object.keys(filterPids);
+    // The modes each target is measured in: new connections cost the same TLS with or without the
+    // filter behind (skipped there); the chat load compares the proxies with and without the filter.
+    const measuredIn = (mode: keyof typeof modes, name: string) => {
+        if (mode === "newConnectionResumed") return fullGateways.includes(name);
+        if (mode === "newConnection") return !withFilter.includes(name);
+        if (mode === "keepAliveChat8k") return !poolPids[name];
+        return true;
+    };
+    const rounds: Record<keyof typeof modes, Record<string, LoadResult[]>> = { keepAlive: {}, keepAliveChat8k: {}, newConnection: {}, newConnectionResumed: {}, sequential: {} };
     // Each full gateway's clients start the rounds holding a ticket, as a client that connected before would.
     const ticketStores: Record<string, TicketStore> = {};
     for (const name of fullGateways) await load(targets[name], { seconds: 0.5, concurrency, newConnectionEach: true, resume: (ticketStores[name] = []) });
@@ -565,19 +608,19 @@ async function main(): Promise<void> {
             for (let i = 0; i < names.length; i++) {
                 const name = names[(i + r) % names.length];
                 // Resumption is the full gateways' (the bare proxies and the pools are not what it measures).
-                if (mode === "newConnectionResumed" && !fullGateways.includes(name)) continue;
+                if (!measuredIn(mode, name)) continue;
                 const cpuBefore = serverCpu(name);
-                const result = await load(targets[name], { seconds: seconds / ROUNDS, concurrency: opts.concurrency, newConnectionEach: opts.newConnectionEach, resume: "resume" in opts ? (ticketStores[name] ??= []) : undefined });
+                const result = await load(targets[name], { seconds: seconds / ROUNDS, concurrency: opts.concurrency, newConnectionEach: opts.newConnectionEach, resume: "resume" in opts ? (ticketStores[name] ??= []) : undefined, request: "request" in opts ? opts.request : undefined });
                 const cpu = serverCpu(name) - cpuBefore;
                 (rounds[mode][name] ??= []).push({ ...result, serverCpuMicrosPerRequest: round((cpu * 1e6) / Math.max(1, result.requests), 1) });
             }
         }
     }
     const summary = (mode: keyof typeof modes) => Object.fromEntries(names.filter((n) => rounds[mode][n]).map((n) => [n, combine(rounds[mode][n])]));
-    const throughput = { keepAlive: summary("keepAlive"), newConnection: summary("newConnection"), newConnectionResumed: summary("newConnectionResumed") };
+    const throughput = { keepAlive: summary("keepAlive"), keepAliveChat8k: summary("keepAliveChat8k"), newConnection: summary("newConnection"), newConnectionResumed: summary("newConnectionResumed") };
     const sequential = summary("sequential");
     const stream: Record<string, StreamResult> = {};
-    for (const name of ["direct", ...kinds.map((k) => `gateway:${k}`), ...Object.keys(poolPids)]) stream[name] = await streaming(targets[name]);
+    for (const name of ["direct", ...fullGateways, ...withFilter, ...Object.keys(poolPids)]) stream[name] = await streaming(targets[name]);
 
     const targetsMet: Record<string, unknown> = {};
     for (const kind of kinds) {
@@ -611,11 +654,31 @@ async function main(): Promise<void> {
         };
     }
 
+    for (const kind of kinds) {
+        const g = `gateway:${kind}`;
+        const f = `${g}+filter`;
+        const vsBare = (mode: "keepAlive" | "keepAliveChat8k") => median(rounds[mode][f].map((x, i) => x.requestsPerSecond / rounds[mode].bareNginx[i].requestsPerSecond).sort((a, b) => a - b));
+        const version = vsBare("keepAlive");
+        const chat = vsBare("keepAliveChat8k");
+        const addedP50 = sequential[f].p50Ms - sequential[g].p50Ms;
+        const addedTtft = stream[f].ttftP50Ms - stream[g].ttftP50Ms;
+        targetsMet[f] = {
+            keepAliveVersionThroughputVsBare: { value: round(version), target: ">= 0.6 (GET /api/version, median of per-round ratios over bare nginx)", met: version >= 0.6 },
+            keepAliveChat8kThroughputVsBare: { value: round(chat), target: ">= 0.5 (8 KiB non-streaming /api/chat, median of per-round ratios over bare nginx)", met: chat >= 0.5 },
+            addedSequentialP50MsOverGateway: { value: round(addedP50), target: "<= 0.35 (the filter hop: gateway + filter over the same gateway without it)", met: addedP50 <= 0.35 },
+            addedTtftP50MsOverGateway: { value: round(addedTtft), target: "<= 0.5", met: addedTtft <= 0.5 },
+            serverCpuMicrosPerRequest: {
+                value: { version: throughput.keepAlive[f].serverCpuMicrosPerRequest, chat8k: throughput.keepAliveChat8k[f].serverCpuMicrosPerRequest, versionWithoutFilter: throughput.keepAlive[g].serverCpuMicrosPerRequest, chat8kWithoutFilter: throughput.keepAliveChat8k[g].serverCpuMicrosPerRequest },
+                note: "gateway and filter processes together; the difference is what the filter costs per request",
+            },
+        };
+    }
+
     const streams = streamsShape ? await manyStreams(kinds, dir, pki, Number(streamsShape[1]), Number(streamsShape[2])) : undefined;
 
     const report = {
         machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, node: process.version, nginx: binaryVersion("nginx"), haproxy: kinds.includes("haproxy") ? binaryVersion("haproxy") : undefined, loadAverage1m: { atStart: round(loadAtStart, 2), atEnd: round(loadavg()[0], 2), note: "other processes competing for the CPUs make figures noisy" } },
-        settings: { secondsPerMeasurement: seconds, concurrency, request: "GET /api/version", streaming: { runs: STREAM_RUNS, tokens: STREAM_TOKENS, tokenIntervalMs: STREAM_INTERVAL_MS }, loadGenerator: "Node raw-socket HTTP/1.1 client (same process for every target)" },
+        settings: { secondsPerMeasurement: seconds, concurrency, request: "GET /api/version (keepAliveChat8k: POST /api/chat, 8 KiB message, stream false)", streaming: { runs: STREAM_RUNS, tokens: STREAM_TOKENS, tokenIntervalMs: STREAM_INTERVAL_MS }, loadGenerator: "Node raw-socket HTTP/1.1 client (same process for every target)" },
         throughput,
         sequential,
         streaming: stream,

@@ -4,7 +4,7 @@
  * that ECS has no field for live under the custom `zto.*` namespace). Events carry sizes,
  * counts and rule ids, never prompt or completion text.
  */
-import { appendFileSync } from "node:fs";
+import { openSync, writeSync } from "node:fs";
 import type { PiiDetector } from "../../components/filter/rules";
 import type { Decision, Identity } from "./decide";
 import { formatSyslog, type SyslogClient } from "./syslog";
@@ -143,12 +143,18 @@ export interface AuditSinkOptions {
 }
 
 export class AuditSink {
-    constructor(private readonly opts: AuditSinkOptions) {}
+    /** The file, opened once for appending (a reopen per event cost two extra syscalls per request); several processes may share it, each line is one write. */
+    private readonly fd: number | undefined;
+
+    constructor(private readonly opts: AuditSinkOptions) {
+        this.fd = opts.file === undefined ? undefined : openSync(opts.file, "a");
+    }
 
     emit(event: Record<string, unknown>): void {
         const line = JSON.stringify(event);
-        if (this.opts.stdout) process.stdout.write(line + "\n");
-        if (this.opts.file) appendFileSync(this.opts.file, line + "\n");
+        const text = line + "\n";
+        if (this.opts.stdout) process.stdout.write(text);
+        if (this.fd !== undefined) writeSync(this.fd, text);
         if (this.opts.syslog) {
             const e = event.event as { kind?: string };
             this.opts.syslog.send(formatSyslog({ severity: e.kind === "alert" ? "warning" : "info", appName: this.opts.appName, msgId: "audit", message: line }));

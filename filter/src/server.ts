@@ -109,11 +109,13 @@ function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer | un
 }
 
 /**
- * Response headers passed back to the client; everything else from Ollama is dropped. The body is
- * always sent chunked (no Content-Length), so the client sees its end only after the audit event
- * for the request has been written.
+ * Response headers passed back to the client; everything else from Ollama is dropped. Either way
+ * (whole, or relayed chunk by chunk) the response ends only after the audit event for the request
+ * has been written.
  */
 const RELAYED_HEADERS = ["content-type"];
+/** Largest answer of known length read whole and sent in one write (bigger ones are relayed as they come). */
+const WHOLE_ANSWER_BYTES = 256 << 10;
 
 /** Bounds the filter's sockets to Ollama (each holds one generation); the gateway's connections bound what arrives. */
 const UPSTREAM_CONNECTIONS = 4096;
@@ -256,12 +258,31 @@ export function createFilterServer(opts: FilterServerOptions): { server: http.Se
             const v = upstreamRes.headers[name];
             if (typeof v === "string") relayed[name] = v;
         }
-        res.writeHead(status, relayed);
-        res.flushHeaders();
         tap = UsageTap.forContentType(relayed["content-type"]);
         const stripper = gate?.admitted ? gate.stripper : undefined;
         let bytes = 0;
         let upstreamError: string | undefined;
+        const length = Number(upstreamRes.headers["content-length"] ?? NaN);
+        if (!stripper && Number.isInteger(length) && length <= WHOLE_ANSWER_BYTES) {
+            // A small answer of known length (metadata, a non-streaming generation): read whole and sent
+            // in one write with its headers; nothing to stream, and one syscall instead of three.
+            const chunks: Buffer[] = [];
+            try {
+                for await (const c of upstreamRes.body) chunks.push(c as Buffer);
+            } catch (e) {
+                if (clientGone) return audit(499, { clientAborted: true });
+                const code = (e as { code?: string }).code === "UND_ERR_BODY_TIMEOUT" ? "upstream_timeout" : "upstream_error";
+                return refuseWith(code === "upstream_timeout" ? 504 : 502, code, "upstream", { upstreamError: code });
+            }
+            const whole = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+            tap.push(whole);
+            audit(status, { usage: tap.finish(), responseBytes: whole.length });
+            res.writeHead(status, { ...relayed, "content-length": whole.length });
+            res.end(whole);
+            return;
+        }
+        // Headers leave with the first chunk (Ollama sends its headers with its first token anyway).
+        res.writeHead(status, relayed);
         try {
             for await (const chunk of upstreamRes.body) {
                 const c = chunk as Buffer;

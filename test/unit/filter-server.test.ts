@@ -390,3 +390,36 @@ describe("identity headers", () => {
         assert.equal(refused.status, 403);
     });
 });
+
+describe("the hop to Ollama", () => {
+    test("requests reuse pooled keep-alive connections to Ollama; a bodiless request is forwarded without a body", async () => {
+        // A recorder in place of Ollama: counts the connections the filter opens and what each request carried.
+        const seen: { method: string; length?: string; encoding?: string; bytes: number }[] = [];
+        let connections = 0;
+        const upstream = http.createServer((req, res) => {
+            let bytes = 0;
+            req.on("data", (c: Buffer) => (bytes += c.length));
+            req.on("end", () => {
+                seen.push({ method: req.method!, length: req.headers["content-length"], encoding: req.headers["transfer-encoding"], bytes });
+                res.writeHead(200, { "content-type": "application/json; charset=utf-8" });
+                res.end('{"version":"0.17.4"}');
+            });
+        });
+        upstream.on("connection", () => connections++);
+        await new Promise<void>((resolve) => upstream.listen(0, "127.0.0.1", () => resolve()));
+        const f = await startFilter(rulesFor({}), `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`, join(dir, "hop-audit.log"));
+        try {
+            for (let i = 0; i < 20; i++) assert.equal((await send(f.url, "GET", "/api/version")).status, 200);
+            assert.equal(connections, 1, "20 sequential requests, one upstream connection");
+            const replies = await Promise.all(Array.from({ length: 8 }, () => send(f.url, "GET", "/api/version")));
+            assert.ok(replies.every((r) => r.status === 200 && r.body === '{"version":"0.17.4"}'));
+            assert.ok(connections <= 8, `8 parallel requests opened at most 8 connections in all (${connections})`);
+            for (let i = 0; i < 8; i++) await send(f.url, "GET", "/api/version");
+            assert.ok(connections <= 8, `the pool's connections were kept and reused (${connections})`);
+            assert.ok(seen.every((s) => s.method === "GET" && s.bytes === 0 && s.length === undefined && s.encoding === undefined), "no body, no body headers");
+        } finally {
+            await f.close();
+            await new Promise<void>((resolve) => upstream.close(() => resolve()));
+        }
+    });
+});
