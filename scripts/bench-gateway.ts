@@ -6,7 +6,10 @@
  *   throughput  requests/s, p50/p99 latency; keep-alive and one new connection per request,
  *               for (a) the stub Ollama direct, (b) bare nginx (server TLS only, rendered here)
  *               and, with haproxy, a bare TLS-terminating haproxy too,
- *               (c) the full gateway of each kind (mTLS, allowlist, limits lifted, headers, log)
+ *               (c) the full gateway of each kind (mTLS, allowlist, limits lifted, headers, log),
+ *               (d) the same gateway with the inline filter (`gateway:<kind>+filter`, one filter
+ *               worker per core); `keepAliveChat8k` is the keep-alive load with an 8 KiB
+ *               non-streaming /api/chat instead (the stub answers it at once)
  *   sequential  one request at a time over keep-alive: added p50 latency of (c) over (a)
  *   streaming   time to first token and gaps between tokens, direct vs through the gateway
  *   resumption  (full gateways) new connections/s offering the ticket of the previous connection
@@ -15,7 +18,8 @@
  *   manyStreams (--streams) enrolled devices each holding many streaming generations at once,
  *               through gateway + filter and straight to the stub: failures while connecting,
  *               lost tokens, pacing, time to first token, resident memory per open stream
- *   targets     the issue's targets, each with the measured value and met: true/false
+ *   targets     the issue's targets, each with the measured value and met: true/false (the
+ *               filter's: `gateway:<kind>+filter`, over bare nginx and over the same gateway)
  *   nodePool    (with nginx) the full nginx gateway routing over a GPU node pool (ollama.nodes):
  *               `pool:1-node` and `pool:3-nodes`, each node a real enclave nginx (mTLS with the
  *               gateway's client certificate) in front of the same stub Ollama as the others
@@ -386,7 +390,8 @@ async function startPoolGateway(nodes: number, dir: string, stubPort: number, pk
 // ---------------------------------------------------------------------------------------------
 
 async function serveStub(dir: string, shape: StubShape): Promise<void> {
-    const stub = await startStubOllama({ logFile: join(dir, "ollama.jsonl"), tokenIntervalMs: shape.tokenIntervalMs, tokens: shape.tokens, models: [MODEL] });
+    // Non-streamed answers at once: the chat load measures what the proxies cost, not generation time.
+    const stub = await startStubOllama({ logFile: join(dir, "ollama.jsonl"), tokenIntervalMs: shape.tokenIntervalMs, tokens: shape.tokens, models: [MODEL], instantNonStreaming: true });
     process.stdout.write(`listening ${stub.port}\n`);
 }
 

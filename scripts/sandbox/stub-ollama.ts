@@ -33,6 +33,8 @@ export interface StubOllamaOptions {
     readonly tokens?: number;
     /** Models the stub claims to have; a request naming another model gets Ollama's 404. */
     readonly models?: readonly string[];
+    /** Send non-streamed answers at once, not after their tokens' intervals (benchmarks of a proxy's own per-request cost). */
+    readonly instantNonStreaming?: boolean;
 }
 
 /** One request as the stub received it. */
@@ -231,6 +233,7 @@ interface StubSettings {
     readonly models: readonly string[];
     readonly tokens: number;
     readonly intervalMs: number;
+    readonly instantNonStreaming: boolean;
 }
 
 /** Longest answer a request may ask for with options.num_predict. */
@@ -335,6 +338,7 @@ export async function startStubOllama(opts: StubOllamaOptions): Promise<StubServ
         models: opts.models?.length ? opts.models : DEFAULT_MODELS,
         tokens: opts.tokens ?? 8,
         intervalMs: opts.tokenIntervalMs ?? 25,
+        instantNonStreaming: opts.instantNonStreaming === true,
     };
 
     const recordRequest = (req: IncomingMessage, body: Buffer, complete: boolean) =>
@@ -364,7 +368,8 @@ export async function startStubOllama(opts: StubOllamaOptions): Promise<StubServ
         req.on("close", () => record(false));
         req.on("end", () => {
             record(true);
-            respond(req, res, planAnswer(req.method ?? "", req.url ?? "", Buffer.concat(chunks).toString("utf8"), settings));
+            const answer = planAnswer(req.method ?? "", req.url ?? "", Buffer.concat(chunks).toString("utf8"), settings);
+            respond(req, res, settings.instantNonStreaming ? { ...answer, delayMs: 0 } : answer);
         });
     };
 
