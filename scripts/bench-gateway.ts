@@ -39,8 +39,10 @@ import { Connection, percentile, processTreeFiles, requestBytes, round, type End
 import { loadStackConfig, nodePoolSettings } from "../components/config";
 import { GATEWAY_KINDS, isGatewayKind, type GatewayKind } from "../components/gateway/kinds";
 import { deriveGatewaySpec, type GatewayPlacement, type GatewaySpec } from "../components/gateway/spec";
-import { prepareGateway, waitForListener } from "./sandbox/gateway";
+import { prepareGateway, REPO_ROOT, waitForListener } from "./sandbox/gateway";
 import { startEnclaves } from "./sandbox/nodes";
+import { renderFilterRules } from "../components/filter/rules";
+import { buildSync } from "esbuild";
 import { freePort } from "./sandbox/run";
 import { certIdentity } from "../components/certs";
 import { createCa, issueCert, type CertPair } from "./sandbox/pki";
@@ -224,6 +226,44 @@ interface StubShape {
 }
 
 const STUB_READY = /^listening (\d+)$/;
+
+/**
+ * The filter's image entry point, bundled as filter/Dockerfile bundles it (esbuild, SQLite binding
+ * external). Under tsx every arrow function the request path creates is wrapped to keep its name,
+ * which the image does not pay. Written inside the repository so the binding resolves from its
+ * node_modules; built once per run.
+ */
+function bundleFilter(): string {
+    const outfile = join(REPO_ROOT, "node_modules", ".cache", "zto-bench", `filter-${process.pid}.js`);
+    buildSync({ entryPoints: [join(REPO_ROOT, "filter/src/main.ts")], bundle: true, platform: "node", target: "node20", external: ["better-sqlite3"], outfile, logLevel: "error" });
+    process.on("exit", () => rmSync(outfile, { force: true }));
+    return outfile;
+}
+let filterBundle: string | undefined;
+
+/**
+ * The filter as its container runs it (components/filter.ts): the bundle, no --audit-log, audit
+ * events on stdout, which goes to a file here as it goes to the container runtime's log there
+ * (never through the supervisor's pipe into the load generator, whose event loop would then pay
+ * for every event), and a ledger.
+ */
+async function startContainerLikeFilter(cfg: ReturnType<typeof benchStackConfig>, stateDir: string, stubPort: number): Promise<{ host: string; port: number; pid: number }> {
+    const rulesFile = join(stateDir, "filter-rules.json");
+    writeFileSync(rulesFile, JSON.stringify(renderFilterRules(cfg)));
+    const out = join(stateDir, "filter.out");
+    writeFileSync(out, "");
+    filterBundle ??= bundleFilter();
+    const argv = [process.execPath, filterBundle, "--rules", rulesFile, "--listen", "127.0.0.1:0", "--upstream", `http://127.0.0.1:${stubPort}`, "--budget-store", join(stateDir, "budgets.db")];
+    const child = await supervisor.spawn("filter", "sh", ["-c", 'out="$1"; shift; exec "$@" >>"$out"', "sh", out, ...argv], { logFile: join(stateDir, "filter.err") });
+    // A bound, not a measurement: the primary and its workers starting on a loaded machine.
+    for (let i = 0; i < 1200; i++) {
+        const m = /^listening (127\.0\.0\.1):(\d+)$/m.exec(readFileSync(out, "utf8"));
+        if (m) return { host: m[1], port: Number(m[2]), pid: child.pid };
+        if (!child.running()) throw new Error(`the filter exited: ${child.lastOutput()}`);
+        await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error("the filter did not start");
+}
 
 /** The stub Ollama in its own process (its own directory), so it does not share the load generator's event loop. */
 async function startStubProcess(dir: string, shape: StubShape): Promise<{ port: number; pid: number }> {
@@ -559,8 +599,8 @@ async function main(): Promise<void> {
     for (const kind of kinds) {
         const name = `gateway:${kind}+filter`;
         const stateDir = join(dir, `gateway-${kind}-filter`);
-        mkdirSync(join(stateDir, "logs"), { recursive: true });
-        const filter = await startFilter(supervisor, benchStackConfig(kind, { devices: benchDevices, filter: { host: "127.0.0.1", port: 0 } }), stateDir, `http://127.0.0.1:${stubPort}`);
+        mkdirSync(stateDir, { recursive: true });
+        const filter = await startContainerLikeFilter(benchStackConfig(kind, { devices: benchDevices, filter: { host: "127.0.0.1", port: 0 } }), stateDir, stubPort);
         const { port, pid } = await startFullGateway(supervisor, kind, stateDir, stubPort, pki, { devices: benchDevices, filter });
         serverPids[name] = pid;
         filterPids[name] = filter.pid;
