@@ -30,7 +30,10 @@ export async function startFilter(supervisor: Supervisor, cfg: StackConfig, stat
         "filter",
         process.execPath,
         ["--import", "tsx", join(REPO_ROOT, FILTER_MAIN), "--rules", rulesFile, "--listen", "127.0.0.1:0", "--upstream", ollamaUrl, "--audit-log", auditLog, "--budget-store", join(stateDir, "filter-budgets.db")],
-        { cwd: REPO_ROOT, logFile: outputLog, readyLine: /^listening (127\.0\.0\.1):(\d+)$/ },
+        // Ready once its primary and every worker (one per core, each loading the TypeScript under
+        // tsx) listen: on a loaded machine with several sandboxes starting at once that takes far
+        // longer than one process did. A bound, not a measurement.
+        { cwd: REPO_ROOT, logFile: outputLog, readyLine: /^listening (127\.0\.0\.1):(\d+)$/, readyTimeoutMs: 80_000 },
     );
     return { host: ready![1], port: Number(ready![2]), pid, rulesFile, auditLog, outputLog };
 }
