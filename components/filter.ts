@@ -23,6 +23,12 @@ export const FILTER_BUDGET_STORE = `${FILTER_STATE_DIR}/budgets.db`;
 export const FILTER_USER = "1000:1000";
 /** Repository root: the Docker build context (the image bundles filter/src and the shared components). */
 const REPO_ROOT = path.resolve(__dirname, "..");
+/**
+ * Container memory per filter process (the primary and each worker), plus one more share as headroom
+ * for bursts of streams: an idle process of the bundled filter
+ * holds about 80 MiB, and the 2,000-stream bench added about 25 KiB per stream.
+ */
+export const FILTER_MEMORY_MIB_PER_PROCESS = 128;
 
 export interface PromptFilterArgs {
     /** Docker provider of the host the stack runs on. */
@@ -39,6 +45,8 @@ export interface PromptFilterArgs {
     readonly ollamaAddress: pulumi.Input<string>;
     /** Local image name:tag the build is stored under (never pushed). */
     readonly imageName: string;
+    /** HTTP worker processes beside the primary that keeps the budget ledger (`--workers`). */
+    readonly workers: number;
     /** How its rules and ledger volumes are checked for encryption at rest before anything writes into them. */
     readonly volumeCheck: VolumeCheckSettings;
 }
@@ -78,11 +86,13 @@ export class PromptFilter extends pulumi.ComponentResource {
                 user: FILTER_USER,
                 // The ledger is opened only when budgets are configured (the image may lack the SQLite binding otherwise).
                 command: pulumi
-                    .interpolate`--rules ${FILTER_RULES_FILE} --listen 0.0.0.0:${FILTER_PORT} --upstream http://${args.ollamaAddress}${Object.keys(args.rules.budgets.groups).length ? ` --budget-store ${FILTER_BUDGET_STORE}` : ""}`
+                    .interpolate`--rules ${FILTER_RULES_FILE} --listen 0.0.0.0:${FILTER_PORT} --upstream http://${args.ollamaAddress} --workers ${args.workers}${Object.keys(args.rules.budgets.groups).length ? ` --budget-store ${FILTER_BUDGET_STORE}` : ""}`
                     .apply((c) => c.split(" ")),
                 networksAdvanced: [{ name: args.gatewayNetwork, aliases: ["filter"] }, ...(args.ollamaNetwork ? [{ name: args.ollamaNetwork }] : [])],
                 readOnly: true,
-                memory: 512,
+                // Sized by the worker count: the filter's default (one worker per core) would follow the
+                // host's cores, which the container's memory cap does not.
+                memory: FILTER_MEMORY_MIB_PER_PROCESS * (args.workers + 2),
                 // Two sockets per stream in flight (the gateway's and Ollama's): thousands of
                 // simultaneous generations must not depend on the engine's default limit.
                 ulimits: [{ name: "nofile", soft: 16384, hard: 16384 }],

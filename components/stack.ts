@@ -132,6 +132,7 @@ export function deployStack(cfg: StackConfig, secrets: StackSecrets = {}): Stack
               containerName: `${namePrefix}-filter`,
               ollamaAddress,
               imageName: `${namePrefix}-filter:local`,
+              workers: cfg.filter.workers,
               volumeCheck: volumeCheckSettings(cfg),
           })
         : undefined;

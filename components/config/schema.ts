@@ -218,6 +218,8 @@ const filterSchema = z.strictObject({
     maxOutputTokens: z.number().int().min(1).max(1_048_576).default(8192),
     /** Opt-in: forward /api/generate `context` token arrays, which the filter cannot read. */
     allowContextTokens: z.boolean().default(false),
+    /** HTTP worker processes in the filter container (its primary alone keeps the budget ledger). */
+    workers: z.number().int().min(1).max(16).default(2),
     modelsByGroup: z
         .record(z.string().regex(/^(\*|[^\s,"\\]{1,128})$/, "must be a group name or \"*\""), z.array(z.string().regex(MODEL_PATTERN, "must be a model name like llama3.2:3b")))
         .default({ "*": ["llama3.2:3b"] }),

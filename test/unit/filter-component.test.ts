@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { loadStackConfig } from "../../components/config";
-import { FILTER_BUDGET_STORE, FILTER_PORT, FILTER_RULES_FILE, FILTER_STATE_DIR, FILTER_USER } from "../../components/filter";
+import { FILTER_BUDGET_STORE, FILTER_MEMORY_MIB_PER_PROCESS, FILTER_PORT, FILTER_RULES_FILE, FILTER_STATE_DIR, FILTER_USER } from "../../components/filter";
 import { parseFilterRules, renderFilterRules } from "../../components/filter/rules";
 import { ROLE_LABEL } from "../../components/hardening";
 import { parseStackFile, type StackFile } from "../../components/stack-file";
@@ -65,7 +65,7 @@ describe("PromptFilter component", () => {
         assert.equal(uploads[0]!.file, FILTER_RULES_FILE);
         assert.deepEqual(parseFilterRules(uploads[0]!.content), renderFilterRules(g.config));
         const ollama = find(g.resources, "docker:index/container:Container", "ollama-container");
-        assert.deepEqual(c.inputs.command, ["--rules", FILTER_RULES_FILE, "--listen", `0.0.0.0:${FILTER_PORT}`, "--upstream", `http://${ollama.inputs.name}:11434`]);
+        assert.deepEqual(c.inputs.command, ["--rules", FILTER_RULES_FILE, "--listen", `0.0.0.0:${FILTER_PORT}`, "--upstream", `http://${ollama.inputs.name}:11434`, "--workers", "2"]);
         // The rules file sits on a volume mounted where the command reads it; the budget ledger on
         // its own named volume (the root filesystem stays read-only), so a restart keeps the counts.
         const volume = find(g.resources, "docker:index/volume:Volume", "filter-rules");
@@ -82,6 +82,18 @@ describe("PromptFilter component", () => {
         const budgeted = await graph(stack(ENABLED + "    budgets:\n      \"*\": { tokensPerDay: 1000 }\n"));
         const bc = find(budgeted.resources, "docker:index/container:Container", "filter-container");
         assert.deepEqual((bc.inputs.command as string[]).slice(-2), ["--budget-store", FILTER_BUDGET_STORE]);
+    });
+
+    test("filter.workers sets the worker processes and sizes the container's memory by them; a bad count names the key", async () => {
+        const memoryOf = (g: Awaited<ReturnType<typeof graph>>) => find(g.resources, "docker:index/container:Container", "filter-container").inputs.memory;
+        assert.equal(memoryOf(await graph(stack(ENABLED))), FILTER_MEMORY_MIB_PER_PROCESS * 4);
+        const four = await graph(stack(ENABLED + "    workers: 4\n"));
+        const c = find(four.resources, "docker:index/container:Container", "filter-container");
+        assert.deepEqual((c.inputs.command as string[]).slice(-2), ["--workers", "4"]);
+        assert.equal(memoryOf(four), FILTER_MEMORY_MIB_PER_PROCESS * 6);
+        for (const bad of [0, 17, 1.5, "2"]) {
+            assert.throws(() => loadStackConfig({ domain: "ollama.example.internal", filter: { workers: bad } } as never), /filter\.workers/, `workers ${JSON.stringify(bad)}`);
+        }
     });
 
     test("the stack exports the filter's internal address for the gateway", async () => {
