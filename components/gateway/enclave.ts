@@ -6,38 +6,41 @@
  *   SHA-1 is the gateway's is admitted (a device certificate from the same CA is refused)
  *   endpoint allowlist on the RAW request target + method check, then proxy_pass to Ollama
  */
-import { ENDPOINTS } from "./endpoints";
-import { REFUSALS } from "./errors";
+import { checkOf, deriveNodePolicy, type NodeCheck, type NodePolicy } from "./policy";
+import type { NodeSpec } from "./node-spec";
 import {
     NGINX_ERRORS,
     NginxRenderError,
     ROUTE_ERROR_STATUSES,
     address,
     endpointMaps,
+    allowlistCheckLines,
     errorLocations,
     errorPage,
+    forwardingLocation,
     httpCommon,
     indent,
-    mainContext,
     logTarget,
+    mainContext,
     mapBlock,
     mutualTlsServer,
     nginxString,
-    proxyCommon,
     refuse,
     upstreamBlock,
-} from "./nginx";
-import type { NodeSpec } from "./node-spec";
+} from "./nginx/syntax";
 
-/** Refusal for a CA-signed certificate that is not the gateway's. */
-const NOT_GATEWAY = { status: 403, code: "client_not_gateway", message: "only the gateway may connect" } as const;
-
-function validate(spec: NodeSpec): void {
-    if (!/^[0-9a-f]{40}$/.test(spec.gatewayFingerprintSha1)) throw new NginxRenderError(`node "${spec.name}": gatewayFingerprintSha1 must be 40 lowercase hex characters`);
-    if (spec.endpoints !== ENDPOINTS && spec.endpoints.some((e) => !ENDPOINTS.includes(e))) throw new NginxRenderError(`node "${spec.name}": endpoints must come from the endpoint table`);
-    for (const [k, v] of [["maxBodyKiB", spec.maxBodyKiB], ["upstreamTimeoutSeconds", spec.upstreamTimeoutSeconds]] as const) {
-        if (!Number.isInteger(v) || v < 1) throw new NginxRenderError(`node "${spec.name}": ${k} must be a positive integer (got ${v})`);
+/** One check of the node policy as the enclave enforces it. */
+function checkLines(check: NodeCheck): string[] {
+    switch (check.id) {
+        case "device":
+            return [`if ($zto_gateway = "") { ${refuse(check.refusal)} }`];
+        case "endpoint":
+        case "method":
+        case "size":
+            return allowlistCheckLines(check);
     }
+    const unrendered: never = check;
+    throw new NginxRenderError(`check ${JSON.stringify(unrendered)} has no enclave rendering`);
 }
 
 function logFormat(): string {
@@ -56,9 +59,23 @@ function logFormat(): string {
     return `log_format zto_enclave escape=json '{${fields.map(([k, v]) => `"${k}":"${v}"`).join(",")}}';`;
 }
 
+/** The enclave's only location: the policy's checks, then Ollama with its 5xx and 429 masked. */
+function forwardedToOllama(spec: NodeSpec, policy: NodePolicy): string[] {
+    return forwardingLocation(policy, {
+        checks: policy.checks.flatMap(checkLines),
+        beforeProxy: [...ROUTE_ERROR_STATUSES.map(errorPage), "proxy_intercept_errors on;", "proxy_next_upstream off;"],
+        upstream: "http://zto_ollama",
+        hostHeader: nginxString(spec.ollamaHost, "ollamaHost"),
+        afterProxy: [],
+        connectTimeoutSeconds: 5,
+        readTimeoutSeconds: spec.upstreamTimeoutSeconds,
+        sendTimeoutSeconds: spec.upstreamTimeoutSeconds,
+    });
+}
+
 /** Render the enclave's nginx.conf. Throws NginxRenderError naming the offending field. */
 export function renderEnclaveConf(spec: NodeSpec): string {
-    validate(spec);
+    const policy = deriveNodePolicy(spec, NginxRenderError);
     const run = spec.runtimeDir;
     return [
         `# Enclave proxy of GPU node ${JSON.stringify(spec.name)}, rendered by zero-trust-ollama. Do not edit.`,
@@ -72,7 +89,7 @@ export function renderEnclaveConf(spec: NodeSpec): string {
                 logFormat(),
                 logTarget(spec.accessLog, "accessLog", "zto_enclave"),
                 "log_not_found off;",
-                `client_max_body_size ${spec.maxBodyKiB}k;`,
+                `client_max_body_size ${checkOf(policy, "size").maxBodyKiB}k;`,
                 `client_body_buffer_size ${Math.min(spec.maxBodyKiB, 1024)}k;`,
                 "client_header_buffer_size 1k;",
                 "large_client_header_buffers 4 8k;",
@@ -95,30 +112,12 @@ export function renderEnclaveConf(spec: NodeSpec): string {
                 indent(
                     [
                         `listen ${address(spec.listen, "listen")} ssl;`,
-                        ...mutualTlsServer({ minVersion: "1.3", ...spec.tls }),
+                        ...mutualTlsServer(spec.tls, policy.tls),
                         "",
                         ...NGINX_ERRORS.map((e) => errorPage(e.nginxStatus)),
                         "",
                         "location / {",
-                        indent(
-                            [
-                                `if ($zto_gateway = "") { ${refuse(NOT_GATEWAY)} }`,
-                                `if ($zto_endpoint = "") { ${refuse(REFUSALS.routeNotAllowed)} }`,
-                                `if ($zto_method_ok = "") { ${refuse(REFUSALS.methodNotAllowed)} }`,
-                                ...ROUTE_ERROR_STATUSES.map(errorPage),
-                                "proxy_intercept_errors on;",
-                                "proxy_next_upstream off;",
-                                "proxy_pass http://zto_ollama$request_uri;",
-                                ...proxyCommon(nginxString(spec.ollamaHost, "ollamaHost")),
-                                "proxy_buffering off;",
-                                "proxy_cache off;",
-                                "proxy_request_buffering on;",
-                                "proxy_connect_timeout 5s;",
-                                `proxy_read_timeout ${spec.upstreamTimeoutSeconds}s;`,
-                                `proxy_send_timeout ${spec.upstreamTimeoutSeconds}s;`,
-                            ],
-                            1,
-                        ),
+                        indent(forwardedToOllama(spec, policy), 1),
                         "}",
                         "",
                         ...errorLocations(),

@@ -6,7 +6,7 @@
  */
 import type { NodePoolSettings } from "../config";
 import { ENDPOINTS, type Endpoint } from "./endpoints";
-import type { Upstream } from "./spec";
+import { checkFingerprint, type SpecErrorType, type Upstream } from "./spec";
 
 /** DNS SAN every enclave certificate carries; the gateway verifies enclaves against this name. */
 export const NODE_TLS_NAME = "enclave.zero-trust-ollama.internal";
@@ -65,6 +65,15 @@ export function deriveNodeSpec(
         errorLog: placement.errorLog,
         workerUser: placement.workerUser,
     };
+}
+
+/** What the enclave renderer needs to hold true; throws `fail` naming the field. */
+export function validateNodeSpec(spec: NodeSpec, fail: SpecErrorType): void {
+    checkFingerprint(spec.gatewayFingerprintSha1, `node "${spec.name}": gatewayFingerprintSha1`, fail);
+    if (spec.endpoints !== ENDPOINTS && spec.endpoints.some((e) => !ENDPOINTS.includes(e))) throw new fail(`node "${spec.name}": endpoints must come from the endpoint table`);
+    for (const [k, v] of [["maxBodyKiB", spec.maxBodyKiB], ["upstreamTimeoutSeconds", spec.upstreamTimeoutSeconds]] as const) {
+        if (!Number.isInteger(v) || v < 1) throw new fail(`node "${spec.name}": ${k} must be a positive integer (got ${v})`);
+    }
 }
 
 /** One node as the gateway's upstream pool sees it: its enclave address and the models it serves. */

@@ -6,6 +6,9 @@
 import type { StackConfig } from "../config";
 import { ENDPOINTS, FILTER_ENDPOINTS, type Endpoint } from "./endpoints";
 import type { NodePool } from "./node-spec";
+import { checkNoControlCharacters, type SpecErrorType } from "./values";
+
+export type { SpecErrorType } from "./values";
 
 export interface Upstream {
     readonly host: string;
@@ -177,7 +180,6 @@ export function deriveGatewaySpec(cfg: StackConfig, devices: GatewayDeviceFacts,
     });
     const useFilter = cfg.filter.enabled;
     if (useFilter && !placement.filter) throw new Error("filter.enabled is true but the placement has no filter address");
-    if (cfg.identity.provider !== "none" && !placement.oauth2Proxy) throw new Error(`identity.provider is ${cfg.identity.provider} but the placement has no oauth2-proxy address`);
     const upstream = useFilter ? { ...placement.filter!, via: "filter" as const } : { ...placement.ollama, via: "ollama" as const };
     return {
         kind: cfg.gateway.kind,
@@ -186,6 +188,7 @@ export function deriveGatewaySpec(cfg: StackConfig, devices: GatewayDeviceFacts,
         listen: placement.listen,
         tls: { minVersion: cfg.gateway.tlsMinVersion, ...placement.tlsFiles, ...sessionTickets(cfg, placement) },
         devices: gatewayDevices,
+        // A provider without an oauth2-proxy address is refused by validateGatewaySpec.
         identity: { provider: cfg.identity.provider, oauth2Proxy: cfg.identity.provider === "none" ? undefined : placement.oauth2Proxy },
         endpoints: useFilter ? [...ENDPOINTS, ...FILTER_ENDPOINTS] : ENDPOINTS,
         upstream,
@@ -221,3 +224,58 @@ export const FORWARDED_IDENTITY_HEADERS = {
     device: "X-Device-Name",
     requestId: "X-Request-Id",
 } as const;
+
+/** A certificate fingerprint as every renderer matches it: SHA-1 of the DER, lowercase hex. */
+export function checkFingerprint(value: string, what: string, fail: SpecErrorType): void {
+    if (!/^[0-9a-f]{40}$/.test(value)) throw new fail(`${what} must be 40 lowercase hex characters (SHA-1 of the certificate DER)`);
+}
+
+/** An exact https origin: scheme, lowercase host, optional port; never a wildcard. */
+const CORS_ORIGIN = /^https:\/\/[a-z0-9.-]+(:\d{1,5})?$/;
+
+/** Limits a gateway cannot work with at zero. */
+const POSITIVE_LIMITS = ["ratePerMinute", "authRatePerMinute", "connectionsPerClient", "maxBodyKiB", "clientTimeoutSeconds", "upstreamTimeoutSeconds", "reloadDrainSeconds"] as const;
+
+/**
+ * Everything a renderer needs to hold true before it writes a line, checked once for both
+ * gateways (and what only haproxy needs, when spec.kind is haproxy). Throws `fail` naming the
+ * offending field. Values are also quoted safely where they are written; this refuses what no
+ * quoting can make mean the same thing.
+ */
+export function validateGatewaySpec(spec: GatewaySpec, fail: SpecErrorType): void {
+    const haproxy = spec.kind === "haproxy";
+    if (haproxy && spec.identity.provider !== "none") {
+        throw new fail(`identity.provider is "${spec.identity.provider}": the haproxy gateway has no auth_request; use gateway.kind nginx, or identity.provider none`);
+    }
+    if (haproxy && spec.tls.key !== spec.tls.cert && spec.tls.key !== `${spec.tls.cert}.key`) {
+        // haproxy 2.6 has no separate key directive: it reads the key from the cert file or <cert>.key.
+        throw new fail(`tls.key must be the certificate file itself or "${spec.tls.cert}.key" (haproxy loads the key from there); got ${JSON.stringify(spec.tls.key)}`);
+    }
+    const seen = new Set<string>();
+    for (const d of spec.devices) {
+        checkFingerprint(d.fingerprintSha1, `device "${d.name}": fingerprintSha1`, fail);
+        if (seen.has(d.fingerprintSha1)) throw new fail(`device "${d.name}": the same certificate is enrolled twice (fingerprint ${d.fingerprintSha1})`);
+        seen.add(d.fingerprintSha1);
+        for (const g of d.groups) if (g.includes(",")) throw new fail(`device "${d.name}": group ${JSON.stringify(g)} contains a comma (groups are sent comma-separated)`);
+        if (d.apiKeyDigest !== undefined && !/^[A-Za-z0-9_-]{22}$/.test(d.apiKeyDigest)) throw new fail(`device "${d.name}": apiKeyDigest must be an MD5 digest in unpadded base64url (22 characters)`);
+        // haproxy map values are the rest of the line: whitespace would be kept, a newline would add an entry.
+        for (const [field, value] of haproxy ? ([["name", d.name], ["owner", d.owner], ...d.groups.map((g) => ["group", g])] as const) : []) {
+            if (!/^[^\s,]+$/.test(value)) throw new fail(`device "${d.name}": ${field} ${JSON.stringify(value)} must be non-empty without whitespace or commas`);
+        }
+    }
+    if (spec.identity.provider !== "none" && !spec.identity.oauth2Proxy) throw new fail(`identity.provider is ${spec.identity.provider} but the spec has no oauth2-proxy address`);
+    for (const o of spec.corsOrigins) if (!CORS_ORIGIN.test(o)) throw new fail(`gateway.corsOrigins: ${JSON.stringify(o)} is not an exact https origin`);
+    for (const h of spec.acceptedHosts) if (!/^[A-Za-z0-9.:-]+$/.test(h)) throw new fail(`acceptedHosts: ${JSON.stringify(h)} is not a host name or IP address`);
+    for (const [name, value] of spec.securityHeaders) {
+        if (!/^[A-Za-z0-9-]+$/.test(name)) throw new fail(`security header name ${JSON.stringify(name)} is not a token`);
+        checkNoControlCharacters(value, `security header ${name}`, fail);
+    }
+    const l = spec.limits;
+    for (const [k, v] of Object.entries(l)) if (!Number.isInteger(v) || v < 0) throw new fail(`limits.${k} must be a non-negative integer (got ${v})`);
+    for (const k of POSITIVE_LIMITS) if (l[k] < 1) throw new fail(`limits.${k} must be at least 1 (got ${l[k]})`);
+    const tickets = spec.tls.sessionTickets;
+    if (tickets && (!Number.isInteger(tickets.lifetimeSeconds) || tickets.lifetimeSeconds < 1)) throw new fail(`tls.sessionTickets.lifetimeSeconds must be a positive whole number of seconds (got ${tickets.lifetimeSeconds})`);
+    const log = spec.logging.accessLog;
+    // haproxy writes no files: a path is where the runner sends its stdout.
+    if (haproxy && log !== "stdout" && log !== "off" && !log.startsWith("/")) throw new fail(`logging.accessLog must be "stdout", "off" or an absolute path the runner sends haproxy's stdout to (got ${JSON.stringify(log)})`);
+}

@@ -11,6 +11,7 @@
  * - metadata and embeddings: one JSON body.
  * Any other method or path gets 200 (never a 404 that could hide a gateway leak). A client that
  * closes the connection before the answer is complete is logged as a `client-abort` entry.
+ * One fault on demand: `/api/show` for LEAKY_HEADERS_MODEL answers with LEAKY_UPSTREAM_HEADERS.
  */
 import { createHash, randomBytes } from "node:crypto";
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from "node:http";
@@ -93,7 +94,24 @@ interface Answer {
     readonly delayMs?: number;
     /** Or frames, each sent one token interval after the previous one. */
     readonly frames?: readonly Frame[];
+    /** Extra response headers. */
+    readonly headers?: Readonly<Record<string, string>>;
 }
+
+/** `/api/show` for this model answers 200 with LEAKY_UPSTREAM_HEADERS: a test of what the gateway hides. */
+export const LEAKY_HEADERS_MODEL = "leaky-headers:1b";
+/**
+ * Headers an upstream may send about itself (software and version, its cookies, its own request
+ * id, a wildcard CORS grant); the gateway must show none of them to clients.
+ */
+export const LEAKY_UPSTREAM_HEADERS: Readonly<Record<string, string>> = {
+    Server: "ollama-internal/9.9.9 (gpu-host-07)",
+    "X-Powered-By": "ollama-internal",
+    "Set-Cookie": "upstream_session=leaked; Path=/",
+    "X-Request-Id": "upstream-request-id",
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Credentials": "true",
+};
 
 const nowIso = () => new Date().toISOString();
 const nowSeconds = () => Math.floor(Date.now() / 1000);
@@ -264,6 +282,7 @@ function planAnswer(method: string, rawTarget: string, body: string, s: StubSett
     }
     const pathModel = endpoint.modelParam ? decodeURIComponent(path.slice(endpoint.path.length)) : undefined;
     const model = pathModel ?? (typeof req.model === "string" ? req.model : typeof req.name === "string" ? req.name : s.models[0]);
+    if (endpoint.id === "show" && model === LEAKY_HEADERS_MODEL) return { ...json(200, { modelfile: `FROM ${model}\n`, details: modelDetails(model) }), headers: LEAKY_UPSTREAM_HEADERS };
     const known = s.models.includes(model);
     const modelCard = (m: string) => ({ name: m, model: m, modified_at: "2025-01-01T00:00:00Z", size: 2_019_393_189, digest: digestOf(m), details: modelDetails(m) });
 
@@ -397,7 +416,7 @@ export async function startStubOllama(opts: StubOllamaOptions): Promise<StubServ
         }
         const send = () => {
             const body = answer.body ?? "";
-            res.writeHead(answer.status, { "Content-Type": answer.contentType, "Content-Length": Buffer.byteLength(body) });
+            res.writeHead(answer.status, { ...answer.headers, "Content-Type": answer.contentType, "Content-Length": Buffer.byteLength(body) });
             res.end(body);
         };
         if (answer.delayMs) timer = setTimeout(send, answer.delayMs);

@@ -8,6 +8,7 @@
  * limit case gets tight limits without throttling the rest of the matrix.
  */
 import { DENIED_ROUTES, ENDPOINTS, type Endpoint } from "../../components/gateway/endpoints";
+import { LEAKY_HEADERS_MODEL } from "../../scripts/sandbox/stub-ollama";
 
 export type GatewayKind = "nginx" | "haproxy";
 
@@ -756,6 +757,24 @@ const errorMaskingCases: AttackCase[] = [
         send: { kind: "http", method: "GET", path: "/api/ps", cert: "second-device" },
         status: [200],
         upstream: { reaches: true, path: "/api/ps", headers: { "x-device-name": "bob-workstation", "x-auth-request-groups": "analysts" } },
+        appliesTo: BOTH,
+    },
+    {
+        id: "upstream-headers-hidden",
+        description: "an upstream answering with Server, X-Powered-By, Set-Cookie, its own X-Request-Id and CORS grants: the client sees none of them",
+        profile: "default",
+        send: { kind: "http", method: "POST", path: "/api/show", headers: { "Content-Type": "application/json" }, body: { model: LEAKY_HEADERS_MODEL } },
+        status: [200],
+        responseHeaders: {
+            // nginx names itself (server_tokens off: no version); haproxy sends no Server at all.
+            server: "~^(nginx)?$",
+            "x-powered-by": null,
+            "set-cookie": null,
+            "x-request-id": "~^[0-9a-f-]{32,36}$",
+            "access-control-allow-origin": null,
+            "access-control-allow-credentials": null,
+        },
+        upstream: { reaches: true, path: "/api/show" },
         appliesTo: BOTH,
     },
     {

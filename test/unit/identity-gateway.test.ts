@@ -5,7 +5,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { parseStackConfig, type StackConfig } from "../../components/config";
-import { renderNginxConf, NginxRenderError } from "../../components/gateway/nginx";
+import { renderNginxConf } from "../../components/gateway/nginx/gateway";
+import { NginxRenderError } from "../../components/gateway/nginx/syntax";
 import { deriveGatewaySpec, type GatewayDeviceFacts, type GatewayPlacement } from "../../components/gateway/spec";
 import { apiKeyDigest } from "../../components/identity/api-keys";
 

@@ -8,7 +8,7 @@ import { after, before, describe, test } from "node:test";
 import { DENIED_ROUTES } from "../../components/gateway/endpoints";
 import { readJsonLines } from "../../scripts/sandbox/json-log";
 import type { StubServer } from "../../scripts/sandbox/listen";
-import { startStubOllama, STUB_OLLAMA_VERSION, type OllamaLogEntry, type OllamaRequestEntry } from "../../scripts/sandbox/stub-ollama";
+import { LEAKY_HEADERS_MODEL, LEAKY_UPSTREAM_HEADERS, startStubOllama, STUB_OLLAMA_VERSION, type OllamaLogEntry, type OllamaRequestEntry } from "../../scripts/sandbox/stub-ollama";
 
 const INTERVAL_MS = 40;
 const TOKENS = 5;
@@ -75,6 +75,16 @@ describe("stub Ollama", () => {
     after(async () => {
         await stub.close();
         rmSync(dir, { recursive: true, force: true });
+    });
+
+    test("/api/show for the leaky-headers model answers with every leaky upstream header (the attack matrix's upstream-headers-hidden relies on it)", async () => {
+        const r = await call(stub, "POST", "/api/show", { model: LEAKY_HEADERS_MODEL });
+        assert.equal(r.status, 200);
+        for (const [name, value] of Object.entries(LEAKY_UPSTREAM_HEADERS)) {
+            const got = r.headers[name.toLowerCase()];
+            assert.equal(Array.isArray(got) ? got.join(", ") : got, value, name);
+        }
+        assert.ok("Server" in LEAKY_UPSTREAM_HEADERS, "the header both gateways settled on hiding");
     });
 
     test("/api/generate streams NDJSON token by token, spread over time, ending with Ollama's totals", async () => {
