@@ -7,9 +7,9 @@
  *
  *   TLS 1.3 + client cert verified against the CA (`verify required`: no cert, no HTTP at all)
  *   enrolled device (fingerprint map) -> origin-form only -> known Host and SNI -> API key
- *   (devices that have one) -> Origin
- *   CORS preflight -> endpoint allowlist on the RAW request target -> method -> body size
- *   -> rate and concurrency per device -> only allowlisted client headers + identity headers
+ *   (devices that have one) -> Origin, CORS preflight answered -> endpoint allowlist on the RAW
+ *   request target -> method -> body size -> rate and concurrency per device
+ *   -> only allowlisted client headers + identity headers
  *
  * Every decision is taken on haproxy's `url` (the request target exactly as sent; haproxy
  * normalises nothing unless told to), so percent-encoding, dot segments, double slashes, `;`
