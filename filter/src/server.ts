@@ -209,7 +209,7 @@ export function createFilterServer(opts: FilterServerOptions): { server: http.Se
         const forwardBody = method === "POST" ? (gate?.admitted ? gate.body : decision.body) : undefined;
         const headers: Record<string, string> = { host: upstreamHost, accept: header(req, "accept") ?? "*/*", "x-request-id": requestId };
         // With a GPU node pool the gateway's router sends the request to a node serving this model
-        // (components/gateway/nginx.ts MODEL_ROUTING_HEADER); Ollama itself ignores the header.
+        // (components/gateway/nginx/pool.ts MODEL_ROUTING_HEADER); Ollama itself ignores the header.
         if (decision.model !== undefined) headers["x-zto-model"] = canonicalModel(decision.model);
         if (forwardBody) {
             headers["content-type"] = "application/json";
