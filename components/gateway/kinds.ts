@@ -6,7 +6,7 @@
  */
 import type { GatewayConfig } from "../config";
 import { HAPROXY_CONFIG_FILE, HAPROXY_DEVICE_MAPS, renderHaproxyFiles } from "./haproxy";
-import { renderNginxConf } from "./nginx";
+import { renderNginxConf } from "./nginx/gateway";
 import { currentFile } from "./reload";
 import type { GatewaySpec } from "./spec";
 
