@@ -11,6 +11,7 @@ import { volumeCheckSettings, type NodePoolSettings, type StackConfig } from "./
 import { gatewayFileLayout, gatewayFiles } from "./gateway/files";
 import { containerConfigFile, GATEWAY_CONTAINER_PORT, GATEWAY_KINDS } from "./gateway/kinds";
 import { configWriterScript, CURRENT_LINK, gatewaySupervisorScript, generationFile, generationId } from "./gateway/reload";
+import { missingBackend } from "./gateway/spec";
 import { SESSION_TICKET_KEYS_RELATIVE, SESSION_TICKET_RANDOM_BYTES, sessionTicketKeyFile } from "./gateway/tickets";
 import { hardenedContainerArgs, type LoggingTarget } from "./hardening";
 import { checkedVolume } from "./model-store/volume";
@@ -100,8 +101,8 @@ export class Gateway extends pulumi.ComponentResource {
         const cfg = args.config;
         const described = GATEWAY_KINDS[cfg.gateway.kind];
         const configFile = containerConfigFile(cfg.gateway.kind);
-        if (cfg.filter.enabled && !args.filter) throw new Error("filter.enabled is true but the Gateway got no filter address");
-        if (cfg.identity.provider !== "none" && !args.oauth2Proxy) throw new Error(`identity.provider is ${cfg.identity.provider} but the Gateway got no oauth2-proxy address`);
+        const missing = missingBackend(cfg, args, "the Gateway");
+        if (missing) throw new Error(missing);
         const child = { parent: this, provider: args.provider };
         const root = described.container.configDir;
 

@@ -167,6 +167,16 @@ function sessionTickets(cfg: StackConfig, placement: GatewayPlacement): Pick<Gat
 }
 
 /**
+ * The backend the config needs but `given` lacks, as an error naming the key; undefined when both are
+ * there. The component checks its args with it before anything is created, the spec its placement.
+ */
+export function missingBackend(cfg: StackConfig, given: { readonly filter?: unknown; readonly oauth2Proxy?: unknown }, what: string): string | undefined {
+    if (cfg.filter.enabled && !given.filter) return `filter.enabled is true but ${what} has no filter address`;
+    if (cfg.identity.provider !== "none" && !given.oauth2Proxy) return `identity.provider is ${cfg.identity.provider} but ${what} has no oauth2-proxy address`;
+    return undefined;
+}
+
+/**
  * Derive the spec. `devices` carries the certificate facts from the PKI (or the sandbox's
  * state dir) keyed by device name; every configured device must have one.
  */
@@ -178,8 +188,9 @@ export function deriveGatewaySpec(cfg: StackConfig, devices: GatewayDeviceFacts,
         const device = { name: d.name, owner: d.owner, groups: [...d.groups], fingerprintSha1: cert.fingerprintSha1.toLowerCase(), serial: cert.serial };
         return d.apiKey ? { ...device, apiKeyDigest: cert.apiKeyDigest } : device;
     });
+    const missing = missingBackend(cfg, placement, "the placement");
+    if (missing) throw new Error(missing);
     const useFilter = cfg.filter.enabled;
-    if (useFilter && !placement.filter) throw new Error("filter.enabled is true but the placement has no filter address");
     const upstream = useFilter ? { ...placement.filter!, via: "filter" as const } : { ...placement.ollama, via: "ollama" as const };
     return {
         kind: cfg.gateway.kind,

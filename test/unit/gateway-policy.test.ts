@@ -12,7 +12,7 @@ import { renderNginxConf } from "../../components/gateway/nginx/gateway";
 import { NginxRenderError } from "../../components/gateway/nginx/syntax";
 import { deriveNodeSpec } from "../../components/gateway/node-spec";
 import { checkOf, checksOf, deriveGatewayPolicy, deriveNodePolicy, HIDDEN_UPSTREAM_HEADERS, tlsPolicy } from "../../components/gateway/policy";
-import { deriveGatewaySpec, validateGatewaySpec, type GatewaySpec } from "../../components/gateway/spec";
+import { deriveGatewaySpec, missingBackend, validateGatewaySpec, type GatewaySpec } from "../../components/gateway/spec";
 
 const fingerprint = (i: number) => (i + 1).toString(16).padStart(40, "0");
 
@@ -145,5 +145,16 @@ describe("validateGatewaySpec: one validation, each renderer's error type", () =
         const owner = (s: GatewaySpec): GatewaySpec => ({ ...s, devices: [{ ...s.devices[0], owner: "alice smith" }] });
         assert.doesNotThrow(() => validateGatewaySpec(owner(specFor("nginx")), Error));
         assert.throws(() => validateGatewaySpec(owner(specFor("haproxy")), Error), /owner "alice smith" must be non-empty without whitespace/);
+    });
+    test("a backend the config needs is named when the component's args or the placement lack it", () => {
+        const oidc = loadStackConfig({ domain: "ollama.test", identity: { provider: "oidc", issuerUrl: "https://idp.example.com", clientId: "zto", allowedGroups: ["ml-eng"] }, oidcClientSecret: "x" } as never);
+        const upstream = { host: "h", port: 1 };
+        assert.equal(missingBackend(oidc, { filter: upstream }, "the Gateway"), "identity.provider is oidc but the Gateway has no oauth2-proxy address");
+        assert.equal(missingBackend(oidc, { oauth2Proxy: upstream }, "the placement"), "filter.enabled is true but the placement has no filter address");
+        assert.equal(missingBackend(oidc, { filter: upstream, oauth2Proxy: upstream }, "the Gateway"), undefined);
+        const bare = loadStackConfig({ domain: "ollama.test", filter: { enabled: false } });
+        assert.equal(missingBackend(bare, {}, "the Gateway"), undefined);
+        const placement = { listen: { host: "127.0.0.1", port: 1 }, tlsFiles: { cert: "/c", key: "/k", ca: "/a" }, ollama: upstream, runtimeDir: "/r", accessLog: "/a.log", errorLog: "/e.log" };
+        assert.throws(() => deriveGatewaySpec(oidc, {}, { ...placement, filter: upstream }), /identity\.provider is oidc but the placement has no oauth2-proxy address/);
     });
 });
