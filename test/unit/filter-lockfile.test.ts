@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
+import { buildSync } from "esbuild";
 
 const FILTER = join(__dirname, "..", "..", "filter");
 const read = (name: string) => readFileSync(join(FILTER, name), "utf8");
@@ -45,6 +46,22 @@ describe("filter image dependencies are locked", () => {
         for (const [k, e] of entries) {
             assert.match(e.version ?? "", /^\d+\.\d+\.\d+/, k);
             assert.match(e.integrity ?? "", /^sha512-/, k);
+        }
+    });
+});
+
+describe("the filter image's build context holds what its bundle reads", () => {
+    test("every repository file esbuild bundles from outside filter/src is copied by the Dockerfile and let in by its .dockerignore", () => {
+        const root = join(FILTER, "..");
+        const { metafile } = buildSync({ entryPoints: [join(FILTER, "src/main.ts")], absWorkingDir: root, bundle: true, platform: "node", target: "node20", external: ["better-sqlite3"], write: false, metafile: true, logLevel: "error" });
+        const read_ = Object.keys(metafile.inputs).filter((f) => !f.startsWith("node_modules/") && !f.startsWith("filter/src/"));
+        assert.ok(read_.length > 0, "the bundle reads stack-side modules");
+        const copied = [...read("Dockerfile").matchAll(/^COPY (?!--from)(.+) \S+$/gm)].flatMap((m) => m[1]!.split(" "));
+        const letIn = read("Dockerfile.dockerignore").split("\n").filter((l) => l.startsWith("!")).map((l) => l.slice(1));
+        const covers = (entries: string[], file: string) => entries.some((e) => (e.endsWith("/") ? file.startsWith(e) : file === e));
+        for (const file of read_) {
+            assert.ok(covers(copied, file), `filter/Dockerfile does not COPY ${file}, which the bundle imports`);
+            assert.ok(covers(letIn, file), `filter/Dockerfile.dockerignore does not let in ${file}`);
         }
     });
 });
