@@ -327,7 +327,11 @@ async function main(): Promise<void> {
     const loadAvgAtStart = loadavg().map((x) => round(x, 2));
     const decisions = { "1KiB": benchDecisions(1024, 20000), "8KiB": benchDecisions(8 * 1024, 10000), "64KiB": benchDecisions(64 * 1024, 1000) };
     const jailbreakCheck8KiB = benchJailbreakCheck(8 * 1024 - 100, 5000);
-    const budgets = { accounting8KiB: benchBudgetAccounting(policy, rules, chatBody(8 * 1024), 5000), overspend50x10: await benchOverspend(rules) };
+    const budgets = {
+        accounting8KiB: await benchBudgetAccounting(policy, rules, chatBody(8 * 1024), 5000, 1),
+        accounting8KiB16PerTurn: await benchBudgetAccounting(policy, rules, chatBody(8 * 1024), 5000, 16),
+        overspend50x10: await benchOverspend(rules),
+    };
     const adversarial = benchAdversarial();
     const filterHop = await benchFilterHop(300);
     const gatewayPath = await benchGatewayPath(200);
