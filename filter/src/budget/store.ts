@@ -2,7 +2,8 @@
  * The budget ledger's durable half: one SQLite file (WAL, synchronous NORMAL) on the filter's own
  * volume. Writes are group-committed: the reservations and settlements of one turn of the event
  * loop are queued and written in ONE transaction at its end (setImmediate, after the I/O callbacks
- * of that turn, so every request whose body arrived in the turn shares it; at most BATCH rows, a
+ * of that turn, so every request whose body arrived in the turn shares it; a microtask would run
+ * after each callback and commit one row at a time; at most BATCH rows, a
  * full batch is written at once). `reserve` hands back the promise of that commit, and the caller
  * forwards a request only once it has resolved: a reservation is in the WAL file before anything
  * is forwarded, so a killed or crashed filter loses nothing it forwarded (a reservation still
