@@ -353,6 +353,8 @@ async function main(): Promise<void> {
             "filterHopAddedTtftP50<=2ms": filterHop.addedP50Ms <= 2,
             "budgetAccountingCost<=10%": budgets.accounting8KiB.accountingCostPercent <= 10,
             "budgetAddedP99<=0.3ms": budgets.accounting8KiB.addedP99Ms <= 0.3,
+            "budgetAccountingCost16PerTurn<=10%": budgets.accounting8KiB16PerTurn.accountingCostPercent <= 10,
+            "budgetAddedP99At16PerTurn<=0.3ms": budgets.accounting8KiB16PerTurn.addedP99Ms <= 0.3,
             "budgetNoOverspend": !budgets.overspend50x10.overspent,
         },
     };
