@@ -327,7 +327,11 @@ async function main(): Promise<void> {
     const loadAvgAtStart = loadavg().map((x) => round(x, 2));
     const decisions = { "1KiB": benchDecisions(1024, 20000), "8KiB": benchDecisions(8 * 1024, 10000), "64KiB": benchDecisions(64 * 1024, 1000) };
     const jailbreakCheck8KiB = benchJailbreakCheck(8 * 1024 - 100, 5000);
-    const budgets = { accounting8KiB: benchBudgetAccounting(policy, rules, chatBody(8 * 1024), 5000), overspend50x10: await benchOverspend(rules) };
+    const budgets = {
+        accounting8KiB: await benchBudgetAccounting(policy, rules, chatBody(8 * 1024), 5000, 1),
+        accounting8KiB16PerTurn: await benchBudgetAccounting(policy, rules, chatBody(8 * 1024), 5000, 16),
+        overspend50x10: await benchOverspend(rules),
+    };
     const adversarial = benchAdversarial();
     const filterHop = await benchFilterHop(300);
     const gatewayPath = await benchGatewayPath(200);
@@ -349,6 +353,8 @@ async function main(): Promise<void> {
             "filterHopAddedTtftP50<=2ms": filterHop.addedP50Ms <= 2,
             "budgetAccountingCost<=10%": budgets.accounting8KiB.accountingCostPercent <= 10,
             "budgetAddedP99<=0.3ms": budgets.accounting8KiB.addedP99Ms <= 0.3,
+            "budgetAccountingCost16PerTurn<=10%": budgets.accounting8KiB16PerTurn.accountingCostPercent <= 10,
+            "budgetAddedP99At16PerTurn<=0.3ms": budgets.accounting8KiB16PerTurn.addedP99Ms <= 0.3,
             "budgetNoOverspend": !budgets.overspend50x10.overspent,
         },
     };

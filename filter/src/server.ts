@@ -15,7 +15,7 @@ import { Pool } from "undici";
 import type { FilterRules } from "../../components/filter/rules";
 import { FORWARDED_IDENTITY_HEADERS } from "../../components/gateway/spec";
 import { auditEvent, type AuditSink, type BudgetAudit } from "./audit";
-import { admitInferenceVia, budgetSubject, BUDGET_ENDPOINT_ID, type BudgetService, type Gate } from "./budget/gate";
+import { admitInference, budgetSubject, BUDGET_ENDPOINT_ID, type BudgetService, type Gate } from "./budget/gate";
 import { canonicalModel, compilePolicy, decide, filterListing, type Decision, type Identity, type Refuse } from "./decide";
 import { UsageTap, type Usage } from "./usage";
 
@@ -43,6 +43,7 @@ const MESSAGES: Record<string, string> = {
     jailbreak_detected: "The request was blocked by the prompt-injection policy.",
     token_budget_exceeded: "Your token budget does not cover this request; retry after the time in Retry-After.",
     budget_identity_missing: "The request carries no identity to charge a token budget to.",
+    budget_store_unavailable: "The token budget ledger could not record the request; it was not forwarded.",
     upstream_timeout: "The model server did not answer in time.",
     upstream_unavailable: "The model server is unavailable.",
     upstream_error: "The model server failed to answer.",
@@ -185,8 +186,8 @@ export function createFilterServer(opts: FilterServerOptions): { server: http.Se
             audit(200, { responseBytes: Buffer.byteLength(text) });
             return sendJson(res, 200, text, requestId);
         }
-        // Watched before admission: with several processes the answer comes over IPC, and a client
-        // gone meanwhile must not be forwarded.
+        // Watched before admission: admission waits for the reservation's commit (and with several
+        // processes for the primary's answer over IPC), and a client gone meanwhile must not be forwarded.
         const abort = new AbortController();
         let clientGone = false;
         res.on("close", () => {
@@ -196,7 +197,7 @@ export function createFilterServer(opts: FilterServerOptions): { server: http.Se
             }
         });
         if (opts.budgets && decision.endpoint.kind === "inference") {
-            gate = await admitInferenceVia(opts.budgets, decision, identity, opts.rules.limits.maxOutputTokens);
+            gate = await admitInference(opts.budgets, decision, identity, opts.rules.limits.maxOutputTokens);
             if (!gate.admitted) {
                 decision = gate.refusal;
                 return refuseWith(gate.refusal.status, gate.refusal.code, gate.refusal.rule, { budget: gate.audit }, gate.headers);

@@ -2,10 +2,10 @@
  * Several filter processes (node:cluster, one per core by default) and still ONE budget ledger.
  * The primary owns the SQLite store and the BudgetLedger; workers serve HTTP and ask the primary
  * to admit, settle and report over IPC. The primary handles one message at a time and
- * `BudgetLedger.admit` is synchronous there, so the single-writer argument of ledger.ts holds
- * across processes: concurrent requests of one caller, in any workers, are admitted one after
- * another against the same totals, and a reservation is committed to the store before its worker
- * hears it was admitted (so before anything is forwarded).
+ * `BudgetLedger.admit` checks and charges synchronously there, so the single-writer argument of
+ * ledger.ts holds across processes: concurrent requests of one caller, in any workers, are admitted
+ * one after another against the same totals, and a reservation is committed to the store (group
+ * commit, store.ts) before its worker hears it was admitted (so before anything is forwarded).
  *
  * A worker that dies is replaced; the reservations it held open are settled at their full amount
  * (what a crashed process's open rows count at the next start) and free their concurrency slots.
@@ -35,6 +35,9 @@ export type ToWorker =
 
 /** What a worker's own reservations settle at when it dies: the full reservation (never less than it may have generated). */
 const DIED: Outcome = { usage: {}, frames: 0, clientAborted: false, nothingGenerated: false };
+
+/** What a reservation settles at when its worker died before hearing it was admitted: nothing was forwarded. */
+const NEVER_FORWARDED: Outcome = { usage: {}, frames: 0, clientAborted: false, nothingGenerated: true };
 
 /** The worker's side: the primary's ledger, asked over the IPC channel. */
 export class PrimaryBudgets implements BudgetService {
@@ -103,11 +106,19 @@ export class LedgerHost {
         const held = this.open.get(worker.id) ?? new Map<number, Reservation>();
         this.open.set(worker.id, held);
         switch (m.zto) {
-            case "admit": {
-                const a = this.ledger.admit(m.req);
-                if (a.admitted) held.set(a.reservation.id, a.reservation);
-                return reply(worker, m.seq, a);
-            }
+            case "admit":
+                // Checked and charged now, in message order; answered once committed (the next
+                // messages are handled meanwhile, so one commit serves every worker's turn).
+                void this.ledger.admit(m.req).then((a) => {
+                    if (a.admitted) {
+                        // A worker that died while the batch committed never heard of the request:
+                        // nothing was forwarded, and held by nobody it would keep its slot forever.
+                        if (this.open.get(worker.id) === held && !worker.isDead()) held.set(a.reservation.id, a.reservation);
+                        else this.ledger.settle(a.reservation, NEVER_FORWARDED);
+                    }
+                    reply(worker, m.seq, a);
+                });
+                return;
             case "status":
                 return reply(worker, m.seq, this.ledger.status(m.subject, m.groups));
             case "settle": {

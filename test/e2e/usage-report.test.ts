@@ -32,7 +32,7 @@ before(() => {
         { subject: "user:<script>bob</script>", groups: ["x"], model: "llama3.2:3b", startedAt: day(3, 12), reserved: 300, input: undefined, output: undefined },
     ];
     for (const r of rows) {
-        const id = store.reserve({ subject: r.subject, groups: r.groups, model: r.model, endpoint: "chat", startedAt: r.startedAt, reserved: r.reserved });
+        const { id } = store.reserve({ subject: r.subject, groups: r.groups, model: r.model, endpoint: "chat", startedAt: r.startedAt, reserved: r.reserved });
         if (r.input !== undefined) store.settle(id, r.input, r.output, r.input + r.output!);
     }
     store.close();

@@ -3,7 +3,8 @@
  * request it receives): a request the budget cannot cover gets 429 token_budget_exceeded with
  * Retry-After and never reaches Ollama; admitted requests are settled on Ollama's own counts
  * (native counts, /v1 usage the filter asked for and strips again), aborts on what was relayed,
- * and 50 concurrent requests never spend more than the budget.
+ * 50 concurrent requests never spend more than the budget, and a reservation batch whose commit
+ * fails refuses every request of it (503) with nothing forwarded and nothing charged.
  */
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -12,6 +13,7 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import Database from "better-sqlite3";
 import { loadStackConfig } from "../../components/config";
 import { renderFilterRules } from "../../components/filter/rules";
 import { AuditSink } from "../../filter/src/audit";
@@ -26,6 +28,7 @@ import { startStubOllama, type OllamaRequestEntry } from "../../scripts/sandbox/
 const dir = mkdtempSync(join(tmpdir(), "zto-budget-server-"));
 const stubLog = join(dir, "ollama.log");
 const auditLog = join(dir, "audit.log");
+const storeFile = join(dir, "store", "budgets.db");
 /** Reservation of a one-message "hi" chat with num_predict 18: 64 + 16 + 2 prompt bound + 18 output. */
 const HI_RESERVATION = 100;
 
@@ -43,7 +46,7 @@ before(async () => {
             filter: { maxOutputTokens: 40, budgets: { "*": { tokensPerDay: 10 * HI_RESERVATION }, "big-team": { tokensPerDay: 1_000_000 } } },
         }),
     );
-    store = BudgetStore.open(join(dir, "store", "budgets.db"));
+    store = BudgetStore.open(storeFile);
     ledger = new BudgetLedger(rules.budgets, store);
     const f = createFilterServer({ rules, upstream: new URL(stub.url), audit: new AuditSink({ stdout: false, file: auditLog, appName: "zto-filter" }), budgets: ledger });
     await new Promise<void>((resolve) => f.server.listen(0, "127.0.0.1", () => resolve()));
@@ -162,5 +165,32 @@ describe("budgets in the request path", () => {
         const rows = store.usageSince(0).filter((r) => r.subject === "device:crowd");
         assert.equal(rows.length, admitted);
         assert.equal(rows.reduce((n, r) => n + r.charged, 0), used("device:crowd"));
+    });
+
+    test("a reservation batch whose commit fails refuses every request of it with 503 budget_store_unavailable: nothing forwarded, nothing charged", async () => {
+        // The fault: a second connection to the same file makes SQLite abort the batch's INSERTs (a
+        // real failed commit on the store's own connection, no hook in the filter).
+        const fault = new Database(storeFile);
+        fault.exec("CREATE TRIGGER injected_fault BEFORE INSERT ON requests WHEN NEW.subject = 'device:faulty' BEGIN SELECT RAISE(ABORT, 'injected fault'); END");
+        const before = stubRequests().length;
+        try {
+            const replies = await Promise.all(Array.from({ length: 5 }, () => send("/api/chat", hi({ stream: false }), device("faulty"))));
+            for (const r of replies) {
+                assert.equal(r.status, 503);
+                assert.deepEqual([JSON.parse(r.body).error.code, JSON.parse(r.body).error.rule], ["budget_store_unavailable", "budget.store.commit"]);
+            }
+            assert.equal(stubRequests().length, before, "Ollama received nothing");
+            assert.equal(used("device:faulty"), 0, "the in-memory charge was released");
+            assert.equal(store.usageSince(0).filter((r) => r.subject === "device:faulty").length, 0);
+            const events = readJsonLines<Record<string, any>>(auditLog).filter((e) => e.zto?.budget?.subject === "device:faulty");
+            assert.equal(events.length, 5);
+            for (const e of events) assert.equal(e.zto.budget.decision, "refused");
+        } finally {
+            fault.exec("DROP TRIGGER injected_fault");
+            fault.close();
+        }
+        // The store works again: the next request is admitted, committed and settled.
+        assert.equal((await send("/api/chat", hi({ stream: false }), device("faulty"))).status, 200);
+        assert.equal(store.usageSince(0).filter((r) => r.subject === "device:faulty").length, 1);
     });
 });

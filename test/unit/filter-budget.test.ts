@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
+import Database from "better-sqlite3";
 import { loadStackConfig } from "../../components/config";
 import { renderFilterRules } from "../../components/filter/rules";
 import { requestCost } from "../../filter/src/budget/cost";
@@ -177,12 +178,13 @@ describe("usage chunk stripper", () => {
 describe("ledger", () => {
     const cost = { promptTokens: 40, outputTokens: 60, body: undefined, stripUsageChunk: false };
     const admitN = (ledger: BudgetLedger, count: number, subject = "user:alice", groups: string[] = []) =>
-        Array.from({ length: count }, () => ledger.admit({ subject, groups, model: "llama3.2:3b", endpoint: "chat", cost }));
+        // Every admission is called in the same turn (one batch), before any commit answers.
+        Promise.all(Array.from({ length: count }, () => ledger.admit({ subject, groups, model: "llama3.2:3b", endpoint: "chat", cost })));
 
-    test("50 admissions at a budget that fits 10 admit exactly 10; the rest say which window and when it resets", () => {
+    test("50 admissions at a budget that fits 10 admit exactly 10; the rest say which window and when it resets", async () => {
         const now = Date.UTC(2026, 5, 1, 10, 30);
         const ledger = new BudgetLedger(rules({ "*": { tokensPerDay: 1000 } }), BudgetStore.open(storeFile()), () => now);
-        const results = admitN(ledger, 50);
+        const results = await admitN(ledger, 50);
         assert.equal(results.filter((r) => r.admitted).length, 10);
         const refused = results.filter((r) => !r.admitted);
         assert.equal(refused.length, 40);
@@ -192,50 +194,50 @@ describe("ledger", () => {
         }
         assert.equal(ledger.status("user:alice", []).windows[0]!.remaining, 0);
         // Another user has their own budget.
-        assert.equal(admitN(ledger, 1, "user:bob")[0]!.admitted, true);
+        assert.equal((await admitN(ledger, 1, "user:bob"))[0]!.admitted, true);
     });
 
-    test("settling lower frees budget; concurrency limits open requests", () => {
+    test("settling lower frees budget; concurrency limits open requests", async () => {
         const ledger = new BudgetLedger(rules({ "*": { tokensPerHour: 250, concurrentRequests: 2 } }), BudgetStore.open(storeFile()));
-        const [a, b, c] = admitN(ledger, 3);
+        const [a, b, c] = await admitN(ledger, 3);
         assert.ok(a!.admitted && b!.admitted && !c!.admitted);
         assert.equal(c!.rule, "budget.concurrentRequests");
         if (!a!.admitted) return;
         assert.equal(ledger.settle(a!.reservation, { usage: { inputTokens: 5, outputTokens: 5 }, frames: 5, clientAborted: false, nothingGenerated: false }), 10);
         assert.equal(ledger.status("user:alice", []).windows[0]!.used, 110);
-        assert.equal(admitN(ledger, 1)[0]!.admitted, true);
+        assert.equal((await admitN(ledger, 1))[0]!.admitted, true);
     });
 
-    test("a request larger than the whole window is refused without Retry-After", () => {
+    test("a request larger than the whole window is refused without Retry-After", async () => {
         const ledger = new BudgetLedger(rules({ "*": { tokensPerDay: 99 } }), BudgetStore.open(storeFile()));
-        const [r] = admitN(ledger, 1);
+        const [r] = await admitN(ledger, 1);
         assert.ok(r && !r.admitted);
         assert.equal(r.rule, "budget.tokensPerDay.request-too-large");
         assert.equal(r.retryAfterSeconds, undefined);
     });
 
-    test("several windows: a window the request can never fit wins over a full one, else the first full window names the rule and Retry-After waits for the last to reset; limits follow each caller's groups", () => {
+    test("several windows: a window the request can never fit wins over a full one, else the first full window names the rule and Retry-After waits for the last to reset; limits follow each caller's groups", async () => {
         const now = Date.UTC(2026, 5, 1, 10, 30);
         const ledger = new BudgetLedger(rules({ "*": { tokensPerHour: 150, tokensPerDay: 120 }, big: { tokensPerHour: 1000, tokensPerDay: 1000 } }), BudgetStore.open(storeFile()), () => now);
-        const [first, second] = admitN(ledger, 2);
+        const [first, second] = await admitN(ledger, 2);
         assert.ok(first!.admitted && second && !second.admitted);
         assert.equal(second.rule, "budget.tokensPerHour");
         assert.equal(second.retryAfterSeconds, 13.5 * 3600, "the day resets after the hour");
         // The same ledger asked for a member of "big" (after "*" alone was asked): big's limits.
-        assert.deepEqual(admitN(ledger, 2, "user:carol", ["big"]).map((r) => r.admitted), [true, true]);
-        assert.equal(admitN(ledger, 1, "user:dave")[0]!.admitted, true);
-        assert.equal(admitN(ledger, 1, "user:dave")[0]!.admitted, false);
+        assert.deepEqual((await admitN(ledger, 2, "user:carol", ["big"])).map((r) => r.admitted), [true, true]);
+        assert.equal((await admitN(ledger, 1, "user:dave"))[0]!.admitted, true);
+        assert.equal((await admitN(ledger, 1, "user:dave"))[0]!.admitted, false);
 
         const tight = new BudgetLedger(rules({ "*": { tokensPerHour: 120, tokensPerDay: 99 } }), BudgetStore.open(storeFile()), () => now);
         const small = { ...cost, outputTokens: 10 };
-        assert.equal(tight.admit({ subject: "user:alice", groups: [], model: "m", endpoint: "chat", cost: small }).admitted, true);
-        const big = tight.admit({ subject: "user:alice", groups: [], model: "m", endpoint: "chat", cost });
+        assert.equal((await tight.admit({ subject: "user:alice", groups: [], model: "m", endpoint: "chat", cost: small })).admitted, true);
+        const big = await tight.admit({ subject: "user:alice", groups: [], model: "m", endpoint: "chat", cost });
         assert.ok(!big.admitted);
         assert.equal(big.rule, "budget.tokensPerDay.request-too-large", "the hour is full too, but no wait would let the day take it");
         assert.equal(big.retryAfterSeconds, undefined);
     });
 
-    test("settlement: Ollama's count; an abort with frames; no count keeps the reservation; failures cost nothing", () => {
+    test("settlement: Ollama's count; an abort with frames; no count keeps the reservation; failures cost nothing", async () => {
         const r: Reservation = { id: 1, subject: "s", startedAt: 0, windows: [], reserved: 100, promptTokens: 40, limited: true };
         assert.equal(settledTokens(r, { usage: { inputTokens: 12, outputTokens: 30 }, frames: 31, clientAborted: false, nothingGenerated: false }), 42);
         assert.equal(settledTokens(r, { usage: { inputTokens: 12 }, frames: 0, clientAborted: false, nothingGenerated: false }), 12);
@@ -252,7 +254,7 @@ describe("store", () => {
         const file = storeFile();
         const limits = rules({ "*": { tokensPerDay: 1000 } });
         const first = new BudgetLedger(limits, BudgetStore.open(file));
-        const [a, b, c] = Array.from({ length: 3 }, () => first.admit({ subject: "device:laptop", groups: [], model: "m", endpoint: "chat", cost: { promptTokens: 10, outputTokens: 90, body: undefined, stripUsageChunk: false } }));
+        const [a, b, c] = await Promise.all(Array.from({ length: 3 }, () => first.admit({ subject: "device:laptop", groups: [], model: "m", endpoint: "chat", cost: { promptTokens: 10, outputTokens: 90, body: undefined, stripUsageChunk: false } })));
         assert.ok(a!.admitted && b!.admitted && c!.admitted);
         const outcome = { usage: { inputTokens: 3, outputTokens: 4 }, frames: 4, clientAborted: false, nothingGenerated: false };
         first.settle(a!.reservation, outcome);
@@ -265,6 +267,21 @@ describe("store", () => {
         assert.equal(second.status("device:laptop", []).windows[0]!.used, 7 + 100 + 100, "a lost settlement leaves the full reservation, never less");
         assert.deepEqual(store.usageSince(0).map((r) => r.state).sort(), ["crashed", "crashed", "settled"]);
         store.close();
+    });
+
+    test("a failed batch commit refuses every admission of the batch and releases its tokens and concurrency slots", async () => {
+        const file = storeFile();
+        const ledger = new BudgetLedger(rules({ "*": { tokensPerDay: 1000, concurrentRequests: 2 } }), BudgetStore.open(file));
+        const fault = new Database(file);
+        fault.exec("CREATE TRIGGER injected_fault BEFORE INSERT ON requests BEGIN SELECT RAISE(ABORT, 'injected fault'); END");
+        const admit = () => ledger.admit({ subject: "user:alice", groups: [], model: "m", endpoint: "chat", cost: { promptTokens: 10, outputTokens: 90, body: undefined, stripUsageChunk: false } });
+        // The third is refused by the concurrency limit at once: the first two hold their slots until the commit answers.
+        const failed = await Promise.all([admit(), admit(), admit()]);
+        assert.deepEqual(failed.map((a) => !a.admitted && `${a.cause} ${a.rule}`), ["store budget.store.commit", "store budget.store.commit", "budget budget.concurrentRequests"]);
+        assert.deepEqual(ledger.status("user:alice", []), { subject: "user:alice", windows: [{ ...ledger.status("user:alice", []).windows[0]!, used: 0, remaining: 1000 }], concurrentRequests: { limit: 2, open: 0 } });
+        fault.exec("DROP TRIGGER injected_fault");
+        fault.close();
+        assert.deepEqual((await Promise.all([admit(), admit()])).map((a) => a.admitted), [true, true]);
     });
 
     test("a missing file next to its marker is a startup error, not zero", () => {

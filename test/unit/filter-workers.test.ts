@@ -3,7 +3,9 @@
  * front of the stub Ollama: the one ledger in the primary still admits 50 concurrent requests
  * arriving on many connections (spread over the workers) as if one process served them, never
  * over the budget; a worker killed mid-stream is replaced and its open reservation stays counted
- * in full; SIGTERM stops every process with every request settled.
+ * in full; SIGTERM stops every process with every request settled. The primary's LedgerHost is
+ * also driven directly with stand-in workers, to die at a chosen point: between an admission and
+ * its commit.
  */
 import assert from "node:assert/strict";
 import type { ChildProcess } from "node:child_process";
@@ -15,7 +17,10 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { loadStackConfig } from "../../components/config";
 import { renderFilterRules } from "../../components/filter/rules";
+import type { Worker } from "node:cluster";
+import { BudgetLedger } from "../../filter/src/budget/ledger";
 import { BudgetStore, type UsageRow } from "../../filter/src/budget/store";
+import { LedgerHost, type ToWorker } from "../../filter/src/workers";
 import { readJsonLines } from "../../scripts/sandbox/json-log";
 import type { StubServer } from "../../scripts/sandbox/listen";
 import { checkCrowd, CROWD } from "./budget-crowd";
@@ -167,5 +172,49 @@ describe("filter workers share one budget ledger", () => {
                 return true;
             });
         }
+    });
+});
+
+describe("the primary's ledger host", () => {
+    /** A stand-in for a cluster worker: records its replies and can die at a chosen point. */
+    const standIn = (id: number) => {
+        const replies: ToWorker[] = [];
+        let dead = false;
+        const worker = { id, isDead: () => dead, isConnected: () => !dead, send: (m: ToWorker) => replies.push(m) } as unknown as Worker;
+        return { worker, replies, die: () => (dead = true) };
+    };
+    const req = { subject: "user:alice", groups: [], model: "m", endpoint: "chat", cost: { promptTokens: 10, outputTokens: 90, body: undefined, stripUsageChunk: false } };
+    const committed = () => new Promise((resolve) => setImmediate(() => setImmediate(resolve)));
+
+    test("a worker that dies before its admission commits is never answered; the reservation settles as nothing generated and frees its concurrency slot", async () => {
+        const file = join(dir, "host", "budgets.db");
+        const store = BudgetStore.open(file);
+        const ledger = new BudgetLedger({ groups: { "*": { tokensPerDay: 1000, concurrentRequests: 1 } }, mode: "generous", timeZone: "UTC", chargeBy: "user" }, store);
+        const host = new LedgerHost(ledger);
+        const doomed = standIn(1);
+        host.handle(doomed.worker, { zto: "admit", seq: 1, req });
+        // Charged at once (the slot is taken), the commit still to come when the worker dies.
+        assert.equal(ledger.status("user:alice", []).concurrentRequests?.open, 1);
+        doomed.die();
+        assert.equal(host.released(doomed.worker), 0, "not yet held: the worker never heard it was admitted");
+        await committed();
+        assert.deepEqual(doomed.replies, []);
+        const status = ledger.status("user:alice", []);
+        assert.equal(status.concurrentRequests?.open, 0, "the slot is free");
+        assert.equal(status.windows[0]!.used, 0, "nothing was forwarded: nothing is charged");
+        // The next admission (of a live worker) fits the one slot, and is held by that worker.
+        const live = standIn(2);
+        host.handle(live.worker, { zto: "admit", seq: 1, req });
+        await committed();
+        assert.equal(live.replies.length, 1);
+        const reply = live.replies[0]!;
+        assert.ok(reply.zto === "reply" && "admitted" in reply.value && reply.value.admitted);
+        assert.equal(host.released(live.worker), 1, "a live worker's admission is held until it settles");
+        await committed();
+        assert.deepEqual(
+            store.usageSince(0).map((r) => [r.state, r.charged]),
+            [["settled", 0], ["settled", 100]],
+        );
+        store.close();
     });
 });

@@ -4,7 +4,7 @@
  */
 import type { BudgetAudit } from "../audit";
 import type { Forward, Identity, Refuse } from "../decide";
-import { requestCost, type Cost } from "./cost";
+import { requestCost } from "./cost";
 import { tightestWindow, type Admission, type BudgetLedger, type BudgetStatus, type Outcome, type Reservation } from "./ledger";
 import { UsageChunkStripper } from "./sse-usage";
 import { parseIsoTime } from "./windows";
@@ -43,8 +43,8 @@ export type Gate =
 
 /**
  * What the request path needs of a ledger: the BudgetLedger itself in a single filter process, or
- * with several processes the primary's one ledger asked over IPC (filter/src/workers.ts), whose
- * answers arrive later. `settle` returns the tokens charged.
+ * with several processes the primary's one ledger asked over IPC (filter/src/workers.ts). Either
+ * answers an admission once the reservation is committed. `settle` returns the tokens charged.
  */
 export interface BudgetService {
     readonly chargeBy: BudgetLedger["chargeBy"];
@@ -56,25 +56,25 @@ export interface BudgetService {
 
 export type AdmitRequest = Parameters<BudgetLedger["admit"]>[0];
 
-type Prepared = { readonly gate: Gate } | { readonly req: AdmitRequest; readonly cost: Cost; readonly facts: Omit<Refuse, "action" | "status" | "code" | "rule"> };
-
-/** Who is charged and what the request may cost, or the refusal when nobody can be charged. */
-function prepare(ledger: Pick<BudgetService, "chargeBy" | "limits">, decision: Forward, identity: Identity, maxOutputTokens: number): Prepared {
+/**
+ * Admit an inference request against the caller's budget, or say why not. Resolves once the
+ * reservation is durable (the request may be forwarded), or with a refusal: 403 when nobody can be
+ * charged, 429 when the budget does not fit, 503 when the reservation could not be committed.
+ */
+export async function admitInference(service: BudgetService, decision: Forward, identity: Identity, maxOutputTokens: number): Promise<Gate> {
     const facts = { endpoint: decision.endpoint, model: decision.model, promptChars: decision.promptChars, items: decision.items };
-    const subject = budgetSubject(identity, ledger.chargeBy);
+    const subject = budgetSubject(identity, service.chargeBy);
     if (subject === undefined) {
-        return { gate: { admitted: false, refusal: { action: "refuse", status: 403, code: "budget_identity_missing", rule: "budget.identity", ...facts }, headers: {}, audit: { decision: "refused", subject: "-" } } };
+        return { admitted: false, refusal: { action: "refuse", status: 403, code: "budget_identity_missing", rule: "budget.identity", ...facts }, headers: {}, audit: { decision: "refused", subject: "-" } };
     }
-    const cost = requestCost(decision, maxOutputTokens, ledger.limits(identity.groups));
-    return { req: { subject, groups: identity.groups, model: decision.model ?? "", endpoint: decision.endpoint.id, cost }, cost, facts };
-}
-
-/** The gate for the ledger's answer; `settle` is the ledger's (or its remote's) settlement. */
-function gateOf(p: Exclude<Prepared, { gate: Gate }>, a: Admission, settle: (r: Reservation, o: Outcome) => number): Gate {
-    const { req, cost } = p;
+    const cost = requestCost(decision, maxOutputTokens, service.limits(identity.groups));
+    const a = await service.admit({ subject, groups: identity.groups, model: decision.model ?? "", endpoint: decision.endpoint.id, cost });
+    if (!a.admitted && a.cause === "store") {
+        return { admitted: false, refusal: { action: "refuse", status: 503, code: "budget_store_unavailable", rule: a.rule, ...facts }, headers: {}, audit: { decision: "refused", subject, reservedTokens: cost.promptTokens + cost.outputTokens } };
+    }
     if (!a.admitted) {
         const headers = { ...budgetHeaders(a.status), ...(a.retryAfterSeconds === undefined ? {} : { "retry-after": String(a.retryAfterSeconds) }) };
-        return { admitted: false, refusal: { action: "refuse", status: 429, code: "token_budget_exceeded", rule: a.rule, ...p.facts }, headers, audit: { decision: "refused", subject: req.subject, reservedTokens: cost.promptTokens + cost.outputTokens } };
+        return { admitted: false, refusal: { action: "refuse", status: 429, code: "token_budget_exceeded", rule: a.rule, ...facts }, headers, audit: { decision: "refused", subject, reservedTokens: cost.promptTokens + cost.outputTokens } };
     }
     const r = a.reservation;
     let settled: BudgetAudit | undefined;
@@ -86,19 +86,7 @@ function gateOf(p: Exclude<Prepared, { gate: Gate }>, a: Admission, settle: (r: 
         // Idempotent: every end of the request path may call it; only the first settles. (A method,
         // not an arrow property: under tsx every arrow property is wrapped to keep its name, per request.)
         settle(outcome) {
-            return (settled ??= { decision: r.limited ? "admitted" : "unlimited", subject: req.subject, reservedTokens: r.reserved, chargedTokens: settle(r, outcome) });
+            return (settled ??= { decision: r.limited ? "admitted" : "unlimited", subject, reservedTokens: r.reserved, chargedTokens: service.settle(r, outcome) });
         },
     };
-}
-
-/** Admit an inference request against the caller's budget, or say why not (the in-process ledger: synchronous). */
-export function admitInference(ledger: BudgetLedger, decision: Forward, identity: Identity, maxOutputTokens: number): Gate {
-    const p = prepare(ledger, decision, identity, maxOutputTokens);
-    return "gate" in p ? p.gate : gateOf(p, ledger.admit(p.req), (r, o) => ledger.settle(r, o));
-}
-
-/** admitInference against any BudgetService (the remote one answers asynchronously). */
-export async function admitInferenceVia(service: BudgetService, decision: Forward, identity: Identity, maxOutputTokens: number): Promise<Gate> {
-    const p = prepare(service, decision, identity, maxOutputTokens);
-    return "gate" in p ? p.gate : gateOf(p, await service.admit(p.req), (r, o) => service.settle(r, o));
 }

@@ -1,8 +1,12 @@
 /**
- * Reserve, then settle. Admission checks and records the reservation synchronously (no await
- * between the check and the durable write), so concurrent requests from one user are admitted one
- * after another against the same totals and can never overspend. The in-memory totals are rebuilt
- * from the store at start; the store is the record, memory the index.
+ * Reserve, then settle. Admission checks the caller's windows and charges the reservation to the
+ * in-memory totals synchronously (no await between the check and the charge), so concurrent
+ * requests from one user are admitted one after another against the same totals and can never
+ * overspend. The durable write is group-committed (store.ts): `admit` answers once the batch
+ * holding the reservation has committed, so an admitted request is durable before it is
+ * forwarded; when the commit fails, the charge is released and the request refused (cause
+ * "store"). The in-memory totals are rebuilt from the store at start; the store is the record,
+ * memory the index.
  */
 import type { Usage } from "../usage";
 import type { Cost } from "./cost";
@@ -44,7 +48,8 @@ export interface Reservation {
 
 export type Admission =
     | { readonly admitted: true; readonly reservation: Reservation; readonly status?: BudgetStatus }
-    | { readonly admitted: false; readonly rule: string; readonly retryAfterSeconds?: number; readonly status: BudgetStatus };
+    /** `cause` "budget": the caller's limits do not fit the request; "store": its reservation could not be committed. */
+    | { readonly admitted: false; readonly cause: "budget" | "store"; readonly rule: string; readonly retryAfterSeconds?: number; readonly status: BudgetStatus };
 
 /** How the response ended, for settlement. */
 export interface Outcome {
@@ -142,8 +147,11 @@ export class BudgetLedger {
         return { subject, windows, ...concurrency };
     }
 
-    /** Admit and durably reserve, or refuse naming the limit. Synchronous by design (see the file comment). */
-    admit(req: { subject: string; groups: readonly string[]; model: string; endpoint: string; cost: Cost }): Admission {
+    /**
+     * Check and charge now, synchronously (see the file comment); the answer comes once the
+     * reservation is committed, or refuses naming the limit (at once) or the failed commit.
+     */
+    admit(req: { subject: string; groups: readonly string[]; model: string; endpoint: string; cost: Cost }): Promise<Admission> {
         const t = this.now();
         const at = this.calendar.at(t);
         const limits = this.limitsOf(req.groups);
@@ -151,13 +159,21 @@ export class BudgetLedger {
         const u = this.use(req.subject);
         if (limits) {
             const refusal = this.refusal(u, limits, at, reserved, t);
-            if (refusal) return { admitted: false, ...refusal, status: this.statusWith(req.subject, limits, at) };
+            if (refusal) return Promise.resolve({ admitted: false, cause: "budget", ...refusal, status: this.statusWith(req.subject, limits, at) });
         }
-        const id = this.store.reserve({ subject: req.subject, groups: req.groups, model: req.model, endpoint: req.endpoint, startedAt: t, reserved });
+        const { id, committed } = this.store.reserve({ subject: req.subject, groups: req.groups, model: req.model, endpoint: req.endpoint, startedAt: t, reserved });
         this.charge(u, at, reserved);
         u.open++;
         const reservation: Reservation = { id, subject: req.subject, startedAt: t, windows: at, reserved, promptTokens: req.cost.promptTokens, limited: limits !== undefined };
-        return { admitted: true, reservation, ...(limits ? { status: this.statusWith(req.subject, limits, at) } : {}) };
+        return committed.then(
+            (): Admission => ({ admitted: true, reservation, ...(limits ? { status: this.statusWith(req.subject, limits, at) } : {}) }),
+            (): Admission => {
+                // Nothing was forwarded: the request is refused and its charge released.
+                this.charge(u, at, -reserved);
+                u.open = Math.max(0, u.open - 1);
+                return { admitted: false, cause: "store", rule: "budget.store.commit", status: this.statusWith(req.subject, limits ?? {}, at) };
+            },
+        );
     }
 
     /** The limit a reservation of `reserved` tokens would break now, with its Retry-After; undefined when it fits. */

@@ -1,12 +1,19 @@
 /**
  * The budget ledger's durable half: one SQLite file (WAL, synchronous NORMAL) on the filter's own
- * volume. Every admitted request is a row committed before the request is forwarded: the commit is
- * in the WAL file when it returns, so a killed or crashed filter loses nothing; only a crash of the
- * host kernel or a power cut can lose commits since the last checkpoint (an fsync per request
- * would cost tens of milliseconds on a busy disk). Settlement replaces its reservation with
- * Ollama's count; settlements are written together, in one transaction per turn of the event loop
- * (at most SETTLE_BATCH rows): a settlement lost with the process leaves its row open, and open
- * rows count at their full reservation on the next start, so a lost settlement can only raise the
+ * volume. Writes are group-committed: the reservations and settlements of one turn of the event
+ * loop are queued and written in ONE transaction at its end (setImmediate, after the I/O callbacks
+ * of that turn, so every request whose body arrived in the turn shares it; a microtask would run
+ * after each callback and commit one row at a time; at most BATCH rows, a
+ * full batch is written at once). `reserve` hands back the promise of that commit, and the caller
+ * forwards a request only once it has resolved: a reservation is in the WAL file before anything
+ * is forwarded, so a killed or crashed filter loses nothing it forwarded (a reservation still
+ * queued at the crash belongs to a request that was never forwarded). Only a crash of the host
+ * kernel or a power cut can lose commits since the last checkpoint (an fsync per commit would cost
+ * tens of milliseconds on a busy disk). A failed commit rejects that promise for every reservation
+ * of the batch. Row ids are assigned here (this connection is the only writer), so a reservation
+ * knows its row before the commit. Settlement replaces its reservation with Ollama's count: a
+ * settlement lost with the process (or with a failed batch) leaves its row open, and open rows
+ * count at their full reservation on the next start, so a lost settlement can only raise the
  * count, never lower it. Opening never starts from zero by accident: a
  * missing file next to its marker, a file that is not this store, or a failed integrity check is a
  * startup error naming the path.
@@ -17,8 +24,8 @@ import { dirname, join } from "node:path";
 import type Database from "better-sqlite3";
 
 const SCHEMA_VERSION = "2";
-/** Settlements written in one transaction at most (more in one turn start another). */
-export const SETTLE_BATCH = 256;
+/** Rows (reservations and settlements) written in one transaction at most (more in one turn start another). */
+export const BATCH = 256;
 
 export type RequestState = "open" | "settled" | "crashed";
 
@@ -50,6 +57,10 @@ export interface UsageRow extends ChargeRow {
 
 export class BudgetStoreError extends Error {}
 
+interface PendingReservation extends ReservationRow {
+    readonly id: number;
+}
+
 interface PendingSettlement {
     readonly id: number;
     readonly inputTokens: number | undefined;
@@ -64,19 +75,26 @@ export class BudgetStore {
     private readonly db: Database.Database;
     private readonly insert: Database.Statement;
     private readonly update: Database.Statement;
-    private readonly settleAll: (rows: readonly PendingSettlement[]) => void;
-    private pending: PendingSettlement[] = [];
+    private readonly writeAll: (reservations: readonly PendingReservation[], settlements: readonly PendingSettlement[]) => void;
+    private reservations: PendingReservation[] = [];
+    private settlements: PendingSettlement[] = [];
+    /** The commit the queued rows wait for; created with the first row of a batch. */
+    private batch: { readonly committed: Promise<void>; readonly resolve: () => void; readonly reject: (e: Error) => void } | undefined;
     private flushScheduled = false;
+    private lastId: number;
     /** Requests that were still open when the previous process stopped, now counted in full. */
     readonly recoveredOpen: number;
 
     private constructor(db: Database.Database, recoveredOpen: number) {
         this.db = db;
         this.recoveredOpen = recoveredOpen;
-        this.insert = db.prepare("INSERT INTO requests (subject, groups, model, endpoint, started_at, reserved, charged, state) VALUES (?, ?, ?, ?, ?, ?, ?, 'open')");
+        this.lastId = (db.prepare("SELECT coalesce(max(id), 0) AS id FROM requests").get() as { id: number }).id;
+        this.insert = db.prepare("INSERT INTO requests (id, subject, groups, model, endpoint, started_at, reserved, charged, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'open')");
         this.update = db.prepare("UPDATE requests SET input_tokens = ?, output_tokens = ?, charged = ?, state = 'settled' WHERE id = ? AND state = 'open'");
-        this.settleAll = db.transaction((rows: readonly PendingSettlement[]) => {
-            for (const r of rows) this.update.run(r.inputTokens ?? null, r.outputTokens ?? null, r.charged, r.id);
+        // Reservations first: a settlement of a row queued in the same batch finds it.
+        this.writeAll = db.transaction((reservations: readonly PendingReservation[], settlements: readonly PendingSettlement[]) => {
+            for (const r of reservations) this.insert.run(r.id, r.subject, JSON.stringify(r.groups), r.model, r.endpoint, r.startedAt, r.reserved, r.reserved);
+            for (const r of settlements) this.update.run(r.inputTokens ?? null, r.outputTokens ?? null, r.charged, r.id);
         });
     }
 
@@ -132,28 +150,58 @@ export class BudgetStore {
         return new BudgetStore(db, recovered);
     }
 
-    /** Committed to the WAL when it returns (survives the process): the caller forwards only after this. Returns the row's id. */
-    reserve(r: ReservationRow): number {
-        return Number(this.insert.run(r.subject, JSON.stringify(r.groups), r.model, r.endpoint, r.startedAt, r.reserved, r.reserved).lastInsertRowid);
+    /**
+     * Queue the reservation's row; `committed` resolves once it is in the WAL (survives the
+     * process) and rejects when its batch could not be written. The caller forwards only after it
+     * resolved.
+     */
+    reserve(r: ReservationRow): { readonly id: number; readonly committed: Promise<void> } {
+        const id = ++this.lastId;
+        this.reservations.push({ ...r, id });
+        return { id, committed: this.queued() };
     }
 
     /** Queued, and written with the others of this turn of the event loop (see the file comment). */
     settle(id: number, inputTokens: number | undefined, outputTokens: number | undefined, charged: number): void {
-        this.pending.push({ id, inputTokens, outputTokens, charged });
-        if (this.pending.length >= SETTLE_BATCH) this.flush();
+        this.settlements.push({ id, inputTokens, outputTokens, charged });
+        void this.queued();
+    }
+
+    /** The current batch's commit, after scheduling its write (or writing it now when it is full). */
+    private queued(): Promise<void> {
+        if (!this.batch) {
+            let resolve!: () => void;
+            let reject!: (e: Error) => void;
+            const committed = new Promise<void>((res, rej) => ((resolve = res), (reject = rej)));
+            // Settlements alone have no one waiting: a failure they share must not be an unhandled rejection.
+            committed.catch(() => undefined);
+            this.batch = { committed, resolve, reject };
+        }
+        const { committed } = this.batch;
+        if (this.reservations.length + this.settlements.length >= BATCH) this.flush();
         else if (!this.flushScheduled) {
             this.flushScheduled = true;
             setImmediate(() => this.flush());
         }
+        return committed;
     }
 
-    /** Write the queued settlements now, in one transaction. */
+    /** Write the queued rows now, in one transaction, and settle the batch's promise. */
     flush(): void {
         this.flushScheduled = false;
-        if (!this.pending.length || !this.db.open) return;
-        const rows = this.pending;
-        this.pending = [];
-        this.settleAll(rows);
+        const batch = this.batch;
+        if (!batch) return;
+        const { reservations, settlements } = this;
+        this.batch = undefined;
+        this.reservations = [];
+        this.settlements = [];
+        try {
+            if (!this.db.open) throw new BudgetStoreError("the budget store is closed");
+            this.writeAll(reservations, settlements);
+        } catch (e) {
+            return batch.reject(e instanceof Error ? e : new Error(String(e)));
+        }
+        batch.resolve();
     }
 
     /** Charges of requests admitted at or after `since` (epoch ms), for rebuilding the windows. */
