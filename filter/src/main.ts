@@ -145,7 +145,9 @@ function runWorker(args: CliArgs): void {
             case "drain":
                 return exit();
             default:
-                return message satisfies never;
+                // A primary of another build: this worker cannot know what it was asked, so it stops.
+                process.stderr.write(`zto-filter: the primary sent an unknown message ${JSON.stringify((message satisfies never as { zto: string }).zto)}\n`);
+                process.exit(2);
         }
     });
     onStopSignal(exit);

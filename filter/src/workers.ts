@@ -123,8 +123,9 @@ export class LedgerHost {
                 return reply(worker, m.seq, this.ledger.status(m.subject, m.groups));
             case "settle": {
                 const r = held.get(m.reservation);
-                // Only a reservation this worker holds can be settled, and only once.
-                if (!r) return;
+                // Only a reservation this worker holds can be settled, and only once: anything else
+                // is a broken worker (its reservations then count in full, see runPrimary).
+                if (!r) throw new Error(`worker ${worker.id} settled reservation ${m.reservation}, which it does not hold`);
                 held.delete(m.reservation);
                 this.ledger.settle(r, m.outcome);
                 return;
@@ -133,7 +134,8 @@ export class LedgerHost {
             case "stopped":
                 return;
             default:
-                return m satisfies never;
+                // Typed away, but a worker of another build could still send it: refused, not skipped.
+                throw new Error(`worker ${worker.id} sent an unknown message ${JSON.stringify((m satisfies never as { zto: string }).zto)}`);
         }
     }
 
@@ -193,7 +195,16 @@ export function runPrimary(opts: PrimaryOptions): { drain: () => Promise<void> }
             if (message.zto === "hello") {
                 asked = portToAsk();
                 w.send({ zto: "start", rulesText: opts.rulesText, budgets: opts.ledger !== undefined, port: asked } satisfies ToWorker);
-            } else host?.handle(w, message);
+            } else {
+                try {
+                    host?.handle(w, message);
+                } catch (e) {
+                    // A worker that breaks the protocol is stopped (its open reservations count in
+                    // full on exit) and replaced, rather than trusted with the ledger any further.
+                    opts.log(`zto-filter: ${(e as Error).message}; stopping it`);
+                    w.process.kill("SIGKILL");
+                }
+            }
         });
         w.once("listening", (address) => {
             listening.set(w.id, asked);

@@ -217,4 +217,23 @@ describe("the primary's ledger host", () => {
         );
         store.close();
     });
+
+    test("a settlement of a reservation the worker does not hold, a second settlement, or an unknown message is refused, never skipped", async () => {
+        const store = BudgetStore.open(join(dir, "host-protocol", "budgets.db"));
+        const ledger = new BudgetLedger({ groups: { "*": { tokensPerDay: 1000 } }, mode: "generous", timeZone: "UTC", chargeBy: "user" }, store);
+        const host = new LedgerHost(ledger);
+        const a = standIn(1);
+        const b = standIn(2);
+        host.handle(a.worker, { zto: "admit", seq: 1, req });
+        await committed();
+        const reply = a.replies[0]!;
+        assert.ok(reply.zto === "reply" && "admitted" in reply.value && reply.value.admitted);
+        const id = reply.value.reservation.id;
+        const outcome = { usage: {}, frames: 0, clientAborted: false, nothingGenerated: true };
+        assert.throws(() => host.handle(b.worker, { zto: "settle", reservation: id, outcome }), /worker 2 settled reservation \d+, which it does not hold/);
+        host.handle(a.worker, { zto: "settle", reservation: id, outcome });
+        assert.throws(() => host.handle(a.worker, { zto: "settle", reservation: id, outcome }), /does not hold/);
+        assert.throws(() => host.handle(a.worker, { zto: "grant" } as never), /worker 1 sent an unknown message "grant"/);
+        store.close();
+    });
 });
