@@ -153,7 +153,10 @@ describe("nginx: upstream failures are masked, the access log holds no secrets",
         assert.equal(r.headers.server, "nginx", "server_tokens off: no version (nginx 1.22 has no way to drop the name)");
     });
     test("every access log line is JSON with who/what/outcome/timings and never a cookie or token", async () => {
-        const lines = readFileSync(gw.accessLog, "utf8").trim().split("\n");
+        // nginx writes a request's log line after it has sent the answer: wait (bounded) for the four.
+        const logged = () => readFileSync(gw.accessLog, "utf8").trim().split("\n").filter(Boolean);
+        for (const deadline = Date.now() + 10_000; logged().length < 4 && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 50));
+        const lines = logged();
         assert.ok(lines.length >= 4);
         const entries = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
         for (const e of entries) {
