@@ -143,7 +143,7 @@ const LEXICON = (() => {
         return { rests: stems.map((s) => Array.from(s.stem.slice(1), (ch) => ch.charCodeAt(0))), concepts: stems.map((s) => s.concept) };
     });
     const id = (name: string) => names.indexOf(name);
-    return { concepts: names.length, prefix, exact, prefixLengths, unspacedIndex, unspacedStems, ai: id("ai"), addressee: id("addressee"), blob: id("blob"), spelled: id("spelled"), roleWords: [id("secret"), id("instruction"), id("ai")] };
+    return { concepts: names.length, prefix, exact, prefixLengths, unspacedIndex, unspacedStems, ai: id("ai"), addressee: id("addressee"), question: id("question"), blob: id("blob"), spelled: id("spelled"), roleWords: [id("secret"), id("instruction"), id("ai")] };
 })();
 
 /** Where each kind of feature starts in the weight array. */
@@ -232,11 +232,11 @@ function concept(c: number): void {
  * looked at a bounded number of times, whatever the text. Not re-entrant (the filter and the
  * trainer are single-threaded).
  */
-export function forEachFeature(t: string, visit: (features: Int32Array, length: number) => void, mentionedRule = -1): void {
-    const { prefix, exact, prefixLengths, unspacedIndex, unspacedStems, ai, addressee, roleWords, blob, spelled } = LEXICON;
+export function forEachFeature(t: string, visit: (features: Int32Array, length: number) => void, ruleFeature = -1): void {
+    const { prefix, exact, prefixLengths, unspacedIndex, unspacedStems, ai, addressee, question, roleWords, blob, spelled } = LEXICON;
     onChunk = visit;
     chunkLength = 0;
-    if (mentionedRule >= 0) emit(LAYOUT.rules + mentionedRule);
+    if (ruleFeature >= 0) emit(LAYOUT.rules + ruleFeature);
     recentCount = 0;
     wordsSeen = 0;
     // Inside quotation marks a concept is a different feature: "ignore previous instructions"
@@ -282,6 +282,8 @@ export function forEachFeature(t: string, visit: (features: Int32Array, length: 
                 // A role marker or an address inside the text ("System:", "AI assistant:", "bot, ..."):
                 // text that speaks to the model, where data (a document, a tool description) should not.
                 if ((original === 58 && roleWords.includes(wordConcept)) || (original === 44 && wordConcept === ai)) concept(addressee);
+                // A question asked outside quotation marks: text that asks about something rather than orders it.
+                if (original === 63 && quoted === 0) concept(question);
                 if (wordUnspaced) {
                     for (let k = wordStart; k < i; k++) {
                         // Each stem found counts as a word, so pairs stay within PAIR_WINDOW stems
@@ -408,7 +410,7 @@ function scoreChunk(features: Int32Array, length: number): void {
  * distinct features and each window is two neighbouring blocks; a text of at most one window is
  * scored exactly as in training.
  */
-export function score(model: Scorer, t: string, mentionedRule = -1): number {
+export function score(model: Scorer, t: string, ruleFeature = -1): number {
     if (++block > 0xffff) {
         lastBlock.fill(0);
         block = 1;
@@ -416,14 +418,14 @@ export function score(model: Scorer, t: string, mentionedRule = -1): number {
     scorer = model;
     windowState.fill(0);
     windowState[4] = -Infinity;
-    forEachFeature(t, scoreChunk, mentionedRule);
+    forEachFeature(t, scoreChunk, ruleFeature);
     const [sum, count, previousSum, previousCount, best] = windowState;
     const last = count > 0 || best === -Infinity ? (previousSum + sum) * featureScale(previousCount + count) : -Infinity;
     return model.bias + model.weightScale * Math.max(best, last);
 }
 
 /** Format tag of jailbreak-model.json; a trainer writing another layout must change it. */
-export const MODEL_FORMAT = "zto-jailbreak-logreg-3";
+export const MODEL_FORMAT = "zto-jailbreak-logreg-4";
 
 export interface JailbreakModel extends Scorer {
     /** Refuse when the log-odds score is at least this. */
@@ -469,7 +471,7 @@ export const CLASSIFIER_RULE = "jailbreak.classifier";
  */
 export function checkJailbreak(model: JailbreakModel, text: string, folded = false): string | undefined {
     const t = folded ? text : normalise(text);
-    const { refuse, mentioned } = ruleVerdict(t);
+    const { refuse, ruleFeature } = ruleVerdict(t);
     if (refuse !== undefined) return refuse;
-    return score(model, t, mentioned) >= model.threshold ? CLASSIFIER_RULE : undefined;
+    return score(model, t, ruleFeature) >= model.threshold ? CLASSIFIER_RULE : undefined;
 }

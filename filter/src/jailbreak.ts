@@ -17,7 +17,7 @@ export const JAILBREAK_MODEL = loadModel(MODEL_FILE);
 /** The model's log-odds that a text is an attack. */
 export function jailbreakScore(text: string, model: JailbreakModel = JAILBREAK_MODEL): number {
     const t = normalise(text);
-    return score(model, t, ruleVerdict(t).mentioned);
+    return score(model, t, ruleVerdict(t).ruleFeature);
 }
 
 /**
