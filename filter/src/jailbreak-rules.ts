@@ -253,8 +253,8 @@ export function matchRules(t: string, skip?: (start: number, end: number) => boo
 export const RULE_IDS: readonly string[] = [...new Set(JAILBREAK_RULES.map((r) => r.id))];
 
 /**
- * Words outside the quotation marks that make a quoted rule match a *mention* (as a `?` there
- * does): the text asks about the phrase (what it means, how to detect or label it) instead of
+ * Words outside the quotation marks that make a rule match overlapping them a *mention* (as a `?`
+ * there does): the text asks about the phrase (what it means, how to detect or label it) instead of
  * saying it to the model.
  */
 const MENTION_WORDS = new Set([
@@ -331,36 +331,37 @@ function quotedSpans(t: string): { spans: Int32Array; count: number; asks: boole
 export interface RuleVerdict {
     /** Rule id that refuses the text outright, or undefined. */
     readonly refuse: string | undefined;
-    /** Index in RULE_IDS of a rule that matched only inside quotation marks of a mention, or -1: the model decides it. */
+    /** Index in RULE_IDS of a rule that matched only where it overlaps quotation marks of a mention, or -1: the model decides it. */
     readonly ruleFeature: number;
 }
 
 /**
  * The rules' verdict: template tokens and every rule match refuse outright, except a match that
- * lies wholly inside closed quotation marks of a text that asks about it (a mention word or a `?`
- * outside the quotes, no obey word). Such a match is handed to the model as a feature instead
- * (docs/filter.md, "Quoted attack phrases").
+ * overlaps closed quotation marks of a text that asks about it (a mention word or a `?` outside
+ * the quotes, no obey word): 'enable "developer mode"' as much as '"enable developer mode"'.
+ * Such a match is handed to the model as a feature instead (docs/filter.md, "Quoted attack
+ * phrases"). A match that touches no quotation marks refuses even in a question.
  */
 export function ruleVerdict(t: string): RuleVerdict {
     if (hasTemplateToken(t)) return { refuse: TEMPLATE_TOKEN_RULE, ruleFeature: -1 };
     let quotes: { spans: Int32Array; count: number; asks: boolean } | undefined;
-    const insideQuotes = (start: number, end: number) => {
+    const overlapsQuotes = (start: number, end: number) => {
         quotes ??= quotedSpans(t);
         if (!quotes.asks) return false;
-        // Spans are sorted and disjoint: binary search for the last one opening before `start`.
+        // Spans are sorted and disjoint: binary search for the last one opening before `end`.
         let lo = 0;
         let hi = quotes.count - 1;
         let k = -1;
         while (lo <= hi) {
             const mid = (lo + hi) >> 1;
-            if (quotes.spans[2 * mid]! < start) {
+            if (quotes.spans[2 * mid]! < end) {
                 k = mid;
                 lo = mid + 1;
             } else hi = mid - 1;
         }
-        return k !== -1 && end <= quotes.spans[2 * k + 1]!;
+        return k !== -1 && quotes.spans[2 * k + 1]! > start;
     };
-    const refuse = matchRules(t, insideQuotes);
+    const refuse = matchRules(t, overlapsQuotes);
     if (refuse !== undefined) return { refuse, ruleFeature: -1 };
     const mentioned = quotes === undefined ? undefined : matchRules(t);
     return { refuse: undefined, ruleFeature: mentioned === undefined ? -1 : RULE_IDS.indexOf(mentioned) };

@@ -153,7 +153,7 @@ export const LAYOUT = (() => {
     const concepts = words + WORD_BUCKETS;
     // Concepts outside quotation marks are ids 0..k-1, inside k..2k-1; a pair is (a, b) of those.
     const pairs = concepts + 2 * k;
-    // One feature per phrase rule id: the rule matched, but only inside a quoted mention (jailbreak-rules.ts ruleVerdict).
+    // One feature per phrase rule id: the rule matched, but only overlapping the quotes of a mention (jailbreak-rules.ts ruleVerdict).
     const rules = pairs + 4 * k * k;
     return { ngrams: 0, words, concepts, pairs, rules, size: rules + RULE_IDS.length };
 })();
@@ -465,7 +465,7 @@ export const CLASSIFIER_RULE = "jailbreak.classifier";
 
 /**
  * The whole check on one text: template tokens and phrase rules refuse outright, except a rule
- * matched only inside a quoted mention, which the model reads as a feature; the model refuses at
+ * matched only overlapping the quotes of a mention, which the model reads as a feature; the model refuses at
  * its threshold. Returns the refusing rule id, or undefined. `folded`: the text is already a
  * reading from fold.ts (folding again would give the same text, at the cost of NFKC).
  */

@@ -22,7 +22,7 @@ export function jailbreakScore(text: string, model: JailbreakModel = JAILBREAK_M
 
 /**
  * Rule id that refuses the text, or undefined when it may pass. A phrase rule that matched only
- * inside a quoted mention does not refuse by itself: the model reads it as a feature.
+ * where it overlaps the quotes of a mention does not refuse by itself: the model reads it as a feature.
  */
 export function findJailbreak(text: string, model: JailbreakModel = JAILBREAK_MODEL): string | undefined {
     return checkJailbreak(model, text);
