@@ -257,6 +257,8 @@ export function forEachFeature(t: string, visit: (features: Int32Array, length: 
     let letterRun = 0;
     let wordUnspaced = false;
     let previousWord = 0;
+    /** Word index of the last question counted. */
+    let lastQuestion = -PAIR_WINDOW - 1;
     for (let i = 0, n = t.length; i <= n; i++) {
         const original = i < n ? t.charCodeAt(i) : 32;
         const c = UNIT[original]!;
@@ -282,8 +284,13 @@ export function forEachFeature(t: string, visit: (features: Int32Array, length: 
                 // A role marker or an address inside the text ("System:", "AI assistant:", "bot, ..."):
                 // text that speaks to the model, where data (a document, a tool description) should not.
                 if ((original === 58 && roleWords.includes(wordConcept)) || (original === 44 && wordConcept === ai)) concept(addressee);
-                // A question asked outside quotation marks: text that asks about something rather than orders it.
-                if (original === 63 && quoted === 0) concept(question);
+                // A question asked outside quotation marks: text that asks about something rather than
+                // orders it. At most once per PAIR_WINDOW words, so a storm of "a? a? ..." costs no
+                // more than plain words (the pairs a nearer question would add are mostly made already).
+                if (original === 63 && quoted === 0 && wordsSeen - lastQuestion > PAIR_WINDOW) {
+                    concept(question);
+                    lastQuestion = wordsSeen;
+                }
                 if (wordUnspaced) {
                     for (let k = wordStart; k < i; k++) {
                         // Each stem found counts as a word, so pairs stay within PAIR_WINDOW stems
