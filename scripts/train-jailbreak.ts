@@ -33,6 +33,8 @@ const LEARNING_RATE = 0.1;
 const L2: Record<FeatureKind, number> = { ngram: 1e-5, word: 1e-6, concept: 1e-7 };
 const FOLDS = 5;
 const FOLD_SALT = "zto-jailbreak-folds-1";
+/** `--fold-salt`: another fold assignment, to tell a change from fold-to-fold noise (cross-validation only). */
+let foldSalt = FOLD_SALT;
 /** Out-of-fold recall of the rules and the model together that the threshold is chosen for: the issue's target. */
 const TARGET_FOLD_RECALL = TARGETS.minRecall;
 
@@ -44,6 +46,8 @@ interface Example {
     readonly value: number;
     /** True when a template token or phrase rule refuses the text whatever the model says. */
     readonly ruled: boolean;
+    /** True when a phrase rule matched a text that asks about something, so the model decides. */
+    readonly handed: boolean;
     readonly y: 0 | 1;
 }
 
@@ -57,9 +61,9 @@ function example(entry: CorpusEntry): Example {
         (features, length) => {
             for (let i = 0; i < length; i++) seen.add(features[i]!);
         },
-        verdict.mentioned,
+        verdict.ruleFeature,
     );
-    return { entry, index: Int32Array.from(seen), value: featureScale(seen.size), ruled: verdict.refuse !== undefined, y: entry.label === "attack" ? 1 : 0 };
+    return { entry, index: Int32Array.from(seen), value: featureScale(seen.size), ruled: verdict.refuse !== undefined, handed: verdict.ruleFeature >= 0, y: entry.label === "attack" ? 1 : 0 };
 }
 
 interface Trained {
@@ -116,7 +120,7 @@ function quantise(model: Trained) {
     return { scale, base64: Buffer.from(q.buffer).toString("base64") };
 }
 
-const foldOf = (e: CorpusEntry) => createHash("sha256").update(FOLD_SALT).update(e.group).digest().readUInt32BE(0) % FOLDS;
+const foldOf = (e: CorpusEntry) => createHash("sha256").update(foldSalt).update(e.group).digest().readUInt32BE(0) % FOLDS;
 
 const round = (x: number) => Number(x.toFixed(4));
 
@@ -150,6 +154,10 @@ function main(argv: readonly string[]): void {
             const f = figures(training, refusedAt(thresholdForRecall(attacks, recall)));
             return `recall >= ${(100 * recall).toFixed(0)}%: recall ${(100 * f.recall).toFixed(1)}%, false refusals ${(100 * f.falsePositiveRate).toFixed(2)}% (${f.falsePositives} of ${f.benign})`;
         });
+        // Rule matches in texts that ask about something are the model's to decide: how it decides them.
+        const handed = (label: 0 | 1) => examples.filter((ex) => ex.handed && ex.y === label);
+        const decided = (label: 0 | 1) => `${handed(label).filter((ex) => oof.get(ex.entry)! >= threshold).length} of ${handed(label).length}`;
+        curve.push(`rule matches the model decided: ${decided(1)} attacks refused, ${decided(0)} benign refused`);
         process.stdout.write(`${curve.join("\n")}\nthreshold ${threshold}\ncross-validation: ${JSON.stringify(crossValidation)}\n${reportFolds(training, refusedAt(threshold), argv.includes("--errors"))}`);
         return;
     }
@@ -185,17 +193,25 @@ function main(argv: readonly string[]): void {
     );
 }
 
-const USAGE = `usage: npm run train:filter [-- --folds-only [--errors]]
+const USAGE = `usage: npm run train:filter [-- --folds-only [--errors] [--fold-salt <salt>]]
   Trains the jailbreak model from the training split of test/fixtures/jailbreak/corpus.jsonl
   (never the held-out split) and writes filter/src/jailbreak-model.json with the corpus hash and
   the cross-validation and training figures. Deterministic.
   --folds-only  only the 5-fold cross-validation inside the training split, per family; writes nothing
-  --errors      with --folds-only: also list the training prompts the folds got wrong`;
+  --errors      with --folds-only: also list the training prompts the folds got wrong
+  --fold-salt   with --folds-only: assign the folds with this salt instead of ${FOLD_SALT}, to see
+                whether a change beats fold-to-fold noise`;
 
 const args = process.argv.slice(2);
 exitWithUsageIfAsked(args, USAGE);
-for (const a of args) if (a !== "--folds-only" && a !== "--errors") {
-    process.stderr.write(`train-jailbreak: unknown option ${a}\n${USAGE}\n`);
-    process.exit(2);
+const options: string[] = [];
+for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === "--fold-salt" && args[i + 1] !== undefined && args.includes("--folds-only")) foldSalt = args[++i]!;
+    else if (a === "--folds-only" || a === "--errors") options.push(a);
+    else {
+        process.stderr.write(`train-jailbreak: unknown or incomplete option ${a}\n${USAGE}\n`);
+        process.exit(2);
+    }
 }
-main(args);
+main(options);

@@ -58,7 +58,9 @@ export const CONCEPTS: Readonly<Record<string, readonly string[]>> = {
     you: ["=your", "=yours", "=you", "=tus", "=tes", "=tu", "=deine", "=dein", "=dich", "=dir", "=tuoi", "=tue", "=tuo", "=suas", "=seus", "=твои", "=тебе", "=swoje", "=twoje", "=je", "=jouw", "=senin", "你的", "너의", "너는"],
     tool: ["=tool", "=tools", "=function", "=parameter", "=invoked", "=invoke", "=calling", "whenever", "=mcp", "=server", "description", "=result", "=returns", "=field"],
     // Emitted by the scanner from the text's shape, not from words (jailbreak-score.ts).
+    report: ["posted", "=typed", "=wrote", "written", "=says", "=said", "=saw", "=seen", "=found", "=received", "=answered", "=replied", "=asked", "=claims", "=claimed", "=sent", "=pasted", "=noticed", "=spotted", "=reported", "=showed", "=appeared", "=got"],
     addressee: [],
+    question: [],
     blob: [],
     spelled: [],
     meta: ["injection", "=attack", "attacks", "attacker", "defend", "defens", "detect", "mitigat", "protect", "threat", "owasp", "security", "classif", "awareness", "research", "=explain", "=why", "=what", "=how", "=example", "=examples", "=risk", "risky", "=dangerous", "=quiz", "=log", "=logs", "=report", "=incident"],

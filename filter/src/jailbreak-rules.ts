@@ -253,8 +253,9 @@ export function matchRules(t: string, skip?: (start: number, end: number) => boo
 export const RULE_IDS: readonly string[] = [...new Set(JAILBREAK_RULES.map((r) => r.id))];
 
 /**
- * Words outside the quotation marks that make a quoted rule match a *mention*: the text asks
- * about the phrase (what it means, how to detect or label it) instead of saying it to the model.
+ * Words outside the quotation marks that make a rule match overlapping them a *mention* (as a `?`
+ * there does): the text asks about the phrase (what it means, how to detect or label it) instead of
+ * saying it to the model.
  */
 const MENTION_WORDS = new Set([
     "what", "why", "how", "explain", "mean", "means", "meaning", "classify", "label", "detect", "detects", "detector", "detection", "flag", "flagged", "catch", "catches", "distinguish", "describe",
@@ -279,16 +280,17 @@ function mentionQuote(t: string, i: number): number {
 }
 
 /**
- * Where `t` quotes something inside a question or analysis: closed quoted spans, and whether
- * the words outside every quote ask about the quotes (a mention word) without asking the model to
- * carry them out (an obey word). One pass, only run when a rule matched.
+ * Closed quoted spans of `t`, and whether the text outside every quote asks about something (a
+ * mention word or a `?`) without asking the model to carry anything out (an obey word). One pass,
+ * only run when a rule matched.
  */
-function quotedSpans(t: string): { spans: Int32Array; count: number } {
+function quotedSpans(t: string): { spans: Int32Array; count: number; asks: boolean } {
     let spans = new Int32Array(16);
     let count = 0;
     let open = -1;
     let mention = false;
     let obey = false;
+    let question = false;
     for (let i = 0, n = t.length; i < n; ) {
         const q = mentionQuote(t, i);
         if (q !== 0) {
@@ -308,6 +310,7 @@ function quotedSpans(t: string): { spans: Int32Array; count: number } {
             continue;
         }
         if (!isWordChar(t.charCodeAt(i))) {
+            if (open === -1 && t.charCodeAt(i) === 0x3f) question = true;
             i++;
             continue;
         }
@@ -321,43 +324,45 @@ function quotedSpans(t: string): { spans: Int32Array; count: number } {
     }
     // An unclosed quote leaves the rest of the text unquoted; words after it were counted as
     // quoted, which can only make a mention less likely, never more.
-    return { spans, count: mention && !obey ? count : 0 };
+    return { spans, count, asks: (mention || question) && !obey };
 }
 
 /** What the phrase rules say about the normalised text `t`. */
 export interface RuleVerdict {
     /** Rule id that refuses the text outright, or undefined. */
     readonly refuse: string | undefined;
-    /** Index in RULE_IDS of a rule that matched only inside quotation marks of a mention, or -1. */
-    readonly mentioned: number;
+    /** Index in RULE_IDS of a rule that matched only where it overlaps quotation marks of a mention, or -1: the model decides it. */
+    readonly ruleFeature: number;
 }
 
 /**
- * The rules' verdict: template tokens and every rule match refuse outright, except a match
- * that lies wholly inside closed quotation marks of a text that asks about it (a mention word
- * outside the quotes, no obey word). Such a match is handed to the model as a feature instead
- * (docs/filter.md, "Quoted attack phrases").
+ * The rules' verdict: template tokens and every rule match refuse outright, except a match that
+ * overlaps closed quotation marks of a text that asks about it (a mention word or a `?` outside
+ * the quotes, no obey word): 'enable "developer mode"' as much as '"enable developer mode"'.
+ * Such a match is handed to the model as a feature instead (docs/filter.md, "Quoted attack
+ * phrases"). A match that touches no quotation marks refuses even in a question.
  */
 export function ruleVerdict(t: string): RuleVerdict {
-    if (hasTemplateToken(t)) return { refuse: TEMPLATE_TOKEN_RULE, mentioned: -1 };
-    let quotes: { spans: Int32Array; count: number } | undefined;
-    const insideQuotes = (start: number, end: number) => {
+    if (hasTemplateToken(t)) return { refuse: TEMPLATE_TOKEN_RULE, ruleFeature: -1 };
+    let quotes: { spans: Int32Array; count: number; asks: boolean } | undefined;
+    const overlapsQuotes = (start: number, end: number) => {
         quotes ??= quotedSpans(t);
-        // Spans are sorted and disjoint: binary search for the last one opening before `start`.
+        if (!quotes.asks) return false;
+        // Spans are sorted and disjoint: binary search for the last one opening before `end`.
         let lo = 0;
         let hi = quotes.count - 1;
         let k = -1;
         while (lo <= hi) {
             const mid = (lo + hi) >> 1;
-            if (quotes.spans[2 * mid]! < start) {
+            if (quotes.spans[2 * mid]! < end) {
                 k = mid;
                 lo = mid + 1;
             } else hi = mid - 1;
         }
-        return k !== -1 && end <= quotes.spans[2 * k + 1]!;
+        return k !== -1 && quotes.spans[2 * k + 1]! > start;
     };
-    const refuse = matchRules(t, insideQuotes);
-    if (refuse !== undefined) return { refuse, mentioned: -1 };
+    const refuse = matchRules(t, overlapsQuotes);
+    if (refuse !== undefined) return { refuse, ruleFeature: -1 };
     const mentioned = quotes === undefined ? undefined : matchRules(t);
-    return { refuse: undefined, mentioned: mentioned === undefined ? -1 : RULE_IDS.indexOf(mentioned) };
+    return { refuse: undefined, ruleFeature: mentioned === undefined ? -1 : RULE_IDS.indexOf(mentioned) };
 }

@@ -143,7 +143,7 @@ const LEXICON = (() => {
         return { rests: stems.map((s) => Array.from(s.stem.slice(1), (ch) => ch.charCodeAt(0))), concepts: stems.map((s) => s.concept) };
     });
     const id = (name: string) => names.indexOf(name);
-    return { concepts: names.length, prefix, exact, prefixLengths, unspacedIndex, unspacedStems, ai: id("ai"), addressee: id("addressee"), blob: id("blob"), spelled: id("spelled"), roleWords: [id("secret"), id("instruction"), id("ai")] };
+    return { concepts: names.length, prefix, exact, prefixLengths, unspacedIndex, unspacedStems, ai: id("ai"), addressee: id("addressee"), question: id("question"), blob: id("blob"), spelled: id("spelled"), roleWords: [id("secret"), id("instruction"), id("ai")] };
 })();
 
 /** Where each kind of feature starts in the weight array. */
@@ -153,7 +153,7 @@ export const LAYOUT = (() => {
     const concepts = words + WORD_BUCKETS;
     // Concepts outside quotation marks are ids 0..k-1, inside k..2k-1; a pair is (a, b) of those.
     const pairs = concepts + 2 * k;
-    // One feature per phrase rule id: the rule matched, but only inside a quoted mention (jailbreak-rules.ts ruleVerdict).
+    // One feature per phrase rule id: the rule matched, but only overlapping the quotes of a mention (jailbreak-rules.ts ruleVerdict).
     const rules = pairs + 4 * k * k;
     return { ngrams: 0, words, concepts, pairs, rules, size: rules + RULE_IDS.length };
 })();
@@ -232,11 +232,11 @@ function concept(c: number): void {
  * looked at a bounded number of times, whatever the text. Not re-entrant (the filter and the
  * trainer are single-threaded).
  */
-export function forEachFeature(t: string, visit: (features: Int32Array, length: number) => void, mentionedRule = -1): void {
-    const { prefix, exact, prefixLengths, unspacedIndex, unspacedStems, ai, addressee, roleWords, blob, spelled } = LEXICON;
+export function forEachFeature(t: string, visit: (features: Int32Array, length: number) => void, ruleFeature = -1): void {
+    const { prefix, exact, prefixLengths, unspacedIndex, unspacedStems, ai, addressee, question, roleWords, blob, spelled } = LEXICON;
     onChunk = visit;
     chunkLength = 0;
-    if (mentionedRule >= 0) emit(LAYOUT.rules + mentionedRule);
+    if (ruleFeature >= 0) emit(LAYOUT.rules + ruleFeature);
     recentCount = 0;
     wordsSeen = 0;
     // Inside quotation marks a concept is a different feature: "ignore previous instructions"
@@ -257,6 +257,8 @@ export function forEachFeature(t: string, visit: (features: Int32Array, length: 
     let letterRun = 0;
     let wordUnspaced = false;
     let previousWord = 0;
+    /** Word index of the last question counted. */
+    let lastQuestion = -PAIR_WINDOW - 1;
     for (let i = 0, n = t.length; i <= n; i++) {
         const original = i < n ? t.charCodeAt(i) : 32;
         const c = UNIT[original]!;
@@ -282,6 +284,13 @@ export function forEachFeature(t: string, visit: (features: Int32Array, length: 
                 // A role marker or an address inside the text ("System:", "AI assistant:", "bot, ..."):
                 // text that speaks to the model, where data (a document, a tool description) should not.
                 if ((original === 58 && roleWords.includes(wordConcept)) || (original === 44 && wordConcept === ai)) concept(addressee);
+                // A question asked outside quotation marks: text that asks about something rather than
+                // orders it. At most once per PAIR_WINDOW words, so a storm of "a? a? ..." costs no
+                // more than plain words (the pairs a nearer question would add are mostly made already).
+                if (original === 63 && quoted === 0 && wordsSeen - lastQuestion > PAIR_WINDOW) {
+                    concept(question);
+                    lastQuestion = wordsSeen;
+                }
                 if (wordUnspaced) {
                     for (let k = wordStart; k < i; k++) {
                         // Each stem found counts as a word, so pairs stay within PAIR_WINDOW stems
@@ -408,7 +417,7 @@ function scoreChunk(features: Int32Array, length: number): void {
  * distinct features and each window is two neighbouring blocks; a text of at most one window is
  * scored exactly as in training.
  */
-export function score(model: Scorer, t: string, mentionedRule = -1): number {
+export function score(model: Scorer, t: string, ruleFeature = -1): number {
     if (++block > 0xffff) {
         lastBlock.fill(0);
         block = 1;
@@ -416,14 +425,14 @@ export function score(model: Scorer, t: string, mentionedRule = -1): number {
     scorer = model;
     windowState.fill(0);
     windowState[4] = -Infinity;
-    forEachFeature(t, scoreChunk, mentionedRule);
+    forEachFeature(t, scoreChunk, ruleFeature);
     const [sum, count, previousSum, previousCount, best] = windowState;
     const last = count > 0 || best === -Infinity ? (previousSum + sum) * featureScale(previousCount + count) : -Infinity;
     return model.bias + model.weightScale * Math.max(best, last);
 }
 
 /** Format tag of jailbreak-model.json; a trainer writing another layout must change it. */
-export const MODEL_FORMAT = "zto-jailbreak-logreg-3";
+export const MODEL_FORMAT = "zto-jailbreak-logreg-4";
 
 export interface JailbreakModel extends Scorer {
     /** Refuse when the log-odds score is at least this. */
@@ -463,13 +472,13 @@ export const CLASSIFIER_RULE = "jailbreak.classifier";
 
 /**
  * The whole check on one text: template tokens and phrase rules refuse outright, except a rule
- * matched only inside a quoted mention, which the model reads as a feature; the model refuses at
+ * matched only overlapping the quotes of a mention, which the model reads as a feature; the model refuses at
  * its threshold. Returns the refusing rule id, or undefined. `folded`: the text is already a
  * reading from fold.ts (folding again would give the same text, at the cost of NFKC).
  */
 export function checkJailbreak(model: JailbreakModel, text: string, folded = false): string | undefined {
     const t = folded ? text : normalise(text);
-    const { refuse, mentioned } = ruleVerdict(t);
+    const { refuse, ruleFeature } = ruleVerdict(t);
     if (refuse !== undefined) return refuse;
-    return score(model, t, mentioned) >= model.threshold ? CLASSIFIER_RULE : undefined;
+    return score(model, t, ruleFeature) >= model.threshold ? CLASSIFIER_RULE : undefined;
 }

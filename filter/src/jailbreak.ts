@@ -17,12 +17,12 @@ export const JAILBREAK_MODEL = loadModel(MODEL_FILE);
 /** The model's log-odds that a text is an attack. */
 export function jailbreakScore(text: string, model: JailbreakModel = JAILBREAK_MODEL): number {
     const t = normalise(text);
-    return score(model, t, ruleVerdict(t).mentioned);
+    return score(model, t, ruleVerdict(t).ruleFeature);
 }
 
 /**
  * Rule id that refuses the text, or undefined when it may pass. A phrase rule that matched only
- * inside a quoted mention does not refuse by itself: the model reads it as a feature.
+ * where it overlaps the quotes of a mention does not refuse by itself: the model reads it as a feature.
  */
 export function findJailbreak(text: string, model: JailbreakModel = JAILBREAK_MODEL): string | undefined {
     return checkJailbreak(model, text);
