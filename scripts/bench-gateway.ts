@@ -35,7 +35,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { Connection, percentile, processTreeFiles, requestBytes, round, type Endpoint } from "./lib/bench-http";
+import { Connection, percentile, requestBytes, round, type Endpoint } from "./lib/bench-http";
 import { loadStackConfig, nodePoolSettings } from "../components/config";
 import { GATEWAY_KINDS, isGatewayKind, type GatewayKind } from "../components/gateway/kinds";
 import { deriveGatewaySpec, type GatewayPlacement, type GatewaySpec } from "../components/gateway/spec";
@@ -49,7 +49,7 @@ import { createCa, issueCert, type CertPair } from "./sandbox/pki";
 import { startStubOllama } from "./sandbox/stub-ollama";
 import { startFilter } from "./sandbox/filter";
 import { Supervisor } from "./sandbox/processes";
-import { runStreamLoad, type StreamLoadResult } from "./lib/bench-streams";
+import { processTreeCpuSeconds, runStreamLoad, type StreamLoadResult } from "./lib/bench-streams";
 import { handshakeClient, runHandshakes, type HandshakeRun, type HandshakeTarget } from "./lib/handshake-client";
 
 const STUB_FLAG = "--serve-stub-ollama";
@@ -192,18 +192,6 @@ const supervisor = new Supervisor((reason) => console.error(`bench:gateway: ${re
 cleanUpOnSignal("bench:gateway", () => supervisor.stopAll());
 /** The bench's servers run as the bench's user; as root, nginx and haproxy workers need an explicit one. */
 const WORKER_USER = process.getuid?.() === 0 ? "root" : undefined;
-
-const CLOCK_TICKS_PER_SECOND = 100;
-
-/** CPU seconds (user+system) used so far by a process and its direct children (nginx master + workers). */
-function processTreeCpuSeconds(rootPid: number): number {
-    // Fields after the parenthesised command: state ppid ... utime(14) stime(15), 1-based.
-    const ticks = processTreeFiles(rootPid, "stat").reduce((sum, stat) => {
-        const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-        return sum + Number(fields[11]) + Number(fields[12]);
-    }, 0);
-    return ticks / CLOCK_TICKS_PER_SECOND;
-}
 
 interface StubShape {
     readonly tokens: number;
@@ -448,15 +436,15 @@ async function manyStreams(kinds: readonly GatewayKind[], dir: string, pki: { se
         return { name, ...pair };
     });
     const body = JSON.stringify({ model: MODEL, prompt: "benchmark", stream: true });
-    const shape = { perClient: perDevice, body, tokens: MANY_STREAMS.tokens };
+    const shape = { perClient: perDevice, body, tokens: MANY_STREAMS.tokens, tokenIntervalMs: MANY_STREAMS.tokenIntervalMs };
     const directEndpoint: Endpoint = { host: "127.0.0.1", port: stub.port, hostHeader: `127.0.0.1:${stub.port}` };
     const results: Record<string, StreamLoadResult> = {};
     // Each target first serves one stream per device (JIT, connection pools, heap growth), unmeasured.
-    const measured = async (clients: Endpoint[], rssOf: Record<string, number[]>) => {
+    const measured = async (clients: Endpoint[], rssOf: Record<string, number[]>, cpuOf: Record<string, number[]>) => {
         await runStreamLoad({ ...shape, perClient: 1, clients, rssOf: {} });
-        return runStreamLoad({ ...shape, clients, rssOf });
+        return runStreamLoad({ ...shape, clients, rssOf, cpuOf });
     };
-    results.direct = await measured(enrolled.map(() => directEndpoint), { stubOllama: [stub.pid] });
+    results.direct = await measured(enrolled.map(() => directEndpoint), { stubOllama: [stub.pid] }, { stubOllama: [stub.pid] });
     const ca = readFileSync(pki.ca.cert);
     for (const kind of kinds) {
         const stateDir = join(dir, `streams-${kind}`);
@@ -468,7 +456,7 @@ async function manyStreams(kinds: readonly GatewayKind[], dir: string, pki: { se
             const filter = await startFilter(streamsSupervisor, filterRules, stateDir, `http://127.0.0.1:${stub.port}`);
             const gateway = await startFullGateway(streamsSupervisor, kind, stateDir, stub.port, pki, { devices: enrolled, filter, clientTimeoutSeconds: IDLE_WHILE_OPENING_SECONDS });
             const clients = enrolled.map((d): Endpoint => ({ host: "127.0.0.1", port: gateway.port, hostHeader: `127.0.0.1:${gateway.port}`, tls: { ca, cert: readFileSync(d.cert), key: readFileSync(d.key) } }));
-            results[`gateway:${kind}+filter`] = await measured(clients, { gatewayProcesses: [gateway.pid], filter: [filter.pid] });
+            results[`gateway:${kind}+filter`] = await measured(clients, { gatewayProcesses: [gateway.pid], filter: [filter.pid] }, { gatewayProcesses: [gateway.pid], filter: [filter.pid], stubOllama: [stub.pid] });
         } finally {
             await streamsSupervisor.stopAll();
         }
@@ -490,11 +478,35 @@ async function manyStreams(kinds: readonly GatewayKind[], dir: string, pki: { se
                         chunkGapsPaced: { value: r.gapP50Ms, target: `p50 within 20% of ${MANY_STREAMS.tokenIntervalMs} ms`, met: paced },
                         ttftVsDirect: { value: { p50: round(ttftP50, 2), p99: round(ttftP99, 2) }, target: "<= 1.5 at p50 and at p99", met: ttftP50 <= 1.5 && ttftP99 <= 1.5 },
                         filterRssPerStreamKiB: { value: filterKiB, target: "<= 50", met: filterKiB <= 50 },
+                        pacingWithinCpuBudget: cpuBudget(r, direct),
                     },
                 ];
             }),
     );
     return { settings: { devices, perDevice, streams: devices * perDevice, ...MANY_STREAMS }, results, targets };
+}
+
+/**
+ * Whether this machine's cores can pace the load at all: every chunk of every stream passes the
+ * stub, the filter, the gateway and the load generator, all on the same cores, so their CPU per
+ * chunk (stream phase) times the offered chunk rate must fit in the cores. Measured under
+ * overload, where writes coalesce, the cost per chunk is if anything lower than when paced.
+ */
+function cpuBudget(r: StreamLoadResult, direct: StreamLoadResult) {
+    const { offered, streamPhase } = r.cpu;
+    return {
+        value: {
+            offeredChunksPerSecond: offered.chunksPerSecond,
+            cpuBudgetMicrosPerChunk: offered.cpuBudgetMicrosPerChunk,
+            measuredMicrosPerChunk: streamPhase.total.microsPerChunk,
+            byComponent: Object.fromEntries(Object.entries(streamPhase.byComponent).map(([name, c]) => [name, c.microsPerChunk])),
+            directMicrosPerChunk: direct.cpu.streamPhase.total.microsPerChunk,
+            coresNeededAtMeasuredCost: offered.coresNeededAtMeasuredCost,
+            coresAvailable: offered.coresAvailable,
+        },
+        note: "every component shares these cores; paced delivery needs coresNeededAtMeasuredCost <= coresAvailable (the direct run needs its stub and load generator only)",
+        met: offered.coresNeededAtMeasuredCost <= offered.coresAvailable,
+    };
 }
 
 const USAGE = `usage: npm run bench:gateway -- [--kinds nginx,haproxy] [--seconds <n>] [--concurrency <n>] [--streams <devices>x<per-device>|off]
@@ -503,6 +515,8 @@ const USAGE = `usage: npm run bench:gateway -- [--kinds nginx,haproxy] [--second
   --concurrency <n>    parallel connections (default 16)
   --streams <d>x<n>    d enrolled devices each streaming n generations at once, through gateway +
                        filter and straight to the stub (default 100x20; off to skip)
+  --only <part>        run one part alone: handshakes (full vs resumed mTLS connections/s of
+                       the full gateways) or streams (the --streams load)
   Prints one JSON document; targets 127.0.0.1 only. Ctrl-C stops every process it started.`;
 
 /** Connections per handshake-client run (one round of one mode): about a second of full handshakes here. */
@@ -541,6 +555,9 @@ async function handshakeRounds(binary: string, target: HandshakeTarget, gatewayC
     return { full, resumed };
 }
 
+/** The bench device connecting to a gateway on 127.0.0.1:`port`. */
+const deviceAt = (port: number, pki: { ca: CertPair; device: CertPair }): HandshakeTarget => ({ host: "127.0.0.1", port, ca: pki.ca.cert, cert: pki.device.cert, key: pki.device.key });
+
 /** New connections/s with resumption over full handshakes, per round, and what each costs the gateway and the client. */
 function resumptionTarget({ full, resumed }: { full: readonly HandshakeRound[]; resumed: readonly HandshakeRound[] }) {
     const sortedMedian = (xs: readonly number[]) => median([...xs].sort((a, b) => a - b));
@@ -566,9 +583,33 @@ function resumptionTarget({ full, resumed }: { full: readonly HandshakeRound[]; 
     };
 }
 
+/** Parts that `--only` runs alone (a short run while iterating on one of them). */
+const ONLY_PARTS = ["handshakes", "streams"] as const;
+type OnlyPart = (typeof ONLY_PARTS)[number];
+const isOnlyPart = (x: string): x is OnlyPart => (ONLY_PARTS as readonly string[]).includes(x);
+
+/** One part alone: the full gateways' handshakes (with their own stub), or the many-streams load. */
+async function onlyPart(part: OnlyPart, kinds: readonly GatewayKind[], dir: string, pki: { server: CertPair; ca: CertPair; device: CertPair }, client: string, streamsShape: RegExpExecArray | null | undefined) {
+    switch (part) {
+        case "streams":
+            return { manyStreams: await manyStreams(kinds, dir, pki, Number(streamsShape![1]), Number(streamsShape![2])) };
+        case "handshakes": {
+            const stub = await startStubProcess(join(dir, "stub"), { tokens: STREAM_TOKENS, tokenIntervalMs: STREAM_INTERVAL_MS });
+            const handshakes: Record<string, ReturnType<typeof resumptionTarget>> = {};
+            for (const kind of kinds) {
+                const { port, pid } = await startFullGateway(supervisor, kind, join(dir, `gateway-${kind}`), stub.port, pki, { devices: [{ name: "bench-device", cert: pki.device.cert }] });
+                handshakes[`gateway:${kind}`] = resumptionTarget(await handshakeRounds(client, deviceAt(port, pki), () => processTreeCpuSeconds(pid)));
+            }
+            return { handshakes };
+        }
+    }
+    const unknown: never = part;
+    throw new Error(`unknown part ${String(unknown)}`);
+}
+
 async function main(): Promise<void> {
     exitWithUsageIfAsked(process.argv.slice(2), USAGE);
-    const { values } = parseArgs({ options: { kinds: { type: "string", default: "nginx,haproxy" }, seconds: { type: "string", default: "5" }, concurrency: { type: "string", default: "16" }, streams: { type: "string", default: "100x20" } } });
+    const { values } = parseArgs({ options: { kinds: { type: "string", default: "nginx,haproxy" }, seconds: { type: "string", default: "5" }, concurrency: { type: "string", default: "16" }, streams: { type: "string", default: "100x20" }, only: { type: "string" } } });
     const kinds = values.kinds!.split(",").map((name): GatewayKind => {
         const k = name.trim();
         if (!isGatewayKind(k)) throw new Error(`--kinds: unknown gateway kind "${k}" (${Object.keys(GATEWAY_KINDS).join(", ")})`);
@@ -578,6 +619,9 @@ async function main(): Promise<void> {
     const concurrency = Number(values.concurrency);
     const streamsShape = values.streams === "off" ? undefined : /^([1-9]\d{0,3})x([1-9]\d{0,2})$/.exec(values.streams!);
     if (values.streams !== "off" && !streamsShape) throw new Error(`--streams: expected <devices>x<per-device> (e.g. 100x20) or off, got "${values.streams}"`);
+    const only = values.only;
+    if (only !== undefined && !isOnlyPart(only)) throw new Error(`--only: expected one of ${ONLY_PARTS.join(", ")}, got "${only}"`);
+    if (only === "streams" && !streamsShape) throw new Error("--only streams: --streams is off");
     for (const bin of new Set(["nginx", "openssl", ...kinds.map((k) => GATEWAY_KINDS[k].binary)])) {
         try {
             execFileSync("sh", ["-c", `command -v ${bin}`], { stdio: "ignore" });
@@ -596,6 +640,9 @@ async function main(): Promise<void> {
     const day = new Date(Date.now() + 86_400_000);
     issueCert(pki.ca, pki.server, { commonName: "bench gateway", usage: "server", dnsNames: ["ollama.bench", "localhost"], ipAddresses: ["127.0.0.1"], notAfter: day });
     issueCert(pki.ca, pki.device, { commonName: "bench-device", usage: "client", notAfter: day });
+
+    const machine = () => ({ cpus: cpus().length, cpuModel: cpus()[0]?.model, node: process.version, nginx: binaryVersion("nginx"), haproxy: kinds.includes("haproxy") ? binaryVersion("haproxy") : undefined, loadAverage1m: { atStart: round(loadAtStart, 2), atEnd: round(loadavg()[0], 2), note: "other processes competing for the CPUs make figures noisy" } });
+    if (only) return void process.stdout.write(JSON.stringify({ machine: machine(), only, ...(await onlyPart(only, kinds, dir, pki, client, streamsShape)) }, null, 2) + "\n");
 
     const stub = await startStubProcess(join(dir, "stub"), { tokens: STREAM_TOKENS, tokenIntervalMs: STREAM_INTERVAL_MS });
     const stubPort = stub.port;
@@ -686,7 +733,7 @@ async function main(): Promise<void> {
     const throughput = { keepAlive: summary("keepAlive"), keepAliveChat8k: summary("keepAliveChat8k"), newConnection: summary("newConnection") };
     // Resumption is the full gateways' (the bare proxies and the pools are not what it measures).
     const handshakes: Record<string, ReturnType<typeof resumptionTarget>> = {};
-    for (const name of fullGateways) handshakes[name] = resumptionTarget(await handshakeRounds(client, { host: "127.0.0.1", port: targets[name].port, ca: pki.ca.cert, cert: pki.device.cert, key: pki.device.key }, () => serverCpu(name)));
+    for (const name of fullGateways) handshakes[name] = resumptionTarget(await handshakeRounds(client, deviceAt(targets[name].port, pki), () => serverCpu(name)));
     const sequential = summary("sequential");
     const stream: Record<string, StreamResult> = {};
     for (const name of ["direct", ...fullGateways, ...withFilter, ...Object.keys(poolPids)]) stream[name] = await streaming(targets[name]);
@@ -746,7 +793,7 @@ async function main(): Promise<void> {
     const streams = streamsShape ? await manyStreams(kinds, dir, pki, Number(streamsShape[1]), Number(streamsShape[2])) : undefined;
 
     const report = {
-        machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, node: process.version, nginx: binaryVersion("nginx"), haproxy: kinds.includes("haproxy") ? binaryVersion("haproxy") : undefined, loadAverage1m: { atStart: round(loadAtStart, 2), atEnd: round(loadavg()[0], 2), note: "other processes competing for the CPUs make figures noisy" } },
+        machine: machine(),
         settings: { secondsPerMeasurement: seconds, concurrency, request: "GET /api/version (keepAliveChat8k: POST /api/chat, 8 KiB message, stream false)", streaming: { runs: STREAM_RUNS, tokens: STREAM_TOKENS, tokenIntervalMs: STREAM_INTERVAL_MS }, loadGenerator: "Node raw-socket HTTP/1.1 client (same process for every target); new-connection handshakes (targets.*.newConnectionsResumedVsFullHandshake): scripts/lib/handshake-client.c, " + `${HANDSHAKES_PER_ROUND} connections per round from ${HANDSHAKE_THREADS} threads` },
         throughput,
         sequential,
