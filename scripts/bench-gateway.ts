@@ -1,5 +1,6 @@
 /**
- * `npm run bench:gateway [-- --kinds nginx,haproxy] [--seconds 3] [--concurrency 16]` (default: both kinds)
+ * `npm run bench:gateway [-- --kinds nginx,haproxy] [--seconds 3] [--concurrency 16] [--only handshakes|streams]`
+ * (default: both kinds, every part; docs/benchmarks.md)
  *
  * Measures, in one run on 127.0.0.1, what the zero-trust gateway costs over Ollama reached
  * directly, and over a bare TLS-terminating `proxy_pass` nginx, and prints one JSON document:
@@ -18,7 +19,8 @@
  *               generator is not the limit; with the gateway's and the client's CPU per connection
  *   manyStreams (--streams) enrolled devices each holding many streaming generations at once,
  *               through gateway + filter and straight to the stub: failures while connecting,
- *               lost tokens, pacing, time to first token, resident memory per open stream
+ *               lost tokens, pacing, time to first token, resident memory per open stream, and
+ *               the CPU each component spends per chunk against the offered chunk rate
  *   targets     the issue's targets, each with the measured value and met: true/false (the
  *               filter's: `gateway:<kind>+filter`, over bare nginx and over the same gateway)
  *   nodePool    (with nginx) the full nginx gateway routing over a GPU node pool (ollama.nodes):
