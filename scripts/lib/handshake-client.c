@@ -5,7 +5,8 @@
  * session ticket that thread received (psk_dhe_ke, as any OpenSSL client: an ECDHE still runs,
  * which keeps forward secrecy), and the connections that resumed are counted. The Node load
  * generator spent more CPU per handshake than the gateway did, so on a 2-core machine it, not
- * the gateway, set the connection rate; this client costs a fraction of that.
+ * the gateway, set the connection rate; this client costs a fraction of that. A thread offers its
+ * newest ticket again when a resumed connection brought no new one (haproxy 2.6 sends none).
  *
  * Prints one JSON line: connections, ok (HTTP 200 read to the end), errors, resumed, seconds,
  * perSecond and the client's own CPU seconds (getrusage). Exit 0 once every connection was
@@ -75,7 +76,18 @@ static int one_connection(struct worker *w) {
     SSL_set_app_data(ssl, w);
     SSL_set_fd(ssl, fd);
     SSL_set_tlsext_host_name(ssl, "localhost");
-    if (w->opt->resume && w->session) SSL_set_session(ssl, w->session);
+    if (w->opt->resume && w->session) {
+        /*
+         * A copy: OpenSSL will not offer a session object a second time once it has resumed
+         * with it, and haproxy 2.6 sends no new ticket on a resumed connection, so offering the
+         * object itself would resume only every other connection there. The ticket inside is
+         * the same; a stateless ticket may be presented again until it expires.
+         */
+        SSL_SESSION *offer = SSL_SESSION_dup(w->session);
+        if (!offer) goto out;
+        SSL_set_session(ssl, offer);
+        SSL_SESSION_free(offer);
+    }
     if (SSL_connect(ssl) != 1) goto out;
     if (SSL_session_reused(ssl)) w->resumed++;
     size_t len = strlen(w->request);
