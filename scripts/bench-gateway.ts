@@ -1,5 +1,6 @@
 /**
- * `npm run bench:gateway [-- --kinds nginx,haproxy] [--seconds 3] [--concurrency 16]` (default: both kinds)
+ * `npm run bench:gateway [-- --kinds nginx,haproxy] [--seconds 3] [--concurrency 16] [--only handshakes|streams]`
+ * (default: both kinds, every part; docs/benchmarks.md)
  *
  * Measures, in one run on 127.0.0.1, what the zero-trust gateway costs over Ollama reached
  * directly, and over a bare TLS-terminating `proxy_pass` nginx, and prints one JSON document:
@@ -12,12 +13,14 @@
  *               non-streaming /api/chat instead (the stub answers it at once)
  *   sequential  one request at a time over keep-alive: added p50 latency of (c) over (a)
  *   streaming   time to first token and gaps between tokens, direct vs through the gateway
- *   resumption  (full gateways) new connections/s offering the ticket of the previous connection
- *               (TLS 1.3 resumption, `newConnectionResumed`) against full mTLS handshakes
- *               (`newConnection`), interleaved in the same rounds
+ *   handshakes  (full gateways) new mTLS connections/s, one request each, full handshakes against
+ *               TLS 1.3 resumption (the ticket of the thread's previous connection), interleaved
+ *               rounds, from a small C client (scripts/lib/handshake-client.c) so the load
+ *               generator is not the limit; with the gateway's and the client's CPU per connection
  *   manyStreams (--streams) enrolled devices each holding many streaming generations at once,
  *               through gateway + filter and straight to the stub: failures while connecting,
- *               lost tokens, pacing, time to first token, resident memory per open stream
+ *               lost tokens, pacing, time to first token, resident memory per open stream, and
+ *               the CPU each component spends per chunk against the offered chunk rate
  *   targets     the issue's targets, each with the measured value and met: true/false (the
  *               filter's: `gateway:<kind>+filter`, over bare nginx and over the same gateway)
  *   nodePool    (with nginx) the full nginx gateway routing over a GPU node pool (ollama.nodes):
@@ -34,8 +37,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import type { TLSSocket } from "node:tls";
-import { Connection, percentile, processTreeFiles, requestBytes, round, type Endpoint } from "./lib/bench-http";
+import { Connection, percentile, requestBytes, round, type Endpoint } from "./lib/bench-http";
 import { loadStackConfig, nodePoolSettings } from "../components/config";
 import { GATEWAY_KINDS, isGatewayKind, type GatewayKind } from "../components/gateway/kinds";
 import { deriveGatewaySpec, type GatewayPlacement, type GatewaySpec } from "../components/gateway/spec";
@@ -49,7 +51,8 @@ import { createCa, issueCert, type CertPair } from "./sandbox/pki";
 import { startStubOllama } from "./sandbox/stub-ollama";
 import { startFilter } from "./sandbox/filter";
 import { Supervisor } from "./sandbox/processes";
-import { runStreamLoad, type StreamLoadResult } from "./lib/bench-streams";
+import { processTreeCpuSeconds, runStreamLoad, type StreamLoadResult } from "./lib/bench-streams";
+import { handshakeClient, runHandshakes, type HandshakeRun, type HandshakeTarget } from "./lib/handshake-client";
 
 const STUB_FLAG = "--serve-stub-ollama";
 const STREAM_TOKENS = 10;
@@ -75,12 +78,7 @@ interface LoadResult {
     readonly p99Ms: number;
     readonly requests: number;
     readonly errors: number;
-    /** With `resume`: connections that resumed the session offered. */
-    readonly resumed?: number;
 }
-
-/** The last session ticket each load loop received, by loop index; kept across rounds like a client's session cache. */
-type TicketStore = (Buffer | undefined)[];
 
 /** A request the load loops send: GET /api/version unless a mode says otherwise. */
 interface BenchRequest {
@@ -99,31 +97,21 @@ const CHAT_8K: BenchRequest = {
     body: JSON.stringify({ model: MODEL, stream: false, messages: [{ role: "user", content: "Please summarise the quarterly planning notes for the platform team. ".repeat(120).slice(0, 8192) }] }),
 };
 
-/**
- * `concurrency` loops, each sending `request` for `seconds`: on one connection, or a new
- * one per request; with `resume`, each new connection offers the last ticket its loop received.
- */
-async function load(ep: Endpoint, opts: { seconds: number; concurrency: number; newConnectionEach: boolean; resume?: TicketStore; request?: BenchRequest }): Promise<LoadResult> {
+/** `concurrency` loops, each sending `request` for `seconds`: on one connection, or a new one per request. */
+async function load(ep: Endpoint, opts: { seconds: number; concurrency: number; newConnectionEach: boolean; request?: BenchRequest }): Promise<LoadResult> {
     const deadline = performance.now() + opts.seconds * 1000;
     const latencies: number[] = [];
     let errors = 0;
-    let resumed = 0;
     const request = opts.request ?? VERSION;
     const req = requestBytes(ep, request.method, request.path, request.body, opts.newConnectionEach);
-    const tickets = opts.resume;
-    const loop = async (_: unknown, index: number) => {
+    const loop = async () => {
         let conn: Connection | undefined;
         while (performance.now() < deadline) {
             const t0 = performance.now();
             try {
                 if (!conn || conn.closed) {
                     conn?.close();
-                    conn = await Connection.open(tickets ? { ...ep, tls: { ...ep.tls, session: tickets[index] } } : ep);
-                    if (tickets) {
-                        const socket = conn.socket as TLSSocket;
-                        if (socket.isSessionReused()) resumed++;
-                        socket.on("session", (t: Buffer) => (tickets[index] = t));
-                    }
+                    conn = await Connection.open(ep);
                 }
                 const r = await conn.request(req);
                 if (r.status !== 200) errors++;
@@ -143,7 +131,7 @@ async function load(ep: Endpoint, opts: { seconds: number; concurrency: number; 
     await Promise.all(Array.from({ length: opts.concurrency }, loop));
     const elapsed = (performance.now() - started) / 1000;
     latencies.sort((a, b) => a - b);
-    return { requestsPerSecond: round(latencies.length / elapsed, 1), p50Ms: round(percentile(latencies, 50)), p99Ms: round(percentile(latencies, 99)), requests: latencies.length, errors, ...(opts.resume ? { resumed } : {}) };
+    return { requestsPerSecond: round(latencies.length / elapsed, 1), p50Ms: round(percentile(latencies, 50)), p99Ms: round(percentile(latencies, 99)), requests: latencies.length, errors };
 }
 
 const median = (sorted: readonly number[]) => percentile(sorted, 50);
@@ -160,7 +148,6 @@ function combine(results: readonly LoadResult[]): LoadResult & { readonly rounds
         p99Ms: round(Math.max(...results.map((r) => r.p99Ms))),
         requests: results.reduce((n, r) => n + r.requests, 0),
         errors: results.reduce((n, r) => n + r.errors, 0),
-        ...(results.some((r) => r.resumed !== undefined) ? { resumed: results.reduce((n, r) => n + (r.resumed ?? 0), 0) } : {}),
         rounds: results.length,
     };
 }
@@ -207,18 +194,6 @@ const supervisor = new Supervisor((reason) => console.error(`bench:gateway: ${re
 cleanUpOnSignal("bench:gateway", () => supervisor.stopAll());
 /** The bench's servers run as the bench's user; as root, nginx and haproxy workers need an explicit one. */
 const WORKER_USER = process.getuid?.() === 0 ? "root" : undefined;
-
-const CLOCK_TICKS_PER_SECOND = 100;
-
-/** CPU seconds (user+system) used so far by a process and its direct children (nginx master + workers). */
-function processTreeCpuSeconds(rootPid: number): number {
-    // Fields after the parenthesised command: state ppid ... utime(14) stime(15), 1-based.
-    const ticks = processTreeFiles(rootPid, "stat").reduce((sum, stat) => {
-        const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-        return sum + Number(fields[11]) + Number(fields[12]);
-    }, 0);
-    return ticks / CLOCK_TICKS_PER_SECOND;
-}
 
 interface StubShape {
     readonly tokens: number;
@@ -463,15 +438,15 @@ async function manyStreams(kinds: readonly GatewayKind[], dir: string, pki: { se
         return { name, ...pair };
     });
     const body = JSON.stringify({ model: MODEL, prompt: "benchmark", stream: true });
-    const shape = { perClient: perDevice, body, tokens: MANY_STREAMS.tokens };
+    const shape = { perClient: perDevice, body, tokens: MANY_STREAMS.tokens, tokenIntervalMs: MANY_STREAMS.tokenIntervalMs };
     const directEndpoint: Endpoint = { host: "127.0.0.1", port: stub.port, hostHeader: `127.0.0.1:${stub.port}` };
     const results: Record<string, StreamLoadResult> = {};
     // Each target first serves one stream per device (JIT, connection pools, heap growth), unmeasured.
-    const measured = async (clients: Endpoint[], rssOf: Record<string, number[]>) => {
+    const measured = async (clients: Endpoint[], rssOf: Record<string, number[]>, cpuOf: Record<string, number[]>) => {
         await runStreamLoad({ ...shape, perClient: 1, clients, rssOf: {} });
-        return runStreamLoad({ ...shape, clients, rssOf });
+        return runStreamLoad({ ...shape, clients, rssOf, cpuOf });
     };
-    results.direct = await measured(enrolled.map(() => directEndpoint), { stubOllama: [stub.pid] });
+    results.direct = await measured(enrolled.map(() => directEndpoint), { stubOllama: [stub.pid] }, { stubOllama: [stub.pid] });
     const ca = readFileSync(pki.ca.cert);
     for (const kind of kinds) {
         const stateDir = join(dir, `streams-${kind}`);
@@ -483,7 +458,7 @@ async function manyStreams(kinds: readonly GatewayKind[], dir: string, pki: { se
             const filter = await startFilter(streamsSupervisor, filterRules, stateDir, `http://127.0.0.1:${stub.port}`);
             const gateway = await startFullGateway(streamsSupervisor, kind, stateDir, stub.port, pki, { devices: enrolled, filter, clientTimeoutSeconds: IDLE_WHILE_OPENING_SECONDS });
             const clients = enrolled.map((d): Endpoint => ({ host: "127.0.0.1", port: gateway.port, hostHeader: `127.0.0.1:${gateway.port}`, tls: { ca, cert: readFileSync(d.cert), key: readFileSync(d.key) } }));
-            results[`gateway:${kind}+filter`] = await measured(clients, { gatewayProcesses: [gateway.pid], filter: [filter.pid] });
+            results[`gateway:${kind}+filter`] = await measured(clients, { gatewayProcesses: [gateway.pid], filter: [filter.pid] }, { gatewayProcesses: [gateway.pid], filter: [filter.pid], stubOllama: [stub.pid] });
         } finally {
             await streamsSupervisor.stopAll();
         }
@@ -505,11 +480,35 @@ async function manyStreams(kinds: readonly GatewayKind[], dir: string, pki: { se
                         chunkGapsPaced: { value: r.gapP50Ms, target: `p50 within 20% of ${MANY_STREAMS.tokenIntervalMs} ms`, met: paced },
                         ttftVsDirect: { value: { p50: round(ttftP50, 2), p99: round(ttftP99, 2) }, target: "<= 1.5 at p50 and at p99", met: ttftP50 <= 1.5 && ttftP99 <= 1.5 },
                         filterRssPerStreamKiB: { value: filterKiB, target: "<= 50", met: filterKiB <= 50 },
+                        pacingWithinCpuBudget: cpuBudget(r, direct),
                     },
                 ];
             }),
     );
     return { settings: { devices, perDevice, streams: devices * perDevice, ...MANY_STREAMS }, results, targets };
+}
+
+/**
+ * Whether this machine's cores can pace the load at all: every chunk of every stream passes the
+ * stub, the filter, the gateway and the load generator, all on the same cores, so their CPU per
+ * chunk (stream phase) times the offered chunk rate must fit in the cores. Measured under
+ * overload, where writes coalesce, the cost per chunk is if anything lower than when paced.
+ */
+function cpuBudget(r: StreamLoadResult, direct: StreamLoadResult) {
+    const { offered, streamPhase } = r.cpu;
+    return {
+        value: {
+            offeredChunksPerSecond: offered.chunksPerSecond,
+            cpuBudgetMicrosPerChunk: offered.cpuBudgetMicrosPerChunk,
+            measuredMicrosPerChunk: streamPhase.total.microsPerChunk,
+            byComponent: Object.fromEntries(Object.entries(streamPhase.byComponent).map(([name, c]) => [name, c.microsPerChunk])),
+            directMicrosPerChunk: direct.cpu.streamPhase.total.microsPerChunk,
+            coresNeededAtMeasuredCost: offered.coresNeededAtMeasuredCost,
+            coresAvailable: offered.coresAvailable,
+        },
+        note: "every component shares these cores; paced delivery needs coresNeededAtMeasuredCost <= coresAvailable (the direct run needs its stub and load generator only)",
+        met: offered.coresNeededAtMeasuredCost <= offered.coresAvailable,
+    };
 }
 
 const USAGE = `usage: npm run bench:gateway -- [--kinds nginx,haproxy] [--seconds <n>] [--concurrency <n>] [--streams <devices>x<per-device>|off]
@@ -518,32 +517,101 @@ const USAGE = `usage: npm run bench:gateway -- [--kinds nginx,haproxy] [--second
   --concurrency <n>    parallel connections (default 16)
   --streams <d>x<n>    d enrolled devices each streaming n generations at once, through gateway +
                        filter and straight to the stub (default 100x20; off to skip)
+  --only <part>        run one part alone: handshakes (full vs resumed mTLS connections/s of
+                       the full gateways) or streams (the --streams load)
   Prints one JSON document; targets 127.0.0.1 only. Ctrl-C stops every process it started.`;
 
-/** New connections/s with resumption over full handshakes, per round (same round, same background load). */
-function resumptionTarget(full: readonly LoadResult[], resumed: readonly LoadResult[]) {
-    const ratios = resumed.map((x, i) => x.requestsPerSecond / full[i].requestsPerSecond).sort((a, b) => a - b);
+/** Connections per handshake-client run (one round of one mode): about a second of full handshakes here. */
+const HANDSHAKES_PER_ROUND = 600;
+/**
+ * Client threads: the gateway's workers (one per core) each always have a handshake to do, and a
+ * blocked thread (waiting for the answer) leaves the CPU to the gateway.
+ */
+const HANDSHAKE_THREADS = 4;
+
+interface HandshakeRound extends HandshakeRun {
+    /** CPU (user+system) the gateway's processes spent per connection. */
+    readonly gatewayCpuMicrosPerConnection: number;
+    readonly clientCpuMicrosPerConnection: number;
+}
+
+/**
+ * Full handshakes and resumed ones against one gateway, in alternating runs of the C client
+ * (same rounds, same background load), each measured with the gateway's CPU spent meanwhile.
+ */
+async function handshakeRounds(binary: string, target: HandshakeTarget, gatewayCpu: () => number): Promise<{ full: HandshakeRound[]; resumed: HandshakeRound[] }> {
+    const measured = async (resume: boolean): Promise<HandshakeRound> => {
+        const before = gatewayCpu();
+        const run = await runHandshakes(binary, target, { connections: HANDSHAKES_PER_ROUND, threads: HANDSHAKE_THREADS, resume, timeoutMs: 120_000 });
+        const per = (cpuSeconds: number) => round((cpuSeconds * 1e6) / Math.max(1, run.ok), 1);
+        return { ...run, gatewayCpuMicrosPerConnection: per(gatewayCpu() - before), clientCpuMicrosPerConnection: per(run.clientCpuSeconds) };
+    };
+    // Warm-up (worker start-up, the first tickets), unmeasured.
+    await runHandshakes(binary, target, { connections: 100, threads: HANDSHAKE_THREADS, resume: true, timeoutMs: 120_000 });
+    const full: HandshakeRound[] = [];
+    const resumed: HandshakeRound[] = [];
+    for (let r = 0; r < ROUNDS; r++) {
+        // Alternating which goes first: neither always meets the tail of the other's load.
+        for (const resume of r % 2 ? [true, false] : [false, true]) (resume ? resumed : full).push(await measured(resume));
+    }
+    return { full, resumed };
+}
+
+/** The bench device connecting to a gateway on 127.0.0.1:`port`. */
+const deviceAt = (port: number, pki: { ca: CertPair; device: CertPair }): HandshakeTarget => ({ host: "127.0.0.1", port, ca: pki.ca.cert, cert: pki.device.cert, key: pki.device.key });
+
+/** New connections/s with resumption over full handshakes, per round, and what each costs the gateway and the client. */
+function resumptionTarget({ full, resumed }: { full: readonly HandshakeRound[]; resumed: readonly HandshakeRound[] }) {
+    const sortedMedian = (xs: readonly number[]) => median([...xs].sort((a, b) => a - b));
+    const ratios = resumed.map((x, i) => x.perSecond / full[i].perSecond).sort((a, b) => a - b);
     const ratio = median(ratios);
-    const connections = resumed.reduce((n, r) => n + r.requests + r.errors, 0);
-    const resumedConnections = resumed.reduce((n, r) => n + (r.resumed ?? 0), 0);
+    const sum = (rs: readonly HandshakeRound[], key: "connections" | "ok" | "errors" | "resumed") => rs.reduce((n, r) => n + r[key], 0);
+    const gatewayFull = sortedMedian(full.map((r) => r.gatewayCpuMicrosPerConnection));
+    const gatewayResumed = sortedMedian(resumed.map((r) => r.gatewayCpuMicrosPerConnection));
     return {
         value: round(ratio),
         perRound: ratios.map((x) => round(x)),
-        fullHandshakePerSecond: median(full.map((r) => r.requestsPerSecond).sort((a, b) => a - b)),
-        resumedPerSecond: median(resumed.map((r) => r.requestsPerSecond).sort((a, b) => a - b)),
-        resumedShareOfConnections: round(resumedConnections / Math.max(1, connections)),
-        serverCpuPerConnectionFullOverResumed: {
-            value: round(combine(full).serverCpuMicrosPerRequest! / combine(resumed).serverCpuMicrosPerRequest!),
-            note: "the gateway's own CPU per connection, full handshake over resumed: what resumption saves the server when the load generator on the same cores is not the limit",
+        fullHandshakePerSecond: sortedMedian(full.map((r) => r.perSecond)),
+        resumedPerSecond: sortedMedian(resumed.map((r) => r.perSecond)),
+        connections: { full: sum(full, "connections"), resumedRuns: sum(resumed, "connections"), errors: sum(full, "errors") + sum(resumed, "errors"), fullThatResumed: sum(full, "resumed") },
+        resumedShareOfConnections: round(sum(resumed, "resumed") / Math.max(1, sum(resumed, "connections"))),
+        cpuMicrosPerConnection: {
+            gateway: { full: gatewayFull, resumed: gatewayResumed, fullOverResumed: round(gatewayFull / gatewayResumed, 2) },
+            client: { full: sortedMedian(full.map((r) => r.clientCpuMicrosPerConnection)), resumed: sortedMedian(resumed.map((r) => r.clientCpuMicrosPerConnection)) },
+            note: "medians of per-round figures; the gateway's CPU per connection bounds its connection rate on this machine's cores once the client is not the limit (one request of GET /api/version per connection, access log included)",
         },
         target: ">= 2 (median of per-round ratios; one request per connection)",
         met: ratio >= 2,
     };
 }
 
+/** Parts that `--only` runs alone (a short run while iterating on one of them). */
+const ONLY_PARTS = ["handshakes", "streams"] as const;
+type OnlyPart = (typeof ONLY_PARTS)[number];
+const isOnlyPart = (x: string): x is OnlyPart => (ONLY_PARTS as readonly string[]).includes(x);
+
+/** One part alone: the full gateways' handshakes (with their own stub), or the many-streams load. */
+async function onlyPart(part: OnlyPart, kinds: readonly GatewayKind[], dir: string, pki: { server: CertPair; ca: CertPair; device: CertPair }, client: string, streamsShape: RegExpExecArray | null | undefined) {
+    switch (part) {
+        case "streams":
+            return { manyStreams: await manyStreams(kinds, dir, pki, Number(streamsShape![1]), Number(streamsShape![2])) };
+        case "handshakes": {
+            const stub = await startStubProcess(join(dir, "stub"), { tokens: STREAM_TOKENS, tokenIntervalMs: STREAM_INTERVAL_MS });
+            const handshakes: Record<string, ReturnType<typeof resumptionTarget>> = {};
+            for (const kind of kinds) {
+                const { port, pid } = await startFullGateway(supervisor, kind, join(dir, `gateway-${kind}`), stub.port, pki, { devices: [{ name: "bench-device", cert: pki.device.cert }] });
+                handshakes[`gateway:${kind}`] = resumptionTarget(await handshakeRounds(client, deviceAt(port, pki), () => processTreeCpuSeconds(pid)));
+            }
+            return { handshakes };
+        }
+    }
+    const unknown: never = part;
+    throw new Error(`unknown part ${String(unknown)}`);
+}
+
 async function main(): Promise<void> {
     exitWithUsageIfAsked(process.argv.slice(2), USAGE);
-    const { values } = parseArgs({ options: { kinds: { type: "string", default: "nginx,haproxy" }, seconds: { type: "string", default: "5" }, concurrency: { type: "string", default: "16" }, streams: { type: "string", default: "100x20" } } });
+    const { values } = parseArgs({ options: { kinds: { type: "string", default: "nginx,haproxy" }, seconds: { type: "string", default: "5" }, concurrency: { type: "string", default: "16" }, streams: { type: "string", default: "100x20" }, only: { type: "string" } } });
     const kinds = values.kinds!.split(",").map((name): GatewayKind => {
         const k = name.trim();
         if (!isGatewayKind(k)) throw new Error(`--kinds: unknown gateway kind "${k}" (${Object.keys(GATEWAY_KINDS).join(", ")})`);
@@ -553,6 +621,9 @@ async function main(): Promise<void> {
     const concurrency = Number(values.concurrency);
     const streamsShape = values.streams === "off" ? undefined : /^([1-9]\d{0,3})x([1-9]\d{0,2})$/.exec(values.streams!);
     if (values.streams !== "off" && !streamsShape) throw new Error(`--streams: expected <devices>x<per-device> (e.g. 100x20) or off, got "${values.streams}"`);
+    const only = values.only;
+    if (only !== undefined && !isOnlyPart(only)) throw new Error(`--only: expected one of ${ONLY_PARTS.join(", ")}, got "${only}"`);
+    if (only === "streams" && !streamsShape) throw new Error("--only streams: --streams is off");
     for (const bin of new Set(["nginx", "openssl", ...kinds.map((k) => GATEWAY_KINDS[k].binary)])) {
         try {
             execFileSync("sh", ["-c", `command -v ${bin}`], { stdio: "ignore" });
@@ -561,6 +632,8 @@ async function main(): Promise<void> {
         }
     }
 
+    // Built (or found in the tools cache) before anything starts: a missing compiler fails at once.
+    const client = handshakeClient();
     const loadAtStart = loadavg()[0];
     const dir = mkdtempSync(join(tmpdir(), "zto-bench-"));
     process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
@@ -569,6 +642,9 @@ async function main(): Promise<void> {
     const day = new Date(Date.now() + 86_400_000);
     issueCert(pki.ca, pki.server, { commonName: "bench gateway", usage: "server", dnsNames: ["ollama.bench", "localhost"], ipAddresses: ["127.0.0.1"], notAfter: day });
     issueCert(pki.ca, pki.device, { commonName: "bench-device", usage: "client", notAfter: day });
+
+    const machine = () => ({ cpus: cpus().length, cpuModel: cpus()[0]?.model, node: process.version, nginx: binaryVersion("nginx"), haproxy: kinds.includes("haproxy") ? binaryVersion("haproxy") : undefined, loadAverage1m: { atStart: round(loadAtStart, 2), atEnd: round(loadavg()[0], 2), note: "other processes competing for the CPUs make figures noisy" } });
+    if (only) return void process.stdout.write(JSON.stringify({ machine: machine(), only, ...(await onlyPart(only, kinds, dir, pki, client, streamsShape)) }, null, 2) + "\n");
 
     const stub = await startStubProcess(join(dir, "stub"), { tokens: STREAM_TOKENS, tokenIntervalMs: STREAM_INTERVAL_MS });
     const stubPort = stub.port;
@@ -630,7 +706,6 @@ async function main(): Promise<void> {
         keepAlive: { concurrency, newConnectionEach: false },
         keepAliveChat8k: { concurrency, newConnectionEach: false, request: CHAT_8K },
         newConnection: { concurrency, newConnectionEach: true },
-        newConnectionResumed: { concurrency, newConnectionEach: true, resume: true },
         sequential: { concurrency: 1, newConnectionEach: false },
     } as const;
     const names = Object.keys(targets);
@@ -639,30 +714,28 @@ async function main(): Promise<void> {
     // The modes each target is measured in: new connections cost the same TLS with or without the
     // filter behind (skipped there); the chat load compares the proxies with and without the filter.
     const measuredIn = (mode: keyof typeof modes, name: string) => {
-        if (mode === "newConnectionResumed") return fullGateways.includes(name);
         if (mode === "newConnection") return !withFilter.includes(name);
         if (mode === "keepAliveChat8k") return !poolPids[name];
         return true;
     };
-    const rounds: Record<keyof typeof modes, Record<string, LoadResult[]>> = { keepAlive: {}, keepAliveChat8k: {}, newConnection: {}, newConnectionResumed: {}, sequential: {} };
-    // Each full gateway's clients start the rounds holding a ticket, as a client that connected before would.
-    const ticketStores: Record<string, TicketStore> = {};
-    for (const name of fullGateways) await load(targets[name], { seconds: 0.5, concurrency, newConnectionEach: true, resume: (ticketStores[name] = []) });
+    const rounds: Record<keyof typeof modes, Record<string, LoadResult[]>> = { keepAlive: {}, keepAliveChat8k: {}, newConnection: {}, sequential: {} };
     for (let r = 0; r < ROUNDS; r++) {
         for (const [mode, opts] of Object.entries(modes) as [keyof typeof modes, (typeof modes)[keyof typeof modes]][]) {
             for (let i = 0; i < names.length; i++) {
                 const name = names[(i + r) % names.length];
-                // Resumption is the full gateways' (the bare proxies and the pools are not what it measures).
                 if (!measuredIn(mode, name)) continue;
                 const cpuBefore = serverCpu(name);
-                const result = await load(targets[name], { seconds: seconds / ROUNDS, concurrency: opts.concurrency, newConnectionEach: opts.newConnectionEach, resume: "resume" in opts ? (ticketStores[name] ??= []) : undefined, request: "request" in opts ? opts.request : undefined });
+                const result = await load(targets[name], { seconds: seconds / ROUNDS, concurrency: opts.concurrency, newConnectionEach: opts.newConnectionEach, request: "request" in opts ? opts.request : undefined });
                 const cpu = serverCpu(name) - cpuBefore;
                 (rounds[mode][name] ??= []).push({ ...result, serverCpuMicrosPerRequest: round((cpu * 1e6) / Math.max(1, result.requests), 1) });
             }
         }
     }
     const summary = (mode: keyof typeof modes) => Object.fromEntries(names.filter((n) => rounds[mode][n]).map((n) => [n, combine(rounds[mode][n])]));
-    const throughput = { keepAlive: summary("keepAlive"), keepAliveChat8k: summary("keepAliveChat8k"), newConnection: summary("newConnection"), newConnectionResumed: summary("newConnectionResumed") };
+    const throughput = { keepAlive: summary("keepAlive"), keepAliveChat8k: summary("keepAliveChat8k"), newConnection: summary("newConnection") };
+    // Resumption is the full gateways' (the bare proxies and the pools are not what it measures).
+    const handshakes: Record<string, ReturnType<typeof resumptionTarget>> = {};
+    for (const name of fullGateways) handshakes[name] = resumptionTarget(await handshakeRounds(client, deviceAt(targets[name].port, pki), () => serverCpu(name)));
     const sequential = summary("sequential");
     const stream: Record<string, StreamResult> = {};
     for (const name of ["direct", ...fullGateways, ...withFilter, ...Object.keys(poolPids)]) stream[name] = await streaming(targets[name]);
@@ -682,7 +755,7 @@ async function main(): Promise<void> {
                 note: "CPU the gateway spends per request relative to bare nginx; its inverse bounds the throughput ratio when the server, not the client, is the bottleneck",
             },
             addedSequentialP50Ms: { value: round(addedP50), target: "<= 0.25", met: addedP50 <= 0.25 },
-            newConnectionsResumedVsFullHandshake: resumptionTarget(rounds.newConnection[g], rounds.newConnectionResumed[g]),
+            newConnectionsResumedVsFullHandshake: handshakes[g],
             addedTtftP50Ms: { value: round(addedTtft), target: "<= 2", met: addedTtft <= 2 },
             chunkGapsPreserved: {
                 value: { gapP50DeltaMs: round(gapDelta), readsPerAnswer: stream[g].readsPerAnswer, readsPerAnswerDirect: stream.direct.readsPerAnswer },
@@ -722,8 +795,8 @@ async function main(): Promise<void> {
     const streams = streamsShape ? await manyStreams(kinds, dir, pki, Number(streamsShape[1]), Number(streamsShape[2])) : undefined;
 
     const report = {
-        machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, node: process.version, nginx: binaryVersion("nginx"), haproxy: kinds.includes("haproxy") ? binaryVersion("haproxy") : undefined, loadAverage1m: { atStart: round(loadAtStart, 2), atEnd: round(loadavg()[0], 2), note: "other processes competing for the CPUs make figures noisy" } },
-        settings: { secondsPerMeasurement: seconds, concurrency, request: "GET /api/version (keepAliveChat8k: POST /api/chat, 8 KiB message, stream false)", streaming: { runs: STREAM_RUNS, tokens: STREAM_TOKENS, tokenIntervalMs: STREAM_INTERVAL_MS }, loadGenerator: "Node raw-socket HTTP/1.1 client (same process for every target)" },
+        machine: machine(),
+        settings: { secondsPerMeasurement: seconds, concurrency, request: "GET /api/version (keepAliveChat8k: POST /api/chat, 8 KiB message, stream false)", streaming: { runs: STREAM_RUNS, tokens: STREAM_TOKENS, tokenIntervalMs: STREAM_INTERVAL_MS }, loadGenerator: "Node raw-socket HTTP/1.1 client (same process for every target); new-connection handshakes (targets.*.newConnectionsResumedVsFullHandshake): scripts/lib/handshake-client.c, " + `${HANDSHAKES_PER_ROUND} connections per round from ${HANDSHAKE_THREADS} threads` },
         throughput,
         sequential,
         streaming: stream,

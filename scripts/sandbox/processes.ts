@@ -1,7 +1,8 @@
 /**
- * The sandbox's child processes (gateway, filter): started in their own process group so a
- * stop reaches every worker, output kept in a log file, and an unexpected exit reported once
- * with the child's last words.
+ * The sandbox's and the benches' child processes (gateway, filter, stubs): started in their own
+ * process group so a stop reaches every worker, output kept in a log file, an unexpected exit
+ * reported once with the child's last words, and every group killed by a watchdog once the
+ * supervising process is gone by any means, SIGKILL included (see GROUP_WATCHDOG).
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { createWriteStream } from "node:fs";
@@ -15,6 +16,29 @@ export class SandboxError extends Error {
 }
 
 const TAIL_LINES = 15;
+
+/**
+ * The watchdog's shell script: it reads `+<pgid>` (watch) and `-<pgid>` (that group is gone)
+ * lines on stdin, a pipe only the supervising process holds open. The kernel closes that pipe
+ * however the supervisor ends, so end of input means "the supervisor is gone": every group still
+ * watched gets SIGKILL. One mechanism for every kind of child: node processes with cluster
+ * workers, and binaries that cannot preload anything (nginx and haproxy masters with their
+ * workers, oauth2-proxy, redis), since a worker stays in its master's group. A death signal
+ * (PR_SET_PDEATHSIG) would reach the master only, never the workers it forks. The watchdog runs
+ * in its own session and ignores INT, TERM and HUP, so a signal to the supervisor's terminal
+ * group (Ctrl-C) leaves it alive to clean up if the supervisor is then killed outright.
+ */
+export const GROUP_WATCHDOG = `trap '' INT TERM HUP
+watched=" "
+while read -r line; do
+  case "$line" in
+    +*) watched="$watched\${line#+} " ;;
+    -*) g=\${line#-}
+        case "$watched" in *" $g "*) watched="\${watched%% $g *} \${watched#* $g }" ;; esac ;;
+  esac
+done
+for g in $watched; do kill -s KILL -- "-$g" 2>/dev/null; done
+exit 0`;
 const STOP_GRACE_MS = 5000;
 
 interface Child {
@@ -50,6 +74,8 @@ export interface ChildHandle {
 export class Supervisor {
     private readonly children: Child[] = [];
     private stopping = false;
+    /** Started with the first child; ended (input closed) once stopAll has swept every group. */
+    private watchdog?: ChildProcess;
 
     /** `onUnexpectedExit` runs for every child that exits while stopAll has not been called. */
     constructor(private readonly onUnexpectedExit: (reason: string) => void) {}
@@ -58,6 +84,8 @@ export class Supervisor {
     async spawn(name: string, command: string, args: readonly string[], opts: SpawnOptions): Promise<ChildHandle> {
         const out = createWriteStream(opts.logFile, { flags: "a", mode: 0o600 });
         const proc = spawn(command, args, { cwd: opts.cwd, env: opts.env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+        // Watched before anything else can happen to this process; detached: its pid is its group.
+        if (proc.pid !== undefined) this.watchGroup(proc.pid);
         proc.once("close", () => out.end());
         const tail: string[] = [];
         const keep = (line: string) => {
@@ -83,6 +111,9 @@ export class Supervisor {
         });
         const exited = new Promise<void>((resolve) =>
             proc.once("exit", (code, signal) => {
+                // Whatever its group still holds (workers of a master that died) goes with it.
+                signalGroup(proc, "SIGKILL");
+                this.watchdog?.stdin?.write(`-${proc.pid}\n`);
                 if (this.stopping) {
                     // Stopping: every exit is expected.
                 } else if (opts.mayExit && started) console.error(`sandbox: ${name} exited (${signal ? `signal ${signal}` : `exit code ${code}`}); the gateway now refuses what needed it`);
@@ -126,6 +157,28 @@ export class Supervisor {
         }
         // A worker whose master died by SIGKILL (or crashed) must not linger: sweep every group.
         for (const c of this.children) signalGroup(c.proc, "SIGKILL");
+        this.watchdog?.stdin?.end();
+        this.watchdog = undefined;
+    }
+
+    /** The pid of the watchdog now running, if any (for tests). */
+    get watchdogPid(): number | undefined {
+        return this.watchdog?.pid;
+    }
+
+    private watchGroup(pgid: number): void {
+        if (!this.watchdog || this.watchdog.stdin?.destroyed) {
+            const dog = spawn("sh", ["-c", GROUP_WATCHDOG, "zto-group-watchdog"], { detached: true, stdio: ["pipe", "ignore", "ignore"] });
+            dog.on("error", (e) => this.onUnexpectedExit(`the process watchdog (sh) could not start: ${e.message}; children would outlive a killed supervisor`));
+            // Neither the watchdog nor its pipe keeps this process alive; writes to it never throw.
+            dog.stdin!.on("error", () => {});
+            dog.unref();
+            (dog.stdin as unknown as { unref(): void }).unref();
+            this.watchdog = dog;
+            // A replacement (the last one was killed) takes over every group still running.
+            for (const c of this.children) if (c.proc.exitCode === null && c.proc.signalCode === null) dog.stdin!.write(`+${c.proc.pid}\n`);
+        }
+        this.watchdog.stdin!.write(`+${pgid}\n`);
     }
 
     private reportUnexpected(name: string, code: number | null, signal: NodeJS.Signals | null, tail: readonly string[]): void {
