@@ -62,6 +62,16 @@ export const PREREQUISITES: readonly Prerequisite[] = [
     { name: "busybox", command: "busybox", args: [], version: /BusyBox v(\d+\.\d+\.\d+)/, min: "1.30.0", install: "sudo apt-get install busybox", neededFor: "running the gateway's reload watcher under the alpine images' shell" },
     { name: "chromium", command: "/usr/bin/chromium", args: ["--version"], version: /Chromium (\d+\.\d+\.\d+)/, min: "120.0.0", install: "sudo apt-get install chromium libnss3-tools", neededFor: "the browser sign-in test (playwright-core drives Debian's Chromium)" },
     { name: "redis-server", command: "redis-server", args: ["--version"], version: /v=(\d+\.\d+\.\d+)/, min: "7.0.0", install: "sudo apt-get install redis-server", neededFor: "oauth2-proxy's session store in the real sign-in tests" },
+    {
+        // Probed by preprocessing the header, so a missing compiler and missing headers both show.
+        name: "libssl-dev",
+        command: "gcc",
+        args: ["-E", "-dM", "-include", "openssl/opensslv.h", "-x", "c", "/dev/null"],
+        version: /OPENSSL_VERSION_TEXT "OpenSSL (\d+\.\d+\.\d+)/,
+        min: "3.0.0",
+        install: "sudo apt-get install gcc libssl-dev",
+        neededFor: "building bench:gateway's C handshake client, which the bench's SIGKILL test runs",
+    },
     { name: "go", command: "go", args: ["version"], version: /go(\d+\.\d+(?:\.\d+)?)/, min: "1.24", install: "install Go 1.24 or later from https://go.dev/doc/install (or put /usr/local/go/bin on PATH)", neededFor: "npm run tools:build and the Ollama route fixture check" },
     // The real upstreams, built at exactly the pinned releases (scripts/lib/tools.ts).
     { name: "oauth2-proxy", command: toolPath("oauth2Proxy"), args: ["--version"], version: /oauth2-proxy v(\d+\.\d+\.\d+)/, min: TOOLS.oauth2Proxy.version.replace(/^v/, ""), install: "npm run tools:build", neededFor: "the sign-in tests against the real oauth2-proxy" },

@@ -21,7 +21,7 @@ describe("prerequisite check", () => {
     test("the table covers what the tests run for real, Node first", () => {
         assert.deepEqual(
             PREREQUISITES.map((p) => p.name),
-            ["node", "nginx", "haproxy", "openssl", "curl", "python3", "python3-httpx", "busybox", "chromium", "redis-server", "go", "oauth2-proxy", "ollama"],
+            ["node", "nginx", "haproxy", "openssl", "curl", "python3", "python3-httpx", "busybox", "chromium", "redis-server", "libssl-dev", "go", "oauth2-proxy", "ollama"],
         );
         assert.equal(PREREQUISITES[0].min, "20.10.0");
         for (const p of PREREQUISITES) assert.match(p.install, /apt-get install|nodejs\.org|go\.dev|npm run tools:build/, p.name);
