@@ -31,6 +31,8 @@ import type Database from "better-sqlite3";
 const SCHEMA_VERSION = "2";
 /** Rows (reservations and settlements) written in one transaction at most (more in one turn start another). */
 export const BATCH = 256;
+/** Rows per INSERT statement: a batch is written in chunks of these sizes (the last is 1). */
+const INSERT_ROWS = [16, 4, 1] as const;
 /** Settlements written in one transaction: a full batch is written at the end of its turn. */
 export const SETTLE_BATCH = 64;
 /** The longest a settlement waits for its batch to fill (a lost one counts its reservation in full). */
@@ -82,7 +84,8 @@ export const markerPath = (file: string) => join(dirname(file), `${file.split("/
 
 export class BudgetStore {
     private readonly db: Database.Database;
-    private readonly insert: Database.Statement;
+    /** INSERT statements by rows per statement (INSERT_ROWS), largest first. */
+    private readonly inserts: readonly (readonly [rows: number, statement: Database.Statement])[];
     private readonly update: Database.Statement;
     private readonly writeAll: (reservations: readonly PendingReservation[], settlements: readonly PendingSettlement[]) => void;
     private reservations: PendingReservation[] = [];
@@ -101,11 +104,20 @@ export class BudgetStore {
         this.db = db;
         this.recoveredOpen = recoveredOpen;
         this.lastId = (db.prepare("SELECT coalesce(max(id), 0) AS id FROM requests").get() as { id: number }).id;
-        this.insert = db.prepare("INSERT INTO requests (id, subject, groups, model, endpoint, started_at, reserved, charged, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'open')");
+        const values = (rows: number) => Array.from({ length: rows }, () => "(?, ?, ?, ?, ?, ?, ?, ?, 'open')").join(", ");
+        this.inserts = INSERT_ROWS.map((rows) => [rows, db.prepare(`INSERT INTO requests (id, subject, groups, model, endpoint, started_at, reserved, charged, state) VALUES ${values(rows)}`)] as const);
         this.update = db.prepare("UPDATE requests SET input_tokens = ?, output_tokens = ?, charged = ?, state = 'settled' WHERE id = ? AND state = 'open'");
         // Reservations first: a settlement of a row queued in the same batch finds it.
         this.writeAll = db.transaction((reservations: readonly PendingReservation[], settlements: readonly PendingSettlement[]) => {
-            for (const r of reservations) this.insert.run(r.id, r.subject, JSON.stringify(r.groups), r.model, r.endpoint, r.startedAt, r.reserved, r.reserved);
+            // Multi-row statements: one call per chunk instead of one per row.
+            let at = 0;
+            for (const [rows, insert] of this.inserts) {
+                for (; reservations.length - at >= rows; at += rows) {
+                    const params: unknown[] = [];
+                    for (const r of reservations.slice(at, at + rows)) params.push(r.id, r.subject, JSON.stringify(r.groups), r.model, r.endpoint, r.startedAt, r.reserved, r.reserved);
+                    insert.run(params);
+                }
+            }
             for (const r of settlements) this.update.run(r.inputTokens ?? null, r.outputTokens ?? null, r.charged, r.id);
         });
     }
