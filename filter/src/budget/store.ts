@@ -240,9 +240,9 @@ export class BudgetStore {
     }
 
     /**
-     * Write everything queued now: the reservations (their batch's promise settles) and then the
-     * settlements, in one transaction. A failed write of settlements alone loses them, which leaves
-     * their rows open, counted in full (never less than was generated).
+     * Write everything queued now: the reservations (their batch's promise settles), then the
+     * settlements in a transaction of their own. A failed write of settlements loses them, which
+     * leaves their rows open, counted in full (never less than was generated).
      */
     flush(): void {
         clearTimeout(this.settleTimer);
