@@ -270,7 +270,7 @@ describe("store", () => {
         store.close();
     });
 
-    test("settlements are written off the reservations' commits: a full batch at the end of its turn, a partial one SETTLE_DELAY_MS after its first; a crash before that counts the reservations in full", async () => {
+    test("settlements are written off the reservations' commits: a full batch at the next timers phase, a partial one SETTLE_DELAY_MS after its first; a crash before that counts the reservations in full", async () => {
         const file = storeFile();
         const store = BudgetStore.open(file);
         const ledger = new BudgetLedger(rules({ "*": { tokensPerDay: 1e9 } }), store);
@@ -278,12 +278,10 @@ describe("store", () => {
         const states = () => (reader.prepare("SELECT state FROM requests ORDER BY id").all() as { state: string }[]).map((r) => r.state);
         const admitAll = async (count: number) => (await Promise.all(Array.from({ length: count }, () => ledger.admit({ subject: "device:laptop", groups: [], model: "m", endpoint: "chat", cost: { promptTokens: 10, outputTokens: 90, body: undefined, stripUsageChunk: false } })))).map((a) => (assert.ok(a.admitted), a.reservation));
         const outcome = { usage: { inputTokens: 3, outputTokens: 4 }, frames: 4, clientAborted: false, nothingGenerated: false };
-        const nextTurn = () => new Promise((resolve) => setImmediate(resolve));
         try {
             // One short of a batch: committed reservations, settled in memory, still open on disk.
             const partial = await admitAll(SETTLE_BATCH - 1);
             for (const r of partial) ledger.settle(r, outcome);
-            await nextTurn();
             assert.deepEqual(new Set(states()), new Set(["open"]));
             assert.equal(ledger.status("device:laptop", []).windows[0]!.used, 7 * partial.length, "memory has the settlements at once");
             // A crash now: a second store recovers those rows as open and counts them in full.
@@ -295,17 +293,18 @@ describe("store", () => {
             store.flush();
             assert.deepEqual(new Set(states()), new Set(["crashed"]));
 
-            // A full batch is written at the end of the turn that filled it.
+            // A full batch is written at the next timers phase (not within the turn, whose reservations it would delay; not after the delay).
             const full = await admitAll(SETTLE_BATCH);
             for (const r of full) ledger.settle(r, outcome);
-            await nextTurn();
+            assert.deepEqual(new Set(states().slice(-SETTLE_BATCH)), new Set(["open"]));
+            // A timer set after the store's fires after it.
+            await new Promise((resolve) => setTimeout(resolve, 0));
             assert.deepEqual(states().slice(-SETTLE_BATCH), Array(SETTLE_BATCH).fill("settled"));
 
             // A partial batch waits its delay (bounded wait; never earlier than the delay).
             const [lone] = await admitAll(1);
             const queuedAt = performance.now();
             ledger.settle(lone!, outcome);
-            await nextTurn();
             assert.equal(states().at(-1), "open");
             const bound = performance.now() + 10_000;
             while (states().at(-1) !== "settled" && performance.now() < bound) await new Promise((resolve) => setTimeout(resolve, 20));

@@ -18,8 +18,9 @@
  * failed write) leaves its row open, and open rows count at their full reservation on the next
  * start, so a lost settlement can only raise the count, never lower it. They are therefore kept
  * off the reservations' commits, which a request waits for, and written in batches of their own:
- * at the end of the turn in which SETTLE_BATCH are queued, else SETTLE_DELAY_MS after the first
- * (and by close() and the readers here). Opening never starts from zero by accident: a missing
+ * once SETTLE_BATCH are queued, in the next timers phase of the event loop (not at the end of a
+ * turn, where the batch would delay that turn's reservations), else SETTLE_DELAY_MS after the
+ * first (and by close() and the readers here). Opening never starts from zero by accident: a missing
  * file next to its marker, a file that is not this store, or a failed integrity check is a
  * startup error naming the path.
  */
@@ -33,7 +34,7 @@ const SCHEMA_VERSION = "2";
 export const BATCH = 256;
 /** Rows per INSERT statement: a batch is written in chunks of these sizes (the last is 1). */
 const INSERT_ROWS = [16, 4, 1] as const;
-/** Settlements written in one transaction: a full batch is written at the end of its turn. */
+/** Settlements written in one transaction: a full batch is written at the next timers phase. */
 export const SETTLE_BATCH = 64;
 /** The longest a settlement waits for its batch to fill (a lost one counts its reservation in full). */
 export const SETTLE_DELAY_MS = 1000;
@@ -93,9 +94,8 @@ export class BudgetStore {
     /** The commit the queued rows wait for; created with the first row of a batch. */
     private batch: { readonly committed: Promise<void>; readonly resolve: () => void; readonly reject: (e: Error) => void } | undefined;
     private flushScheduled = false;
-    /** A settlement batch is due: SETTLE_DELAY_MS after its first, or at the end of the turn that filled it. */
+    /** When the queued settlements are written (see settle). */
     private settleTimer: NodeJS.Timeout | undefined;
-    private settleScheduled = false;
     private lastId: number;
     /** Requests that were still open when the previous process stopped, now counted in full. */
     readonly recoveredOpen: number;
@@ -187,21 +187,37 @@ export class BudgetStore {
 
     /**
      * Queued, and written later in a batch of its own, off the reservations' commits (see the file
-     * comment): at the end of the turn in which SETTLE_BATCH are queued, else SETTLE_DELAY_MS after
-     * the first.
+     * comment): once SETTLE_BATCH are queued, at the next timers phase of the event loop (where no
+     * reservation waits: they are queued while requests are read and committed at the end of that
+     * same loop iteration), else SETTLE_DELAY_MS after the first.
      */
     settle(id: number, inputTokens: number | undefined, outputTokens: number | undefined, charged: number): void {
         this.settlements.push({ id, inputTokens, outputTokens, charged });
-        if (this.settlements.length >= SETTLE_BATCH) {
-            clearTimeout(this.settleTimer);
-            this.settleTimer = undefined;
-            if (!this.settleScheduled) {
-                this.settleScheduled = true;
-                setImmediate(() => this.flush());
-            }
-        } else if (!this.settleTimer && !this.settleScheduled) {
-            // Unref'd: a process that has nothing else to do still exits (close() writes what is queued).
-            this.settleTimer = setTimeout(() => this.flush(), SETTLE_DELAY_MS).unref();
+        if (this.settlements.length === SETTLE_BATCH) this.writeSettlementsIn(0);
+        else if (this.settlements.length === 1) this.writeSettlementsIn(SETTLE_DELAY_MS);
+    }
+
+    private writeSettlementsIn(ms: number): void {
+        clearTimeout(this.settleTimer);
+        // Unref'd: a process with nothing else to do still exits (close() writes what is queued).
+        this.settleTimer = setTimeout(() => this.writeSettlements(), ms).unref();
+    }
+
+    /**
+     * The queued settlements, in one transaction. Each closes its row only while it is open: a
+     * settlement lost (with the process, or with a failed write) leaves the row open, counted in
+     * full. Settlements follow committed reservations (the ledger settles only admitted requests).
+     */
+    private writeSettlements(): void {
+        clearTimeout(this.settleTimer);
+        this.settleTimer = undefined;
+        const { settlements } = this;
+        if (settlements.length === 0) return;
+        this.settlements = [];
+        try {
+            if (this.db.open) this.writeAll([], settlements);
+        } catch {
+            // Nobody waits for a settlement: its row stays open and counts in full (see above).
         }
     }
 
@@ -239,27 +255,10 @@ export class BudgetStore {
         batch.resolve();
     }
 
-    /**
-     * Write everything queued now: the reservations (their batch's promise settles), then the
-     * settlements in a transaction of their own. A failed write of settlements loses them, which
-     * leaves their rows open, counted in full (never less than was generated).
-     */
+    /** Write everything queued now: the reservations (their batch's promise settles), then the settlements. */
     flush(): void {
-        clearTimeout(this.settleTimer);
-        this.settleTimer = undefined;
-        this.settleScheduled = false;
-        if (this.batch) {
-            // Reservations first, with their own promise: a settlement can only follow its reservation.
-            this.flushReservations();
-        }
-        const { settlements } = this;
-        if (settlements.length === 0) return;
-        this.settlements = [];
-        try {
-            if (this.db.open) this.writeAll([], settlements);
-        } catch {
-            // Nobody waits for a settlement: its row stays open and counts in full (see above).
-        }
+        this.flushReservations();
+        this.writeSettlements();
     }
 
     /** Charges of requests admitted at or after `since` (epoch ms), for rebuilding the windows. */
