@@ -270,7 +270,7 @@ describe("store", () => {
         store.close();
     });
 
-    test("settlements are written off the reservations' commits: a full batch at the next timers phase, a partial one SETTLE_DELAY_MS after its first; a crash before that counts the reservations in full", async () => {
+    test("settlements are written off the reservations' waits: a full batch at the next timers phase, a partial one SETTLE_DELAY_MS after its first, one with each commit; a crash before that counts the reservations in full", async () => {
         const file = storeFile();
         const store = BudgetStore.open(file);
         const ledger = new BudgetLedger(rules({ "*": { tokensPerDay: 1e9 } }), store);
@@ -310,6 +310,12 @@ describe("store", () => {
             while (states().at(-1) !== "settled" && performance.now() < bound) await new Promise((resolve) => setTimeout(resolve, 20));
             assert.equal(states().at(-1), "settled");
             assert.ok(performance.now() - queuedAt >= SETTLE_DELAY_MS - 5, "not before its delay");
+
+            // A reservation's commit carries the oldest queued settlement: a lone client's do not pile up.
+            const [next] = await admitAll(1);
+            ledger.settle(next!, outcome);
+            await admitAll(1);
+            assert.deepEqual(states().slice(-2), ["settled", "open"]);
         } finally {
             reader.close();
             store.close();

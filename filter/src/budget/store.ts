@@ -17,7 +17,8 @@
  * Settlements need not be durable before anything: one that is lost (with the process, or with a
  * failed write) leaves its row open, and open rows count at their full reservation on the next
  * start, so a lost settlement can only raise the count, never lower it. They are therefore kept
- * off the reservations' commits, which a request waits for, and written in batches of their own:
+ * off the reservations' commits, which a request waits for (each commit carries one, see
+ * flushReservations), and written in batches of their own:
  * once SETTLE_BATCH are queued, in the next timers phase of the event loop (not at the end of a
  * turn, where the batch would delay that turn's reservations), else SETTLE_DELAY_MS after the
  * first (and by close() and the readers here). Opening never starts from zero by accident: a missing
@@ -194,7 +195,7 @@ export class BudgetStore {
     settle(id: number, inputTokens: number | undefined, outputTokens: number | undefined, charged: number): void {
         this.settlements.push({ id, inputTokens, outputTokens, charged });
         if (this.settlements.length === SETTLE_BATCH) this.writeSettlementsIn(0);
-        else if (this.settlements.length === 1) this.writeSettlementsIn(SETTLE_DELAY_MS);
+        else if (!this.settleTimer) this.writeSettlementsIn(SETTLE_DELAY_MS);
     }
 
     private writeSettlementsIn(ms: number): void {
@@ -246,9 +247,13 @@ export class BudgetStore {
         const { reservations } = this;
         this.batch = undefined;
         this.reservations = [];
+        // The commit also carries the oldest queued settlement (its row is usually on the page the
+        // new rows dirty anyway): a lone client's settlements then never pile up into a batch, whose
+        // write would fall on one request's wait in SETTLE_BATCH.
+        const carried = this.settlements.splice(0, 1);
         try {
             if (!this.db.open) throw new BudgetStoreError("the budget store is closed");
-            this.writeAll(reservations, []);
+            this.writeAll(reservations, carried);
         } catch (e) {
             return batch.reject(e instanceof Error ? e : new Error(String(e)));
         }
