@@ -13,7 +13,7 @@ import type { FilterRules } from "../../components/filter/rules";
 import { AuditSink } from "../../filter/src/audit";
 import { admitInference, type Gate } from "../../filter/src/budget/gate";
 import { BudgetLedger } from "../../filter/src/budget/ledger";
-import { BATCH, BudgetStore } from "../../filter/src/budget/store";
+import { BATCH, BudgetStore, SETTLE_BATCH, SETTLE_DELAY_MS } from "../../filter/src/budget/store";
 import { decide, type Forward, type Policy } from "../../filter/src/decide";
 import { createFilterServer } from "../../filter/src/server";
 import { startStubOllama } from "../sandbox/stub-ollama";
@@ -29,8 +29,7 @@ const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
  * Decisions/s with and without accounting, and the accounting's own latency percentiles, with
  * `perTurn` requests admitted in each turn of the event loop (1: a lone client; more: what a
  * loaded filter sees when several request bodies complete in one poll of its sockets). Every
- * turn's reservations share one commit (store.ts); each request's settlement is queued with the
- * next turn's.
+ * turn's reservations share one commit (store.ts); settlements are written in batches of their own.
  */
 export async function benchBudgetAccounting(policy: Policy, rules: FilterRules, body: Buffer, iterations: number, perTurn: number) {
     const dir = mkdtempSync(join(tmpdir(), "zto-bench-budget-"));
@@ -99,7 +98,7 @@ export async function benchBudgetAccounting(policy: Policy, rules: FilterRules, 
             bodyBytes: body.length,
             iterations,
             requestsPerTurn: perTurn,
-            store: `SQLite WAL, synchronous=NORMAL, one transaction per turn (${BATCH} rows at most), in the OS temp dir`,
+            store: `SQLite WAL, synchronous=NORMAL, one transaction of reservations per turn (${BATCH} rows at most), settlements in batches of ${SETTLE_BATCH} (or after ${SETTLE_DELAY_MS} ms), in the OS temp dir`,
             timeZone: "UTC",
             decisionsPerSecondCpuBudgetsOff: Math.round(offRate),
             decisionsPerSecondCpuBudgetsOn: Math.round(onRate),

@@ -14,7 +14,7 @@ import { renderFilterRules } from "../../components/filter/rules";
 import { requestCost } from "../../filter/src/budget/cost";
 import { BudgetLedger, settledTokens, type Reservation } from "../../filter/src/budget/ledger";
 import { UsageChunkStripper } from "../../filter/src/budget/sse-usage";
-import { BudgetStore, markerPath } from "../../filter/src/budget/store";
+import { BudgetStore, markerPath, SETTLE_BATCH, SETTLE_DELAY_MS } from "../../filter/src/budget/store";
 import { effectiveLimits, windowAt, WindowCalendar, type BudgetRules } from "../../filter/src/budget/windows";
 import { compilePolicy, decide, type Forward } from "../../filter/src/decide";
 
@@ -250,15 +250,16 @@ describe("ledger", () => {
 });
 
 describe("store", () => {
-    test("reopening keeps every charge; requests open at the stop, or settled in its last turn, are counted in full", async () => {
+    test("reopening keeps every charge; requests open at the stop, or settled with the settlement still queued, are counted in full", async () => {
         const file = storeFile();
         const limits = rules({ "*": { tokensPerDay: 1000 } });
-        const first = new BudgetLedger(limits, BudgetStore.open(file));
+        const firstStore = BudgetStore.open(file);
+        const first = new BudgetLedger(limits, firstStore);
         const [a, b, c] = await Promise.all(Array.from({ length: 3 }, () => first.admit({ subject: "device:laptop", groups: [], model: "m", endpoint: "chat", cost: { promptTokens: 10, outputTokens: 90, body: undefined, stripUsageChunk: false } })));
         assert.ok(a!.admitted && b!.admitted && c!.admitted);
         const outcome = { usage: { inputTokens: 3, outputTokens: 4 }, frames: 4, clientAborted: false, nothingGenerated: false };
         first.settle(a!.reservation, outcome);
-        await new Promise((resolve) => setImmediate(resolve)); // a's settlement is written at the end of the turn
+        firstStore.flush();
         // b's settlement is still queued and c is open when the process "dies" without closing the store.
         first.settle(b!.reservation, outcome);
         const store = BudgetStore.open(file);
@@ -267,6 +268,58 @@ describe("store", () => {
         assert.equal(second.status("device:laptop", []).windows[0]!.used, 7 + 100 + 100, "a lost settlement leaves the full reservation, never less");
         assert.deepEqual(store.usageSince(0).map((r) => r.state).sort(), ["crashed", "crashed", "settled"]);
         store.close();
+    });
+
+    test("settlements are written off the reservations' waits: a full batch at the next timers phase, a partial one SETTLE_DELAY_MS after its first, one with each commit; a crash before that counts the reservations in full", async () => {
+        const file = storeFile();
+        const store = BudgetStore.open(file);
+        const ledger = new BudgetLedger(rules({ "*": { tokensPerDay: 1e9 } }), store);
+        const reader = new Database(file, { readonly: true });
+        const states = () => (reader.prepare("SELECT state FROM requests ORDER BY id").all() as { state: string }[]).map((r) => r.state);
+        const admitAll = async (count: number) => (await Promise.all(Array.from({ length: count }, () => ledger.admit({ subject: "device:laptop", groups: [], model: "m", endpoint: "chat", cost: { promptTokens: 10, outputTokens: 90, body: undefined, stripUsageChunk: false } })))).map((a) => (assert.ok(a.admitted), a.reservation));
+        const outcome = { usage: { inputTokens: 3, outputTokens: 4 }, frames: 4, clientAborted: false, nothingGenerated: false };
+        try {
+            // One short of a batch: committed reservations, settled in memory, still open on disk.
+            const partial = await admitAll(SETTLE_BATCH - 1);
+            for (const r of partial) ledger.settle(r, outcome);
+            assert.deepEqual(new Set(states()), new Set(["open"]));
+            assert.equal(ledger.status("device:laptop", []).windows[0]!.used, 7 * partial.length, "memory has the settlements at once");
+            // A crash now: a second store recovers those rows as open and counts them in full.
+            const crashed = BudgetStore.open(file);
+            assert.equal(crashed.recoveredOpen, SETTLE_BATCH - 1);
+            assert.equal(new BudgetLedger(rules({ "*": { tokensPerDay: 1e9 } }), crashed).status("device:laptop", []).windows[0]!.used, 100 * partial.length);
+            crashed.close();
+            // The first store writing its settlements afterwards changes nothing: a settlement only closes an open row.
+            store.flush();
+            assert.deepEqual(new Set(states()), new Set(["crashed"]));
+
+            // A full batch is written at the next timers phase (not within the turn, whose reservations it would delay; not after the delay).
+            const full = await admitAll(SETTLE_BATCH);
+            for (const r of full) ledger.settle(r, outcome);
+            assert.deepEqual(new Set(states().slice(-SETTLE_BATCH)), new Set(["open"]));
+            // A timer set after the store's fires after it.
+            await new Promise((resolve) => setTimeout(resolve, 0));
+            assert.deepEqual(states().slice(-SETTLE_BATCH), Array(SETTLE_BATCH).fill("settled"));
+
+            // A partial batch waits its delay (bounded wait; never earlier than the delay).
+            const [lone] = await admitAll(1);
+            const queuedAt = performance.now();
+            ledger.settle(lone!, outcome);
+            assert.equal(states().at(-1), "open");
+            const bound = performance.now() + 10_000;
+            while (states().at(-1) !== "settled" && performance.now() < bound) await new Promise((resolve) => setTimeout(resolve, 20));
+            assert.equal(states().at(-1), "settled");
+            assert.ok(performance.now() - queuedAt >= SETTLE_DELAY_MS - 5, "not before its delay");
+
+            // A reservation's commit carries the oldest queued settlement: a lone client's do not pile up.
+            const [next] = await admitAll(1);
+            ledger.settle(next!, outcome);
+            await admitAll(1);
+            assert.deepEqual(states().slice(-2), ["settled", "open"]);
+        } finally {
+            reader.close();
+            store.close();
+        }
     });
 
     test("a failed batch commit refuses every admission of the batch and releases its tokens and concurrency slots", async () => {
