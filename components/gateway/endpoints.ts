@@ -89,8 +89,17 @@ export function endpointPathRegex(e: Endpoint): string {
     return e.modelParam ? `^${literal}${MODEL_PATH_SEGMENT}$` : `^${literal}$`;
 }
 
+/** Each endpoint's compiled path regex: the filter matches every request, and rebuilding them per request was a visible share of its CPU. */
+const PATH_REGEXES = new WeakMap<Endpoint, RegExp>();
+
+function pathRegex(e: Endpoint): RegExp {
+    let r = PATH_REGEXES.get(e);
+    if (!r) PATH_REGEXES.set(e, (r = new RegExp(endpointPathRegex(e))));
+    return r;
+}
+
 /** The endpoint of `table` a (raw) path and method address, or undefined when the request is denied. */
 export function matchEndpoint(method: string, rawPath: string, table: readonly Endpoint[] = ENDPOINTS): Endpoint | undefined {
-    const e = table.find((x) => new RegExp(endpointPathRegex(x)).test(rawPath));
+    const e = table.find((x) => pathRegex(x).test(rawPath));
     return e && (e.methods as readonly string[]).includes(method) ? e : undefined;
 }

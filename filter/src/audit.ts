@@ -56,14 +56,17 @@ const RULE_CATEGORY = (rule: string) => rule.split(".")[0]!;
 /** Refusals that are security detections (ECS event.kind "alert"); the rest are policy denials. */
 const isDetection = (rule: string) => ["pii", "jailbreak", "injection"].includes(RULE_CATEGORY(rule));
 
-/** Drop undefined values and objects left empty, so absent facts are absent fields. */
+/**
+ * Drop undefined values and objects left empty, so absent facts are absent fields. Runs once per
+ * request: a plain key loop (no entries arrays), and an object left empty comes back undefined.
+ */
 function compact(v: unknown): unknown {
-    if (Array.isArray(v) || typeof v !== "object" || v === null) return v;
-    const out: Record<string, unknown> = {};
-    for (const [k, x] of Object.entries(v)) {
-        const c = compact(x);
-        if (c === undefined || (typeof c === "object" && c !== null && !Array.isArray(c) && !Object.keys(c).length)) continue;
-        out[k] = c;
+    if (typeof v !== "object" || v === null || Array.isArray(v)) return v;
+    let out: Record<string, unknown> | undefined;
+    const o = v as Record<string, unknown>;
+    for (const k in o) {
+        const c = compact(o[k]);
+        if (c !== undefined) (out ??= {})[k] = c;
     }
     return out;
 }
@@ -83,7 +86,7 @@ export function auditEvent(f: AuditFacts): Record<string, unknown> {
     const u = f.usage ?? {};
     const redactions = d.action === "forward" && Object.keys(d.redactions).length ? (d.redactions as Record<PiiDetector, number>) : undefined;
     const detection = refused && isDetection(rule!);
-    return compact({
+    return (compact({
         "@timestamp": f.startedAt.toISOString(),
         ecs: { version: ECS_VERSION },
         event: {
@@ -129,7 +132,7 @@ export function auditEvent(f: AuditFacts): Record<string, unknown> {
                     ? { total_duration_ns: u.totalDurationNs, load_duration_ns: u.loadDurationNs, prompt_eval_duration_ns: u.promptEvalDurationNs, eval_duration_ns: u.evalDurationNs }
                     : undefined,
         },
-    }) as Record<string, unknown>;
+    }) ?? {}) as Record<string, unknown>;
 }
 
 export interface AuditSinkOptions {

@@ -17,6 +17,7 @@ import { FORWARDED_IDENTITY_HEADERS } from "../../components/gateway/spec";
 import { auditEvent, type AuditSink, type BudgetAudit } from "./audit";
 import { admitInference, budgetSubject, BUDGET_ENDPOINT_ID, type BudgetService, type Gate } from "./budget/gate";
 import { canonicalModel, compilePolicy, decide, filterListing, type Decision, type Identity, type Refuse } from "./decide";
+import { UpstreamExchange } from "./upstream";
 import { UsageTap, type Usage } from "./usage";
 
 export interface FilterServerOptions {
@@ -64,19 +65,29 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 /** Longest identity header value accepted; a longer one is ignored whole, never cut (a cut group name could name another group). */
 const MAX_HEADER_VALUE = 8192;
 
+/** Node keys `req.headers` by lowercase name; lowered once here, not per request. */
+const IDENTITY_HEADER = {
+    user: FORWARDED_IDENTITY_HEADERS.user.toLowerCase(),
+    email: FORWARDED_IDENTITY_HEADERS.email.toLowerCase(),
+    groups: FORWARDED_IDENTITY_HEADERS.groups.toLowerCase(),
+    device: FORWARDED_IDENTITY_HEADERS.device.toLowerCase(),
+    requestId: FORWARDED_IDENTITY_HEADERS.requestId.toLowerCase(),
+} as const;
+
+/** `name` is lowercase. */
 function header(req: http.IncomingMessage, name: string): string | undefined {
-    const v = req.headers[name.toLowerCase()];
+    const v = req.headers[name];
     const s = Array.isArray(v) ? v[0] : v;
     return s === undefined || s === "" || s.length > MAX_HEADER_VALUE ? undefined : s;
 }
 
 export function identityFromHeaders(req: http.IncomingMessage): Identity {
-    const groups = (header(req, FORWARDED_IDENTITY_HEADERS.groups) ?? "")
+    const groups = (header(req, IDENTITY_HEADER.groups) ?? "")
         .split(",")
         .map((g) => g.trim())
         .filter((g) => g.length > 0)
         .slice(0, 256); // dropping groups past the cap can only remove permissions
-    return { user: header(req, FORWARDED_IDENTITY_HEADERS.user), email: header(req, FORWARDED_IDENTITY_HEADERS.email), groups, device: header(req, FORWARDED_IDENTITY_HEADERS.device) };
+    return { user: header(req, IDENTITY_HEADER.user), email: header(req, IDENTITY_HEADER.email), groups, device: header(req, IDENTITY_HEADER.device) };
 }
 
 /** The JSON error body: `{ error: { code, rule, requestId, message } }`. */
@@ -150,7 +161,7 @@ export function createFilterServer(opts: FilterServerOptions): { server: http.Se
     async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
         const startedAt = new Date();
         const t0 = performance.now();
-        const rawId = header(req, FORWARDED_IDENTITY_HEADERS.requestId);
+        const rawId = header(req, IDENTITY_HEADER.requestId);
         const requestId = rawId && REQUEST_ID.test(rawId) ? rawId : randomUUID();
         const identity = identityFromHeaders(req);
         const method = req.method ?? "GET";
@@ -188,12 +199,12 @@ export function createFilterServer(opts: FilterServerOptions): { server: http.Se
         }
         // Watched before admission: admission waits for the reservation's commit (and with several
         // processes for the primary's answer over IPC), and a client gone meanwhile must not be forwarded.
-        const abort = new AbortController();
         let clientGone = false;
+        let exchange: UpstreamExchange | undefined;
         res.on("close", () => {
             if (!res.writableFinished) {
                 clientGone = true;
-                abort.abort();
+                exchange?.abort();
             }
         });
         if (opts.budgets && decision.endpoint.kind === "inference") {
@@ -216,37 +227,35 @@ export function createFilterServer(opts: FilterServerOptions): { server: http.Se
             headers["content-type"] = "application/json";
             headers["content-length"] = String(forwardBody.length);
         }
+        if (clientGone) return audit(499, { clientAborted: true });
 
-        let upstreamRes;
+        const upstreamEx = (exchange = new UpstreamExchange(upstream, { path, method: method as "GET" | "HEAD" | "POST", headers, body: forwardBody ?? null }));
+        let head;
         try {
-            upstreamRes = await upstream.request({ path, method: method as "GET" | "HEAD" | "POST", headers, body: forwardBody, signal: abort.signal });
+            head = await upstreamEx.head;
         } catch (e) {
             if (clientGone) return audit(499, { clientAborted: true });
             const code = (e as { code?: string }).code === "UND_ERR_HEADERS_TIMEOUT" ? "upstream_timeout" : "upstream_unavailable";
             return refuseWith(code === "upstream_timeout" ? 504 : 502, code, "upstream", { upstreamError: code });
         }
 
-        const status = upstreamRes.statusCode;
+        const status = head.status;
         if (status >= 400 && status < 500) {
             // Ollama's 4xx bodies are its Go decoder's words about the body: keep the status, never the text.
-            await upstreamRes.body.dump({ limit: MAX_LISTING_BYTES }).catch(() => undefined);
+            await upstreamEx.whole(MAX_LISTING_BYTES).catch(() => undefined);
             if (clientGone) return audit(499, { clientAborted: true });
             const code = UPSTREAM_4XX_CODES[status] ?? "upstream_rejected";
             return refuseWith(status, code, "upstream", { upstreamError: code });
         }
         if (status >= 500 || (decision.listing && status === 200 && method === "GET")) {
             // Error bodies may name internal hosts; listings must be filtered: both are read whole.
-            const chunks: Buffer[] = [];
-            let size = 0;
+            let body: Buffer | undefined;
             try {
-                for await (const c of upstreamRes.body) {
-                    size += (c as Buffer).length;
-                    if (size <= MAX_LISTING_BYTES) chunks.push(c as Buffer);
-                }
+                body = await upstreamEx.whole(MAX_LISTING_BYTES);
             } catch {
                 if (clientGone) return audit(499, { clientAborted: true });
             }
-            const listing = status === 200 && size <= MAX_LISTING_BYTES ? filterListing(policy, identity.groups, decision.listing!, Buffer.concat(chunks).toString("utf8")) : undefined;
+            const listing = status === 200 && body !== undefined ? filterListing(policy, identity.groups, decision.listing!, body.toString("utf8")) : undefined;
             if (listing === undefined) return refuseWith(502, "upstream_error", "upstream", { upstreamError: "upstream_error" });
             audit(200, { responseBytes: Buffer.byteLength(listing) });
             res.writeHead(200, { "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(listing), "x-request-id": requestId });
@@ -256,60 +265,52 @@ export function createFilterServer(opts: FilterServerOptions): { server: http.Se
 
         const relayed: Record<string, string> = { ...budgetHeaderValues, "x-request-id": requestId };
         for (const name of RELAYED_HEADERS) {
-            const v = upstreamRes.headers[name];
+            const v = head.headers[name];
             if (typeof v === "string") relayed[name] = v;
         }
-        tap = UsageTap.forContentType(relayed["content-type"]);
+        // Token counts are a generation's: a metadata answer carries none, and is not parsed for them.
+        tap = decision.endpoint.kind === "inference" ? UsageTap.forContentType(relayed["content-type"]) : undefined;
         const stripper = gate?.admitted ? gate.stripper : undefined;
-        let bytes = 0;
-        let upstreamError: string | undefined;
-        const length = Number(upstreamRes.headers["content-length"] ?? NaN);
+        const upstreamErrorCode = (e: unknown) => ((e as { code?: string }).code === "UND_ERR_BODY_TIMEOUT" ? "upstream_timeout" : "upstream_error");
+        const length = Number(head.headers["content-length"] ?? NaN);
         if (!stripper && Number.isInteger(length) && length <= WHOLE_ANSWER_BYTES) {
             // A small answer of known length (metadata, a non-streaming generation): read whole and sent
             // in one write with its headers; nothing to stream, and one syscall instead of three.
-            const chunks: Buffer[] = [];
+            let whole: Buffer;
             try {
-                for await (const c of upstreamRes.body) chunks.push(c as Buffer);
+                whole = (await upstreamEx.whole())!;
             } catch (e) {
                 if (clientGone) return audit(499, { clientAborted: true });
-                const code = (e as { code?: string }).code === "UND_ERR_BODY_TIMEOUT" ? "upstream_timeout" : "upstream_error";
+                const code = upstreamErrorCode(e);
                 return refuseWith(code === "upstream_timeout" ? 504 : 502, code, "upstream", { upstreamError: code });
             }
-            const whole = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
-            tap.push(whole);
-            audit(status, { usage: tap.finish(), responseBytes: whole.length });
+            tap?.push(whole);
+            audit(status, { usage: tap?.finish(), responseBytes: whole.length });
             res.writeHead(status, { ...relayed, "content-length": whole.length });
             res.end(whole);
             return;
         }
         // Headers leave with the first chunk (Ollama sends its headers with its first token anyway).
         res.writeHead(status, relayed);
+        let bytes = 0;
+        let upstreamError: string | undefined;
+        // A full socket buffer towards the gateway pauses reading from Ollama until it drains.
+        const resume = () => upstreamEx.resume();
+        res.on("drain", resume);
         try {
-            for await (const chunk of upstreamRes.body) {
-                const c = chunk as Buffer;
+            await upstreamEx.relay((c) => {
                 bytes += c.length;
-                tap.push(c);
+                tap?.push(c);
                 const out = stripper ? stripper.push(c) : c;
-                if (out.length && !res.write(out)) await new Promise<void>((resolve) => {
-                    const done = () => {
-                        res.off("drain", done);
-                        res.off("close", done);
-                        resolve();
-                    };
-                    res.on("drain", done);
-                    res.on("close", done);
-                });
-                if (clientGone) break;
-            }
+                return out.length === 0 || res.write(out);
+            });
         } catch (e) {
-            if (!clientGone) upstreamError = (e as { code?: string }).code === "UND_ERR_BODY_TIMEOUT" ? "upstream_timeout" : "upstream_error";
+            if (!clientGone) upstreamError = upstreamErrorCode(e);
         }
-        if (clientGone) {
-            upstreamRes.body.destroy();
-            return audit(status, { clientAborted: true, usage: tap.finish(), responseBytes: bytes });
-        }
+        res.off("drain", resume);
+        if (clientGone) return audit(status, { clientAborted: true, usage: tap?.finish(), responseBytes: bytes });
         if (stripper) res.write(stripper.end());
-        audit(status, { upstreamError, usage: tap.finish(), responseBytes: bytes });
+        audit(status, { upstreamError, usage: tap?.finish(), responseBytes: bytes });
         // Headers are gone already: a broken upstream can only be signalled by cutting the response.
         if (upstreamError) res.destroy();
         else res.end();

@@ -25,7 +25,12 @@ type ToPrimary =
     | { readonly zto: "status"; readonly seq: number; readonly subject: string; readonly groups: readonly string[] }
     | { readonly zto: "settle"; readonly reservation: number; readonly outcome: Outcome }
     /** The worker's last message before it exits: every settlement before it is on the channel. */
-    | { readonly zto: "stopped" };
+    | { readonly zto: "stopped" }
+    /** Admissions, settlements and status asks of one turn of the worker's event loop, in order (see `send`). */
+    | { readonly zto: "batch"; readonly messages: readonly Batched[] };
+
+/** What a worker sends in batches: one per request, or two. */
+type Batched = Extract<ToPrimary, { zto: "admit" | "status" | "settle" }>;
 
 /** Primary -> worker. */
 export type ToWorker =
@@ -67,7 +72,7 @@ export class PrimaryBudgets implements BudgetService {
 
     /** Sent, not awaited: the primary computes the same charge with the same pure function. */
     settle(r: Reservation, outcome: Outcome): number {
-        send({ zto: "settle", reservation: r.id, outcome });
+        queue({ zto: "settle", reservation: r.id, outcome });
         return settledTokens(r, outcome);
     }
 
@@ -78,19 +83,44 @@ export class PrimaryBudgets implements BudgetService {
         resolve?.(m.value);
     }
 
-    private ask(message: (seq: number) => ToPrimary): Promise<Admission | BudgetStatus> {
+    private ask(message: (seq: number) => Batched): Promise<Admission | BudgetStatus> {
         const seq = ++this.seq;
         return new Promise((resolve) => {
             this.waiting.set(seq, resolve);
-            send(message(seq));
+            queue(message(seq));
         });
     }
 }
 
-export function send(m: ToPrimary, then?: () => void): void {
+/**
+ * Every message costs a serialisation, a write to the channel and a wake-up of the primary; an
+ * inference request needs two (its admission and its settlement). Those of one turn of the event
+ * loop leave together, in order, once the turn's I/O has been handled (setImmediate): under load
+ * one write then carries several requests' messages.
+ */
+let outbox: Batched[] = [];
+
+function queue(m: Batched): void {
+    if (outbox.push(m) === 1) setImmediate(flush);
+}
+
+function flush(): void {
+    if (!outbox.length) return;
+    const messages = outbox;
+    outbox = [];
+    post(messages.length === 1 ? messages[0]! : { zto: "batch", messages });
+}
+
+function post(m: ToPrimary, then?: () => void): void {
     // Without a channel the primary is gone and this worker is exiting (node:cluster sees to it).
     if (process.connected) process.send!(m, undefined, {}, then);
     else then?.();
+}
+
+/** Send now, after whatever is queued (so "stopped" follows every settlement before it). */
+export function send(m: Extract<ToPrimary, { zto: "hello" | "stopped" }>, then?: () => void): void {
+    flush();
+    post(m, then);
 }
 
 /**
@@ -106,6 +136,13 @@ export class LedgerHost {
         const held = this.open.get(worker.id) ?? new Map<number, Reservation>();
         this.open.set(worker.id, held);
         switch (m.zto) {
+            case "batch":
+                // Only the messages a worker batches; anything else inside one is a broken worker.
+                for (const inner of Array.isArray(m.messages) ? m.messages : [undefined]) {
+                    if (!isFilterMessage(inner) || !BATCHED.has(inner.zto)) throw new Error(`worker ${worker.id} sent a batch holding ${JSON.stringify(isFilterMessage(inner) ? inner.zto : inner)}`);
+                    this.handle(worker, inner as Batched);
+                }
+                return;
             case "admit":
                 // Checked and charged now, in message order; answered once committed (the next
                 // messages are handled meanwhile, so one commit serves every worker's turn).
@@ -147,6 +184,8 @@ export class LedgerHost {
         return held?.size ?? 0;
     }
 }
+
+const BATCHED: ReadonlySet<string> = new Set<Batched["zto"]>(["admit", "status", "settle"]);
 
 function reply(worker: Worker, seq: number, value: Admission | BudgetStatus): void {
     if (worker.isConnected()) worker.send({ zto: "reply", seq, value } satisfies ToWorker);

@@ -236,4 +236,26 @@ describe("the primary's ledger host", () => {
         assert.throws(() => host.handle(a.worker, { zto: "grant" } as never), /worker 1 sent an unknown message "grant"/);
         store.close();
     });
+
+    test("a batch is handled as its messages in order; a batch holding anything but admissions, settlements and status asks is refused", async () => {
+        const store = BudgetStore.open(join(dir, "host-batch", "budgets.db"));
+        const ledger = new BudgetLedger({ groups: { "*": { tokensPerDay: 1000 } }, mode: "generous", timeZone: "UTC", chargeBy: "user" }, store);
+        const host = new LedgerHost(ledger);
+        const a = standIn(1);
+        host.handle(a.worker, { zto: "batch", messages: [{ zto: "admit", seq: 1, req }, { zto: "admit", seq: 2, req }, { zto: "status", seq: 3, subject: "user:alice", groups: [] }] });
+        await committed();
+        assert.deepEqual(a.replies.map((r) => r.zto === "reply" && r.seq), [3, 1, 2], "the status is answered at once, the admissions once committed");
+        const ids = a.replies.flatMap((r) => (r.zto === "reply" && "admitted" in r.value && r.value.admitted ? [r.value.reservation.id] : []));
+        assert.equal(ids.length, 2);
+        const outcome = { usage: { inputTokens: 3, outputTokens: 4 }, frames: 0, clientAborted: false, nothingGenerated: false };
+        host.handle(a.worker, { zto: "batch", messages: ids.map((reservation) => ({ zto: "settle" as const, reservation, outcome })) });
+        assert.equal(host.released(a.worker), 0, "both settled");
+        await committed();
+        assert.deepEqual(store.usageSince(0).map((r) => [r.state, r.charged]), [["settled", 7], ["settled", 7]]);
+        for (const inner of [{ zto: "hello" }, { zto: "batch", messages: [] }, { zto: "grant" }, "admit", null]) {
+            assert.throws(() => host.handle(a.worker, { zto: "batch", messages: [inner] } as never), /worker 1 sent a batch holding/);
+        }
+        assert.throws(() => host.handle(a.worker, { zto: "batch", messages: "admit" } as never), /worker 1 sent a batch holding/);
+        store.close();
+    });
 });
