@@ -278,7 +278,8 @@ function scan(t: string, ruleFeature: number): void {
     for (let i = 0, n = t.length; i <= n; i++) {
         const original = i < n ? t.charCodeAt(i) : 32;
         const c = UNIT[original]!;
-        const mark = UNIT_CLASS[original]! & QUOTE_BITS;
+        const unitClass = UNIT_CLASS[original]!;
+        const mark = unitClass & QUOTE_BITS;
         if (mark !== 0) quoted = mark === QUOTE_TOGGLE ? quoted ^ 1 : mark === QUOTE_OPEN ? 1 : 0;
         if (c === 32 && p1 === 32) continue;
         // Polynomial hash of the last 4 characters, spread by one multiplication. (3- and 5-grams
@@ -344,7 +345,7 @@ function scan(t: string, ruleFeature: number): void {
             word = mix(word, c);
             wordLength++;
             if (c <= 57) wordDigits++;
-            if (UNIT_CLASS[original]! & UNSPACED) wordUnspaced = true;
+            if (unitClass & UNSPACED) wordUnspaced = true;
             if (!wordMatched && wordLength < 32 && (prefixLengths >>> wordLength) & 1) {
                 const stem = prefix.get(word);
                 if (stem !== -1) {
