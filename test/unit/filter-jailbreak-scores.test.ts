@@ -3,7 +3,8 @@
  * for speed (jailbreak-score.ts, jailbreak-lexicon.ts) must give every input exactly the score it
  * had. The scores of the whole corpus, of seeded random texts and of the bench's adversarial
  * shapes are recorded in test/fixtures/jailbreak/scores.json for the checked-in model; after
- * retraining (a new model file) re-record them with
+ * retraining (a new model file) or a deliberate change of what the scorer reads (folding, the
+ * phrase rules' feature, the lexicon), re-record them with
  * `ZTO_RECORD_JAILBREAK_SCORES=1 node --import tsx --test test/unit/filter-jailbreak-scores.test.ts`.
  */
 import assert from "node:assert/strict";
