@@ -156,6 +156,8 @@ function scanIbans(t: string, push: Push): void {
 }
 
 const doubled = [0, 2, 4, 6, 8, 1, 3, 5, 7, 9];
+/** True when the digits read so far, followed by `next`, are a whole card number: 13+ digits, Luhn-valid, not all one digit. */
+const cardEnds = (digits: number, sumIfEven: number, sumIfOdd: number, allSame: boolean, next: number) => digits >= 13 && !isAlnum(next) && (digits % 2 === 0 ? sumIfEven : sumIfOdd) % 10 === 0 && !allSame;
 /** A 2-6 and two more digits: where a card number may start. */
 const CARD_START = /[2-6][0-9]{2}/g;
 
@@ -182,7 +184,13 @@ function scanPaymentCards(t: string, push: Push): void {
         let sumIfOdd = 0; // ... and if it is odd (even positions doubled)
         let allSame = true;
         let best = -1;
-        while (j < n) {
+        // One read per character: a digit's candidacy as the last one is decided by the character
+        // after it, when that is read (the end of the text counts as a non-alphanumeric).
+        while (true) {
+            if (j >= n) {
+                if (cardEnds(digits, sumIfEven, sumIfOdd, allSame, 0)) best = j;
+                break;
+            }
             const c = t.charCodeAt(j);
             if (isDigit(c)) {
                 const d = c - 48;
@@ -197,10 +205,10 @@ function scanPaymentCards(t: string, push: Push): void {
                     sumIfOdd += doubled[d]!;
                 }
                 j++;
-                const next = j < n ? t.charCodeAt(j) : 0;
-                if (digits >= 13 && !isAlnum(next) && (digits % 2 === 0 ? sumIfEven : sumIfOdd) % 10 === 0 && !allSame) best = j;
                 continue;
             }
+            // Every non-digit here follows a digit (a separator is only taken before one).
+            if (cardEnds(digits, sumIfEven, sumIfOdd, allSame, c)) best = j;
             if ((c === 32 || c === 45) && group >= 3 && j + 1 < n && isDigit(t.charCodeAt(j + 1))) {
                 group = 0;
                 j++;
