@@ -103,6 +103,10 @@ const MAX_WORD = Math.max(...VOCABULARY.words.map((w) => w.length));
 const lower = (c: number) => (c >= 65 && c <= 90 ? c | 0x20 : c);
 const isWordChar = (c: number) => (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || (c >= 65 && c <= 90);
 
+/** Per ASCII code unit: its lower case if it is a word character, else 0 (one lookup instead of three range tests and a case fold). */
+const WORD_UNITS = Uint8Array.from({ length: 128 }, (_, c) => (isWordChar(c) ? lower(c) : 0));
+const wordUnit = (c: number) => (c < 128 ? WORD_UNITS[c]! : 0);
+
 /** Words (runs of a-z, A-Z, 0-9) in t[from, to). */
 function wordsBetween(t: string, from: number, to: number): number {
     let words = 0;
@@ -171,13 +175,13 @@ function vocabularyHits(t: string): Hits {
     const n = t.length;
     let i = 0;
     while (i < n) {
-        while (i < n && !isWordChar(t.charCodeAt(i))) i++;
+        while (i < n && wordUnit(t.charCodeAt(i)) === 0) i++;
         const start = i;
         let h = 0;
         for (; i < n; i++) {
-            const c = t.charCodeAt(i);
-            if (!isWordChar(c)) break;
-            h = hashStep(h, lower(c));
+            const c = wordUnit(t.charCodeAt(i));
+            if (c === 0) break;
+            h = hashStep(h, c);
         }
         if (i === start || i - start > MAX_WORD) continue;
         for (let slot = h & (SLOTS - 1); SLOT_WORD[slot] !== -1; slot = (slot + 1) & (SLOTS - 1)) {

@@ -170,14 +170,19 @@ const GOLDEN_4 = 0x85ebca77;
 const NGRAM_SHIFT = 32 - NGRAM_BITS;
 
 /**
- * Features are written to a fixed buffer and handed over a chunk at a time: a direct call to
- * `emit` is cheaper than a callback per feature, and nothing is allocated per text.
+ * Where `emit` sends features. Scoring (`score`) counts each one on the spot, with no buffer
+ * between the scan and the sum; any other reader (the trainer, tests) gets them written to a
+ * fixed buffer and handed over a chunk at a time. Nothing is allocated per text either way.
  */
 const CHUNK = 4096;
 const chunk = new Int32Array(CHUNK);
 let chunkLength = 0;
-let onChunk: (features: Int32Array, length: number) => void = () => undefined;
+let onChunk: ((features: Int32Array, length: number) => void) | undefined;
 function emit(feature: number): void {
+    if (onChunk === undefined) {
+        if (lastBlock[feature] !== block) countFeature(feature);
+        return;
+    }
     chunk[chunkLength++] = feature;
     if (chunkLength === CHUNK) {
         onChunk(chunk, CHUNK);
@@ -233,9 +238,20 @@ function concept(c: number): void {
  * trainer are single-threaded).
  */
 export function forEachFeature(t: string, visit: (features: Int32Array, length: number) => void, ruleFeature = -1): void {
-    const { prefix, exact, prefixLengths, unspacedIndex, unspacedStems, ai, addressee, question, roleWords, blob, spelled } = LEXICON;
     onChunk = visit;
     chunkLength = 0;
+    try {
+        scan(t, ruleFeature);
+        if (chunkLength > 0) visit(chunk, chunkLength);
+    } finally {
+        chunkLength = 0;
+        onChunk = undefined;
+    }
+}
+
+/** Emits every feature of `t` (see forEachFeature) to wherever `onChunk` says. */
+function scan(t: string, ruleFeature: number): void {
+    const { prefix, exact, prefixLengths, unspacedIndex, unspacedStems, ai, addressee, question, roleWords, blob, spelled } = LEXICON;
     if (ruleFeature >= 0) emit(LAYOUT.rules + ruleFeature);
     recentCount = 0;
     wordsSeen = 0;
@@ -262,7 +278,8 @@ export function forEachFeature(t: string, visit: (features: Int32Array, length: 
     for (let i = 0, n = t.length; i <= n; i++) {
         const original = i < n ? t.charCodeAt(i) : 32;
         const c = UNIT[original]!;
-        const mark = UNIT_CLASS[original]! & QUOTE_BITS;
+        const unitClass = UNIT_CLASS[original]!;
+        const mark = unitClass & QUOTE_BITS;
         if (mark !== 0) quoted = mark === QUOTE_TOGGLE ? quoted ^ 1 : mark === QUOTE_OPEN ? 1 : 0;
         if (c === 32 && p1 === 32) continue;
         // Polynomial hash of the last 4 characters, spread by one multiplication. (3- and 5-grams
@@ -328,7 +345,7 @@ export function forEachFeature(t: string, visit: (features: Int32Array, length: 
             word = mix(word, c);
             wordLength++;
             if (c <= 57) wordDigits++;
-            if (UNIT_CLASS[original]! & UNSPACED) wordUnspaced = true;
+            if (unitClass & UNSPACED) wordUnspaced = true;
             if (!wordMatched && wordLength < 32 && (prefixLengths >>> wordLength) & 1) {
                 const stem = prefix.get(word);
                 if (stem !== -1) {
@@ -342,8 +359,6 @@ export function forEachFeature(t: string, visit: (features: Int32Array, length: 
         p2 = p1;
         p1 = c;
     }
-    if (chunkLength > 0) visit(chunk, chunkLength);
-    chunkLength = 0;
 }
 
 /** A trained model as the filter uses it (weights dequantised). */
@@ -373,43 +388,32 @@ export const featureScale = (count: number) => 1 / Math.sqrt(Math.max(count, MIN
 const lastBlock = new Uint16Array(LAYOUT.size);
 let block = 0;
 
-let scorer: Scorer | undefined;
-/** sum, count, previousSum, previousCount, best of the window being scored, kept between chunks. */
-const windowState = new Float64Array(5);
-
 /**
- * Scores one chunk of features. Its running sums live in locals and `windowState`: a
- * floating-point module variable updated per feature would be boxed on every write.
+ * The window being scored, kept at module level between `emit` calls. The sums are integers
+ * (int8 weights) and stay small integers; only `best`, written once per block, is a float.
  */
-function scoreChunk(features: Int32Array, length: number): void {
-    const w = scorer!.weightsInt8;
-    const half = scorer!.window / 2;
-    let sum = windowState[0]!;
-    let count = windowState[1]!;
-    let previousSum = windowState[2]!;
-    let previousCount = windowState[3]!;
-    let best = windowState[4]!;
-    for (let i = 0; i < length; i++) {
-        const f = features[i]!;
-        if (lastBlock[f] === block) continue;
-        lastBlock[f] = block;
-        sum += w[f]!;
-        if (++count < half) continue;
-        if (previousCount > 0) best = Math.max(best, (previousSum + sum) * featureScale(previousCount + count));
-        previousSum = sum;
-        previousCount = count;
-        sum = 0;
-        count = 0;
-        if (++block > 0xffff) {
-            lastBlock.fill(0);
-            block = 1;
-        }
+let weights: Int8Array = new Int8Array(0);
+let half = 0;
+let sum = 0;
+let count = 0;
+let previousSum = 0;
+let previousCount = 0;
+let best = -Infinity;
+
+/** Counts feature `f`, not yet counted in this block; closes the block at `window / 2` distinct features. */
+function countFeature(f: number): void {
+    lastBlock[f] = block;
+    sum += weights[f]!;
+    if (++count < half) return;
+    if (previousCount > 0) best = Math.max(best, (previousSum + sum) * featureScale(previousCount + count));
+    previousSum = sum;
+    previousCount = count;
+    sum = 0;
+    count = 0;
+    if (++block > 0xffff) {
+        lastBlock.fill(0);
+        block = 1;
     }
-    windowState[0] = sum;
-    windowState[1] = count;
-    windowState[2] = previousSum;
-    windowState[3] = previousCount;
-    windowState[4] = best;
 }
 
 /**
@@ -422,11 +426,14 @@ export function score(model: Scorer, t: string, ruleFeature = -1): number {
         lastBlock.fill(0);
         block = 1;
     }
-    scorer = model;
-    windowState.fill(0);
-    windowState[4] = -Infinity;
-    forEachFeature(t, scoreChunk, ruleFeature);
-    const [sum, count, previousSum, previousCount, best] = windowState;
+    weights = model.weightsInt8;
+    half = model.window / 2;
+    sum = 0;
+    count = 0;
+    previousSum = 0;
+    previousCount = 0;
+    best = -Infinity;
+    scan(t, ruleFeature);
     const last = count > 0 || best === -Infinity ? (previousSum + sum) * featureScale(previousCount + count) : -Infinity;
     return model.bias + model.weightScale * Math.max(best, last);
 }
