@@ -185,12 +185,16 @@ describe("the primary's ledger host", () => {
     };
     const req = { subject: "user:alice", groups: [], model: "m", endpoint: "chat", cost: { promptTokens: 10, outputTokens: 90, body: undefined, stripUsageChunk: false } };
     const committed = () => new Promise((resolve) => setImmediate(() => setImmediate(resolve)));
+    /** A ledger host over a fresh store in its own folder, everyone on one daily budget of 1,000 tokens. */
+    const hostIn = (folder: string, concurrentRequests?: number) => {
+        const store = BudgetStore.open(join(dir, folder, "budgets.db"));
+        const limits = { tokensPerDay: 1000, ...(concurrentRequests === undefined ? {} : { concurrentRequests }) };
+        const ledger = new BudgetLedger({ groups: { "*": limits }, mode: "generous", timeZone: "UTC", chargeBy: "user" }, store);
+        return { store, ledger, host: new LedgerHost(ledger) };
+    };
 
     test("a worker that dies before its admission commits is never answered; the reservation settles as nothing generated and frees its concurrency slot", async () => {
-        const file = join(dir, "host", "budgets.db");
-        const store = BudgetStore.open(file);
-        const ledger = new BudgetLedger({ groups: { "*": { tokensPerDay: 1000, concurrentRequests: 1 } }, mode: "generous", timeZone: "UTC", chargeBy: "user" }, store);
-        const host = new LedgerHost(ledger);
+        const { store, ledger, host } = hostIn("host", 1);
         const doomed = standIn(1);
         host.handle(doomed.worker, { zto: "admit", seq: 1, req });
         // Charged at once (the slot is taken), the commit still to come when the worker dies.
@@ -219,9 +223,7 @@ describe("the primary's ledger host", () => {
     });
 
     test("a settlement of a reservation the worker does not hold, a second settlement, or an unknown message is refused, never skipped", async () => {
-        const store = BudgetStore.open(join(dir, "host-protocol", "budgets.db"));
-        const ledger = new BudgetLedger({ groups: { "*": { tokensPerDay: 1000 } }, mode: "generous", timeZone: "UTC", chargeBy: "user" }, store);
-        const host = new LedgerHost(ledger);
+        const { store, host } = hostIn("host-protocol");
         const a = standIn(1);
         const b = standIn(2);
         host.handle(a.worker, { zto: "admit", seq: 1, req });
@@ -238,9 +240,7 @@ describe("the primary's ledger host", () => {
     });
 
     test("a batch is handled as its messages in order; a batch holding anything but admissions, settlements and status asks is refused", async () => {
-        const store = BudgetStore.open(join(dir, "host-batch", "budgets.db"));
-        const ledger = new BudgetLedger({ groups: { "*": { tokensPerDay: 1000 } }, mode: "generous", timeZone: "UTC", chargeBy: "user" }, store);
-        const host = new LedgerHost(ledger);
+        const { store, host } = hostIn("host-batch");
         const a = standIn(1);
         host.handle(a.worker, { zto: "batch", messages: [{ zto: "admit", seq: 1, req }, { zto: "admit", seq: 2, req }, { zto: "status", seq: 3, subject: "user:alice", groups: [] }] });
         await committed();
